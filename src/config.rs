@@ -1,0 +1,896 @@
+//! Configuration from environment variables (DESIGN.md §4). envy fills the flat
+//! [`RawConfig`] (every field a string, so that we, not serde, word the errors);
+//! `TryFrom<RawConfig> for Config` parses URLs, durations, keys, CIDRs and rules
+//! and reports every problem at once. Secrets live in newtypes whose `Debug`
+//! prints `[redacted]`. Tests read the environment through [`Config::from_vars`].
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::forwarded::TrustedProxies;
+use crate::policy::AllowLists;
+use crate::redirect::AllowedRedirects;
+
+/// A secret string (client secret, API token). `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// One 32-byte `COOKIE_SECRET`. `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CookieKey([u8; 32]);
+
+impl CookieKey {
+    pub fn new(bytes: [u8; 32]) -> CookieKey {
+        CookieKey(bytes)
+    }
+    pub fn expose(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for CookieKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Every variable as envy reads it (lowercased names), all optional strings.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawConfig {
+    pub idp_provider: Option<String>,
+    pub idp_provider_url: Option<String>,
+    pub idp_client_id: Option<String>,
+    pub idp_client_secret: Option<String>,
+    pub idp_client_secret_file: Option<String>,
+    pub idp_service_account: Option<String>,
+    pub idp_service_account_file: Option<String>,
+    pub idp_scopes: Option<String>,
+    pub authenticate_service_url: Option<String>,
+    pub address: Option<String>,
+    pub cookie_secret: Option<String>,
+    pub cookie_secret_file: Option<String>,
+    pub cookie_name: Option<String>,
+    pub cookie_domain: Option<String>,
+    pub cookie_secure: Option<String>,
+    pub cookie_expire: Option<String>,
+    pub allowed_groups: Option<String>,
+    pub allowed_users: Option<String>,
+    pub allowed_domains: Option<String>,
+    pub allowed_redirect_domains: Option<String>,
+    pub trusted_proxies: Option<String>,
+    pub groups_cache_ttl: Option<String>,
+    pub session_store: Option<String>,
+    pub metrics_address: Option<String>,
+    pub log_level: Option<String>,
+    pub log_format: Option<String>,
+}
+
+/// The variables we read, as they are spelled in the environment.
+pub const KNOWN_VARIABLES: [&str; 26] = [
+    "IDP_PROVIDER",
+    "IDP_PROVIDER_URL",
+    "IDP_CLIENT_ID",
+    "IDP_CLIENT_SECRET",
+    "IDP_CLIENT_SECRET_FILE",
+    "IDP_SERVICE_ACCOUNT",
+    "IDP_SERVICE_ACCOUNT_FILE",
+    "IDP_SCOPES",
+    "AUTHENTICATE_SERVICE_URL",
+    "ADDRESS",
+    "COOKIE_SECRET",
+    "COOKIE_SECRET_FILE",
+    "COOKIE_NAME",
+    "COOKIE_DOMAIN",
+    "COOKIE_SECURE",
+    "COOKIE_EXPIRE",
+    "ALLOWED_GROUPS",
+    "ALLOWED_USERS",
+    "ALLOWED_DOMAINS",
+    "ALLOWED_REDIRECT_DOMAINS",
+    "TRUSTED_PROXIES",
+    "GROUPS_CACHE_TTL",
+    "SESSION_STORE",
+    "METRICS_ADDRESS",
+    "LOG_LEVEL",
+    "LOG_FORMAT",
+];
+
+/// Prefixes of our variables: an unknown variable with one of them is likely a typo.
+const OUR_PREFIXES: [&str; 9] = [
+    "IDP_",
+    "COOKIE_",
+    "ALLOWED_",
+    "AUTHENTICATE_",
+    "GROUPS_",
+    "SESSION_",
+    "TRUSTED_",
+    "METRICS_",
+    "LOG_",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    /// Groups from the Okta management API.
+    Okta,
+    /// Groups from the ID token's `groups` claim.
+    Oidc,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoreKind {
+    Memory,
+    Redis(Url),
+}
+
+/// A Redis URL may carry a password: `Debug` shows `[redacted]` in its place.
+impl std::fmt::Debug for StoreKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreKind::Memory => f.write_str("Memory"),
+            StoreKind::Redis(url) => {
+                let mut shown = url.clone();
+                if shown.password().is_some() {
+                    // Only fails for URLs without a host, which a Redis URL here has.
+                    let _ = shown.set_password(Some("[redacted]"));
+                }
+                f.debug_tuple("Redis").field(&shown.as_str()).finish()
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct CookieSettings {
+    pub name: String,
+    pub domain: Option<String>,
+    pub secure: bool,
+    pub expire: Duration,
+    /// The first signs, all verify. Never empty.
+    pub keys: Vec<CookieKey>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub provider: Provider,
+    /// The issuer exactly as the ID token's `iss` carries it, without a trailing `/`.
+    pub issuer: String,
+    /// The issuer's origin, where the management API lives, without a trailing `/`.
+    pub org_url: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// `IDP_SERVICE_ACCOUNT`; always `Some` for [`Provider::Okta`].
+    pub service_account: Option<Secret>,
+    pub scopes: Vec<String>,
+    /// `AUTHENTICATE_SERVICE_URL` without a trailing `/`.
+    pub service_url: String,
+    /// `service_url` + `/oauth2/callback`.
+    pub redirect_uri: String,
+    pub address: String,
+    pub cookie: CookieSettings,
+    pub policy: AllowLists,
+    pub redirects: AllowedRedirects,
+    pub trusted_proxies: TrustedProxies,
+    pub groups_cache_ttl: Duration,
+    pub session_store: StoreKind,
+    pub metrics_address: Option<String>,
+    pub log_level: String,
+    pub log_format: LogFormat,
+}
+
+/// Everything wrong with the configuration, each with how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "invalid configuration ({} problems):",
+            self.problems.len()
+        )?;
+        for p in &self.problems {
+            writeln!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads the process environment. Returns the config and warnings (unknown
+    /// variables that look like ours).
+    pub fn from_env() -> Result<(Config, Vec<String>), ConfigError> {
+        Config::from_vars(std::env::vars())
+    }
+
+    /// Reads the given variables (tests use this; never `set_var`).
+    pub fn from_vars<I>(vars: I) -> Result<(Config, Vec<String>), ConfigError>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
+        let mut warnings = Vec::new();
+        let mut ours = Vec::new();
+        for (name, value) in vars {
+            if KNOWN_VARIABLES.contains(&name.as_str()) {
+                ours.push((name, value));
+            } else if let Some(warning) = unknown_variable_warning(&name) {
+                warnings.push(warning);
+            }
+        }
+        warnings.sort();
+        let raw: RawConfig = envy::from_iter(ours).map_err(|e| ConfigError {
+            problems: vec![format!("the environment cannot be read: {e}")],
+        })?;
+        match Config::try_from(raw) {
+            Ok(config) => {
+                warnings.extend(config.warnings());
+                Ok((config, warnings))
+            }
+            Err(mut e) => {
+                // A typo'd name is often the reason a variable is "not set".
+                e.problems
+                    .extend(warnings.into_iter().map(|w| format!("note: {w}")));
+                Err(e)
+            }
+        }
+    }
+
+    /// Settings that are valid but probably not what was meant.
+    fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let Ok(service) = Url::parse(&self.service_url) else {
+            return warnings;
+        };
+        let host = service.host_str().unwrap_or_default().to_string();
+        if let Some(domain) = &self.cookie.domain {
+            let bare = domain.trim_start_matches('.');
+            if host != bare && !host.ends_with(&format!(".{bare}")) {
+                warnings.push(format!(
+                    "COOKIE_DOMAIN {domain} does not contain the host of AUTHENTICATE_SERVICE_URL \
+                     ({host}): browsers will refuse the session cookie; set COOKIE_DOMAIN to a parent \
+                     domain of {host} or leave it unset"
+                ));
+            }
+        }
+        if self.cookie.secure && service.scheme() == "http" && !is_loopback(&service) {
+            warnings.push(format!(
+                "AUTHENTICATE_SERVICE_URL uses http but COOKIE_SECURE is true: browsers will not \
+                 send the session cookie to http://{host}; serve it over https or set COOKIE_SECURE=false"
+            ));
+        }
+        warnings
+    }
+}
+
+/// A warning for a variable that looks like ours but is not one we read.
+fn unknown_variable_warning(name: &str) -> Option<String> {
+    let upper = name.to_ascii_uppercase();
+    if !OUR_PREFIXES.iter().any(|p| upper.starts_with(p)) {
+        return None;
+    }
+    if KNOWN_VARIABLES.contains(&upper.as_str()) {
+        return Some(format!(
+            "unknown variable {name} ignored; variable names are upper case: did you mean {upper}?"
+        ));
+    }
+    let nearest = KNOWN_VARIABLES
+        .iter()
+        .map(|known| (edit_distance(&upper, known), *known))
+        .min();
+    match nearest {
+        Some((distance, known)) if distance <= 3 && distance * 3 <= known.len() => Some(format!(
+            "unknown variable {name} ignored; did you mean {known}?"
+        )),
+        _ => Some(format!("unknown variable {name} ignored")),
+    }
+}
+
+/// Levenshtein distance (the names are short and ASCII).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = Vec::with_capacity(b.len() + 1);
+        current.push(i + 1);
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous[j] + usize::from(ca != *cb);
+            let delete = previous[j + 1] + 1;
+            let insert = current[j] + 1;
+            current.push(substitute.min(delete).min(insert));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+impl TryFrom<RawConfig> for Config {
+    type Error = ConfigError;
+
+    fn try_from(raw: RawConfig) -> Result<Config, ConfigError> {
+        let mut p = Problems(Vec::new());
+        // An empty value counts as unset (compose files often write `VAR=`),
+        // except for TRUSTED_PROXIES where empty means "trust nobody".
+        let get = |v: &Option<String>| -> Option<String> {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+
+        let provider = match get(&raw.idp_provider).map(|v| v.to_ascii_lowercase()) {
+            Some(v) if v == "okta" => Some(Provider::Okta),
+            Some(v) if v == "oidc" => Some(Provider::Oidc),
+            Some(_) => p.add(
+                "IDP_PROVIDER must be `okta` (groups from the Okta API) or `oidc` (groups from the ID token)",
+            ),
+            None => p.add(
+                "IDP_PROVIDER is not set: set it to `okta` (groups from the Okta API) or `oidc` (groups from the ID token)",
+            ),
+        };
+
+        let issuer = match get(&raw.idp_provider_url) {
+            Some(v) => parse_issuer(&v, &mut p),
+            None => p.add(
+                "IDP_PROVIDER_URL is not set: set it to your Okta issuer, e.g. https://ORG.okta.com or https://ORG.okta.com/oauth2/default",
+            ),
+        };
+
+        let client_id = get(&raw.idp_client_id)
+            .or_else(|| p.add("IDP_CLIENT_ID is not set: copy the Client ID of your Okta web app"));
+        let client_secret = match secret(
+            "IDP_CLIENT_SECRET",
+            get(&raw.idp_client_secret),
+            get(&raw.idp_client_secret_file),
+            &mut p,
+        ) {
+            Ok(Some(secret)) => Some(secret),
+            Ok(None) => p.add(
+                "IDP_CLIENT_SECRET is not set: copy the Client secret of your Okta web app \
+                 into IDP_CLIENT_SECRET (or a file named by IDP_CLIENT_SECRET_FILE)",
+            ),
+            Err(()) => None,
+        };
+        let service_account = match secret(
+            "IDP_SERVICE_ACCOUNT",
+            get(&raw.idp_service_account),
+            get(&raw.idp_service_account_file),
+            &mut p,
+        ) {
+            Ok(None) if provider == Some(Provider::Okta) => p.add(
+                "IDP_SERVICE_ACCOUNT is not set but IDP_PROVIDER is okta: set it (or \
+                 IDP_SERVICE_ACCOUNT_FILE) to an Okta API token (Security > API > Tokens), \
+                 or use IDP_PROVIDER=oidc to read groups from the ID token",
+            ),
+            Ok(account) => account,
+            Err(()) => None,
+        };
+
+        let scopes = get(&raw.idp_scopes).map_or_else(
+            || {
+                ["openid", "email", "profile", "offline_access"]
+                    .map(String::from)
+                    .to_vec()
+            },
+            |v| {
+                let mut scopes: Vec<String> = Vec::new();
+                for s in v.split(|c: char| c == ',' || c.is_whitespace()) {
+                    if !s.is_empty() && !scopes.iter().any(|x| x == s) {
+                        scopes.push(s.to_string());
+                    }
+                }
+                scopes
+            },
+        );
+        if !scopes.iter().any(|s| s == "openid") {
+            p.push(
+                "IDP_SCOPES must contain `openid`: e.g. `openid email profile offline_access`"
+                    .to_string(),
+            );
+        }
+
+        let service = match get(&raw.authenticate_service_url) {
+            Some(v) => parse_service_url(&v, &mut p),
+            None => p.add(
+                "AUTHENTICATE_SERVICE_URL is not set: set it to this service's public base URL, e.g. https://auth.example.com",
+            ),
+        };
+
+        let address = get(&raw.address).unwrap_or_else(|| "0.0.0.0:4180".to_string());
+        if !is_host_port(&address) {
+            p.push(format!(
+                "ADDRESS `{address}` is not host:port: use e.g. 0.0.0.0:4180 or [::]:4180"
+            ));
+        }
+        let metrics_address = get(&raw.metrics_address);
+        if let Some(m) = &metrics_address {
+            if !is_host_port(m) {
+                p.push(format!(
+                    "METRICS_ADDRESS `{m}` is not host:port: use e.g. 127.0.0.1:9090, or leave it unset"
+                ));
+            } else if same_listener(m, &address) {
+                p.push(format!(
+                    "METRICS_ADDRESS `{m}` is the same as ADDRESS: metrics must not be public; use another port, e.g. 127.0.0.1:9090"
+                ));
+            }
+        }
+
+        let keys = cookie_keys(
+            get(&raw.cookie_secret),
+            get(&raw.cookie_secret_file),
+            &mut p,
+        );
+
+        let cookie_name = get(&raw.cookie_name).unwrap_or_else(|| "_forward_auth".to_string());
+        if !cookie_name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        {
+            p.push(format!(
+                "COOKIE_NAME `{cookie_name}` may only contain letters, digits, `_`, `-` and `.`: e.g. _forward_auth"
+            ));
+        }
+
+        let cookie_domain = get(&raw.cookie_domain).map(|d| d.to_ascii_lowercase());
+        let cookie_domain = match cookie_domain {
+            Some(d) if is_domain(d.strip_prefix('.').unwrap_or(&d)) => Some(d),
+            Some(d) => {
+                p.push(format!(
+                    "COOKIE_DOMAIN `{d}` is not a domain name: use e.g. example.com or .example.com, or leave it unset"
+                ));
+                None
+            }
+            None => None,
+        };
+
+        let cookie_secure = match get(&raw.cookie_secure) {
+            None => true,
+            Some(v) => match v.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                _ => {
+                    p.push(format!(
+                        "COOKIE_SECURE `{v}` is not a boolean: use true or false"
+                    ));
+                    true
+                }
+            },
+        };
+
+        let cookie_expire = duration("COOKIE_EXPIRE", get(&raw.cookie_expire), "14h", &mut p);
+        let groups_cache_ttl =
+            duration("GROUPS_CACHE_TTL", get(&raw.groups_cache_ttl), "5m", &mut p);
+
+        let policy = AllowLists::from_env_lists(
+            raw.allowed_groups.as_deref(),
+            raw.allowed_users.as_deref(),
+            raw.allowed_domains.as_deref(),
+        );
+
+        let redirect_entries: Vec<String> = raw
+            .allowed_redirect_domains
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(str::to_string)
+            .collect();
+        // Without a valid service URL, still check the entries against a stand-in.
+        let stand_in = Url::parse("https://service.invalid/").ok();
+        let redirects = match service.as_ref().map(|(url, _)| url).or(stand_in.as_ref()) {
+            Some(url) => AllowedRedirects::new(url, cookie_domain.as_deref(), &redirect_entries)
+                .map_err(|e| p.push(e))
+                .ok(),
+            None => None,
+        };
+
+        let trusted_proxies = match &raw.trusted_proxies {
+            None => TrustedProxies::parse("127.0.0.1/32,::1/128"),
+            Some(v) => TrustedProxies::parse(v),
+        }
+        .map_err(|errors| {
+            for e in errors {
+                p.push(e);
+            }
+        })
+        .ok();
+
+        let session_store = match get(&raw.session_store) {
+            None => Some(StoreKind::Memory),
+            Some(v) => parse_store(&v, &mut p),
+        };
+
+        let log_level = get(&raw.log_level).unwrap_or_else(|| "info".to_string());
+        let lower = log_level.to_ascii_lowercase();
+        let log_level = if matches!(
+            lower.as_str(),
+            "trace" | "debug" | "info" | "warn" | "error" | "off"
+        ) {
+            lower
+        } else if log_level.contains('=') {
+            log_level
+        } else {
+            p.push(format!(
+                "LOG_LEVEL `{log_level}` is not a level: use trace, debug, info, warn or error, \
+                 or a filter such as info,forward_auth=debug"
+            ));
+            "info".to_string()
+        };
+
+        let log_format = match get(&raw.log_format)
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                p.push(format!("LOG_FORMAT `{other}` must be text or json"));
+                LogFormat::Text
+            }
+        };
+
+        if !p.0.is_empty() {
+            return Err(ConfigError { problems: p.0 });
+        }
+        // Every `None` below pushed a problem above, so this only fails on a bug.
+        let missing = || ConfigError {
+            problems: vec!["internal error: a setting was rejected without a message".to_string()],
+        };
+        let (issuer, org_url) = issuer.ok_or_else(missing)?;
+        let (_, service_url) = service.ok_or_else(missing)?;
+        Ok(Config {
+            provider: provider.ok_or_else(missing)?,
+            issuer,
+            org_url,
+            client_id: client_id.ok_or_else(missing)?,
+            client_secret: client_secret.ok_or_else(missing)?,
+            service_account,
+            scopes,
+            redirect_uri: format!("{service_url}/oauth2/callback"),
+            service_url,
+            address,
+            cookie: CookieSettings {
+                name: cookie_name,
+                domain: cookie_domain,
+                secure: cookie_secure,
+                expire: cookie_expire.ok_or_else(missing)?,
+                keys: keys.ok_or_else(missing)?,
+            },
+            policy,
+            redirects: redirects.ok_or_else(missing)?,
+            trusted_proxies: trusted_proxies.ok_or_else(missing)?,
+            groups_cache_ttl: groups_cache_ttl.ok_or_else(missing)?,
+            session_store: session_store.ok_or_else(missing)?,
+            metrics_address,
+            log_level,
+            log_format,
+        })
+    }
+}
+
+/// The problems found so far.
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn push(&mut self, message: String) {
+        self.0.push(message);
+    }
+
+    fn count(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Records a problem; returns `None` so that `p.add(...)` can stand for a missing value.
+    fn add<T>(&mut self, message: &str) -> Option<T> {
+        self.0.push(message.to_string());
+        None
+    }
+}
+
+/// A secret from `NAME` or the file named by `NAME_FILE`. `Ok(None)` when neither
+/// is set (the caller decides whether that is a problem); `Err` after a problem.
+fn secret(
+    name: &str,
+    value: Option<String>,
+    file: Option<String>,
+    p: &mut Problems,
+) -> Result<Option<Secret>, ()> {
+    match (value, file) {
+        (Some(_), Some(_)) => {
+            p.push(format!(
+                "{name} and {name}_FILE are both set: keep only one"
+            ));
+            Err(())
+        }
+        (Some(v), None) => Ok(Some(Secret::new(v))),
+        (None, Some(path)) => read_secret_file(&format!("{name}_FILE"), &path, p)
+            .map(|v| Some(Secret::new(v)))
+            .ok_or(()),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Reads a `*_FILE` secret, without its trailing newline. Messages name the path only.
+fn read_secret_file(var: &str, path: &str, p: &mut Problems) -> Option<String> {
+    match std::fs::read_to_string(path) {
+        Ok(content) => {
+            let value = content.trim_end().to_string();
+            if value.is_empty() {
+                p.add(&format!(
+                    "{var}: the file {path} is empty: put the secret in it"
+                ))
+            } else {
+                Some(value)
+            }
+        }
+        Err(e) => p.add(&format!(
+            "{var}: cannot read the file {path} ({}): check the path and its permissions",
+            e.kind()
+        )),
+    }
+}
+
+/// How a URL variable is named in a message: with its value, unless the value
+/// may hold a password (user info).
+fn shown(name: &str, value: &str) -> String {
+    if value.contains('@') {
+        name.to_string()
+    } else {
+        format!("{name} `{value}`")
+    }
+}
+
+/// `IDP_PROVIDER_URL` -> (issuer without trailing `/`, org origin).
+fn parse_issuer(value: &str, p: &mut Problems) -> Option<(String, String)> {
+    let example = "e.g. https://ORG.okta.com or https://ORG.okta.com/oauth2/default";
+    let var = shown("IDP_PROVIDER_URL", value);
+    let Some(url) = Url::parse(value).ok().filter(|u| u.has_host()) else {
+        return p.add(&format!("{var} is not an absolute URL: use {example}"));
+    };
+    let before = p.count();
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&url) => {}
+        "http" => p.push(format!(
+            "{var} uses http: Okta issuers are https (plain http is accepted only on \
+             loopback addresses, for testing)"
+        )),
+        _ => p.push(format!("{var} must be an https URL: use {example}")),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        p.push(format!(
+            "{var} must not contain a user name or password: use the bare issuer URL"
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        p.push(format!(
+            "{var} must not have a query or fragment: use the issuer URL only, {example}"
+        ));
+    }
+    if let Some((org, domain)) = url.host_str().and_then(okta_admin_org) {
+        p.push(format!(
+            "{var} is the Okta admin console, never the issuer: use https://ORG.okta.com \
+             (without -admin), here https://{org}.{domain}"
+        ));
+    }
+    if p.count() > before {
+        return None;
+    }
+    // Okta's `iss` has no trailing slash, and `Url` would add one to a bare origin.
+    let issuer = value.trim_end_matches('/').to_string();
+    Some((issuer, url.origin().ascii_serialization()))
+}
+
+/// (`ORG`, domain) when `host` is `ORG-admin.okta.com` (or oktapreview.com, okta-emea.com).
+fn okta_admin_org(host: &str) -> Option<(&str, &str)> {
+    let (first, domain) = host.split_once('.')?;
+    let org = first.strip_suffix("-admin")?;
+    matches!(domain, "okta.com" | "oktapreview.com" | "okta-emea.com").then_some((org, domain))
+}
+
+/// `AUTHENTICATE_SERVICE_URL` -> (parsed URL, normalised string without trailing `/`).
+fn parse_service_url(value: &str, p: &mut Problems) -> Option<(Url, String)> {
+    let example = "e.g. https://auth.example.com";
+    let var = shown("AUTHENTICATE_SERVICE_URL", value);
+    let Some(url) = Url::parse(value).ok().filter(|u| u.has_host()) else {
+        return p.add(&format!("{var} is not an absolute URL: use {example}"));
+    };
+    if !matches!(url.scheme(), "http" | "https") {
+        return p.add(&format!("{var} must be an http(s) URL: use {example}"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return p.add(&format!(
+            "{var} must not contain a user name or password: use {example}"
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return p.add(&format!(
+            "{var} must not have a query or fragment: use {example}"
+        ));
+    }
+    let normalised = url.as_str().trim_end_matches('/').to_string();
+    Some((url, normalised))
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// `host:port` as a listener takes it: an IP or host name, and a port (0 allowed).
+fn is_host_port(value: &str) -> bool {
+    if value.parse::<std::net::SocketAddr>().is_ok() {
+        return true;
+    }
+    match value.rsplit_once(':') {
+        Some((host, port)) => port.parse::<u16>().is_ok() && is_domain(host),
+        None => false,
+    }
+}
+
+/// Whether two listen addresses would collide (same port on the same or a wildcard host).
+fn same_listener(a: &str, b: &str) -> bool {
+    let split = |v: &str| -> Option<(String, u16)> {
+        let (host, port) = v.rsplit_once(':')?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        Some((host, port.parse().ok()?))
+    };
+    let (Some((ha, pa)), Some((hb, pb))) = (split(a), split(b)) else {
+        return a == b;
+    };
+    let wildcard = |h: &str| matches!(h, "0.0.0.0" | "::" | "");
+    pa == pb && pa != 0 && (ha == hb || wildcard(&ha) || wildcard(&hb))
+}
+
+/// A DNS name: dot-separated labels of letters, digits and `-`.
+fn is_domain(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 253
+        && value.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+/// `COOKIE_SECRET` (or its file): one or more base64 32-byte keys. Never echoes them.
+fn cookie_keys(
+    value: Option<String>,
+    file: Option<String>,
+    p: &mut Problems,
+) -> Option<Vec<CookieKey>> {
+    let generate = "generate one with `openssl rand -base64 32`";
+    let (list, name) = match (value, file) {
+        (Some(_), Some(_)) => {
+            return p.add("COOKIE_SECRET and COOKIE_SECRET_FILE are both set: keep only one")
+        }
+        (Some(v), None) => (v, "COOKIE_SECRET"),
+        (None, Some(path)) => (
+            read_secret_file("COOKIE_SECRET_FILE", &path, p)?,
+            "COOKIE_SECRET (from COOKIE_SECRET_FILE)",
+        ),
+        (None, None) => {
+            return p.add(&format!(
+                "COOKIE_SECRET is not set: {generate}, and set COOKIE_SECRET or COOKIE_SECRET_FILE"
+            ))
+        }
+    };
+    let entries: Vec<&str> = list.split(',').map(str::trim).collect();
+    let several = entries.len() > 1;
+    let mut keys = Vec::new();
+    let before = p.count();
+    for (i, entry) in entries.iter().enumerate() {
+        let which = if several {
+            format!("{name} entry {}", i + 1)
+        } else {
+            name.to_string()
+        };
+        if entry.is_empty() {
+            p.push(format!("{which} is empty: remove the extra comma"));
+            continue;
+        }
+        match decode_base64(entry) {
+            None => {
+                p.push(format!("{which} is not valid base64: {generate}"));
+            }
+            Some(bytes) => match <[u8; 32]>::try_from(bytes.as_slice()) {
+                Ok(key) => keys.push(CookieKey::new(key)),
+                Err(_) => {
+                    p.push(format!(
+                        "{which} decodes to {} bytes; need 32: {generate}",
+                        bytes.len()
+                    ));
+                }
+            },
+        }
+    }
+    (p.count() == before && !keys.is_empty()).then_some(keys)
+}
+
+/// Standard or URL-safe base64, padded or not.
+fn decode_base64(value: &str) -> Option<Vec<u8>> {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    use base64::{alphabet, Engine};
+    let config =
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    [
+        GeneralPurpose::new(&alphabet::STANDARD, config),
+        GeneralPurpose::new(&alphabet::URL_SAFE, config),
+    ]
+    .iter()
+    .find_map(|engine| engine.decode(value).ok())
+}
+
+/// A positive duration such as `90s`, `5m`, `14h`.
+fn duration(
+    name: &str,
+    value: Option<String>,
+    default: &str,
+    p: &mut Problems,
+) -> Option<Duration> {
+    let value = value.unwrap_or_else(|| default.to_string());
+    match humantime::parse_duration(&value) {
+        Ok(d) if !d.is_zero() => Some(d),
+        Ok(_) => p.add(&format!(
+            "{name} must be longer than zero: use e.g. {default}"
+        )),
+        Err(_) => p.add(&format!(
+            "{name} `{value}` is not a duration: use e.g. 90s, 5m or 14h"
+        )),
+    }
+}
+
+/// `SESSION_STORE`: `memory` or a `redis://` / `rediss://` URL. Never echoes a URL
+/// (it may carry a password).
+fn parse_store(value: &str, p: &mut Problems) -> Option<StoreKind> {
+    if value.eq_ignore_ascii_case("memory") {
+        return Some(StoreKind::Memory);
+    }
+    let lower = value.to_ascii_lowercase();
+    if lower.starts_with("redis://") || lower.starts_with("rediss://") {
+        return match Url::parse(value) {
+            Ok(url) if url.host_str().is_some_and(|h| !h.is_empty()) => Some(StoreKind::Redis(url)),
+            _ => p.add(
+                "SESSION_STORE is not a valid Redis URL: use e.g. redis://redis:6379 or rediss://user:password@host:6380/0",
+            ),
+        };
+    }
+    p.add(
+        "SESSION_STORE must be `memory` or a redis:// (or rediss://) URL, e.g. redis://redis:6379",
+    )
+}

@@ -1,0 +1,22 @@
+//! forward-auth: Okta sign-in in front of any web app, for reverse proxies that
+//! ask "may this browser see this URL?" (nginx `auth_request`, Traefik
+//! `forwardAuth`, Caddy `forward_auth`).
+//!
+//! The modules follow the request: `routes` calls `forwarded`, `session`,
+//! `oidc`, `groups`, `policy`, `identity_headers` and `redirect`, which rest on
+//! `config` and `error`. `startup` is the only module that knows them all.
+
+pub mod config;
+pub mod error;
+pub mod forwarded;
+pub mod groups;
+pub mod html;
+pub mod identity_headers;
+pub mod metrics;
+pub mod oidc;
+pub mod policy;
+pub mod redirect;
+pub mod routes;
+pub mod session;
+pub mod startup;
+pub mod telemetry;

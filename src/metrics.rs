@@ -1,0 +1,88 @@
+//! Process-wide counters, rendered in Prometheus text format on the separate
+//! `METRICS_ADDRESS` listener (never on the public one). Plain atomics: counting
+//! must cost nothing on the hot path.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// One counter with its Prometheus name, help and optional label.
+pub struct Counter {
+    name: &'static str,
+    help: &'static str,
+    label: Option<&'static str>,
+    value: AtomicU64,
+}
+
+impl Counter {
+    const fn new(name: &'static str, help: &'static str, label: Option<&'static str>) -> Counter {
+        Counter { name, help, label, value: AtomicU64::new(0) }
+    }
+
+    pub fn inc(&self) {
+        self.value.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.value.load(Ordering::Relaxed)
+    }
+}
+
+pub static AUTH_ALLOWED: Counter =
+    Counter::new("forward_auth_decisions_total", "Auth decisions by outcome.", Some("outcome=\"allowed\""));
+pub static AUTH_UNAUTHENTICATED: Counter = Counter::new(
+    "forward_auth_decisions_total",
+    "Auth decisions by outcome.",
+    Some("outcome=\"unauthenticated\""),
+);
+pub static AUTH_FORBIDDEN: Counter =
+    Counter::new("forward_auth_decisions_total", "Auth decisions by outcome.", Some("outcome=\"forbidden\""));
+pub static AUTH_UNAVAILABLE: Counter =
+    Counter::new("forward_auth_decisions_total", "Auth decisions by outcome.", Some("outcome=\"unavailable\""));
+pub static SIGN_INS: Counter = Counter::new("forward_auth_sign_ins_total", "Completed sign-ins.", None);
+pub static SIGN_IN_FAILURES: Counter =
+    Counter::new("forward_auth_sign_in_failures_total", "Failed sign-in callbacks.", None);
+pub static OKTA_GROUPS_CALLS: Counter =
+    Counter::new("forward_auth_okta_groups_requests_total", "Requests to Okta's groups API.", None);
+pub static OKTA_RATE_LIMITED: Counter =
+    Counter::new("forward_auth_okta_rate_limited_total", "Okta 429 answers.", None);
+pub static GROUPS_STALE_SERVED: Counter = Counter::new(
+    "forward_auth_groups_stale_served_total",
+    "Checks answered with last known groups while a refresh was due.",
+    None,
+);
+pub static TOKEN_REFRESHES: Counter =
+    Counter::new("forward_auth_token_refreshes_total", "Token refreshes attempted.", None);
+
+static ALL: [&Counter; 10] = [
+    &AUTH_ALLOWED,
+    &AUTH_UNAUTHENTICATED,
+    &AUTH_FORBIDDEN,
+    &AUTH_UNAVAILABLE,
+    &SIGN_INS,
+    &SIGN_IN_FAILURES,
+    &OKTA_GROUPS_CALLS,
+    &OKTA_RATE_LIMITED,
+    &GROUPS_STALE_SERVED,
+    &TOKEN_REFRESHES,
+];
+
+/// All counters in Prometheus text exposition format.
+pub fn render() -> String {
+    let mut out = String::new();
+    let mut last = "";
+    for c in ALL {
+        if c.name != last {
+            let _ = writeln!(out, "# HELP {} {}\n# TYPE {} counter", c.name, c.help, c.name);
+            last = c.name;
+        }
+        match c.label {
+            Some(label) => {
+                let _ = writeln!(out, "{}{{{}}} {}", c.name, label, c.get());
+            }
+            None => {
+                let _ = writeln!(out, "{} {}", c.name, c.get());
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,464 @@
+//! OpenID Connect with Okta: discovery, the authorize URL (state, nonce, PKCE),
+//! the code exchange, ID-token verification (signature from JWKS, `iss`, `aud`,
+//! `exp`, `nonce`, RS256 only) and refresh. The JWKS is refetched when an unknown
+//! `kid` appears (key rotation), at most once per [`JWKS_REFETCH_INTERVAL`], never
+//! per request. No actix types.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use openidconnect::core::{
+    CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreClaimName, CoreClaimType,
+    CoreClientAuthMethod, CoreErrorResponseType, CoreGenderClaim, CoreGrantType,
+    CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm,
+    CoreJwsSigningAlgorithm, CoreResponseMode, CoreResponseType, CoreRevocableToken,
+    CoreRevocationErrorResponse, CoreSubjectIdentifierType, CoreTokenIntrospectionResponse,
+    CoreTokenType,
+};
+use openidconnect::{
+    AdditionalClaims, AdditionalProviderMetadata, AuthorizationCode, Client, ClientId,
+    ClientSecret, CsrfToken, EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet,
+    EndpointSet, IdToken, IdTokenClaims, IdTokenFields, IdTokenVerifier, IssuerUrl,
+    JsonWebKeySet, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
+    ProviderMetadata, RedirectUrl, RefreshToken, RequestTokenError, Scope,
+    StandardErrorResponse, StandardTokenResponse, TokenResponse,
+};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::config::{Config, Secret};
+use crate::session::now;
+
+/// A kid we do not know triggers at most one JWKS fetch per this interval.
+pub const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+/// Tokens are renewed this long before they expire.
+const EXPIRY_SKEW_SECS: u64 = 30;
+
+/// The discovery fields Okta adds that openidconnect's core type leaves out.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct OktaMetadata {
+    pub end_session_endpoint: Option<Url>,
+    pub revocation_endpoint: Option<Url>,
+}
+impl AdditionalProviderMetadata for OktaMetadata {}
+
+/// The ID-token claims beyond the standard ones: Okta's optional `groups` claim
+/// and the IdP session id `sid`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct ExtraClaims {
+    #[serde(default)]
+    pub groups: Option<Vec<String>>,
+    #[serde(default)]
+    pub sid: Option<String>,
+}
+impl AdditionalClaims for ExtraClaims {}
+
+type Metadata = ProviderMetadata<
+    OktaMetadata,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
+type Fields = IdTokenFields<
+    ExtraClaims,
+    EmptyExtraTokenFields,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
+>;
+type Tokens = StandardTokenResponse<Fields, CoreTokenType>;
+type OktaIdToken =
+    IdToken<ExtraClaims, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
+type Claims = IdTokenClaims<ExtraClaims, CoreGenderClaim>;
+type OktaClient = Client<
+    ExtraClaims,
+    CoreAuthDisplay,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJsonWebKey,
+    CoreAuthPrompt,
+    StandardErrorResponse<CoreErrorResponseType>,
+    Tokens,
+    CoreTokenIntrospectionResponse,
+    CoreRevocableToken,
+    CoreRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+/// Why an OIDC step failed. The text is for logs; it never contains a token.
+#[derive(Debug, thiserror::Error)]
+pub enum OidcError {
+    #[error("OIDC discovery has not completed yet")]
+    NotReady,
+    #[error("discovery failed: {0}")]
+    Discovery(String),
+    #[error("code exchange failed: {0}")]
+    Exchange(String),
+    #[error("ID token rejected: {0}")]
+    IdToken(String),
+}
+
+/// The outcome of a refresh that did not work.
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    /// Okta refused the refresh token (revoked, expired, user deactivated): the
+    /// session must end.
+    #[error("refresh token refused: {0}")]
+    Refused(String),
+    /// Okta could not be asked (network, 5xx): keep the session, retry later.
+    #[error("refresh failed for now: {0}")]
+    Transient(String),
+}
+
+/// A verified sign-in.
+#[derive(Debug)]
+pub struct SignedIn {
+    pub sub: String,
+    pub login: String,
+    pub email: String,
+    pub name: String,
+    pub groups_claim: Option<Vec<String>>,
+    pub sid: Option<String>,
+    pub tokens_expire_at: u64,
+    pub refresh_token: Option<Secret>,
+    pub id_token: Secret,
+}
+
+/// New tokens from a refresh.
+#[derive(Debug)]
+pub struct Refreshed {
+    pub tokens_expire_at: u64,
+    /// Okta rotates refresh tokens; `None` keeps the old one.
+    pub refresh_token: Option<Secret>,
+    pub id_token: Option<Secret>,
+    pub groups_claim: Option<Vec<String>>,
+}
+
+/// What `/oauth2/start` must remember for the callback.
+pub struct Authorize {
+    pub url: Url,
+    pub state: String,
+    pub nonce: String,
+    pub pkce_verifier: Secret,
+}
+
+struct Provider {
+    client: OktaClient,
+    end_session: Option<Url>,
+    jwks_uri: openidconnect::JsonWebKeySetUrl,
+    jwks: RwLock<Arc<JsonWebKeySet<CoreJsonWebKey>>>,
+    last_refetch: tokio::sync::Mutex<Option<Instant>>,
+}
+
+/// The relying party. Cheap to share; discovery fills it once.
+pub struct Oidc {
+    http: reqwest::Client,
+    issuer: String,
+    client_id: String,
+    client_secret: Secret,
+    redirect_uri: String,
+    scopes: Vec<String>,
+    provider: RwLock<Option<Arc<Provider>>>,
+}
+
+impl Oidc {
+    pub fn new(config: &Config, http: reqwest::Client) -> Oidc {
+        Oidc {
+            http,
+            issuer: config.issuer.clone(),
+            client_id: config.client_id.clone(),
+            client_secret: config.client_secret.clone(),
+            redirect_uri: config.redirect_uri.clone(),
+            scopes: config.scopes.clone(),
+            provider: RwLock::new(None),
+        }
+    }
+
+    /// Whether discovery and JWKS are loaded.
+    pub fn is_ready(&self) -> bool {
+        self.provider().is_some()
+    }
+
+    fn provider(&self) -> Option<Arc<Provider>> {
+        self.provider.read().ok().and_then(|p| p.clone())
+    }
+
+    /// Fetches discovery and JWKS. Called at start and retried until it works.
+    pub async fn discover(&self) -> Result<(), OidcError> {
+        let issuer = IssuerUrl::new(self.issuer.clone())
+            .map_err(|e| OidcError::Discovery(format!("issuer: {e}")))?;
+        let metadata = Metadata::discover_async(issuer, &self.http)
+            .await
+            .map_err(|e| OidcError::Discovery(error_chain(&e)))?;
+        let redirect = RedirectUrl::new(self.redirect_uri.clone())
+            .map_err(|e| OidcError::Discovery(format!("redirect URI: {e}")))?;
+        let end_session = metadata.additional_metadata().end_session_endpoint.clone();
+        let jwks = metadata.jwks().clone();
+        let jwks_uri = metadata.jwks_uri().clone();
+        let client = OktaClient::from_provider_metadata(
+            metadata,
+            ClientId::new(self.client_id.clone()),
+            Some(ClientSecret::new(self.client_secret.expose().to_owned())),
+        )
+        .set_redirect_uri(redirect);
+        let provider = Provider {
+            client,
+            end_session,
+            jwks_uri,
+            jwks: RwLock::new(Arc::new(jwks)),
+            last_refetch: tokio::sync::Mutex::new(None),
+        };
+        if let Ok(mut slot) = self.provider.write() {
+            *slot = Some(Arc::new(provider));
+        }
+        Ok(())
+    }
+
+    /// A fresh authorize URL with random state, nonce and PKCE (S256) challenge.
+    pub fn authorize(&self) -> Result<Authorize, OidcError> {
+        let provider = self.provider().ok_or(OidcError::NotReady)?;
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut request = provider.client.authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        );
+        for scope in self.scopes.iter().filter(|s| s.as_str() != "openid") {
+            request = request.add_scope(Scope::new(scope.clone()));
+        }
+        let (url, state, nonce) = request.set_pkce_challenge(challenge).url();
+        Ok(Authorize {
+            url,
+            state: state.secret().clone(),
+            nonce: nonce.secret().clone(),
+            pkce_verifier: Secret::new(verifier.secret().clone()),
+        })
+    }
+
+    /// Exchanges the code (with the PKCE verifier) and verifies the ID token.
+    pub async fn finish(
+        &self,
+        code: &str,
+        pkce_verifier: &Secret,
+        nonce: &str,
+    ) -> Result<SignedIn, OidcError> {
+        let provider = self.provider().ok_or(OidcError::NotReady)?;
+        let tokens = provider
+            .client
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .map_err(|e| OidcError::Exchange(e.to_string()))?
+            .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.expose().to_owned()))
+            .request_async(&self.http)
+            .await
+            .map_err(|e| OidcError::Exchange(token_error(&e)))?;
+        let id_token = tokens
+            .id_token()
+            .ok_or_else(|| OidcError::IdToken("the token response has no id_token".into()))?;
+        let nonce = Nonce::new(nonce.to_owned());
+        let claims = self
+            .verify(&provider, id_token, |n: Option<&Nonce>| (&nonce).verify_nonce(n))
+            .await?;
+        let groups_claim = claims.additional_claims().groups.clone();
+        let sid = claims.additional_claims().sid.clone();
+        let (sub, login, email, name) = identity(&claims);
+        Ok(SignedIn {
+            sub,
+            login,
+            email,
+            name,
+            groups_claim,
+            sid,
+            tokens_expire_at: tokens_expiry(&tokens, claims.expiration().timestamp()),
+            refresh_token: tokens.refresh_token().map(|t| Secret::new(t.secret().clone())),
+            id_token: Secret::new(id_token.to_string()),
+        })
+    }
+
+    /// Renews tokens with a refresh token; checks that a returned ID token is
+    /// still for `sub`.
+    pub async fn refresh(&self, refresh_token: &Secret, sub: &str) -> Result<Refreshed, RefreshError> {
+        let provider = self
+            .provider()
+            .ok_or_else(|| RefreshError::Transient("discovery not loaded".into()))?;
+        let token = RefreshToken::new(refresh_token.expose().to_owned());
+        let request = provider
+            .client
+            .exchange_refresh_token(&token)
+            .map_err(|e| RefreshError::Transient(e.to_string()))?;
+        let tokens = match request.request_async(&self.http).await {
+            Ok(tokens) => tokens,
+            Err(RequestTokenError::ServerResponse(e)) => {
+                return Err(RefreshError::Refused(format!("{}", e.error())))
+            }
+            Err(e) => return Err(RefreshError::Transient(token_error(&e))),
+        };
+        let mut id_token_exp = i64::MAX;
+        let mut groups_claim = None;
+        if let Some(id_token) = tokens.id_token() {
+            // A refreshed ID token carries no nonce of ours to check.
+            let claims = self
+                .verify(&provider, id_token, |_: Option<&Nonce>| Ok(()))
+                .await
+                .map_err(|e| RefreshError::Refused(e.to_string()))?;
+            if claims.subject().as_str() != sub {
+                return Err(RefreshError::Refused("refreshed ID token is for another user".into()));
+            }
+            id_token_exp = claims.expiration().timestamp();
+            groups_claim = claims.additional_claims().groups.clone();
+        }
+        Ok(Refreshed {
+            tokens_expire_at: tokens_expiry(&tokens, id_token_exp),
+            refresh_token: tokens.refresh_token().map(|t| Secret::new(t.secret().clone())),
+            id_token: tokens.id_token().map(|t| Secret::new(t.to_string())),
+            groups_claim,
+        })
+    }
+
+    /// Okta's sign-out URL, when discovery offered `end_session_endpoint`.
+    pub fn end_session_url(&self, id_token_hint: &str, post_logout_redirect_uri: &str) -> Option<Url> {
+        let mut url = self.provider()?.end_session.clone()?;
+        url.query_pairs_mut()
+            .append_pair("id_token_hint", id_token_hint)
+            .append_pair("post_logout_redirect_uri", post_logout_redirect_uri);
+        Some(url)
+    }
+
+    /// Verifies an ID token; on an unknown `kid` refetches the JWKS (rate-limited)
+    /// and tries once more.
+    async fn verify<'t, N>(
+        &self,
+        provider: &Provider,
+        token: &'t OktaIdToken,
+        nonce: N,
+    ) -> Result<&'t Claims, OidcError>
+    where
+        N: Fn(Option<&Nonce>) -> Result<(), String>,
+    {
+        let first = token.claims(&self.verifier(provider), &nonce);
+        match first {
+            Err(openidconnect::ClaimsVerificationError::SignatureVerification(
+                openidconnect::SignatureVerificationError::NoMatchingKey,
+            )) => {
+                if self.refetch_jwks(provider).await {
+                    token
+                        .claims(&self.verifier(provider), &nonce)
+                        .map_err(|e| OidcError::IdToken(e.to_string()))
+                } else {
+                    Err(OidcError::IdToken("signed with an unknown key".into()))
+                }
+            }
+            other => other.map_err(|e| OidcError::IdToken(e.to_string())),
+        }
+    }
+
+    fn verifier(&self, provider: &Provider) -> IdTokenVerifier<'static, CoreJsonWebKey> {
+        let jwks = provider
+            .jwks
+            .read()
+            .map(|j| JsonWebKeySet::clone(&j))
+            .unwrap_or_else(|_| JsonWebKeySet::new(Vec::new()));
+        IdTokenVerifier::new_confidential_client(
+            ClientId::new(self.client_id.clone()),
+            ClientSecret::new(self.client_secret.expose().to_owned()),
+            // Discovery already checked that this parses.
+            IssuerUrl::new(self.issuer.clone()).expect("issuer parsed at discovery"),
+            jwks,
+        )
+        .set_allowed_algs([CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256])
+    }
+
+    /// Returns whether a new JWKS was loaded.
+    async fn refetch_jwks(&self, provider: &Provider) -> bool {
+        let mut last = provider.last_refetch.lock().await;
+        if last.is_some_and(|at| at.elapsed() < JWKS_REFETCH_INTERVAL) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        match JsonWebKeySet::fetch_async(&provider.jwks_uri, &self.http).await {
+            Ok(jwks) => {
+                tracing::info!(keys = jwks.keys().len(), "reloaded the IdP signing keys");
+                if let Ok(mut slot) = provider.jwks.write() {
+                    *slot = Arc::new(jwks);
+                }
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&e), "could not reload the IdP signing keys");
+                false
+            }
+        }
+    }
+}
+
+trait VerifyNonce {
+    fn verify_nonce(self, claim: Option<&Nonce>) -> Result<(), String>;
+}
+
+impl VerifyNonce for &Nonce {
+    fn verify_nonce(self, claim: Option<&Nonce>) -> Result<(), String> {
+        openidconnect::NonceVerifier::verify(self, claim)
+    }
+}
+
+fn identity(claims: &Claims) -> (String, String, String, String) {
+    let sub = claims.subject().as_str().to_owned();
+    let email = claims.email().map(|e| e.as_str().to_owned()).unwrap_or_default();
+    let login = claims
+        .preferred_username()
+        .map(|u| u.as_str().to_owned())
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| if email.is_empty() { sub.clone() } else { email.clone() });
+    let name = claims
+        .name()
+        .and_then(|n| n.get(None))
+        .map(|n| n.as_str().to_owned())
+        .unwrap_or_default();
+    (sub, login, email, name)
+}
+
+/// The earlier of the access token's `expires_in` and the ID token's `exp`, minus a skew.
+fn tokens_expiry(tokens: &Tokens, id_token_exp: i64) -> u64 {
+    let now = now();
+    let access = tokens
+        .expires_in()
+        .map(|d| now + d.as_secs())
+        .unwrap_or(u64::MAX);
+    let id = u64::try_from(id_token_exp).unwrap_or(0);
+    access.min(id).saturating_sub(EXPIRY_SKEW_SECS).max(now)
+}
+
+fn token_error<RE, T>(e: &RequestTokenError<RE, T>) -> String
+where
+    RE: std::error::Error + 'static,
+    T: openidconnect::ErrorResponse + 'static,
+{
+    match e {
+        RequestTokenError::ServerResponse(r) => format!("the IdP answered: {r}"),
+        other => error_chain(other),
+    }
+}
+
+/// An error and its sources on one line, for logs.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

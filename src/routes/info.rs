@@ -1,0 +1,52 @@
+//! `/oauth2/userinfo`, `/healthz`, `/readyz` and, on the metrics listener only,
+//! `/metrics`.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::json;
+
+use crate::error::AppError;
+use crate::groups::GroupsError;
+use crate::routes::AppState;
+
+pub async fn userinfo(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let Some((_, session)) = state.current_session(&req).await? else {
+        return Ok(HttpResponse::Unauthorized()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(json!({"error": "unauthenticated", "message": "Sign in first."})));
+    };
+    let groups = state.groups_of(&session).await.map_err(|e| match e {
+        GroupsError::UserNotFound => AppError::SignInDenied("Okta no longer knows this account.".into()),
+        other => AppError::Unavailable(other.to_string()),
+    })?;
+    let names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(json!({
+            "user": session.login,
+            "email": session.email,
+            "groups": names,
+            "preferred_username": session.login,
+        })))
+}
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain").body("ok\n")
+}
+
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let oidc = state.oidc.is_ready();
+    let store = state.store.ping().await.is_ok();
+    let body = json!({"oidc": oidc, "session_store": store});
+    if oidc && store {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+pub async fn metrics() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(crate::metrics::render())
+}

@@ -1,0 +1,175 @@
+//! HTTP handlers: thin functions that read the request, call the modules that
+//! decide, and render the answer. One route table in [`configure`]; the shared
+//! state in [`AppState`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, HttpRequest};
+use moka::future::Cache;
+
+use crate::config::{Config, Provider};
+use crate::error::AppError;
+use crate::groups::{Group, GroupsCache, GroupsError};
+use crate::oidc::{Oidc, RefreshError};
+use crate::session::{now, CookieCodec, Session, SessionId, SessionStore};
+
+mod auth;
+mod cookies;
+mod info;
+mod sign_in;
+mod sign_out;
+
+pub use cookies::{cookie_values, session_cookie_header};
+
+/// Everything a handler needs, shared by all workers.
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub codec: CookieCodec,
+    pub store: Arc<dyn SessionStore>,
+    pub oidc: Arc<Oidc>,
+    /// `Some` for `IDP_PROVIDER=okta`.
+    pub groups: Option<GroupsCache>,
+    /// Coalesces concurrent refreshes of one session into one Okta call.
+    refreshes: Cache<SessionId, Arc<Session>>,
+}
+
+impl AppState {
+    pub fn new(
+        config: Arc<Config>,
+        store: Arc<dyn SessionStore>,
+        oidc: Arc<Oidc>,
+        groups: Option<GroupsCache>,
+    ) -> AppState {
+        AppState {
+            codec: CookieCodec::new(config.cookie.keys.clone()),
+            config,
+            store,
+            oidc,
+            groups,
+            refreshes: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(5))
+                .build(),
+        }
+    }
+
+    /// The session the request's cookie names, refreshed when its tokens are due.
+    /// `Ok(None)`: no cookie, a bad one, or an ended session. `Err`: the store
+    /// cannot answer.
+    pub async fn current_session(
+        &self,
+        req: &HttpRequest,
+    ) -> Result<Option<(SessionId, Arc<Session>)>, AppError> {
+        let Some((id, session)) = self.current_session_without_refresh(req).await? else {
+            return Ok(None);
+        };
+        let now = now();
+        if session.refresh_token.is_some()
+            && now >= session.tokens_expire_at
+            && now >= session.refresh_not_before
+        {
+            return Ok(self.refresh(&id, session).await.map(|s| (id, s)));
+        }
+        Ok(Some((id, session)))
+    }
+
+    /// The session the request's cookie names, as stored.
+    pub async fn current_session_without_refresh(
+        &self,
+        req: &HttpRequest,
+    ) -> Result<Option<(SessionId, Arc<Session>)>, AppError> {
+        for value in cookie_values(req, &self.config.cookie.name) {
+            let Some(id) = self.codec.decode_session(value) else {
+                continue;
+            };
+            let session = self
+                .store
+                .load(&id)
+                .await
+                .map_err(|e| AppError::Unavailable(e.to_string()))?;
+            if let Some(session) = session {
+                return Ok(Some((id, session)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Renews Okta's tokens once for all concurrent checks of a session. `None`
+    /// when Okta refused (the session is then ended).
+    async fn refresh(&self, id: &SessionId, session: Arc<Session>) -> Option<Arc<Session>> {
+        let result = self
+            .refreshes
+            .try_get_with(id.clone(), async {
+                crate::metrics::TOKEN_REFRESHES.inc();
+                let Some(token) = session.refresh_token.as_ref() else {
+                    return Ok(session.clone());
+                };
+                let mut renewed = Session::clone(&session);
+                match self.oidc.refresh(token, &session.sub).await {
+                    Ok(fresh) => {
+                        renewed.tokens_expire_at = fresh.tokens_expire_at;
+                        if fresh.refresh_token.is_some() {
+                            renewed.refresh_token = fresh.refresh_token;
+                        }
+                        if fresh.id_token.is_some() {
+                            renewed.id_token = fresh.id_token;
+                        }
+                        if fresh.groups_claim.is_some() {
+                            renewed.groups_claim = fresh.groups_claim;
+                        }
+                        tracing::debug!(user = %session.login, "tokens refreshed");
+                    }
+                    Err(RefreshError::Refused(reason)) => {
+                        tracing::info!(user = %session.login, %reason, "Okta refused the refresh; ending the session");
+                        let _ = self.store.remove(id).await;
+                        return Err(reason);
+                    }
+                    Err(RefreshError::Transient(reason)) => {
+                        tracing::warn!(user = %session.login, %reason, "refresh failed; keeping the session and retrying later");
+                        renewed.refresh_not_before = now() + 30;
+                    }
+                }
+                let renewed = Arc::new(renewed);
+                if let Err(e) = self.store.save(id, &renewed).await {
+                    tracing::warn!(error = %e, "could not save the refreshed session");
+                }
+                Ok(renewed)
+            })
+            .await;
+        result.ok()
+    }
+
+    /// The groups of a session's user: from Okta (cached) or the ID token claim.
+    pub async fn groups_of(&self, session: &Session) -> Result<Arc<[Group]>, GroupsError> {
+        match (&self.groups, self.config.provider) {
+            (Some(groups), Provider::Okta) => groups.groups_of(&session.sub).await,
+            _ => Ok(session
+                .groups_claim
+                .iter()
+                .flatten()
+                .map(|name| Group { id: name.clone(), name: name.clone() })
+                .collect()),
+        }
+    }
+}
+
+/// The route table.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/oauth2/auth", web::get().to(auth::auth))
+        .route("/oauth2/auth", web::head().to(auth::auth))
+        .route("/oauth2/forward", web::get().to(auth::forward))
+        .route("/oauth2/forward", web::head().to(auth::forward))
+        .route("/oauth2/start", web::get().to(sign_in::start))
+        .route("/oauth2/callback", web::get().to(sign_in::callback))
+        .route("/oauth2/sign_out", web::get().to(sign_out::sign_out))
+        .route("/oauth2/sign_out", web::post().to(sign_out::sign_out))
+        .route("/oauth2/userinfo", web::get().to(info::userinfo))
+        .route("/healthz", web::get().to(info::healthz))
+        .route("/readyz", web::get().to(info::readyz));
+}
+
+/// The metrics listener's route table.
+pub fn configure_metrics(cfg: &mut web::ServiceConfig) {
+    cfg.route("/metrics", web::get().to(info::metrics));
+}

@@ -1,0 +1,68 @@
+//! `/oauth2/sign_out`: ends the server-side session (or, with `everywhere=true`,
+//! all of the user's sessions), clears the cookie, and when Okta offers an
+//! `end_session_endpoint` sends the browser there to end the Okta session too.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use crate::error::AppError;
+use crate::routes::{session_cookie_header, AppState};
+
+#[derive(Deserialize)]
+pub struct SignOutQuery {
+    rd: Option<String>,
+    everywhere: Option<String>,
+}
+
+pub async fn sign_out(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<SignOutQuery>,
+) -> Result<HttpResponse, AppError> {
+    let rd = match query.rd.as_deref() {
+        None | Some("") => "/".to_owned(),
+        Some(rd) => state
+            .config
+            .redirects
+            .validate(rd)
+            .map_err(|e| AppError::BadRequest(format!("The return address (rd) was refused: {e}")))?,
+    };
+    let everywhere = matches!(query.everywhere.as_deref(), Some("true" | "1" | "yes"));
+    let session = state.current_session_without_refresh(&req).await?;
+    let mut location = rd.clone();
+    if let Some((id, session)) = session {
+        let unavailable = |e: crate::session::StoreError| AppError::Unavailable(e.to_string());
+        if everywhere {
+            let ended = state.store.remove_user(&session.sub).await.map_err(unavailable)?;
+            tracing::info!(user = %session.login, sessions = ended, "signed out everywhere");
+        } else {
+            state.store.remove(&id).await.map_err(unavailable)?;
+            tracing::info!(user = %session.login, "signed out");
+        }
+        if let Some(id_token) = &session.id_token {
+            let post_logout = absolute(&state.config.service_url, &rd);
+            if let Some(url) = state.oidc.end_session_url(id_token.expose(), &post_logout) {
+                location = url.into();
+            }
+        }
+    }
+    Ok(HttpResponse::Found()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::SET_COOKIE, session_cookie_header(&state.config.cookie, None)))
+        .insert_header((header::LOCATION, location))
+        .finish())
+}
+
+/// Okta needs an absolute `post_logout_redirect_uri`; a relative `rd` is taken
+/// relative to the service's own URL.
+fn absolute(service_url: &str, rd: &str) -> String {
+    if rd.starts_with('/') {
+        let origin = url::Url::parse(service_url)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_default();
+        format!("{origin}{rd}")
+    } else {
+        rd.to_owned()
+    }
+}

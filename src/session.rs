@@ -1,0 +1,314 @@
+//! Sessions: the cookie codec (an opaque random id authenticated with HMAC-SHA256
+//! under `COOKIE_SECRET`, rotation-aware), the server-side [`Session`], the
+//! pending sign-ins of `/oauth2/start`, and the [`SessionStore`] they live in.
+//! The browser only ever holds the id; tokens stay here. No actix types.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::config::{CookieKey, Secret};
+
+mod memory;
+pub use memory::MemoryStore;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Bytes of randomness in a session id (160 bits).
+const ID_BYTES: usize = 20;
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Fills a buffer from the operating system's CSPRNG.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut buf = [0u8; N];
+    // The OS RNG failing means the machine cannot do cryptography at all; there is
+    // no safe fallback, so stopping is the only honest answer.
+    getrandom::fill(&mut buf).expect("the operating system's random number generator failed");
+    buf
+}
+
+/// A random token as URL-safe base64, for state, nonce and browser binding.
+pub fn random_token() -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes::<24>())
+}
+
+/// The opaque id of a session, the only thing the browser holds.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct SessionId([u8; ID_BYTES]);
+
+impl SessionId {
+    pub fn random() -> SessionId {
+        SessionId(random_bytes())
+    }
+
+    /// The id as text, for store keys. Not a cookie value: that also carries a MAC.
+    pub fn to_key(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.0)
+    }
+}
+
+impl std::fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionId([redacted])")
+    }
+}
+
+/// Signs and verifies cookie values: `base64url(id) "." base64url(HMAC(key, purpose|id))`.
+/// The first key signs; every key verifies, so rotating `COOKIE_SECRET` logs nobody out.
+#[derive(Clone)]
+pub struct CookieCodec {
+    keys: Arc<[CookieKey]>,
+}
+
+impl CookieCodec {
+    pub fn new(keys: Vec<CookieKey>) -> CookieCodec {
+        assert!(!keys.is_empty(), "config guarantees at least one cookie key");
+        CookieCodec { keys: keys.into() }
+    }
+
+    fn mac(key: &CookieKey, purpose: &[u8], payload: &[u8]) -> HmacSha256 {
+        // HMAC accepts keys of any length; 32 bytes cannot fail.
+        let mut mac = HmacSha256::new_from_slice(key.expose()).expect("HMAC takes any key length");
+        mac.update(purpose);
+        mac.update(&[0]);
+        mac.update(payload);
+        mac
+    }
+
+    /// Signs arbitrary bytes for a purpose (`b"session"`, `b"binding"`).
+    pub fn sign(&self, purpose: &[u8], payload: &[u8]) -> String {
+        let tag = Self::mac(&self.keys[0], purpose, payload).finalize().into_bytes();
+        format!("{}.{}", URL_SAFE_NO_PAD.encode(payload), URL_SAFE_NO_PAD.encode(tag))
+    }
+
+    /// Verifies a value made by [`sign`](Self::sign) with any key; `None` for
+    /// anything malformed, truncated, tampered or signed for another purpose.
+    pub fn verify(&self, purpose: &[u8], value: &str) -> Option<Vec<u8>> {
+        let (payload, tag) = value.split_once('.')?;
+        if payload.len() > 256 || tag.len() != 43 {
+            return None;
+        }
+        let payload = URL_SAFE_NO_PAD.decode(payload).ok()?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+        self.keys
+            .iter()
+            .any(|key| Self::mac(key, purpose, &payload).verify_slice(&tag).is_ok())
+            .then_some(payload)
+    }
+
+    pub fn encode_session(&self, id: &SessionId) -> String {
+        self.sign(b"session", &id.0)
+    }
+
+    pub fn decode_session(&self, value: &str) -> Option<SessionId> {
+        let bytes = self.verify(b"session", value)?;
+        Some(SessionId(bytes.try_into().ok()?))
+    }
+}
+
+/// A signed-in user's server-side session.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Session {
+    /// Okta user id (`00u…`), the ID token's `sub`.
+    pub sub: String,
+    /// Okta login (`preferred_username`), falling back to the email.
+    pub login: String,
+    pub email: String,
+    pub name: String,
+    /// Groups from the ID token's `groups` claim (`IDP_PROVIDER=oidc`).
+    pub groups_claim: Option<Vec<String>>,
+    /// The IdP's session id (`sid`), for back-channel logout.
+    pub sid: Option<String>,
+    pub created_at: u64,
+    /// End of the session (`COOKIE_EXPIRE` after sign-in); never extended.
+    pub expires_at: u64,
+    /// When Okta's tokens expire; past it, the next check refreshes.
+    pub tokens_expire_at: u64,
+    /// Do not try to refresh before this (after a transient Okta failure).
+    pub refresh_not_before: u64,
+    #[serde(with = "opt_secret")]
+    pub refresh_token: Option<Secret>,
+    /// Kept only as `id_token_hint` for sign-out at Okta.
+    #[serde(with = "opt_secret")]
+    pub id_token: Option<Secret>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("sub", &self.sub)
+            .field("login", &self.login)
+            .field("expires_at", &self.expires_at)
+            .field("tokens_expire_at", &self.tokens_expire_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    pub fn is_expired(&self, now: u64) -> bool {
+        now >= self.expires_at
+    }
+
+    /// Seconds the session still has, for store TTLs.
+    pub fn remaining(&self, now: u64) -> Duration {
+        Duration::from_secs(self.expires_at.saturating_sub(now))
+    }
+}
+
+/// What `/oauth2/start` remembers until `/oauth2/callback` (keyed by `state`).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct PendingSignIn {
+    pub nonce: String,
+    #[serde(with = "secret")]
+    pub pkce_verifier: Secret,
+    /// Where to go afterwards, already validated.
+    pub rd: String,
+    /// The browser-binding token that the start set as a cookie.
+    pub binding: String,
+    pub created_at: u64,
+}
+
+impl std::fmt::Debug for PendingSignIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingSignIn")
+            .field("rd", &self.rd)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Secrets are stored as plain strings in the store's encoding; `Debug` still hides them.
+mod secret {
+    use super::Secret;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(s: &Secret, ser: S) -> Result<S::Ok, S::Error> {
+        ser.serialize_str(s.expose())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Secret, D::Error> {
+        String::deserialize(de).map(Secret::new)
+    }
+}
+
+mod opt_secret {
+    use super::Secret;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(s: &Option<Secret>, ser: S) -> Result<S::Ok, S::Error> {
+        match s {
+            Some(s) => ser.serialize_some(s.expose()),
+            None => ser.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Secret>, D::Error> {
+        Option::<String>::deserialize(de).map(|s| s.map(Secret::new))
+    }
+}
+
+/// How long a sign-in may take from start to callback.
+pub const PENDING_TTL: Duration = Duration::from_secs(600);
+
+/// The session store could not answer.
+#[derive(Debug, thiserror::Error)]
+#[error("session store: {0}")]
+pub struct StoreError(pub String);
+
+/// Where sessions and pending sign-ins live. One conformance suite
+/// (`tests/api/session_store.rs`) runs against every implementation.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    async fn load(&self, id: &SessionId) -> Result<Option<Arc<Session>>, StoreError>;
+    /// Inserts or replaces; the entry lives until `session.expires_at`.
+    async fn save(&self, id: &SessionId, session: &Session) -> Result<(), StoreError>;
+    async fn remove(&self, id: &SessionId) -> Result<(), StoreError>;
+    /// Ends every session of one user; returns how many ended.
+    async fn remove_user(&self, sub: &str) -> Result<usize, StoreError>;
+    /// Remembers a pending sign-in for [`PENDING_TTL`].
+    async fn save_pending(&self, state: &str, pending: &PendingSignIn) -> Result<(), StoreError>;
+    /// Returns and forgets a pending sign-in: a state works once.
+    async fn take_pending(&self, state: &str) -> Result<Option<PendingSignIn>, StoreError>;
+    /// Whether the store answers, for `/readyz`.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn codec(keys: &[u8]) -> CookieCodec {
+        CookieCodec::new(keys.iter().map(|b| CookieKey::new([*b; 32])).collect())
+    }
+
+    #[test]
+    fn a_session_cookie_round_trips_and_is_small() {
+        let c = codec(&[1]);
+        let id = SessionId::random();
+        let value = c.encode_session(&id);
+        assert!(value.len() < 100, "cookie value is {} bytes", value.len());
+        assert_eq!(c.decode_session(&value), Some(id));
+    }
+
+    #[test]
+    fn tampered_truncated_and_foreign_values_are_rejected() {
+        let c = codec(&[1]);
+        let value = c.encode_session(&SessionId::random());
+        let mut flipped = value.clone().into_bytes();
+        flipped[3] = if flipped[3] == b'A' { b'B' } else { b'A' };
+        let cases = [
+            String::from_utf8(flipped).unwrap(),
+            value[..value.len() - 1].to_string(),
+            value.replace('.', ""),
+            format!("{value}x"),
+            String::new(),
+            ".".to_string(),
+            "garbage".to_string(),
+            codec(&[2]).encode_session(&SessionId::random()),
+            c.sign(b"binding", &[7u8; ID_BYTES]),
+        ];
+        for case in cases {
+            assert_eq!(c.decode_session(&case), None, "accepted {case:?}");
+        }
+    }
+
+    #[test]
+    fn every_configured_key_verifies_but_only_the_first_signs() {
+        let old = codec(&[1]);
+        let rotated = codec(&[2, 1]);
+        let id = SessionId::random();
+        assert_eq!(rotated.decode_session(&old.encode_session(&id)), Some(id.clone()));
+        assert_eq!(old.decode_session(&rotated.encode_session(&id)), None);
+    }
+
+    #[test]
+    fn debug_output_never_shows_tokens() {
+        let s = Session {
+            sub: "00u1".into(),
+            login: "a@example.com".into(),
+            email: "a@example.com".into(),
+            name: "A".into(),
+            groups_claim: None,
+            sid: None,
+            created_at: 0,
+            expires_at: 1,
+            tokens_expire_at: 1,
+            refresh_not_before: 0,
+            refresh_token: Some(Secret::new("rt-secret-value".into())),
+            id_token: Some(Secret::new("idt-secret-value".into())),
+        };
+        let text = format!("{s:?}");
+        assert!(!text.contains("secret-value"), "{text}");
+    }
+}
