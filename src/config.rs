@@ -894,3 +894,730 @@ fn parse_store(value: &str, p: &mut Problems) -> Option<StoreKind> {
         "SESSION_STORE must be `memory` or a redis:// (or rediss://) URL, e.g. redis://redis:6379",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY_A: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="; // bytes 0..32
+    const CLIENT_SECRET: &str = "client-secret-value-7f3a";
+    const API_TOKEN: &str = "00ssws-token-value-9c1d";
+
+    fn minimal() -> Vec<(String, String)> {
+        [
+            ("IDP_PROVIDER", "okta"),
+            ("IDP_PROVIDER_URL", "https://dev-123.okta.com"),
+            ("IDP_CLIENT_ID", "0oa1client"),
+            ("IDP_CLIENT_SECRET", CLIENT_SECRET),
+            ("IDP_SERVICE_ACCOUNT", API_TOKEN),
+            ("AUTHENTICATE_SERVICE_URL", "https://auth.example.com"),
+            ("COOKIE_SECRET", KEY_A),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    /// The minimal variables with some replaced, added or (value `None`) removed.
+    fn with(changes: &[(&str, Option<&str>)]) -> Vec<(String, String)> {
+        let mut vars = minimal();
+        for (name, value) in changes {
+            vars.retain(|(k, _)| k != name);
+            if let Some(v) = value {
+                vars.push((name.to_string(), v.to_string()));
+            }
+        }
+        vars
+    }
+
+    fn load(changes: &[(&str, Option<&str>)]) -> Config {
+        match Config::from_vars(with(changes)) {
+            Ok((config, _)) => config,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn problems(changes: &[(&str, Option<&str>)]) -> Vec<String> {
+        match Config::from_vars(with(changes)) {
+            Ok(_) => panic!("expected problems for {changes:?}"),
+            Err(e) => e.problems,
+        }
+    }
+
+    fn assert_one_problem(changes: &[(&str, Option<&str>)], needles: &[&str]) {
+        let problems = problems(changes);
+        assert_eq!(problems.len(), 1, "{changes:?}: {problems:#?}");
+        for needle in needles {
+            assert!(
+                problems[0].contains(needle),
+                "{changes:?}: {:?} lacks {needle:?}",
+                problems[0]
+            );
+        }
+    }
+
+    /// A file in the temp directory, removed on drop.
+    struct TempFile(std::path::PathBuf);
+
+    impl TempFile {
+        fn new(name: &str, content: &str) -> TempFile {
+            let path = std::env::temp_dir().join(format!(
+                "forward-auth-config-test-{}-{name}",
+                std::process::id()
+            ));
+            std::fs::write(&path, content).unwrap();
+            TempFile(path)
+        }
+        fn path(&self) -> &str {
+            self.0.to_str().unwrap()
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    #[test]
+    fn a_minimal_okta_config_gets_the_documented_defaults() {
+        let (c, warnings) = Config::from_vars(minimal()).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(c.provider, Provider::Okta);
+        assert_eq!(c.issuer, "https://dev-123.okta.com");
+        assert_eq!(c.org_url, "https://dev-123.okta.com");
+        assert_eq!(c.client_id, "0oa1client");
+        assert_eq!(c.client_secret.expose(), CLIENT_SECRET);
+        assert_eq!(
+            c.service_account.as_ref().map(Secret::expose),
+            Some(API_TOKEN)
+        );
+        assert_eq!(c.scopes, ["openid", "email", "profile", "offline_access"]);
+        assert_eq!(c.service_url, "https://auth.example.com");
+        assert_eq!(c.redirect_uri, "https://auth.example.com/oauth2/callback");
+        assert_eq!(c.address, "0.0.0.0:4180");
+        assert_eq!(c.cookie.name, "_forward_auth");
+        assert_eq!(c.cookie.domain, None);
+        assert!(c.cookie.secure);
+        assert_eq!(c.cookie.expire, Duration::from_secs(14 * 3600));
+        assert_eq!(c.cookie.keys.len(), 1);
+        assert_eq!(c.cookie.keys[0].expose()[31], 31);
+        assert!(c.policy.is_empty());
+        assert!(c.trusted_proxies.contains("127.0.0.1".parse().unwrap()));
+        assert!(c.trusted_proxies.contains("::1".parse().unwrap()));
+        assert!(!c.trusted_proxies.contains("10.0.0.1".parse().unwrap()));
+        assert_eq!(c.groups_cache_ttl, Duration::from_secs(300));
+        assert_eq!(c.session_store, StoreKind::Memory);
+        assert_eq!(c.metrics_address, None);
+        assert_eq!(c.log_level, "info");
+        assert_eq!(c.log_format, LogFormat::Text);
+        assert!(c.redirects.validate("https://auth.example.com/x").is_ok());
+        assert!(c.redirects.validate("https://other.example.com/x").is_err());
+    }
+
+    #[test]
+    fn the_oidc_provider_needs_no_service_account() {
+        let c = load(&[
+            ("IDP_PROVIDER", Some("OIDC")),
+            ("IDP_SERVICE_ACCOUNT", None),
+        ]);
+        assert_eq!(c.provider, Provider::Oidc);
+        assert!(c.service_account.is_none());
+    }
+
+    #[test]
+    fn the_okta_provider_needs_a_service_account() {
+        assert_one_problem(
+            &[("IDP_SERVICE_ACCOUNT", None)],
+            &["IDP_SERVICE_ACCOUNT", "okta", "oidc"],
+        );
+    }
+
+    #[test]
+    fn an_empty_environment_lists_every_required_variable() {
+        let e = Config::from_vars(Vec::new()).unwrap_err();
+        for name in [
+            "IDP_PROVIDER ",
+            "IDP_PROVIDER_URL",
+            "IDP_CLIENT_ID",
+            "IDP_CLIENT_SECRET",
+            "AUTHENTICATE_SERVICE_URL",
+            "COOKIE_SECRET",
+        ] {
+            assert!(
+                e.problems
+                    .iter()
+                    .any(|p| p.starts_with(name.trim()) && p.contains("not set")),
+                "{name}: {e}"
+            );
+        }
+        assert_eq!(e.problems.len(), 6, "{e}");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let problems = problems(&[
+            ("IDP_PROVIDER", Some("auth0")),
+            ("IDP_PROVIDER_URL", Some("http://dev-123.okta.com")),
+            ("COOKIE_SECRET", Some("c2hvcnQ=")),
+            ("COOKIE_EXPIRE", Some("forever")),
+            ("TRUSTED_PROXIES", Some("10.0.0.0/99")),
+            ("LOG_FORMAT", Some("xml")),
+            ("SESSION_STORE", Some("postgres://db")),
+        ]);
+        assert_eq!(problems.len(), 7, "{problems:#?}");
+        for (i, var) in [
+            "IDP_PROVIDER ",
+            "IDP_PROVIDER_URL",
+            "COOKIE_SECRET",
+            "COOKIE_EXPIRE",
+            "TRUSTED_PROXIES",
+            "LOG_FORMAT",
+            "SESSION_STORE",
+        ]
+        .iter()
+        .enumerate()
+        {
+            assert!(
+                problems.iter().any(|p| p.starts_with(var)),
+                "{i} {var}: {problems:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn issuer_urls() {
+        let cases = [
+            (
+                "https://dev-123.okta.com",
+                "https://dev-123.okta.com",
+                "https://dev-123.okta.com",
+            ),
+            (
+                "https://dev-123.okta.com/",
+                "https://dev-123.okta.com",
+                "https://dev-123.okta.com",
+            ),
+            (
+                "https://dev-123.okta.com/oauth2/default",
+                "https://dev-123.okta.com/oauth2/default",
+                "https://dev-123.okta.com",
+            ),
+            (
+                "https://dev-123.okta.com/oauth2/default/",
+                "https://dev-123.okta.com/oauth2/default",
+                "https://dev-123.okta.com",
+            ),
+            (
+                "https://login.example.com:8443/oauth2/aus1",
+                "https://login.example.com:8443/oauth2/aus1",
+                "https://login.example.com:8443",
+            ),
+            (
+                "http://127.0.0.1:39001",
+                "http://127.0.0.1:39001",
+                "http://127.0.0.1:39001",
+            ),
+            (
+                "http://localhost:8080/oauth2/default",
+                "http://localhost:8080/oauth2/default",
+                "http://localhost:8080",
+            ),
+            (
+                "http://[::1]:9000/",
+                "http://[::1]:9000",
+                "http://[::1]:9000",
+            ),
+        ];
+        for (given, issuer, org) in cases {
+            let c = load(&[("IDP_PROVIDER_URL", Some(given))]);
+            assert_eq!(
+                (c.issuer.as_str(), c.org_url.as_str()),
+                (issuer, org),
+                "{given}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_issuer_urls() {
+        let cases: &[(&str, &[&str])] = &[
+            (
+                "https://dev-123-admin.okta.com",
+                &[
+                    "admin console",
+                    "use https://ORG.okta.com (without -admin)",
+                    "https://dev-123.okta.com",
+                ],
+            ),
+            (
+                "https://acme-admin.oktapreview.com/oauth2/default",
+                &["without -admin", "https://acme.oktapreview.com"],
+            ),
+            ("https://acme-admin.okta-emea.com", &["without -admin"]),
+            ("http://dev-123.okta.com", &["uses http", "loopback"]),
+            ("http://10.0.0.1:8080", &["uses http"]),
+            ("ftp://dev-123.okta.com", &["https"]),
+            ("dev-123.okta.com", &["not an absolute URL"]),
+            ("https://dev-123.okta.com?x=1", &["query"]),
+            ("https://dev-123.okta.com/#frag", &["fragment"]),
+            (
+                "https://user:pw@dev-123.okta.com",
+                &["user name or password"],
+            ),
+        ];
+        for (given, needles) in cases {
+            assert_one_problem(&[("IDP_PROVIDER_URL", Some(given))], needles);
+        }
+    }
+
+    #[test]
+    fn a_url_with_a_password_is_never_echoed() {
+        let problems = problems(&[(
+            "IDP_PROVIDER_URL",
+            Some("http://user:hunter2@dev-123.okta.com"),
+        )]);
+        assert!(
+            problems.iter().all(|p| !p.contains("hunter2")),
+            "{problems:#?}"
+        );
+    }
+
+    #[test]
+    fn the_service_url_keeps_its_path_prefix_and_drops_the_trailing_slash() {
+        let cases = [
+            ("https://auth.example.com/", "https://auth.example.com"),
+            ("https://Auth.Example.com", "https://auth.example.com"),
+            ("http://127.0.0.1:4180", "http://127.0.0.1:4180"),
+            ("https://example.com/auth/", "https://example.com/auth"),
+        ];
+        for (given, want) in cases {
+            let c = load(&[("AUTHENTICATE_SERVICE_URL", Some(given))]);
+            assert_eq!(c.service_url, want);
+            assert_eq!(c.redirect_uri, format!("{want}/oauth2/callback"));
+        }
+    }
+
+    #[test]
+    fn bad_service_urls() {
+        for (given, needle) in [
+            ("auth.example.com", "not an absolute URL"),
+            ("ftp://auth.example.com", "http(s)"),
+            ("https://auth.example.com/?a=b", "query"),
+            ("https://auth.example.com/#x", "fragment"),
+        ] {
+            assert_one_problem(
+                &[("AUTHENTICATE_SERVICE_URL", Some(given))],
+                &["AUTHENTICATE_SERVICE_URL", needle],
+            );
+        }
+    }
+
+    #[test]
+    fn cookie_secrets() {
+        let key_b = "//////////////////////////////////////////8"; // standard, unpadded
+        let key_c = "__________________________________________8="; // URL-safe, padded
+        let c = load(&[("COOKIE_SECRET", Some(&format!("{KEY_A}, {key_b},{key_c}")))]);
+        assert_eq!(c.cookie.keys.len(), 3);
+        assert_eq!(c.cookie.keys[0].expose()[1], 1, "the first key signs");
+        assert_eq!(c.cookie.keys[1].expose(), &[255; 32]);
+        assert_eq!(c.cookie.keys[2].expose(), &[255; 32]);
+    }
+
+    #[test]
+    fn bad_cookie_secrets_say_which_entry_and_how_to_fix_it() {
+        let cases: &[(&str, &[&str])] = &[
+            ("c2hvcnQtc2VjcmV0LXNpeHRlZW4=", &["COOKIE_SECRET decodes to 20 bytes; need 32", "openssl rand -base64 32"]),
+            ("not base64 at all!!", &["COOKIE_SECRET is not valid base64", "openssl rand -base64 32"]),
+            (
+                &format!("{KEY_A},AAECAwQFBgcICQoLDA0ODw=="),
+                &["COOKIE_SECRET entry 2 decodes to 16 bytes; need 32: generate one with `openssl rand -base64 32`"],
+            ),
+            (&format!("{KEY_A},,{KEY_A}"), &["COOKIE_SECRET entry 2 is empty"]),
+        ];
+        for (given, needles) in cases {
+            assert_one_problem(&[("COOKIE_SECRET", Some(given))], needles);
+            let problems = problems(&[("COOKIE_SECRET", Some(given))]);
+            assert!(!problems[0].contains(*given), "{problems:?}");
+        }
+        let problems = problems(&[("COOKIE_SECRET", Some("c2hvcnQ=,%%%%"))]);
+        assert_eq!(problems.len(), 2, "{problems:#?}");
+        assert!(problems
+            .iter()
+            .all(|p| !p.contains("c2hvcnQ") && !p.contains("%%%%")));
+    }
+
+    #[test]
+    fn file_twins_are_read_and_trimmed() {
+        let secret = TempFile::new("client-secret", &format!("{CLIENT_SECRET}\n"));
+        let token = TempFile::new("token", &format!("{API_TOKEN}\r\n"));
+        let key = TempFile::new("cookie", &format!("{KEY_A}\n"));
+        let c = load(&[
+            ("IDP_CLIENT_SECRET", None),
+            ("IDP_CLIENT_SECRET_FILE", Some(secret.path())),
+            ("IDP_SERVICE_ACCOUNT", None),
+            ("IDP_SERVICE_ACCOUNT_FILE", Some(token.path())),
+            ("COOKIE_SECRET", None),
+            ("COOKIE_SECRET_FILE", Some(key.path())),
+        ]);
+        assert_eq!(c.client_secret.expose(), CLIENT_SECRET);
+        assert_eq!(
+            c.service_account.as_ref().map(Secret::expose),
+            Some(API_TOKEN)
+        );
+        assert_eq!(c.cookie.keys.len(), 1);
+    }
+
+    #[test]
+    fn a_variable_and_its_file_twin_conflict() {
+        let file = TempFile::new("conflict", CLIENT_SECRET);
+        for (name, file_name) in [
+            ("IDP_CLIENT_SECRET", "IDP_CLIENT_SECRET_FILE"),
+            ("IDP_SERVICE_ACCOUNT", "IDP_SERVICE_ACCOUNT_FILE"),
+            ("COOKIE_SECRET", "COOKIE_SECRET_FILE"),
+        ] {
+            assert_one_problem(
+                &[(file_name, Some(file.path()))],
+                &[name, file_name, "both set"],
+            );
+        }
+    }
+
+    #[test]
+    fn an_unreadable_or_empty_file_names_the_path_but_not_the_contents() {
+        let missing = "/nonexistent/forward-auth/secret";
+        assert_one_problem(
+            &[
+                ("IDP_CLIENT_SECRET", None),
+                ("IDP_CLIENT_SECRET_FILE", Some(missing)),
+            ],
+            &["IDP_CLIENT_SECRET_FILE", missing, "cannot read"],
+        );
+        let empty = TempFile::new("empty", "\n");
+        assert_one_problem(
+            &[
+                ("COOKIE_SECRET", None),
+                ("COOKIE_SECRET_FILE", Some(empty.path())),
+            ],
+            &["COOKIE_SECRET_FILE", empty.path(), "empty"],
+        );
+        let short = TempFile::new("short", "c2hvcnQ=\n");
+        let problems = problems(&[
+            ("COOKIE_SECRET", None),
+            ("COOKIE_SECRET_FILE", Some(short.path())),
+        ]);
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].contains("decodes to 5 bytes") && !problems[0].contains("c2hvcnQ"));
+    }
+
+    #[test]
+    fn durations() {
+        let c = load(&[
+            ("COOKIE_EXPIRE", Some("90s")),
+            ("GROUPS_CACHE_TTL", Some("1h 30m")),
+        ]);
+        assert_eq!(c.cookie.expire, Duration::from_secs(90));
+        assert_eq!(c.groups_cache_ttl, Duration::from_secs(5400));
+        for (name, value, needle) in [
+            ("COOKIE_EXPIRE", "14", "not a duration"),
+            ("COOKIE_EXPIRE", "0s", "longer than zero"),
+            ("GROUPS_CACHE_TTL", "five minutes", "not a duration"),
+            ("GROUPS_CACHE_TTL", "-5m", "not a duration"),
+        ] {
+            assert_one_problem(&[(name, Some(value))], &[name, needle]);
+        }
+    }
+
+    #[test]
+    fn trusted_proxies() {
+        let c = load(&[("TRUSTED_PROXIES", Some("10.0.0.0/8, 172.17.0.1"))]);
+        assert!(c.trusted_proxies.contains("10.9.9.9".parse().unwrap()));
+        assert!(!c.trusted_proxies.contains("127.0.0.1".parse().unwrap()));
+        let c = load(&[("TRUSTED_PROXIES", Some(""))]);
+        assert!(
+            c.trusted_proxies.0.is_empty(),
+            "an empty list trusts nobody"
+        );
+        assert_one_problem(
+            &[("TRUSTED_PROXIES", Some("10.0.0.0/8,10.0.0.300/8"))],
+            &["TRUSTED_PROXIES", "10.0.0.300/8"],
+        );
+    }
+
+    #[test]
+    fn session_stores() {
+        let c = load(&[("SESSION_STORE", Some("redis://redis:6379/0"))]);
+        assert!(matches!(&c.session_store, StoreKind::Redis(u) if u.host_str() == Some("redis")));
+        let c = load(&[("SESSION_STORE", Some("rediss://:pw@cache.example.com:6380"))]);
+        assert!(matches!(&c.session_store, StoreKind::Redis(u) if u.scheme() == "rediss"));
+        assert_eq!(
+            load(&[("SESSION_STORE", Some("Memory"))]).session_store,
+            StoreKind::Memory
+        );
+        assert_one_problem(
+            &[("SESSION_STORE", Some("memcached://x"))],
+            &["SESSION_STORE", "redis://"],
+        );
+        assert_one_problem(
+            &[("SESSION_STORE", Some("redis://"))],
+            &["not a valid Redis URL"],
+        );
+    }
+
+    #[test]
+    fn a_redis_password_never_shows_in_debug_or_messages() {
+        let c = load(&[("SESSION_STORE", Some("redis://user:s3cr3tpw@redis:6379"))]);
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("s3cr3tpw") && shown.contains("redis:6379"),
+            "{shown}"
+        );
+        let problems = problems(&[("SESSION_STORE", Some("redis://user:s3cr3tpw@"))]);
+        assert!(!problems[0].contains("s3cr3tpw"));
+    }
+
+    #[test]
+    fn other_settings() {
+        let c = load(&[
+            ("IDP_SCOPES", Some("openid,email  groups")),
+            ("ADDRESS", Some("127.0.0.1:0")),
+            ("METRICS_ADDRESS", Some("127.0.0.1:9090")),
+            ("COOKIE_NAME", Some("_sso.session-1")),
+            ("COOKIE_DOMAIN", Some(".Example.com")),
+            ("COOKIE_SECURE", Some("No")),
+            ("ALLOWED_GROUPS", Some("admins, 00g1")),
+            ("ALLOWED_USERS", Some("Alice@Example.com")),
+            ("ALLOWED_DOMAINS", Some("@example.com")),
+            (
+                "ALLOWED_REDIRECT_DOMAINS",
+                Some(".example.net, app.example.org:8443,"),
+            ),
+            ("LOG_LEVEL", Some("info,forward_auth=debug")),
+            ("LOG_FORMAT", Some("JSON")),
+        ]);
+        assert_eq!(c.scopes, ["openid", "email", "groups"]);
+        assert_eq!(c.address, "127.0.0.1:0");
+        assert_eq!(c.metrics_address.as_deref(), Some("127.0.0.1:9090"));
+        assert_eq!(c.cookie.name, "_sso.session-1");
+        assert_eq!(c.cookie.domain.as_deref(), Some(".example.com"));
+        assert!(!c.cookie.secure);
+        assert_eq!(c.policy.groups, ["admins", "00g1"]);
+        assert_eq!(c.policy.users, ["alice@example.com"]);
+        assert_eq!(c.policy.domains, ["example.com"]);
+        assert!(c.redirects.validate("https://x.example.net/").is_ok());
+        assert!(c
+            .redirects
+            .validate("https://app.example.org:8443/")
+            .is_ok());
+        assert!(c.redirects.validate("https://app.example.org/").is_err());
+        assert!(
+            c.redirects.validate("https://www.example.com/").is_ok(),
+            "COOKIE_DOMAIN is allowed"
+        );
+        assert_eq!(c.log_level, "info,forward_auth=debug");
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(load(&[("LOG_LEVEL", Some("DEBUG"))]).log_level, "debug");
+        assert!(load(&[("COOKIE_SECURE", Some("1"))]).cookie.secure);
+    }
+
+    #[test]
+    fn empty_values_count_as_unset() {
+        let c = load(&[
+            ("COOKIE_DOMAIN", Some("")),
+            ("LOG_LEVEL", Some(" ")),
+            ("METRICS_ADDRESS", Some("")),
+        ]);
+        assert_eq!(c.cookie.domain, None);
+        assert_eq!(c.log_level, "info");
+        assert_eq!(c.metrics_address, None);
+        assert_one_problem(
+            &[("IDP_CLIENT_ID", Some(""))],
+            &["IDP_CLIENT_ID is not set"],
+        );
+    }
+
+    #[test]
+    fn bad_other_settings() {
+        let cases: &[(&[(&str, Option<&str>)], &[&str])] = &[
+            (
+                &[("IDP_SCOPES", Some("email profile"))],
+                &["IDP_SCOPES", "openid"],
+            ),
+            (&[("ADDRESS", Some("4180"))], &["ADDRESS", "host:port"]),
+            (
+                &[("ADDRESS", Some("0.0.0.0:99999"))],
+                &["ADDRESS", "host:port"],
+            ),
+            (
+                &[("METRICS_ADDRESS", Some("0.0.0.0:4180"))],
+                &["METRICS_ADDRESS", "same as ADDRESS"],
+            ),
+            (
+                &[
+                    ("ADDRESS", Some("127.0.0.1:8080")),
+                    ("METRICS_ADDRESS", Some("0.0.0.0:8080")),
+                ],
+                &["same as ADDRESS"],
+            ),
+            (
+                &[("METRICS_ADDRESS", Some("metrics"))],
+                &["METRICS_ADDRESS", "host:port"],
+            ),
+            (
+                &[("COOKIE_NAME", Some("my cookie"))],
+                &["COOKIE_NAME", "letters, digits"],
+            ),
+            (&[("COOKIE_NAME", Some("a;b=c"))], &["COOKIE_NAME"]),
+            (
+                &[("COOKIE_DOMAIN", Some("https://example.com"))],
+                &["COOKIE_DOMAIN", "not a domain name"],
+            ),
+            (
+                &[("COOKIE_DOMAIN", Some("example..com"))],
+                &["COOKIE_DOMAIN"],
+            ),
+            (
+                &[("COOKIE_SECURE", Some("maybe"))],
+                &["COOKIE_SECURE", "true or false"],
+            ),
+            (
+                &[("ALLOWED_REDIRECT_DOMAINS", Some("https://example.com"))],
+                &[
+                    "ALLOWED_REDIRECT_DOMAINS",
+                    "`https://example.com`",
+                    "scheme",
+                ],
+            ),
+            (
+                &[("LOG_LEVEL", Some("verbose"))],
+                &["LOG_LEVEL", "trace, debug, info, warn or error"],
+            ),
+            (
+                &[("IDP_PROVIDER", Some("auth0"))],
+                &["IDP_PROVIDER", "okta", "oidc"],
+            ),
+        ];
+        for (changes, needles) in cases {
+            assert_one_problem(changes, needles);
+        }
+    }
+
+    #[test]
+    fn bad_redirect_domains_are_reported_even_when_the_service_url_is_bad() {
+        let problems = problems(&[
+            ("AUTHENTICATE_SERVICE_URL", Some("nope")),
+            ("ALLOWED_REDIRECT_DOMAINS", Some("example.com/path")),
+        ]);
+        assert_eq!(problems.len(), 2, "{problems:#?}");
+    }
+
+    #[test]
+    fn unknown_variables_that_look_like_ours_are_warned_about() {
+        let mut vars = minimal();
+        vars.extend(
+            [
+                ("COOKIE_SECERT", "x"),
+                ("ALLOWED_GROUP", "x"),
+                ("LOG_SOMETHING_ELSE_ENTIRELY", "x"),
+                ("cookie_name", "x"),
+                ("PATH", "/usr/bin"),
+                ("HOME", "/root"),
+                ("IDPPROVIDER", "x"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        let (c, warnings) = Config::from_vars(vars).unwrap();
+        assert_eq!(
+            c.cookie.name, "_forward_auth",
+            "a lowercase name is not read"
+        );
+        assert_eq!(
+            warnings,
+            [
+                "unknown variable ALLOWED_GROUP ignored; did you mean ALLOWED_GROUPS?",
+                "unknown variable COOKIE_SECERT ignored; did you mean COOKIE_SECRET?",
+                "unknown variable LOG_SOMETHING_ELSE_ENTIRELY ignored",
+                "unknown variable cookie_name ignored; variable names are upper case: did you mean COOKIE_NAME?",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_typo_is_noted_next_to_the_problem_it_causes() {
+        let mut vars = with(&[("COOKIE_SECRET", None)]);
+        vars.push(("COOKIE_SECRT".to_string(), KEY_A.to_string()));
+        let e = Config::from_vars(vars).unwrap_err();
+        assert_eq!(e.problems.len(), 2, "{e}");
+        assert!(e.problems[1].starts_with(
+            "note: unknown variable COOKIE_SECRT ignored; did you mean COOKIE_SECRET?"
+        ));
+    }
+
+    #[test]
+    fn suspicious_but_valid_settings_are_warned_about() {
+        let (_, warnings) = Config::from_vars(with(&[
+            ("AUTHENTICATE_SERVICE_URL", Some("http://auth.example.com")),
+            ("COOKIE_DOMAIN", Some("example.org")),
+        ]))
+        .unwrap();
+        assert_eq!(warnings.len(), 2, "{warnings:#?}");
+        assert!(warnings[0].contains("COOKIE_DOMAIN"));
+        assert!(warnings[1].contains("COOKIE_SECURE"));
+        let (_, warnings) = Config::from_vars(with(&[
+            ("AUTHENTICATE_SERVICE_URL", Some("http://127.0.0.1:4180")),
+            ("COOKIE_DOMAIN", Some("127.0.0.1")),
+        ]))
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:#?}");
+    }
+
+    #[test]
+    fn debug_output_never_contains_secrets() {
+        let file = TempFile::new("debug-token", API_TOKEN);
+        let (c, _) = Config::from_vars(with(&[
+            ("IDP_SERVICE_ACCOUNT", None),
+            ("IDP_SERVICE_ACCOUNT_FILE", Some(file.path())),
+        ]))
+        .unwrap();
+        let shown = format!("{c:?} {:#?}", c);
+        for secret in [CLIENT_SECRET, API_TOKEN, KEY_A, "AAECAwQF"] {
+            assert!(!shown.contains(secret), "Debug shows {secret}");
+        }
+        assert!(shown.contains("[redacted]"));
+        // The raw bytes of the key (0, 1, 2, ...) must not show either.
+        assert!(!shown.contains("0, 1, 2, 3"));
+    }
+
+    #[test]
+    fn problems_never_contain_secret_values() {
+        let problems = problems(&[
+            ("IDP_CLIENT_SECRET_FILE", Some("/nonexistent")),
+            ("COOKIE_SECRET", Some("bm90LTMyLWJ5dGVzLWxvbmc=")),
+        ]);
+        let all = problems.join("\n");
+        assert!(
+            !all.contains(CLIENT_SECRET) && !all.contains("bm90LTMyLWJ5dGVzLWxvbmc"),
+            "{all}"
+        );
+    }
+
+    #[test]
+    fn every_known_variable_is_a_raw_config_field() {
+        for name in KNOWN_VARIABLES {
+            let raw: RawConfig =
+                envy::from_iter([(name.to_string(), "marker-value".to_string())]).unwrap();
+            assert!(
+                format!("{raw:?}").contains("marker-value"),
+                "{name} is not read"
+            );
+        }
+    }
+
+    #[test]
+    fn edit_distance_counts_single_character_edits() {
+        assert_eq!(edit_distance("COOKIE_SECERT", "COOKIE_SECRET"), 2);
+        assert_eq!(edit_distance("LOG_LEVL", "LOG_LEVEL"), 1);
+        assert_eq!(edit_distance("", "ABC"), 3);
+        assert_eq!(edit_distance("SAME", "SAME"), 0);
+    }
+}

@@ -323,7 +323,6 @@ mod tests {
             ("https://evilexample.com/", "not allowed"),
             ("https://evil-example.com/", "not allowed"),
             ("https://example.com.evil.com/", "not allowed"),
-            ("https://auth.example.com:8443/", "not allowed"),
             ("https://app.example.net.evil.com/", "not allowed"),
             ("https://sub.app.example.net/", "not allowed"),
             ("https://pinned.example.net/", "not allowed"),
