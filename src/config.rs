@@ -1438,7 +1438,8 @@ mod tests {
 
     #[test]
     fn bad_other_settings() {
-        let cases: &[(&[(&str, Option<&str>)], &[&str])] = &[
+        type Changes<'a> = &'a [(&'a str, Option<&'a str>)];
+        let cases: &[(Changes, &[&str])] = &[
             (
                 &[("IDP_SCOPES", Some("email profile"))],
                 &["IDP_SCOPES", "openid"],

@@ -97,8 +97,8 @@ pub fn original_request<'h>(
     let is_trusted = peer.is_some_and(|ip| trusted.contains(ip));
 
     if !is_trusted {
-        // Anyone can send these; from an untrusted peer they prove nothing, and
-        // the Host header alone would be a guess about what the proxy was asked.
+        // Anyone can send these, so from an untrusted peer they prove nothing; and
+        // answering from Host instead would judge a URL other than the one meant.
         if FORWARDED_HEADERS.iter().any(|h| header(h).is_some()) {
             return Ok(OriginalRequest {
                 method: "GET".to_string(),
@@ -389,7 +389,9 @@ mod tests {
     #[test]
     fn original_requests() {
         use Source::*;
-        let cases: Vec<(&str, Option<IpAddr>, Vec<(&'static str, &'static str)>, Result<OriginalRequest, ForwardedError>)> = vec![
+        type Headers = Vec<(&'static str, &'static str)>;
+        type Want = Result<OriginalRequest, ForwardedError>;
+        let cases: Vec<(&str, Option<IpAddr>, Headers, Want)> = vec![
             (
                 "nginx sends an absolute X-Original-URL and method",
                 ip("127.0.0.1"),

@@ -273,7 +273,7 @@ impl Oidc {
             .await?;
         let groups_claim = claims.additional_claims().groups.clone();
         let sid = claims.additional_claims().sid.clone();
-        let (sub, login, email, name) = identity(&claims);
+        let (sub, login, email, name) = identity(claims);
         Ok(SignedIn {
             sub,
             login,

@@ -49,15 +49,13 @@ impl AllowLists {
         domains: Option<&str>,
     ) -> AllowLists {
         let mut lists = AllowLists::default();
-        if let Some(g) = groups {
-            add_groups(&mut lists.groups, g);
-        }
-        if let Some(u) = users {
-            add_users(&mut lists.users, u);
-        }
-        if let Some(d) = domains {
-            add_domains(&mut lists.domains, d);
-        }
+        add(&mut lists.groups, groups.unwrap_or_default(), Kind::Group);
+        add(&mut lists.users, users.unwrap_or_default(), Kind::User);
+        add(
+            &mut lists.domains,
+            domains.unwrap_or_default(),
+            Kind::Domain,
+        );
         lists
     }
 
@@ -68,10 +66,10 @@ impl AllowLists {
     pub fn from_query(query: &str) -> Result<AllowLists, PolicyError> {
         let mut lists = AllowLists::default();
         for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
-            let (list, add): (&mut Vec<String>, fn(&mut Vec<String>, &str)) = match key.as_ref() {
-                "allowed_groups" => (&mut lists.groups, add_groups),
-                "allowed_users" => (&mut lists.users, add_users),
-                "allowed_domains" => (&mut lists.domains, add_domains),
+            let (list, kind) = match key.as_ref() {
+                "allowed_groups" => (&mut lists.groups, Kind::Group),
+                "allowed_users" => (&mut lists.users, Kind::User),
+                "allowed_domains" => (&mut lists.domains, Kind::Domain),
                 _ => continue,
             };
             // A value of only commas and spaces is as empty as no value at all.
@@ -80,7 +78,7 @@ impl AllowLists {
                     "{key} is empty: give a comma-separated list or leave the parameter out"
                 )));
             }
-            add(list, &value);
+            add(list, &value, kind);
         }
         Ok(lists)
     }
@@ -95,28 +93,27 @@ fn entries(list: &str) -> impl Iterator<Item = &str> {
     list.split(',').map(str::trim).filter(|e| !e.is_empty())
 }
 
-/// Appends entries not already present (repeated parameters are unioned).
-fn push_unique(list: &mut Vec<String>, entry: String) {
-    if !entry.is_empty() && !list.contains(&entry) {
-        list.push(entry);
-    }
+/// How entries of a list are normalised.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// Okta group names are case-sensitive: kept as given.
+    Group,
+    User,
+    /// Without a leading `@`.
+    Domain,
 }
 
-fn add_groups(list: &mut Vec<String>, value: &str) {
+/// Adds the entries of a comma-separated value, normalised, skipping duplicates.
+fn add(list: &mut Vec<String>, value: &str, kind: Kind) {
     for e in entries(value) {
-        push_unique(list, e.to_string());
-    }
-}
-
-fn add_users(list: &mut Vec<String>, value: &str) {
-    for e in entries(value) {
-        push_unique(list, e.to_lowercase());
-    }
-}
-
-fn add_domains(list: &mut Vec<String>, value: &str) {
-    for e in entries(value) {
-        push_unique(list, e.trim_start_matches('@').trim().to_lowercase());
+        let entry = match kind {
+            Kind::Group => e.to_string(),
+            Kind::User => e.to_lowercase(),
+            Kind::Domain => e.trim_start_matches('@').trim().to_lowercase(),
+        };
+        if !entry.is_empty() && !list.contains(&entry) {
+            list.push(entry);
+        }
     }
 }
 

@@ -5,3 +5,4 @@ mod fake_okta_shapes;
 mod helpers;
 mod sign_in;
 mod auth;
+mod session_store;
