@@ -481,6 +481,11 @@ impl FakeOkta {
     }
 
     /// Query parameters of the last `/authorize` request, valid or not.
+    /// The refresh tokens that are valid now (to prove they never leak).
+    pub fn live_refresh_tokens(&self) -> Vec<String> {
+        self.lock().refresh_tokens.keys().cloned().collect()
+    }
+
     pub fn last_authorize_query(&self) -> Option<Vec<(String, String)>> {
         self.lock().last_authorize_query.clone()
     }

@@ -6,3 +6,4 @@ mod helpers;
 mod sign_in;
 mod auth;
 mod session_store;
+mod logs;

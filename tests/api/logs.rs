@@ -1,0 +1,98 @@
+//! The real binary, as a process, never writes a secret, token or cookie value
+//! to its log, even at debug level, through a sign-in, checks and a sign-out.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+
+use crate::fake_okta::FakeOkta;
+use crate::helpers::{base_vars, browser, location, COOKIE_NAME, COOKIE_SECRET};
+
+/// Kills the child when the test ends, pass or fail.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn no_secret_token_or_cookie_value_reaches_the_log() {
+    let okta = FakeOkta::start().await;
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let log = std::env::temp_dir().join(format!("forward-auth-log-test-{port}.log"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_forward-auth"));
+    command
+        .env_clear()
+        .envs(base_vars(&okta, port))
+        .env("LOG_LEVEL", "debug")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let _service = Running(command.spawn().expect("the binary starts"));
+    let base = format!("http://127.0.0.1:{port}");
+
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let client = browser(jar.clone());
+    let mut ready = false;
+    for _ in 0..100 {
+        if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
+            if r.status() == StatusCode::OK {
+                ready = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ready, "the service became ready");
+
+    okta.sign_in_as(&okta.user("alice").id);
+    let to_okta = client.get(format!("{base}/oauth2/start?rd=/x")).send().await.unwrap();
+    let back = client.get(location(&to_okta)).send().await.unwrap();
+    let done = client.get(location(&back)).send().await.unwrap();
+    assert_eq!(done.status(), StatusCode::FOUND);
+    let cookie = reqwest::cookie::CookieStore::cookies(&*jar, &base.parse().unwrap())
+        .and_then(|h| {
+            h.to_str().ok()?.split(';').find_map(|p| {
+                p.trim().strip_prefix(&format!("{COOKIE_NAME}=")).map(str::to_string)
+            })
+        })
+        .expect("signed in");
+    let check = client
+        .get(format!("{base}/oauth2/auth"))
+        .header("X-Original-URL", "https://a.example.com/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(check.status(), StatusCode::OK);
+    let refresh_tokens = okta.live_refresh_tokens();
+    assert!(!refresh_tokens.is_empty(), "the sign-in obtained a refresh token");
+    let sign_out = client.get(format!("{base}/oauth2/sign_out")).send().await.unwrap();
+    let id_token = url::Url::parse(&location(&sign_out))
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "id_token_hint")
+        .map(|(_, v)| v.into_owned())
+        .expect("sign-out sends the id_token_hint to Okta");
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let text = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    assert!(text.contains("signed in"), "the log has the sign-in event: {text}");
+    let secrets = [
+        ("cookie value", cookie.as_str()),
+        ("COOKIE_SECRET", COOKIE_SECRET),
+        ("client secret", FakeOkta::CLIENT_SECRET),
+        ("API token", FakeOkta::API_TOKEN),
+        ("ID token", id_token.as_str()),
+    ];
+    for (what, value) in secrets {
+        assert!(!text.contains(value), "the log shows the {what}");
+    }
+    for token in refresh_tokens {
+        assert!(!text.contains(&token), "the log shows a refresh token");
+    }
+}
