@@ -39,7 +39,9 @@ impl AppError {
         match self {
             AppError::BadRequest(m) | AppError::SignIn(m) | AppError::SignInDenied(m) => m,
             AppError::Upstream(_) => "Okta did not complete the sign-in. Please retry in a moment.",
-            AppError::Unavailable(_) => "The sign-in service is temporarily unavailable. Please retry in a moment.",
+            AppError::Unavailable(_) => {
+                "The sign-in service is temporarily unavailable. Please retry in a moment."
+            }
             AppError::Internal(_) => "Something went wrong on our side.",
         }
     }
@@ -59,13 +61,18 @@ impl ResponseError for AppError {
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
         match self {
-            AppError::Internal(cause) | AppError::Unavailable(cause) | AppError::Upstream(cause) => {
+            AppError::Internal(cause)
+            | AppError::Unavailable(cause)
+            | AppError::Upstream(cause) => {
                 tracing::warn!(status = status.as_u16(), cause = %cause, "request failed");
             }
             _ => tracing::info!(status = status.as_u16(), reason = %self, "request refused"),
         }
-        let retry = matches!(self, AppError::SignIn(_) | AppError::SignInDenied(_) | AppError::Upstream(_))
-            .then_some("/oauth2/start");
+        let retry = matches!(
+            self,
+            AppError::SignIn(_) | AppError::SignInDenied(_) | AppError::Upstream(_)
+        )
+        .then_some("/oauth2/start");
         let mut response = HttpResponse::build(status)
             .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
             .content_type("text/html; charset=utf-8")

@@ -102,14 +102,20 @@ impl GroupsCache {
             .cache
             .try_get_with_by_ref(user_id, async {
                 let groups = inner.client.fetch(user_id).await?;
-                Ok::<_, GroupsError>(Entry { groups: groups.into(), fetched_at: Instant::now() })
+                Ok::<_, GroupsError>(Entry {
+                    groups: groups.into(),
+                    fetched_at: Instant::now(),
+                })
             })
             .await;
         match result {
             Ok(entry) => Ok(entry.groups),
             Err(error) => {
                 let error = GroupsError::clone(&error);
-                inner.failures.insert(user_id.to_owned(), error.clone()).await;
+                inner
+                    .failures
+                    .insert(user_id.to_owned(), error.clone())
+                    .await;
                 Err(error)
             }
         }
@@ -133,7 +139,10 @@ impl GroupsCache {
         tokio::spawn(async move {
             match this.inner.client.fetch(&user_id).await {
                 Ok(groups) => {
-                    let entry = Entry { groups: groups.into(), fetched_at: Instant::now() };
+                    let entry = Entry {
+                        groups: groups.into(),
+                        fetched_at: Instant::now(),
+                    };
                     this.inner.cache.insert(user_id.clone(), entry).await;
                 }
                 Err(GroupsError::UserNotFound) => {
@@ -174,7 +183,11 @@ struct OktaGroupProfile {
 }
 
 impl OktaGroupsClient {
-    pub fn new(http: reqwest::Client, org_url: &str, token: Secret) -> Result<OktaGroupsClient, String> {
+    pub fn new(
+        http: reqwest::Client,
+        org_url: &str,
+        token: Secret,
+    ) -> Result<OktaGroupsClient, String> {
         let org = Url::parse(org_url).map_err(|e| format!("org URL {org_url}: {e}"))?;
         Ok(OktaGroupsClient {
             http,
@@ -236,18 +249,22 @@ impl OktaGroupsClient {
                 tracing::error!(status = status.as_u16(), "Okta refused IDP_SERVICE_ACCOUNT: check the API token (revoked, expired after 30 days unused, or its admin lost the role)");
                 return Err(GroupsError::Unavailable(format!("Okta answered {status}")));
             }
-            s if !s.is_success() => return Err(GroupsError::Unavailable(format!("Okta answered {s}"))),
+            s if !s.is_success() => {
+                return Err(GroupsError::Unavailable(format!("Okta answered {s}")))
+            }
             _ => {}
         }
-        let next = next_link(response.headers())
-            .filter(|next| next.origin() == self.org.origin());
+        let next = next_link(response.headers()).filter(|next| next.origin() == self.org.origin());
         let page: Vec<OktaGroup> = response
             .json()
             .await
             .map_err(|e| GroupsError::Unavailable(format!("groups body: {e}")))?;
         let page = page
             .into_iter()
-            .map(|g| Group { id: g.id, name: g.profile.name })
+            .map(|g| Group {
+                id: g.id,
+                name: g.profile.name,
+            })
             .collect();
         Ok((page, next))
     }
@@ -269,7 +286,10 @@ impl OktaGroupsClient {
             .unwrap_or(now + 60)
             .clamp(now + 1, now + MAX_BACKOFF_SECS);
         self.blocked_until.fetch_max(reset, Ordering::Relaxed);
-        tracing::warn!(retry_in_secs = reset - now, "Okta rate limit reached; no groups calls until its reset");
+        tracing::warn!(
+            retry_in_secs = reset - now,
+            "Okta rate limit reached; no groups calls until its reset"
+        );
     }
 }
 

@@ -44,12 +44,19 @@ mod tests {
     use super::*;
 
     fn group(name: &str) -> Group {
-        Group { id: format!("00g{name}"), name: name.to_string() }
+        Group {
+            id: format!("00g{name}"),
+            name: name.to_string(),
+        }
     }
 
     #[test]
     fn groups_are_joined_by_commas_in_order() {
-        let h = render("alice", "alice@example.com", &[group("Everyone"), group("admins")]);
+        let h = render(
+            "alice",
+            "alice@example.com",
+            &[group("Everyone"), group("admins")],
+        );
         assert_eq!(h[2], (GROUPS, "Everyone,admins".to_string()));
         assert_eq!(h[0], (USER, "alice".to_string()));
         assert_eq!(h[1], (EMAIL, "alice@example.com".to_string()));

@@ -15,7 +15,12 @@ pub struct Counter {
 
 impl Counter {
     const fn new(name: &'static str, help: &'static str, label: Option<&'static str>) -> Counter {
-        Counter { name, help, label, value: AtomicU64::new(0) }
+        Counter {
+            name,
+            help,
+            label,
+            value: AtomicU64::new(0),
+        }
     }
 
     pub fn inc(&self) {
@@ -27,31 +32,53 @@ impl Counter {
     }
 }
 
-pub static AUTH_ALLOWED: Counter =
-    Counter::new("forward_auth_decisions_total", "Auth decisions by outcome.", Some("outcome=\"allowed\""));
+pub static AUTH_ALLOWED: Counter = Counter::new(
+    "forward_auth_decisions_total",
+    "Auth decisions by outcome.",
+    Some("outcome=\"allowed\""),
+);
 pub static AUTH_UNAUTHENTICATED: Counter = Counter::new(
     "forward_auth_decisions_total",
     "Auth decisions by outcome.",
     Some("outcome=\"unauthenticated\""),
 );
-pub static AUTH_FORBIDDEN: Counter =
-    Counter::new("forward_auth_decisions_total", "Auth decisions by outcome.", Some("outcome=\"forbidden\""));
-pub static AUTH_UNAVAILABLE: Counter =
-    Counter::new("forward_auth_decisions_total", "Auth decisions by outcome.", Some("outcome=\"unavailable\""));
-pub static SIGN_INS: Counter = Counter::new("forward_auth_sign_ins_total", "Completed sign-ins.", None);
-pub static SIGN_IN_FAILURES: Counter =
-    Counter::new("forward_auth_sign_in_failures_total", "Failed sign-in callbacks.", None);
-pub static OKTA_GROUPS_CALLS: Counter =
-    Counter::new("forward_auth_okta_groups_requests_total", "Requests to Okta's groups API.", None);
-pub static OKTA_RATE_LIMITED: Counter =
-    Counter::new("forward_auth_okta_rate_limited_total", "Okta 429 answers.", None);
+pub static AUTH_FORBIDDEN: Counter = Counter::new(
+    "forward_auth_decisions_total",
+    "Auth decisions by outcome.",
+    Some("outcome=\"forbidden\""),
+);
+pub static AUTH_UNAVAILABLE: Counter = Counter::new(
+    "forward_auth_decisions_total",
+    "Auth decisions by outcome.",
+    Some("outcome=\"unavailable\""),
+);
+pub static SIGN_INS: Counter =
+    Counter::new("forward_auth_sign_ins_total", "Completed sign-ins.", None);
+pub static SIGN_IN_FAILURES: Counter = Counter::new(
+    "forward_auth_sign_in_failures_total",
+    "Failed sign-in callbacks.",
+    None,
+);
+pub static OKTA_GROUPS_CALLS: Counter = Counter::new(
+    "forward_auth_okta_groups_requests_total",
+    "Requests to Okta's groups API.",
+    None,
+);
+pub static OKTA_RATE_LIMITED: Counter = Counter::new(
+    "forward_auth_okta_rate_limited_total",
+    "Okta 429 answers.",
+    None,
+);
 pub static GROUPS_STALE_SERVED: Counter = Counter::new(
     "forward_auth_groups_stale_served_total",
     "Checks answered with last known groups while a refresh was due.",
     None,
 );
-pub static TOKEN_REFRESHES: Counter =
-    Counter::new("forward_auth_token_refreshes_total", "Token refreshes attempted.", None);
+pub static TOKEN_REFRESHES: Counter = Counter::new(
+    "forward_auth_token_refreshes_total",
+    "Token refreshes attempted.",
+    None,
+);
 
 static ALL: [&Counter; 10] = [
     &AUTH_ALLOWED,
@@ -72,7 +99,11 @@ pub fn render() -> String {
     let mut last = "";
     for c in ALL {
         if c.name != last {
-            let _ = writeln!(out, "# HELP {} {}\n# TYPE {} counter", c.name, c.help, c.name);
+            let _ = writeln!(
+                out,
+                "# HELP {} {}\n# TYPE {} counter",
+                c.name, c.help, c.name
+            );
             last = c.name;
         }
         match c.label {

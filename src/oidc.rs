@@ -9,19 +9,18 @@ use std::time::{Duration, Instant};
 
 use openidconnect::core::{
     CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreClaimName, CoreClaimType,
-    CoreClientAuthMethod, CoreErrorResponseType, CoreGenderClaim, CoreGrantType,
-    CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm,
-    CoreJwsSigningAlgorithm, CoreResponseMode, CoreResponseType, CoreRevocableToken,
-    CoreRevocationErrorResponse, CoreSubjectIdentifierType, CoreTokenIntrospectionResponse,
-    CoreTokenType,
+    CoreClientAuthMethod, CoreErrorResponseType, CoreGenderClaim, CoreGrantType, CoreJsonWebKey,
+    CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm, CoreJwsSigningAlgorithm,
+    CoreResponseMode, CoreResponseType, CoreRevocableToken, CoreRevocationErrorResponse,
+    CoreSubjectIdentifierType, CoreTokenIntrospectionResponse, CoreTokenType,
 };
 use openidconnect::{
     AdditionalClaims, AdditionalProviderMetadata, AuthorizationCode, Client, ClientId,
-    ClientSecret, CsrfToken, EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet,
-    EndpointSet, IdToken, IdTokenClaims, IdTokenFields, IdTokenVerifier, IssuerUrl,
-    JsonWebKeySet, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
-    ProviderMetadata, RedirectUrl, RefreshToken, RequestTokenError, Scope,
-    StandardErrorResponse, StandardTokenResponse, TokenResponse,
+    ClientSecret, CsrfToken, EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet, EndpointSet,
+    IdToken, IdTokenClaims, IdTokenFields, IdTokenVerifier, IssuerUrl, JsonWebKeySet, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadata, RedirectUrl,
+    RefreshToken, RequestTokenError, Scope, StandardErrorResponse, StandardTokenResponse,
+    TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -75,8 +74,12 @@ type Fields = IdTokenFields<
     CoreJwsSigningAlgorithm,
 >;
 type Tokens = StandardTokenResponse<Fields, CoreTokenType>;
-type OktaIdToken =
-    IdToken<ExtraClaims, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
+type OktaIdToken = IdToken<
+    ExtraClaims,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
+>;
 type Claims = IdTokenClaims<ExtraClaims, CoreGenderClaim>;
 type OktaClient = Client<
     ExtraClaims,
@@ -269,7 +272,9 @@ impl Oidc {
             .ok_or_else(|| OidcError::IdToken("the token response has no id_token".into()))?;
         let nonce = Nonce::new(nonce.to_owned());
         let claims = self
-            .verify(&provider, id_token, |n: Option<&Nonce>| (&nonce).verify_nonce(n))
+            .verify(&provider, id_token, |n: Option<&Nonce>| {
+                (&nonce).verify_nonce(n)
+            })
             .await?;
         let groups_claim = claims.additional_claims().groups.clone();
         let sid = claims.additional_claims().sid.clone();
@@ -282,14 +287,20 @@ impl Oidc {
             groups_claim,
             sid,
             tokens_expire_at: tokens_expiry(&tokens, claims.expiration().timestamp()),
-            refresh_token: tokens.refresh_token().map(|t| Secret::new(t.secret().clone())),
+            refresh_token: tokens
+                .refresh_token()
+                .map(|t| Secret::new(t.secret().clone())),
             id_token: Secret::new(id_token.to_string()),
         })
     }
 
     /// Renews tokens with a refresh token; checks that a returned ID token is
     /// still for `sub`.
-    pub async fn refresh(&self, refresh_token: &Secret, sub: &str) -> Result<Refreshed, RefreshError> {
+    pub async fn refresh(
+        &self,
+        refresh_token: &Secret,
+        sub: &str,
+    ) -> Result<Refreshed, RefreshError> {
         let provider = self
             .provider()
             .ok_or_else(|| RefreshError::Transient("discovery not loaded".into()))?;
@@ -300,8 +311,21 @@ impl Oidc {
             .map_err(|e| RefreshError::Transient(e.to_string()))?;
         let tokens = match request.request_async(&self.http).await {
             Ok(tokens) => tokens,
+            // Only `invalid_grant` says the refresh token itself is dead (revoked,
+            // expired, user deactivated). Anything else — an outage (`server_error`,
+            // `temporarily_unavailable`) or our own misconfiguration (`invalid_client`
+            // after a bad secret rotation) — must not sign everybody out.
+            Err(RequestTokenError::ServerResponse(e)) if e.error().as_ref() == "invalid_grant" => {
+                return Err(RefreshError::Refused("invalid_grant".into()))
+            }
             Err(RequestTokenError::ServerResponse(e)) => {
-                return Err(RefreshError::Refused(format!("{}", e.error())))
+                if e.error().as_ref() == "invalid_client" {
+                    tracing::error!("Okta refused our client credentials on refresh: check IDP_CLIENT_ID and IDP_CLIENT_SECRET");
+                }
+                return Err(RefreshError::Transient(format!(
+                    "the IdP answered {}",
+                    e.error()
+                )));
             }
             Err(e) => return Err(RefreshError::Transient(token_error(&e))),
         };
@@ -314,21 +338,29 @@ impl Oidc {
                 .await
                 .map_err(|e| RefreshError::Refused(e.to_string()))?;
             if claims.subject().as_str() != sub {
-                return Err(RefreshError::Refused("refreshed ID token is for another user".into()));
+                return Err(RefreshError::Refused(
+                    "refreshed ID token is for another user".into(),
+                ));
             }
             id_token_exp = claims.expiration().timestamp();
             groups_claim = claims.additional_claims().groups.clone();
         }
         Ok(Refreshed {
             tokens_expire_at: tokens_expiry(&tokens, id_token_exp),
-            refresh_token: tokens.refresh_token().map(|t| Secret::new(t.secret().clone())),
+            refresh_token: tokens
+                .refresh_token()
+                .map(|t| Secret::new(t.secret().clone())),
             id_token: tokens.id_token().map(|t| Secret::new(t.to_string())),
             groups_claim,
         })
     }
 
     /// Okta's sign-out URL, when discovery offered `end_session_endpoint`.
-    pub fn end_session_url(&self, id_token_hint: &str, post_logout_redirect_uri: &str) -> Option<Url> {
+    pub fn end_session_url(
+        &self,
+        id_token_hint: &str,
+        post_logout_redirect_uri: &str,
+    ) -> Option<Url> {
         let mut url = self.provider()?.end_session.clone()?;
         url.query_pairs_mut()
             .append_pair("id_token_hint", id_token_hint)
@@ -415,12 +447,21 @@ impl VerifyNonce for &Nonce {
 
 fn identity(claims: &Claims) -> (String, String, String, String) {
     let sub = claims.subject().as_str().to_owned();
-    let email = claims.email().map(|e| e.as_str().to_owned()).unwrap_or_default();
+    let email = claims
+        .email()
+        .map(|e| e.as_str().to_owned())
+        .unwrap_or_default();
     let login = claims
         .preferred_username()
         .map(|u| u.as_str().to_owned())
         .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| if email.is_empty() { sub.clone() } else { email.clone() });
+        .unwrap_or_else(|| {
+            if email.is_empty() {
+                sub.clone()
+            } else {
+                email.clone()
+            }
+        });
     let name = claims
         .name()
         .and_then(|n| n.get(None))

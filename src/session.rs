@@ -75,7 +75,10 @@ pub struct CookieCodec {
 
 impl CookieCodec {
     pub fn new(keys: Vec<CookieKey>) -> CookieCodec {
-        assert!(!keys.is_empty(), "config guarantees at least one cookie key");
+        assert!(
+            !keys.is_empty(),
+            "config guarantees at least one cookie key"
+        );
         CookieCodec { keys: keys.into() }
     }
 
@@ -90,8 +93,14 @@ impl CookieCodec {
 
     /// Signs arbitrary bytes for a purpose (`b"session"`, `b"binding"`).
     pub fn sign(&self, purpose: &[u8], payload: &[u8]) -> String {
-        let tag = Self::mac(&self.keys[0], purpose, payload).finalize().into_bytes();
-        format!("{}.{}", URL_SAFE_NO_PAD.encode(payload), URL_SAFE_NO_PAD.encode(tag))
+        let tag = Self::mac(&self.keys[0], purpose, payload)
+            .finalize()
+            .into_bytes();
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(payload),
+            URL_SAFE_NO_PAD.encode(tag)
+        )
     }
 
     /// Verifies a value made by [`sign`](Self::sign) with any key; `None` for
@@ -288,7 +297,10 @@ mod tests {
         let old = codec(&[1]);
         let rotated = codec(&[2, 1]);
         let id = SessionId::random();
-        assert_eq!(rotated.decode_session(&old.encode_session(&id)), Some(id.clone()));
+        assert_eq!(
+            rotated.decode_session(&old.encode_session(&id)),
+            Some(id.clone())
+        );
         assert_eq!(old.decode_session(&rotated.encode_session(&id)), None);
     }
 

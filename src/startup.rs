@@ -20,7 +20,10 @@ use crate::session::{MemoryStore, SessionStore};
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error("cannot listen on {address}: {source}")]
-    Bind { address: String, source: std::io::Error },
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Setup(String),
 }
@@ -85,12 +88,18 @@ impl Application {
             App::new()
                 .app_data(app_state.clone())
                 .app_data(web::QueryConfig::default().error_handler(|e, _| {
-                    crate::error::AppError::BadRequest(format!("The query string cannot be read: {e}")).into()
+                    crate::error::AppError::BadRequest(format!(
+                        "The query string cannot be read: {e}"
+                    ))
+                    .into()
                 }))
                 .configure(routes::configure)
         })
         .listen(listener)
-        .map_err(|source| StartupError::Bind { address: config.address.clone(), source })?
+        .map_err(|source| StartupError::Bind {
+            address: config.address.clone(),
+            source,
+        })?
         .run();
 
         // Metrics get their own listener and server, so they are never public.
@@ -101,13 +110,22 @@ impl Application {
                 let server = HttpServer::new(|| App::new().configure(routes::configure_metrics))
                     .workers(1)
                     .listen(listener)
-                    .map_err(|source| StartupError::Bind { address: address.clone(), source })?
+                    .map_err(|source| StartupError::Bind {
+                        address: address.clone(),
+                        source,
+                    })?
                     .run();
                 (Some(server), Some(port))
             }
             None => (None, None),
         };
-        Ok(Application { server, metrics, port, metrics_port, state })
+        Ok(Application {
+            server,
+            metrics,
+            port,
+            metrics_port,
+            state,
+        })
     }
 
     /// The port of the public listener.
@@ -136,14 +154,20 @@ impl Application {
 }
 
 fn bind(address: &str) -> Result<TcpListener, StartupError> {
-    TcpListener::bind(address).map_err(|source| StartupError::Bind { address: address.to_owned(), source })
+    TcpListener::bind(address).map_err(|source| StartupError::Bind {
+        address: address.to_owned(),
+        source,
+    })
 }
 
 fn local_port(listener: &TcpListener, address: &str) -> Result<u16, StartupError> {
     listener
         .local_addr()
         .map(|a| a.port())
-        .map_err(|source| StartupError::Bind { address: address.to_owned(), source })
+        .map_err(|source| StartupError::Bind {
+            address: address.to_owned(),
+            source,
+        })
 }
 
 /// Tries discovery once now; if Okta cannot be reached, keeps trying in the

@@ -40,14 +40,30 @@ async fn check(req: &HttpRequest, state: &AppState, mode: Mode) -> Result<Allowe
         metrics::AUTH_UNAUTHENTICATED.inc();
         return Err(unauthenticated(req, state, mode, &original));
     };
-    let groups = state.groups_of(&session).await.map_err(|e| groups_denied(state, &session, e))?;
-    let subject = Subject { login: &session.login, email: &session.email, groups: &groups };
-    permit(decide(&state.config.policy, &route, &subject), state, &session, &groups)
+    let groups = state
+        .groups_of(&session)
+        .await
+        .map_err(|e| groups_denied(state, &session, e))?;
+    let subject = Subject {
+        login: &session.login,
+        email: &session.email,
+        groups: &groups,
+    };
+    permit(
+        decide(&state.config.policy, &route, &subject),
+        state,
+        &session,
+        &groups,
+    )
 }
 
 fn read_original(req: &HttpRequest, state: &AppState) -> Result<OriginalRequest, Denied> {
     let headers = req.headers();
-    let scheme = if state.config.service_url.starts_with("https:") { "https" } else { "http" };
+    let scheme = if state.config.service_url.starts_with("https:") {
+        "https"
+    } else {
+        "http"
+    };
     original_request(
         req.peer_addr().map(|a| a.ip()),
         |name| headers.get(name).and_then(|v| v.to_str().ok()),
@@ -67,7 +83,9 @@ fn permit(
     match decision {
         Decision::Allow => {
             metrics::AUTH_ALLOWED.inc();
-            Ok(Allowed { headers: identity_headers::render(&session.login, &session.email, groups) })
+            Ok(Allowed {
+                headers: identity_headers::render(&session.login, &session.email, groups),
+            })
         }
         Decision::Deny(reason) => {
             metrics::AUTH_FORBIDDEN.inc();
@@ -93,29 +111,53 @@ fn groups_denied(state: &AppState, session: &Session, error: GroupsError) -> Den
         }
         other => {
             metrics::AUTH_UNAVAILABLE.inc();
-            Denied::Error(AppError::Unavailable(format!("groups of {}: {other}", session.login)))
+            Denied::Error(AppError::Unavailable(format!(
+                "groups of {}: {other}",
+                session.login
+            )))
         }
     }
 }
 
-fn unauthenticated(req: &HttpRequest, state: &AppState, mode: Mode, original: &OriginalRequest) -> Denied {
+fn unauthenticated(
+    req: &HttpRequest,
+    state: &AppState,
+    mode: Mode,
+    original: &OriginalRequest,
+) -> Denied {
     let mut start = format!("{}/oauth2/start", state.config.service_url);
-    if let Some(url) = original.url.as_ref().filter(|u| state.config.redirects.allows(u)) {
+    if let Some(url) = original
+        .url
+        .as_ref()
+        .filter(|u| state.config.redirects.allows(u))
+    {
         start.push_str("?rd=");
-        start.extend(url::form_urlencoded::byte_serialize(url.as_str().as_bytes()));
+        start.extend(url::form_urlencoded::byte_serialize(
+            url.as_str().as_bytes(),
+        ));
     }
     match mode {
-        Mode::Nginx => Denied::Unauthenticated { start, status: StatusCode::UNAUTHORIZED, json: false },
-        Mode::Forward if is_api_request(req) => {
-            Denied::Unauthenticated { start, status: StatusCode::UNAUTHORIZED, json: true }
-        }
+        Mode::Nginx => Denied::Unauthenticated {
+            start,
+            status: StatusCode::UNAUTHORIZED,
+            json: false,
+        },
+        Mode::Forward if is_api_request(req) => Denied::Unauthenticated {
+            start,
+            status: StatusCode::UNAUTHORIZED,
+            json: true,
+        },
         Mode::Forward => {
             let status = if matches!(original.method.as_str(), "GET" | "HEAD") {
                 StatusCode::FOUND
             } else {
                 StatusCode::SEE_OTHER
             };
-            Denied::Unauthenticated { start, status, json: false }
+            Denied::Unauthenticated {
+                start,
+                status,
+                json: false,
+            }
         }
     }
 }
@@ -163,7 +205,11 @@ impl actix_web::Responder for Allowed {
 #[derive(Debug)]
 pub enum Denied {
     /// Who are you? 401, or a 302/303 to sign in.
-    Unauthenticated { start: String, status: StatusCode, json: bool },
+    Unauthenticated {
+        start: String,
+        status: StatusCode,
+        json: bool,
+    },
     /// Signed in, but not allowed: 403.
     Forbidden { login: String, sign_out: String },
     /// Bad request or unavailable.
@@ -191,13 +237,18 @@ impl ResponseError for Denied {
 
     fn error_response(&self) -> HttpResponse {
         match self {
-            Denied::Unauthenticated { start, status, json } => {
+            Denied::Unauthenticated {
+                start,
+                status,
+                json,
+            } => {
                 let mut response = HttpResponse::build(*status);
                 response
                     .insert_header((header::CACHE_CONTROL, "no-store"))
                     .insert_header((header::LOCATION, start.as_str()));
                 if *status == StatusCode::UNAUTHORIZED {
-                    response.insert_header((header::WWW_AUTHENTICATE, "Cookie realm=\"forward-auth\""));
+                    response
+                        .insert_header((header::WWW_AUTHENTICATE, "Cookie realm=\"forward-auth\""));
                 }
                 if *json {
                     response.json(serde_json::json!({
@@ -208,7 +259,11 @@ impl ResponseError for Denied {
                 } else {
                     response
                         .content_type("text/html; charset=utf-8")
-                        .body(html::message_page("Sign in required", "Sign in to continue.", Some((start, "Sign in"))))
+                        .body(html::message_page(
+                            "Sign in required",
+                            "Sign in to continue.",
+                            Some((start, "Sign in")),
+                        ))
                 }
             }
             Denied::Forbidden { login, sign_out } => HttpResponse::Forbidden()
@@ -216,7 +271,9 @@ impl ResponseError for Denied {
                 .content_type("text/html; charset=utf-8")
                 .body(html::message_page(
                     "Access denied",
-                    &format!("You are signed in as {login}, but this account may not open this page."),
+                    &format!(
+                        "You are signed in as {login}, but this account may not open this page."
+                    ),
                     Some((sign_out, "Sign out and use another account")),
                 )),
             Denied::Error(e) => e.error_response(),

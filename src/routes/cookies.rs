@@ -8,7 +8,10 @@ use crate::config::CookieSettings;
 
 /// Every value of the cookie `name` in the request's `Cookie` headers (several
 /// can arrive, e.g. one per domain); malformed pairs are skipped.
-pub fn cookie_values<'r>(req: &'r HttpRequest, name: &'r str) -> impl Iterator<Item = &'r str> + 'r {
+pub fn cookie_values<'r>(
+    req: &'r HttpRequest,
+    name: &'r str,
+) -> impl Iterator<Item = &'r str> + 'r {
     req.headers()
         .get_all(header::COOKIE)
         .filter_map(|v| v.to_str().ok())
@@ -21,7 +24,11 @@ pub fn cookie_values<'r>(req: &'r HttpRequest, name: &'r str) -> impl Iterator<I
 
 /// `Set-Cookie` for the session cookie; `None` clears it.
 pub fn session_cookie_header(settings: &CookieSettings, value: Option<&str>) -> String {
-    let max_age = if value.is_some() { settings.expire.as_secs() } else { 0 };
+    let max_age = if value.is_some() {
+        settings.expire.as_secs()
+    } else {
+        0
+    };
     let mut cookie = format!(
         "{}={}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax",
         settings.name,
@@ -41,7 +48,11 @@ pub fn session_cookie_header(settings: &CookieSettings, value: Option<&str>) -> 
 /// `Set-Cookie` for the short-lived cookie that binds a sign-in to the browser
 /// that started it; host-only, and `None` clears it.
 pub fn binding_cookie_header(settings: &CookieSettings, value: Option<&str>) -> String {
-    let max_age = if value.is_some() { crate::session::PENDING_TTL.as_secs() } else { 0 };
+    let max_age = if value.is_some() {
+        crate::session::PENDING_TTL.as_secs()
+    } else {
+        0
+    };
     let mut cookie = format!(
         "{}={}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax",
         binding_cookie_name(settings),

@@ -9,14 +9,19 @@ use crate::error::AppError;
 use crate::groups::GroupsError;
 use crate::routes::AppState;
 
-pub async fn userinfo(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+pub async fn userinfo(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
     let Some((_, session)) = state.current_session(&req).await? else {
         return Ok(HttpResponse::Unauthorized()
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(json!({"error": "unauthenticated", "message": "Sign in first."})));
     };
     let groups = state.groups_of(&session).await.map_err(|e| match e {
-        GroupsError::UserNotFound => AppError::SignInDenied("Okta no longer knows this account.".into()),
+        GroupsError::UserNotFound => {
+            AppError::SignInDenied("Okta no longer knows this account.".into())
+        }
         other => AppError::Unavailable(other.to_string()),
     })?;
     let names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();

@@ -148,7 +148,10 @@ impl AppState {
                 .groups_claim
                 .iter()
                 .flatten()
-                .map(|name| Group { id: name.clone(), name: name.clone() })
+                .map(|name| Group {
+                    id: name.clone(),
+                    name: name.clone(),
+                })
                 .collect()),
         }
     }

@@ -24,13 +24,14 @@ pub async fn start(
 ) -> Result<HttpResponse, AppError> {
     let rd = match query.rd.as_deref() {
         None | Some("") => "/".to_owned(),
-        Some(rd) => state
-            .config
-            .redirects
-            .validate(rd)
-            .map_err(|e| AppError::BadRequest(format!("The return address (rd) was refused: {e}")))?,
+        Some(rd) => state.config.redirects.validate(rd).map_err(|e| {
+            AppError::BadRequest(format!("The return address (rd) was refused: {e}"))
+        })?,
     };
-    let authorize = state.oidc.authorize().map_err(|e| AppError::Unavailable(e.to_string()))?;
+    let authorize = state
+        .oidc
+        .authorize()
+        .map_err(|e| AppError::Unavailable(e.to_string()))?;
     // Several tabs may sign in at once: reuse this browser's binding if it has one.
     let binding = cookie_values(&req, &binding_cookie_name(&state.config.cookie))
         .find_map(|v| state.codec.verify(b"binding", v))
@@ -52,7 +53,10 @@ pub async fn start(
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((
             header::SET_COOKIE,
-            binding_cookie_header(&state.config.cookie, Some(&state.codec.sign(b"binding", binding.as_bytes()))),
+            binding_cookie_header(
+                &state.config.cookie,
+                Some(&state.codec.sign(b"binding", binding.as_bytes())),
+            ),
         ))
         .insert_header((header::LOCATION, authorize.url.as_str()))
         .finish())
@@ -78,7 +82,11 @@ pub async fn callback(
     result
 }
 
-async fn finish(req: &HttpRequest, state: &AppState, query: &CallbackQuery) -> Result<HttpResponse, AppError> {
+async fn finish(
+    req: &HttpRequest,
+    state: &AppState,
+    query: &CallbackQuery,
+) -> Result<HttpResponse, AppError> {
     let pending = match query.state.as_deref() {
         Some(s) if !s.is_empty() && s.len() <= 512 => state
             .store
@@ -88,12 +96,20 @@ async fn finish(req: &HttpRequest, state: &AppState, query: &CallbackQuery) -> R
         _ => None,
     };
     if let Some(error) = &query.error {
-        let error: String = error.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect();
+        let error: String = error
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(64)
+            .collect();
         tracing::info!(%error, description = ?query.error_description, "Okta refused the sign-in");
-        return Err(AppError::SignInDenied(format!("Okta did not complete the sign-in ({error}).")));
+        return Err(AppError::SignInDenied(format!(
+            "Okta did not complete the sign-in ({error})."
+        )));
     }
     let pending = pending.ok_or_else(|| {
-        AppError::SignIn("This sign-in link has expired or was already used. Please start again.".into())
+        AppError::SignIn(
+            "This sign-in link has expired or was already used. Please start again.".into(),
+        )
     })?;
     let code = query
         .code
@@ -108,14 +124,20 @@ async fn finish(req: &HttpRequest, state: &AppState, query: &CallbackQuery) -> R
             "This sign-in was started in another browser (or its cookie was blocked). Please start again here.".into(),
         ));
     }
-    let signed_in = state.oidc.finish(code, &pending.pkce_verifier, &pending.nonce).await.map_err(|e| match e {
-        oidc::OidcError::NotReady => AppError::Unavailable(e.to_string()),
-        oidc::OidcError::Exchange(_) | oidc::OidcError::Discovery(_) => AppError::Upstream(e.to_string()),
-        oidc::OidcError::IdToken(_) => {
-            tracing::warn!(error = %e, "ID token rejected");
-            AppError::SignIn("Okta's answer could not be verified. Please start again.".into())
-        }
-    })?;
+    let signed_in = state
+        .oidc
+        .finish(code, &pending.pkce_verifier, &pending.nonce)
+        .await
+        .map_err(|e| match e {
+            oidc::OidcError::NotReady => AppError::Unavailable(e.to_string()),
+            oidc::OidcError::Exchange(_) | oidc::OidcError::Discovery(_) => {
+                AppError::Upstream(e.to_string())
+            }
+            oidc::OidcError::IdToken(_) => {
+                tracing::warn!(error = %e, "ID token rejected");
+                AppError::SignIn("Okta's answer could not be verified. Please start again.".into())
+            }
+        })?;
     let now = now();
     let session = Session {
         sub: signed_in.sub,
@@ -133,7 +155,11 @@ async fn finish(req: &HttpRequest, state: &AppState, query: &CallbackQuery) -> R
     };
     // A fresh id for every sign-in: a cookie planted before cannot become a session.
     let id = SessionId::random();
-    state.store.save(&id, &session).await.map_err(|e| AppError::Unavailable(e.to_string()))?;
+    state
+        .store
+        .save(&id, &session)
+        .await
+        .map_err(|e| AppError::Unavailable(e.to_string()))?;
     if let Some(groups) = &state.groups {
         // Warm the cache so the first check does not wait on Okta.
         if let Err(e) = groups.prefetch(&session.sub).await {

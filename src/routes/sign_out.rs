@@ -22,11 +22,9 @@ pub async fn sign_out(
 ) -> Result<HttpResponse, AppError> {
     let rd = match query.rd.as_deref() {
         None | Some("") => "/".to_owned(),
-        Some(rd) => state
-            .config
-            .redirects
-            .validate(rd)
-            .map_err(|e| AppError::BadRequest(format!("The return address (rd) was refused: {e}")))?,
+        Some(rd) => state.config.redirects.validate(rd).map_err(|e| {
+            AppError::BadRequest(format!("The return address (rd) was refused: {e}"))
+        })?,
     };
     let everywhere = matches!(query.everywhere.as_deref(), Some("true" | "1" | "yes"));
     let session = state.current_session_without_refresh(&req).await?;
@@ -34,7 +32,11 @@ pub async fn sign_out(
     if let Some((id, session)) = session {
         let unavailable = |e: crate::session::StoreError| AppError::Unavailable(e.to_string());
         if everywhere {
-            let ended = state.store.remove_user(&session.sub).await.map_err(unavailable)?;
+            let ended = state
+                .store
+                .remove_user(&session.sub)
+                .await
+                .map_err(unavailable)?;
             tracing::info!(user = %session.login, sessions = ended, "signed out everywhere");
         } else {
             state.store.remove(&id).await.map_err(unavailable)?;
@@ -49,7 +51,10 @@ pub async fn sign_out(
     }
     Ok(HttpResponse::Found()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((header::SET_COOKIE, session_cookie_header(&state.config.cookie, None)))
+        .insert_header((
+            header::SET_COOKIE,
+            session_cookie_header(&state.config.cookie, None),
+        ))
         .insert_header((header::LOCATION, location))
         .finish())
 }

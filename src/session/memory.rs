@@ -39,9 +39,7 @@ pub struct MemoryStore {
 impl MemoryStore {
     pub fn new() -> MemoryStore {
         MemoryStore {
-            sessions: Cache::builder()
-                .expire_after(UntilSessionEnds)
-                .build(),
+            sessions: Cache::builder().expire_after(UntilSessionEnds).build(),
             pending: Cache::builder()
                 .max_capacity(MAX_PENDING)
                 .time_to_live(PENDING_TTL)
@@ -69,7 +67,9 @@ impl SessionStore for MemoryStore {
     }
 
     async fn save(&self, id: &SessionId, session: &Session) -> Result<(), StoreError> {
-        self.sessions.insert(id.clone(), Arc::new(session.clone())).await;
+        self.sessions
+            .insert(id.clone(), Arc::new(session.clone()))
+            .await;
         Ok(())
     }
 

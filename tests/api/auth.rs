@@ -3,7 +3,9 @@
 
 use reqwest::StatusCode;
 
-use crate::helpers::{assert_redirect_to, header, location, spawn_app, spawn_app_with, COOKIE_NAME};
+use crate::helpers::{
+    assert_redirect_to, header, location, spawn_app, spawn_app_with, COOKIE_NAME,
+};
 
 fn start_url_with_rd(app: &crate::helpers::TestApp, rd: &str) -> String {
     let encoded: String = url::form_urlencoded::byte_serialize(rd.as_bytes()).collect();
@@ -15,7 +17,10 @@ async fn nginx_gets_401_with_the_start_url_and_never_a_redirect() {
     let app = spawn_app_with(&[("ALLOWED_REDIRECT_DOMAINS", ".example.com")]).await;
     let response = app.auth("https://app.example.com/a/b?c=d").await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(location(&response), start_url_with_rd(&app, "https://app.example.com/a/b?c=d"));
+    assert_eq!(
+        location(&response),
+        start_url_with_rd(&app, "https://app.example.com/a/b?c=d")
+    );
     assert!(!header(&response, "www-authenticate").is_empty());
     assert!(response.headers().get("x-auth-request-user").is_none());
 }
@@ -31,10 +36,18 @@ async fn a_url_outside_the_redirect_allow_list_is_not_put_in_the_start_url() {
 #[tokio::test]
 async fn forward_redirects_browser_navigations_and_uses_303_for_posts() {
     let app = spawn_app_with(&[("ALLOWED_REDIRECT_DOMAINS", ".example.com")]).await;
-    let nav = [("Accept", "text/html,application/xhtml+xml"), ("Sec-Fetch-Mode", "navigate")];
-    let get = app.forward("GET", "app.example.com", "/page?x=1", &nav).await;
+    let nav = [
+        ("Accept", "text/html,application/xhtml+xml"),
+        ("Sec-Fetch-Mode", "navigate"),
+    ];
+    let get = app
+        .forward("GET", "app.example.com", "/page?x=1", &nav)
+        .await;
     assert_eq!(get.status(), StatusCode::FOUND);
-    assert_eq!(location(&get), start_url_with_rd(&app, "https://app.example.com/page?x=1"));
+    assert_eq!(
+        location(&get),
+        start_url_with_rd(&app, "https://app.example.com/page?x=1")
+    );
     let post = app.forward("POST", "app.example.com", "/form", &nav).await;
     assert_eq!(post.status(), StatusCode::SEE_OTHER);
     assert_redirect_to(&post, &format!("{}/oauth2/start", app.address));
@@ -44,17 +57,27 @@ async fn forward_redirects_browser_navigations_and_uses_303_for_posts() {
 async fn forward_answers_api_clients_with_401_json() {
     let app = spawn_app().await;
     let cases: [&[(&str, &str)]; 6] = [
-        &[("Accept", "text/html"), ("X-Requested-With", "XMLHttpRequest")],
+        &[
+            ("Accept", "text/html"),
+            ("X-Requested-With", "XMLHttpRequest"),
+        ],
         &[("Accept", "text/html"), ("Sec-Fetch-Mode", "cors")],
         &[("Accept", "application/json")],
         &[("Accept", "text/html"), ("Authorization", "Bearer abc")],
-        &[("Accept", "text/html"), ("Upgrade", "websocket"), ("Connection", "Upgrade")],
+        &[
+            ("Accept", "text/html"),
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+        ],
         &[],
     ];
     for extra in cases {
         let response = app.forward("GET", "app.example.com", "/api", extra).await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{extra:?}");
-        assert!(header(&response, "content-type").starts_with("application/json"), "{extra:?}");
+        assert!(
+            header(&response, "content-type").starts_with("application/json"),
+            "{extra:?}"
+        );
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(body["error"], "unauthenticated");
     }
@@ -65,10 +88,18 @@ async fn a_websocket_handshake_with_a_session_passes() {
     let app = spawn_app().await;
     app.login_as("alice").await;
     let response = app
-        .forward("GET", "app.example.com", "/ws", &[("Upgrade", "websocket"), ("Connection", "Upgrade")])
+        .forward(
+            "GET",
+            "app.example.com",
+            "/ws",
+            &[("Upgrade", "websocket"), ("Connection", "Upgrade")],
+        )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(header(&response, "x-auth-request-user"), "alice@example.com");
+    assert_eq!(
+        header(&response, "x-auth-request-user"),
+        "alice@example.com"
+    );
 }
 
 #[tokio::test]
@@ -77,7 +108,9 @@ async fn tampered_truncated_foreign_and_malformed_cookies_are_no_session() {
     app.login_as("alice").await;
     let good = app.session_cookie().unwrap();
     assert_eq!(
-        app.auth_with_cookie(&format!("{COOKIE_NAME}={good}"), "https://a.example.com/").await.status(),
+        app.auth_with_cookie(&format!("{COOKIE_NAME}={good}"), "https://a.example.com/")
+            .await
+            .status(),
         StatusCode::OK
     );
     let mut flipped = good.clone().into_bytes();
@@ -94,11 +127,16 @@ async fn tampered_truncated_foreign_and_malformed_cookies_are_no_session() {
         format!("{COOKIE_NAME}={}", "A".repeat(5000)),
     ];
     for cookie in cookies {
-        let response = app.auth_with_cookie(&cookie, "https://a.example.com/").await;
+        let response = app
+            .auth_with_cookie(&cookie, "https://a.example.com/")
+            .await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{cookie:.60}");
     }
     // The real session survived all of that.
-    assert_eq!(app.auth("https://a.example.com/").await.status(), StatusCode::OK);
+    assert_eq!(
+        app.auth("https://a.example.com/").await.status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -107,16 +145,27 @@ async fn a_good_cookie_among_stale_ones_of_the_same_name_still_counts() {
     app.login_as("alice").await;
     let good = app.session_cookie().unwrap();
     let cookie = format!("{COOKIE_NAME}=stale.value; other=1; {COOKIE_NAME}={good}");
-    assert_eq!(app.auth_with_cookie(&cookie, "https://a.example.com/").await.status(), StatusCode::OK);
+    assert_eq!(
+        app.auth_with_cookie(&cookie, "https://a.example.com/")
+            .await
+            .status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
 async fn an_expired_session_is_no_session() {
     let app = spawn_app_with(&[("COOKIE_EXPIRE", "1s")]).await;
     app.login_as("alice").await;
-    assert_eq!(app.auth("https://a.example.com/").await.status(), StatusCode::OK);
+    assert_eq!(
+        app.auth("https://a.example.com/").await.status(),
+        StatusCode::OK
+    );
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    assert_eq!(app.auth("https://a.example.com/").await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.auth("https://a.example.com/").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
@@ -128,8 +177,19 @@ async fn forwarded_headers_from_an_untrusted_peer_are_ignored() {
     .await;
     let response = app.auth("https://app.example.com/spoofed").await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(location(&response), format!("{}/oauth2/start", app.address), "the spoofed URL is not used");
-    let response = app.forward("GET", "app.example.com", "/spoofed", &[("Accept", "text/html")]).await;
+    assert_eq!(
+        location(&response),
+        format!("{}/oauth2/start", app.address),
+        "the spoofed URL is not used"
+    );
+    let response = app
+        .forward(
+            "GET",
+            "app.example.com",
+            "/spoofed",
+            &[("Accept", "text/html")],
+        )
+        .await;
     assert_eq!(location(&response), format!("{}/oauth2/start", app.address));
 }
 
@@ -153,10 +213,19 @@ async fn per_route_policy_narrows_the_global_one() {
         ("/oauth2/auth?allowed_groups=admins", StatusCode::FORBIDDEN),
         ("/oauth2/auth?allowed_groups=admins,staff", StatusCode::OK),
         ("/oauth2/auth?allowed_users=bob@example.com", StatusCode::OK),
-        ("/oauth2/auth?allowed_users=alice@example.com", StatusCode::FORBIDDEN),
+        (
+            "/oauth2/auth?allowed_users=alice@example.com",
+            StatusCode::FORBIDDEN,
+        ),
         ("/oauth2/auth?allowed_domains=example.com", StatusCode::OK),
-        ("/oauth2/auth?allowed_domains=example.org", StatusCode::FORBIDDEN),
-        ("/oauth2/auth?allowed_groups=staff&allowed_domains=example.org", StatusCode::FORBIDDEN),
+        (
+            "/oauth2/auth?allowed_domains=example.org",
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "/oauth2/auth?allowed_groups=staff&allowed_domains=example.org",
+            StatusCode::FORBIDDEN,
+        ),
         ("/oauth2/auth?allowed_groups=", StatusCode::BAD_REQUEST),
     ];
     for (path, expected) in cases {
@@ -165,7 +234,12 @@ async fn per_route_policy_narrows_the_global_one() {
     }
     let bob = app.okta.user("bob");
     let staff_id = &bob.groups.iter().find(|(_, n)| n == "staff").unwrap().0;
-    let by_id = app.auth_at(&format!("/oauth2/auth?allowed_groups={staff_id}"), "https://a.example.com/").await;
+    let by_id = app
+        .auth_at(
+            &format!("/oauth2/auth?allowed_groups={staff_id}"),
+            "https://a.example.com/",
+        )
+        .await;
     assert_eq!(by_id.status(), StatusCode::OK, "groups match by id too");
 }
 
@@ -173,17 +247,35 @@ async fn per_route_policy_narrows_the_global_one() {
 async fn the_global_policy_applies_on_top_of_the_route() {
     let app = spawn_app_with(&[("ALLOWED_DOMAINS", "example.org")]).await;
     app.login_as("bob").await;
-    let response = app.auth_at("/oauth2/auth?allowed_groups=staff", "https://a.example.com/").await;
+    let response = app
+        .auth_at(
+            "/oauth2/auth?allowed_groups=staff",
+            "https://a.example.com/",
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]
 async fn userinfo_shows_the_session_and_401_without_one() {
     let app = spawn_app().await;
-    let anonymous = app.client.get(app.url("/oauth2/userinfo")).send().await.unwrap();
+    let anonymous = app
+        .client
+        .get(app.url("/oauth2/userinfo"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     app.login_as("alice").await;
-    let info: serde_json::Value = app.client.get(app.url("/oauth2/userinfo")).send().await.unwrap().json().await.unwrap();
+    let info: serde_json::Value = app
+        .client
+        .get(app.url("/oauth2/userinfo"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(info["user"], "alice@example.com");
     assert_eq!(info["email"], "alice@example.com");
     assert_eq!(info["preferred_username"], "alice@example.com");

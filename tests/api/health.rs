@@ -17,7 +17,10 @@ async fn healthz_and_readyz_answer_200_once_discovery_is_loaded() {
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
     let body: serde_json::Value = ready.json().await.unwrap();
-    assert_eq!(body, serde_json::json!({"oidc": true, "session_store": true}));
+    assert_eq!(
+        body,
+        serde_json::json!({"oidc": true, "session_store": true})
+    );
     // Without METRICS_ADDRESS there is no metrics listener at all.
     assert!(app.metrics_port.is_none());
     let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
@@ -41,28 +44,45 @@ async fn an_unreachable_issuer_leaves_the_service_live_but_not_ready() {
     assert_eq!(body["oidc"], false);
 
     let start = app.start("/x").await;
-    assert_eq!(start.status(), StatusCode::SERVICE_UNAVAILABLE, "no sign-in without discovery, and no panic");
+    assert_eq!(
+        start.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no sign-in without discovery, and no panic"
+    );
     assert!(start.headers().get("location").is_none());
     // Checks still answer: without a session that is a plain 401.
-    assert_eq!(app.auth("https://app.example.com/").await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.auth("https://app.example.com/").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
 async fn metrics_are_served_on_the_metrics_listener_only() {
     let app = spawn_app_with(&[("METRICS_ADDRESS", "127.0.0.1:0")]).await;
-    let metrics_port = app.metrics_port.expect("METRICS_ADDRESS gives a metrics listener");
+    let metrics_port = app
+        .metrics_port
+        .expect("METRICS_ADDRESS gives a metrics listener");
     assert_ne!(metrics_port, app.port);
     app.login_as("alice").await;
-    assert_eq!(app.auth("https://app.example.com/").await.status(), StatusCode::OK);
+    assert_eq!(
+        app.auth("https://app.example.com/").await.status(),
+        StatusCode::OK
+    );
 
-    let response = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics")).await.unwrap();
+    let response = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert!(
         crate::helpers::header(&response, "content-type").starts_with("text/plain"),
         "Prometheus text format"
     );
     let text = response.text().await.unwrap();
-    assert!(text.contains("# TYPE forward_auth_decisions_total counter"), "{text}");
+    assert!(
+        text.contains("# TYPE forward_auth_decisions_total counter"),
+        "{text}"
+    );
     // Counters are process-wide and other tests run in parallel: only "at least".
     let allowed = text
         .lines()
@@ -75,12 +95,21 @@ async fn metrics_are_served_on_the_metrics_listener_only() {
         "forward_auth_okta_groups_requests_total",
         "forward_auth_token_refreshes_total",
     ] {
-        assert!(text.lines().any(|l| l.starts_with(name)), "{name} missing: {text}");
+        assert!(
+            text.lines().any(|l| l.starts_with(name)),
+            "{name} missing: {text}"
+        );
     }
 
     let public = app.client.get(app.url("/metrics")).send().await.unwrap();
-    assert_eq!(public.status(), StatusCode::NOT_FOUND, "metrics are never public");
+    assert_eq!(
+        public.status(),
+        StatusCode::NOT_FOUND,
+        "metrics are never public"
+    );
     // And the metrics listener serves nothing else.
-    let other = reqwest::get(format!("http://127.0.0.1:{metrics_port}/oauth2/userinfo")).await.unwrap();
+    let other = reqwest::get(format!("http://127.0.0.1:{metrics_port}/oauth2/userinfo"))
+        .await
+        .unwrap();
     assert_eq!(other.status(), StatusCode::NOT_FOUND);
 }

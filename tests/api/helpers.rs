@@ -6,7 +6,6 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use forward_auth::config::Config;
-use forward_auth::session::SessionStore;
 use forward_auth::startup::Application;
 use reqwest::cookie::{CookieStore, Jar};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, LOCATION};
@@ -26,7 +25,6 @@ pub struct TestApp {
     pub okta: FakeOkta,
     pub jar: Arc<Jar>,
     pub client: reqwest::Client,
-    pub store: Arc<dyn SessionStore>,
 }
 
 /// A service with the default test configuration (Okta provider, org issuer).
@@ -76,7 +74,6 @@ pub async fn spawn_app_for(okta: FakeOkta, vars: &[(&str, &str)]) -> TestApp {
         .await
         .expect("the application builds");
     let metrics_port = app.metrics_port();
-    let store = app.store();
     tokio::spawn(app.run_until_stopped());
     let jar = Arc::new(Jar::default());
     TestApp {
@@ -86,7 +83,6 @@ pub async fn spawn_app_for(okta: FakeOkta, vars: &[(&str, &str)]) -> TestApp {
         okta,
         client: browser(jar.clone()),
         jar,
-        store,
     }
 }
 

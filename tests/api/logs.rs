@@ -23,7 +23,11 @@ impl Drop for Running {
 #[tokio::test]
 async fn no_secret_token_or_cookie_value_reaches_the_log() {
     let okta = FakeOkta::start().await;
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let log = std::env::temp_dir().join(format!("forward-auth-log-test-{port}.log"));
     let mut command = Command::new(env!("CARGO_BIN_EXE_forward-auth"));
     command
@@ -50,14 +54,20 @@ async fn no_secret_token_or_cookie_value_reaches_the_log() {
     assert!(ready, "the service became ready");
 
     okta.sign_in_as(&okta.user("alice").id);
-    let to_okta = client.get(format!("{base}/oauth2/start?rd=/x")).send().await.unwrap();
+    let to_okta = client
+        .get(format!("{base}/oauth2/start?rd=/x"))
+        .send()
+        .await
+        .unwrap();
     let back = client.get(location(&to_okta)).send().await.unwrap();
     let done = client.get(location(&back)).send().await.unwrap();
     assert_eq!(done.status(), StatusCode::FOUND);
     let cookie = reqwest::cookie::CookieStore::cookies(&*jar, &base.parse().unwrap())
         .and_then(|h| {
             h.to_str().ok()?.split(';').find_map(|p| {
-                p.trim().strip_prefix(&format!("{COOKIE_NAME}=")).map(str::to_string)
+                p.trim()
+                    .strip_prefix(&format!("{COOKIE_NAME}="))
+                    .map(str::to_string)
             })
         })
         .expect("signed in");
@@ -69,8 +79,15 @@ async fn no_secret_token_or_cookie_value_reaches_the_log() {
         .unwrap();
     assert_eq!(check.status(), StatusCode::OK);
     let refresh_tokens = okta.live_refresh_tokens();
-    assert!(!refresh_tokens.is_empty(), "the sign-in obtained a refresh token");
-    let sign_out = client.get(format!("{base}/oauth2/sign_out")).send().await.unwrap();
+    assert!(
+        !refresh_tokens.is_empty(),
+        "the sign-in obtained a refresh token"
+    );
+    let sign_out = client
+        .get(format!("{base}/oauth2/sign_out"))
+        .send()
+        .await
+        .unwrap();
     let id_token = url::Url::parse(&location(&sign_out))
         .unwrap()
         .query_pairs()
@@ -81,7 +98,10 @@ async fn no_secret_token_or_cookie_value_reaches_the_log() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let text = std::fs::read_to_string(&log).unwrap();
     let _ = std::fs::remove_file(&log);
-    assert!(text.contains("signed in"), "the log has the sign-in event: {text}");
+    assert!(
+        text.contains("signed in"),
+        "the log has the sign-in event: {text}"
+    );
     let secrets = [
         ("cookie value", cookie.as_str()),
         ("COOKIE_SECRET", COOKIE_SECRET),

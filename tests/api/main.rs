@@ -1,9 +1,14 @@
 //! Integration tests: the real service against a fake Okta on loopback.
 
+mod auth;
+mod config_errors;
 mod fake_okta;
 mod fake_okta_shapes;
+mod groups;
+mod health;
 mod helpers;
-mod sign_in;
-mod auth;
-mod session_store;
 mod logs;
+mod refresh;
+mod session_store;
+mod sign_in;
+mod sign_out;

@@ -20,7 +20,11 @@ async fn a_due_session_is_refreshed_once_and_the_new_expiry_is_kept() {
     let app = spawn_app().await;
     app.okta.set_token_lifetime(DUE_AT_ONCE);
     app.login_as("alice").await;
-    assert_eq!(app.okta.refresh_calls(), 0, "sign-in itself does not refresh");
+    assert_eq!(
+        app.okta.refresh_calls(),
+        0,
+        "sign-in itself does not refresh"
+    );
     // The refreshed tokens live an hour, so after this refresh nothing is due.
     app.okta.set_token_lifetime(3600);
 
@@ -31,7 +35,11 @@ async fn a_due_session_is_refreshed_once_and_the_new_expiry_is_kept() {
     for _ in 0..3 {
         assert_eq!(app.auth(ORIGINAL).await.status(), StatusCode::OK);
     }
-    assert_eq!(app.okta.refresh_calls(), 1, "the renewed expiry was stored with the session");
+    assert_eq!(
+        app.okta.refresh_calls(),
+        1,
+        "the renewed expiry was stored with the session"
+    );
 }
 
 #[tokio::test]
@@ -64,8 +72,15 @@ async fn a_refused_refresh_ends_the_session() {
 
     // Okta would now renew, but the session is gone for good.
     app.okta.set_refresh_mode(RefreshMode::Ok);
-    assert_eq!(app.auth_with_cookie(&cookie, ORIGINAL).await.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(app.okta.refresh_calls(), 1, "an ended session is not refreshed");
+    assert_eq!(
+        app.auth_with_cookie(&cookie, ORIGINAL).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.okta.refresh_calls(),
+        1,
+        "an ended session is not refreshed"
+    );
 }
 
 #[tokio::test]
@@ -76,7 +91,11 @@ async fn an_okta_outage_during_refresh_keeps_the_session_and_backs_off() {
     app.okta.set_refresh_mode(RefreshMode::ServerError);
 
     let first = app.auth(ORIGINAL).await;
-    assert_eq!(first.status(), StatusCode::OK, "a 5xx from Okta is no reason to sign the user out");
+    assert_eq!(
+        first.status(),
+        StatusCode::OK,
+        "a 5xx from Okta is no reason to sign the user out"
+    );
     assert_eq!(app.okta.refresh_calls(), 1);
 
     // One refresh result is shared for 5 s anyway; only past that window does the
@@ -84,7 +103,11 @@ async fn an_okta_outage_during_refresh_keeps_the_session_and_backs_off() {
     tokio::time::sleep(Duration::from_millis(5200)).await;
     let second = app.auth(ORIGINAL).await;
     assert_eq!(second.status(), StatusCode::OK);
-    assert_eq!(app.okta.refresh_calls(), 1, "a refresh was retried within the 30 s back-off");
+    assert_eq!(
+        app.okta.refresh_calls(),
+        1,
+        "a refresh was retried within the 30 s back-off"
+    );
 }
 
 #[tokio::test]
@@ -98,7 +121,13 @@ async fn concurrent_checks_of_a_due_session_cost_one_refresh() {
         let client = app.client.clone();
         let url = app.url("/oauth2/auth");
         checks.spawn(async move {
-            client.get(url).header("X-Original-URL", ORIGINAL).send().await.unwrap().status()
+            client
+                .get(url)
+                .header("X-Original-URL", ORIGINAL)
+                .send()
+                .await
+                .unwrap()
+                .status()
         });
     }
     let mut statuses = Vec::new();
@@ -107,7 +136,10 @@ async fn concurrent_checks_of_a_due_session_cost_one_refresh() {
     }
     // With rotating refresh tokens a second, parallel refresh would use a dead
     // token and end the session: every check must pass.
-    assert!(statuses.iter().all(|s| *s == StatusCode::OK), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
     assert_eq!(app.okta.refresh_calls(), 1);
     assert_eq!(app.auth(ORIGINAL).await.status(), StatusCode::OK);
 }

@@ -40,18 +40,30 @@ pub async fn conformance(store: Arc<dyn SessionStore>) {
 
     // save / load / replace / remove
     let id = SessionId::random();
-    assert!(store.load(&id).await.unwrap().is_none(), "unknown id loads nothing");
+    assert!(
+        store.load(&id).await.unwrap().is_none(),
+        "unknown id loads nothing"
+    );
     store.save(&id, &session("u1", 60)).await.unwrap();
     let loaded = store.load(&id).await.unwrap().expect("saved session loads");
     assert_eq!(loaded.sub, "u1");
-    assert_eq!(loaded.refresh_token.as_ref().map(|t| t.expose()), Some("rt"));
+    assert_eq!(
+        loaded.refresh_token.as_ref().map(|t| t.expose()),
+        Some("rt")
+    );
     assert_eq!(loaded.groups_claim, Some(vec!["g".to_string()]));
     let mut changed = session("u1", 60);
     changed.login = "renamed@example.com".into();
     store.save(&id, &changed).await.unwrap();
-    assert_eq!(store.load(&id).await.unwrap().unwrap().login, "renamed@example.com");
+    assert_eq!(
+        store.load(&id).await.unwrap().unwrap().login,
+        "renamed@example.com"
+    );
     store.remove(&id).await.unwrap();
-    assert!(store.load(&id).await.unwrap().is_none(), "removed session is gone");
+    assert!(
+        store.load(&id).await.unwrap().is_none(),
+        "removed session is gone"
+    );
     store.remove(&id).await.expect("removing twice is fine");
 
     // expiry
@@ -59,25 +71,42 @@ pub async fn conformance(store: Arc<dyn SessionStore>) {
     store.save(&short, &session("u2", 1)).await.unwrap();
     assert!(store.load(&short).await.unwrap().is_some());
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    assert!(store.load(&short).await.unwrap().is_none(), "expired session is gone");
+    assert!(
+        store.load(&short).await.unwrap().is_none(),
+        "expired session is gone"
+    );
 
     // remove_user ends that user's sessions only
-    let (a1, a2, b1) = (SessionId::random(), SessionId::random(), SessionId::random());
+    let (a1, a2, b1) = (
+        SessionId::random(),
+        SessionId::random(),
+        SessionId::random(),
+    );
     store.save(&a1, &session("alice", 60)).await.unwrap();
     store.save(&a2, &session("alice", 60)).await.unwrap();
     store.save(&b1, &session("bob", 60)).await.unwrap();
     assert_eq!(store.remove_user("alice").await.unwrap(), 2);
     assert!(store.load(&a1).await.unwrap().is_none());
     assert!(store.load(&a2).await.unwrap().is_none());
-    assert!(store.load(&b1).await.unwrap().is_some(), "other users keep their sessions");
+    assert!(
+        store.load(&b1).await.unwrap().is_some(),
+        "other users keep their sessions"
+    );
 
     // pending sign-ins are one-time
     store.save_pending("state-1", &pending("/x")).await.unwrap();
     assert!(store.take_pending("state-2").await.unwrap().is_none());
-    let taken = store.take_pending("state-1").await.unwrap().expect("pending loads");
+    let taken = store
+        .take_pending("state-1")
+        .await
+        .unwrap()
+        .expect("pending loads");
     assert_eq!(taken.rd, "/x");
     assert_eq!(taken.pkce_verifier.expose(), "v");
-    assert!(store.take_pending("state-1").await.unwrap().is_none(), "a state works once");
+    assert!(
+        store.take_pending("state-1").await.unwrap().is_none(),
+        "a state works once"
+    );
 }
 
 #[tokio::test]

@@ -8,11 +8,18 @@ use crate::fake_okta::TokenTweak;
 use crate::helpers::{assert_redirect_to, header, location, spawn_app, spawn_app_with};
 
 fn query(url: &str) -> Vec<(String, String)> {
-    Url::parse(url).unwrap().query_pairs().into_owned().collect()
+    Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
 }
 
 fn param(url: &str, name: &str) -> Option<String> {
-    query(url).into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    query(url)
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
 }
 
 #[tokio::test]
@@ -27,9 +34,19 @@ async fn a_full_sign_in_lands_on_rd_and_the_auth_endpoints_let_a_member_in() {
     assert_eq!(header(&nginx, "x-auth-request-user"), "alice@example.com");
     assert_eq!(header(&nginx, "x-auth-request-email"), "alice@example.com");
     assert_eq!(header(&nginx, "x-auth-request-groups"), "Everyone,admins");
-    assert_eq!(header(&nginx, "x-auth-request-preferred-username"), "alice@example.com");
+    assert_eq!(
+        header(&nginx, "x-auth-request-preferred-username"),
+        "alice@example.com"
+    );
 
-    let traefik = app.forward("GET", "app.example.com", "/private", &[("Accept", "text/html")]).await;
+    let traefik = app
+        .forward(
+            "GET",
+            "app.example.com",
+            "/private",
+            &[("Accept", "text/html")],
+        )
+        .await;
     assert_eq!(traefik.status(), StatusCode::OK);
     assert_eq!(header(&traefik, "x-auth-request-groups"), "Everyone,admins");
 }
@@ -41,11 +58,19 @@ async fn a_signed_in_non_member_gets_403_not_a_redirect() {
     let nginx = app.auth("https://app.example.com/").await;
     assert_eq!(nginx.status(), StatusCode::FORBIDDEN);
     assert!(nginx.headers().get("x-auth-request-user").is_none());
-    let forward = app.forward("GET", "app.example.com", "/", &[("Accept", "text/html")]).await;
+    let forward = app
+        .forward("GET", "app.example.com", "/", &[("Accept", "text/html")])
+        .await;
     assert_eq!(forward.status(), StatusCode::FORBIDDEN);
     let page = forward.text().await.unwrap();
-    assert!(page.contains("carol@example.com"), "the 403 page names the user: {page}");
-    assert!(page.contains("/oauth2/sign_out"), "the 403 page links to sign-out");
+    assert!(
+        page.contains("carol@example.com"),
+        "the 403 page names the user: {page}"
+    );
+    assert!(
+        page.contains("/oauth2/sign_out"),
+        "the 403 page links to sign-out"
+    );
 }
 
 #[tokio::test]
@@ -54,16 +79,25 @@ async fn start_sends_state_nonce_and_an_s256_pkce_challenge() {
     let response = app.start("/x").await;
     assert_eq!(response.status(), StatusCode::FOUND);
     let to = location(&response);
-    assert!(to.starts_with(&format!("{}/oauth2/v1/authorize?", app.okta.base_url())), "{to}");
+    assert!(
+        to.starts_with(&format!("{}/oauth2/v1/authorize?", app.okta.base_url())),
+        "{to}"
+    );
     assert_eq!(param(&to, "response_type").as_deref(), Some("code"));
     assert_eq!(param(&to, "code_challenge_method").as_deref(), Some("S256"));
-    assert_eq!(param(&to, "redirect_uri"), Some(app.url("/oauth2/callback")));
+    assert_eq!(
+        param(&to, "redirect_uri"),
+        Some(app.url("/oauth2/callback"))
+    );
     let scope = param(&to, "scope").unwrap();
     for s in ["openid", "email", "profile", "offline_access"] {
         assert!(scope.split(' ').any(|x| x == s), "scope {scope} lacks {s}");
     }
     for p in ["state", "nonce", "code_challenge"] {
-        assert!(param(&to, p).is_some_and(|v| v.len() >= 20), "{p} missing or short");
+        assert!(
+            param(&to, p).is_some_and(|v| v.len() >= 20),
+            "{p} missing or short"
+        );
     }
     // Two starts never share state or nonce.
     let again = location(&app.start("/x").await);
@@ -103,7 +137,10 @@ async fn an_unknown_or_missing_state_is_refused() {
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path}");
         assert!(response.headers().get("set-cookie").is_none(), "{path}");
         let body = response.text().await.unwrap();
-        assert!(body.contains("/oauth2/start"), "the page offers a retry: {body}");
+        assert!(
+            body.contains("/oauth2/start"),
+            "the page offers a retry: {body}"
+        );
     }
 }
 
@@ -131,7 +168,10 @@ async fn okta_refusing_the_sign_in_gives_a_403_page_with_a_retry_link() {
     let response = app.follow(&back).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     let body = response.text().await.unwrap();
-    assert!(body.contains("access_denied") && body.contains("/oauth2/start"), "{body}");
+    assert!(
+        body.contains("access_denied") && body.contains("/oauth2/start"),
+        "{body}"
+    );
     assert!(app.session_cookie().is_none());
 }
 
@@ -154,8 +194,15 @@ async fn spoiled_id_tokens_are_rejected_without_a_session() {
         let to_okta = app.start("/x").await;
         let back = app.follow(&to_okta).await;
         let response = app.follow(&back).await;
-        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{tweak:?} was accepted");
-        assert!(app.session_cookie().is_none(), "{tweak:?} created a session");
+        assert_eq!(
+            response.status(),
+            StatusCode::BAD_REQUEST,
+            "{tweak:?} was accepted"
+        );
+        assert!(
+            app.session_cookie().is_none(),
+            "{tweak:?} created a session"
+        );
     }
 }
 
@@ -166,7 +213,11 @@ async fn a_rotated_signing_key_is_fetched_once_and_accepted() {
     app.okta.rotate_keys();
     let done = app.login_as("alice").await;
     assert_redirect_to(&done, "/after-login");
-    assert_eq!(app.okta.jwks_calls(), fetched + 1, "one JWKS refetch for the new kid");
+    assert_eq!(
+        app.okta.jwks_calls(),
+        fetched + 1,
+        "one JWKS refetch for the new kid"
+    );
     // Later sign-ins use the cached keys.
     app.login_as("bob").await;
     assert_eq!(app.okta.jwks_calls(), fetched + 1);
@@ -184,7 +235,10 @@ async fn unknown_kids_do_not_make_us_hammer_the_jwks_endpoint() {
         let back = app.follow(&to_okta).await;
         assert_eq!(app.follow(&back).await.status(), StatusCode::BAD_REQUEST);
     }
-    assert!(app.okta.jwks_calls() <= fetched + 1, "JWKS refetch is rate-limited");
+    assert!(
+        app.okta.jwks_calls() <= fetched + 1,
+        "JWKS refetch is rate-limited"
+    );
 }
 
 #[tokio::test]
@@ -201,14 +255,20 @@ async fn open_redirects_are_refused_at_start() {
         "\t//evil.example",
     ] {
         let response = app.start(rd).await;
-        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "rd {rd:?} accepted");
+        assert_eq!(
+            response.status(),
+            StatusCode::BAD_REQUEST,
+            "rd {rd:?} accepted"
+        );
     }
 }
 
 #[tokio::test]
 async fn the_allowed_rd_is_where_the_browser_lands() {
     let app = spawn_app_with(&[("ALLOWED_REDIRECT_DOMAINS", ".example.com")]).await;
-    let done = app.login_with_rd("alice", "https://app.example.com/deep/link?q=1").await;
+    let done = app
+        .login_with_rd("alice", "https://app.example.com/deep/link?q=1")
+        .await;
     assert_eq!(location(&done), "https://app.example.com/deep/link?q=1");
 }
 
@@ -226,10 +286,24 @@ async fn the_session_cookie_is_opaque_small_and_http_only() {
         .iter()
         .map(|v| v.to_str().unwrap().to_string())
         .collect();
-    let cookie = set_cookie.iter().find(|c| c.starts_with("_forward_auth=")).expect("session cookie");
-    let value = cookie.split(';').next().unwrap().trim_start_matches("_forward_auth=");
+    let cookie = set_cookie
+        .iter()
+        .find(|c| c.starts_with("_forward_auth="))
+        .expect("session cookie");
+    let value = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("_forward_auth=");
     assert!(value.len() < 100, "cookie value is {} bytes", value.len());
-    for attr in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/", "Domain=127.0.0.1", "Max-Age=50400"] {
+    for attr in [
+        "HttpOnly",
+        "SameSite=Lax",
+        "Secure",
+        "Path=/",
+        "Domain=127.0.0.1",
+        "Max-Age=50400",
+    ] {
         assert!(cookie.contains(attr), "{cookie} lacks {attr}");
     }
     assert!(!cookie.contains("eyJ"), "no JWT in the cookie");

@@ -73,7 +73,10 @@ async fn sign_out_ends_the_session_at_home_and_at_okta(method: reqwest::Method) 
     let alice = app.okta.user("alice");
     app.login_as("alice").await;
     let cookie = format!("{COOKIE_NAME}={}", app.session_cookie().unwrap());
-    assert_eq!(app.auth_with_cookie(&cookie, ORIGINAL).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.auth_with_cookie(&cookie, ORIGINAL).await.status(),
+        StatusCode::OK
+    );
 
     let response = app
         .client
@@ -84,13 +87,26 @@ async fn sign_out_ends_the_session_at_home_and_at_okta(method: reqwest::Method) 
     assert_eq!(response.status(), StatusCode::FOUND, "{method}");
     assert_clears_the_cookie(&response);
     let to_okta = location(&response);
-    assert!(to_okta.starts_with(&format!("{}/oauth2/v1/logout?", app.okta.base_url())), "{to_okta}");
-    assert_eq!(param(&to_okta, "post_logout_redirect_uri"), Some(app.url("/bye")));
+    assert!(
+        to_okta.starts_with(&format!("{}/oauth2/v1/logout?", app.okta.base_url())),
+        "{to_okta}"
+    );
+    assert_eq!(
+        param(&to_okta, "post_logout_redirect_uri"),
+        Some(app.url("/bye"))
+    );
     let hint = param(&to_okta, "id_token_hint").expect("Okta expects id_token_hint");
-    assert_eq!(jwt_claims(&hint)["sub"], alice.id, "the hint is alice's ID token");
+    assert_eq!(
+        jwt_claims(&hint)["sub"],
+        alice.id,
+        "the hint is alice's ID token"
+    );
 
     // The server-side session is gone: the old cookie value is worth nothing.
-    assert_eq!(app.auth_with_cookie(&cookie, ORIGINAL).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.auth_with_cookie(&cookie, ORIGINAL).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(app.auth(ORIGINAL).await.status(), StatusCode::UNAUTHORIZED);
 
     // Okta ends its session and sends the browser back to rd.
@@ -116,14 +132,22 @@ async fn post_sign_out_ends_the_session_here_and_at_okta() {
 async fn sign_out_refuses_an_rd_outside_the_allow_list_and_keeps_the_session() {
     let app = spawn_app_with(&[("ALLOWED_REDIRECT_DOMAINS", ".example.com")]).await;
     app.login_as("alice").await;
-    for rd in ["https://evil.example", "//evil.example/", "https://example.com.evil.example/"] {
+    for rd in [
+        "https://evil.example",
+        "//evil.example/",
+        "https://example.com.evil.example/",
+    ] {
         let mut url = Url::parse(&app.url("/oauth2/sign_out")).unwrap();
         url.query_pairs_mut().append_pair("rd", rd);
         let response = app.client.get(url).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "rd {rd}");
         assert!(session_set_cookie(&response).is_none(), "rd {rd}");
     }
-    assert_eq!(app.auth(ORIGINAL).await.status(), StatusCode::OK, "a refused sign-out changes nothing");
+    assert_eq!(
+        app.auth(ORIGINAL).await.status(),
+        StatusCode::OK,
+        "a refused sign-out changes nothing"
+    );
     assert!(app.okta.logout_calls().is_empty());
 
     let allowed = "https://app.example.com/signed-out?x=1";
@@ -131,7 +155,10 @@ async fn sign_out_refuses_an_rd_outside_the_allow_list_and_keeps_the_session() {
     url.query_pairs_mut().append_pair("rd", allowed);
     let response = app.client.get(url).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::FOUND);
-    assert_eq!(param(&location(&response), "post_logout_redirect_uri").as_deref(), Some(allowed));
+    assert_eq!(
+        param(&location(&response), "post_logout_redirect_uri").as_deref(),
+        Some(allowed)
+    );
     assert_eq!(app.auth(ORIGINAL).await.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -147,12 +174,25 @@ async fn sign_out_everywhere_ends_all_of_the_users_sessions_and_only_theirs() {
     assert_eq!(check_with(&app, &alice_laptop).await, StatusCode::OK);
     assert_eq!(check_with(&app, &bob_browser).await, StatusCode::OK);
 
-    let response = app.client.get(app.url("/oauth2/sign_out?everywhere=true")).send().await.unwrap();
+    let response = app
+        .client
+        .get(app.url("/oauth2/sign_out?everywhere=true"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::FOUND);
     assert_clears_the_cookie(&response);
 
-    assert_eq!(check_with(&app, &alice_laptop).await, StatusCode::UNAUTHORIZED, "alice's other browser");
-    assert_eq!(check_with(&app, &bob_browser).await, StatusCode::OK, "bob is not alice");
+    assert_eq!(
+        check_with(&app, &alice_laptop).await,
+        StatusCode::UNAUTHORIZED,
+        "alice's other browser"
+    );
+    assert_eq!(
+        check_with(&app, &bob_browser).await,
+        StatusCode::OK,
+        "bob is not alice"
+    );
 }
 
 #[tokio::test]
@@ -161,7 +201,12 @@ async fn plain_sign_out_ends_only_this_browsers_session() {
     app.login_as("alice").await;
     let (_, alice_laptop) = app.new_browser();
     login_in(&app, &alice_laptop, "alice").await;
-    let response = app.client.get(app.url("/oauth2/sign_out")).send().await.unwrap();
+    let response = app
+        .client
+        .get(app.url("/oauth2/sign_out"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::FOUND);
     assert_eq!(app.auth(ORIGINAL).await.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(check_with(&app, &alice_laptop).await, StatusCode::OK);
@@ -170,7 +215,12 @@ async fn plain_sign_out_ends_only_this_browsers_session() {
 #[tokio::test]
 async fn sign_out_without_a_session_clears_the_cookie_and_goes_to_rd() {
     let app = spawn_app().await;
-    let response = app.client.get(app.url("/oauth2/sign_out?rd=/bye")).send().await.unwrap();
+    let response = app
+        .client
+        .get(app.url("/oauth2/sign_out?rd=/bye"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::FOUND);
     assert_clears_the_cookie(&response);
     assert_eq!(location(&response), "/bye");
