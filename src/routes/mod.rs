@@ -140,6 +140,17 @@ impl AppState {
         result.ok()
     }
 
+    /// Where to send the browser afterwards: `rd` when the allow-list accepts
+    /// it, `/` when none was given, a 400 otherwise.
+    pub fn return_address(&self, rd: Option<&str>) -> Result<String, AppError> {
+        match rd {
+            None | Some("") => Ok("/".to_owned()),
+            Some(rd) => self.config.redirects.validate(rd).map_err(|e| {
+                AppError::BadRequest(format!("The return address (rd) was refused: {e}"))
+            }),
+        }
+    }
+
     /// The groups of a session's user: from Okta (cached) or the ID token claim.
     pub async fn groups_of(&self, session: &Session) -> Result<Arc<[Group]>, GroupsError> {
         match (&self.groups, self.config.provider) {

@@ -22,12 +22,7 @@ pub async fn start(
     state: web::Data<AppState>,
     query: web::Query<StartQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let rd = match query.rd.as_deref() {
-        None | Some("") => "/".to_owned(),
-        Some(rd) => state.config.redirects.validate(rd).map_err(|e| {
-            AppError::BadRequest(format!("The return address (rd) was refused: {e}"))
-        })?,
-    };
+    let rd = state.return_address(query.rd.as_deref())?;
     let authorize = state
         .oidc
         .authorize()

@@ -20,12 +20,7 @@ pub async fn sign_out(
     state: web::Data<AppState>,
     query: web::Query<SignOutQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let rd = match query.rd.as_deref() {
-        None | Some("") => "/".to_owned(),
-        Some(rd) => state.config.redirects.validate(rd).map_err(|e| {
-            AppError::BadRequest(format!("The return address (rd) was refused: {e}"))
-        })?,
-    };
+    let rd = state.return_address(query.rd.as_deref())?;
     let everywhere = matches!(query.everywhere.as_deref(), Some("true" | "1" | "yes"));
     let session = state.current_session_without_refresh(&req).await?;
     let mut location = rd.clone();

@@ -8,6 +8,7 @@ mod groups;
 mod health;
 mod helpers;
 mod logs;
+mod proxies;
 mod refresh;
 mod session_store;
 mod sign_in;

@@ -70,54 +70,118 @@ async fn run_checklist(stack: &Stack) {
     //    client-sent identity header does not get the request through.
     let first = get_html(&client, &page, &[("X-Auth-Request-User", "mallory")]).await;
     let start = location(&first);
-    assert_eq!(first.status(), StatusCode::FOUND, "{flavor:?}: sign-in redirect");
+    assert_eq!(
+        first.status(),
+        StatusCode::FOUND,
+        "{flavor:?}: sign-in redirect"
+    );
     let expected_start = format!(
         "{}?rd={}",
         stack.url("/oauth2/start"),
         url::form_urlencoded::byte_serialize(page.as_bytes()).collect::<String>()
     );
-    assert_eq!(start, expected_start, "{flavor:?}: the start URL carries rd");
-    assert_eq!(stack.echo.count(), 0, "{flavor:?}: nothing reached the upstream");
+    assert_eq!(
+        start, expected_start,
+        "{flavor:?}: the start URL carries rd"
+    );
+    assert_eq!(
+        stack.echo.count(),
+        0,
+        "{flavor:?}: nothing reached the upstream"
+    );
 
     // 2. The whole sign-in through the proxy lands on the original URL.
     let alice = stack.app.okta.user("alice");
     stack.app.okta.sign_in_as(&alice.id);
     let to_okta = get_html(&client, &start, &[]).await;
-    assert_eq!(to_okta.status(), StatusCode::FOUND, "{flavor:?}: start -> Okta");
+    assert_eq!(
+        to_okta.status(),
+        StatusCode::FOUND,
+        "{flavor:?}: start -> Okta"
+    );
     let to_callback = get_html(&client, &location(&to_okta), &[]).await;
-    assert_eq!(to_callback.status(), StatusCode::FOUND, "{flavor:?}: Okta -> callback");
+    assert_eq!(
+        to_callback.status(),
+        StatusCode::FOUND,
+        "{flavor:?}: Okta -> callback"
+    );
     assert!(
         location(&to_callback).starts_with(&stack.url("/oauth2/callback")),
         "{flavor:?}: Okta returns to the callback through the proxy"
     );
     let to_page = get_html(&client, &location(&to_callback), &[]).await;
-    assert_eq!(to_page.status(), StatusCode::FOUND, "{flavor:?}: callback -> rd");
-    assert_eq!(location(&to_page), page, "{flavor:?}: back on the original URL");
+    assert_eq!(
+        to_page.status(),
+        StatusCode::FOUND,
+        "{flavor:?}: callback -> rd"
+    );
+    assert_eq!(
+        location(&to_page),
+        page,
+        "{flavor:?}: back on the original URL"
+    );
 
     // 3. The upstream sees who it is, and neither a forged identity header nor
     //    our cookies; the app's own cookie still arrives.
     let landed = get_html(&client, &page, &[("X-Auth-Request-User", "mallory")]).await;
-    assert_eq!(landed.status(), StatusCode::OK, "{flavor:?}: the page is served");
+    assert_eq!(
+        landed.status(),
+        StatusCode::OK,
+        "{flavor:?}: the page is served"
+    );
     let seen = echoed(landed).await;
     assert_eq!(seen.path, "/private/page?x=1");
-    assert_eq!(seen.header("x-auth-request-user"), "alice@example.com", "{flavor:?}");
-    assert_eq!(seen.header("x-auth-request-email"), "alice@example.com", "{flavor:?}");
-    assert_eq!(seen.header("x-auth-request-groups"), "Everyone,admins", "{flavor:?}");
+    assert_eq!(
+        seen.header("x-auth-request-user"),
+        "alice@example.com",
+        "{flavor:?}"
+    );
+    assert_eq!(
+        seen.header("x-auth-request-email"),
+        "alice@example.com",
+        "{flavor:?}"
+    );
+    assert_eq!(
+        seen.header("x-auth-request-groups"),
+        "Everyone,admins",
+        "{flavor:?}"
+    );
     assert_eq!(
         seen.header("x-auth-request-preferred-username"),
         "alice@example.com",
         "{flavor:?}"
     );
     let cookie = seen.header("cookie");
-    assert!(!cookie.contains(COOKIE_NAME), "{flavor:?}: our cookie leaked upstream: {cookie}");
-    assert_eq!(cookie, "theme=dark", "{flavor:?}: the app's own cookie arrives");
+    assert!(
+        !cookie.contains(COOKIE_NAME),
+        "{flavor:?}: our cookie leaked upstream: {cookie}"
+    );
+    assert_eq!(
+        cookie, "theme=dark",
+        "{flavor:?}: the app's own cookie arrives"
+    );
 
-    // 4. APIs get a bare 401 (no redirect to follow), and the request stops there.
-    let before = stack.echo.count();
+    // Wherever our cookies sit in the header, only the app's cookies pass.
+    let session = session_cookie(&jar, &stack.proxy).expect("a session cookie");
+    let mixed = format!("{COOKIE_NAME}={session}; a=1; {COOKIE_NAME}_csrf=x; b=2; {COOKIE_NAME}=y");
     let api = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
+    let seen = echoed(get_html(&api, &page, &[("Cookie", &mixed)]).await).await;
+    assert_eq!(
+        seen.header("x-auth-request-user"),
+        "alice@example.com",
+        "{flavor:?}"
+    );
+    assert_eq!(
+        seen.header("cookie"),
+        "a=1; b=2",
+        "{flavor:?}: only the app's cookies"
+    );
+
+    // 4. APIs get a bare 401 (no redirect to follow), and the request stops there.
+    let before = stack.echo.count();
     let api_answer = match flavor {
         Flavor::Nginx => api.get(stack.url("/api/items")).send().await.unwrap(),
         Flavor::Caddy => api
@@ -127,8 +191,16 @@ async fn run_checklist(stack: &Stack) {
             .await
             .unwrap(),
     };
-    assert_eq!(api_answer.status(), StatusCode::UNAUTHORIZED, "{flavor:?}: API 401");
-    assert_eq!(stack.echo.count(), before, "{flavor:?}: a 401 stops at the proxy");
+    assert_eq!(
+        api_answer.status(),
+        StatusCode::UNAUTHORIZED,
+        "{flavor:?}: API 401"
+    );
+    assert_eq!(
+        stack.echo.count(),
+        before,
+        "{flavor:?}: a 401 stops at the proxy"
+    );
 
     // 5. WebSocket handshakes: with a session they reach the upstream with the
     //    upgrade headers and the identity; without one they get 401.
@@ -143,47 +215,95 @@ async fn run_checklist(stack: &Stack) {
         ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
     ];
     let ws = get_with(&client, &stack.url(ws_path), &upgrade).await;
-    assert_eq!(ws.status(), StatusCode::OK, "{flavor:?}: the handshake reaches the upstream");
+    assert_eq!(
+        ws.status(),
+        StatusCode::OK,
+        "{flavor:?}: the handshake reaches the upstream"
+    );
     let seen = echoed(ws).await;
     assert_eq!(seen.header("upgrade"), "websocket", "{flavor:?}");
-    assert_eq!(seen.header("x-auth-request-user"), "alice@example.com", "{flavor:?}");
+    assert_eq!(
+        seen.header("x-auth-request-user"),
+        "alice@example.com",
+        "{flavor:?}"
+    );
     let before = stack.echo.count();
     let anonymous_ws = get_with(&api, &stack.url(ws_path), &upgrade).await;
-    assert_eq!(anonymous_ws.status(), StatusCode::UNAUTHORIZED, "{flavor:?}: WebSocket 401");
+    assert_eq!(
+        anonymous_ws.status(),
+        StatusCode::UNAUTHORIZED,
+        "{flavor:?}: WebSocket 401"
+    );
     assert_eq!(stack.echo.count(), before, "{flavor:?}");
 
     // 6. A signed-in non-member on the admin location gets 403, not a sign-in loop.
-    let (carol_jar, carol) = (Arc::new(Jar::default()), ());
-    let _ = carol;
-    let carol_client = browser(carol_jar);
+    let carol_client = browser(Arc::new(Jar::default()));
     sign_in_through(stack, &carol_client, "carol").await;
     let admin = get_html(&carol_client, &stack.url("/admin/settings"), &[]).await;
-    assert_eq!(admin.status(), StatusCode::FORBIDDEN, "{flavor:?}: non-member 403");
+    assert_eq!(
+        admin.status(),
+        StatusCode::FORBIDDEN,
+        "{flavor:?}: non-member 403"
+    );
     let admin_for_alice = get_html(&client, &stack.url("/admin/settings"), &[]).await;
-    assert_eq!(admin_for_alice.status(), StatusCode::OK, "{flavor:?}: member passes");
+    assert_eq!(
+        admin_for_alice.status(),
+        StatusCode::OK,
+        "{flavor:?}: member passes"
+    );
     let other_for_carol = get_html(&carol_client, &page, &[]).await;
-    assert_eq!(other_for_carol.status(), StatusCode::OK, "{flavor:?}: the rule is per location");
+    assert_eq!(
+        other_for_carol.status(),
+        StatusCode::OK,
+        "{flavor:?}: the rule is per location"
+    );
 
     // 7. Sign-out through the proxy ends the session: the browser is sent to sign
     //    in again, and a copy of the old cookie is worthless.
     let old_cookie = session_cookie(&jar, &stack.proxy).expect("a session cookie");
     let signed_out = get_html(&client, &stack.url("/oauth2/sign_out"), &[]).await;
     assert!(
-        matches!(signed_out.status(), StatusCode::FOUND | StatusCode::SEE_OTHER),
+        matches!(
+            signed_out.status(),
+            StatusCode::FOUND | StatusCode::SEE_OTHER
+        ),
         "{flavor:?}: sign-out redirects, got {}",
         signed_out.status()
     );
-    assert!(session_cookie(&jar, &stack.proxy).is_none(), "{flavor:?}: cookie cleared");
+    assert!(
+        session_cookie(&jar, &stack.proxy).is_none(),
+        "{flavor:?}: cookie cleared"
+    );
     let again = get_html(&client, &page, &[]).await;
     assert_eq!(again.status(), StatusCode::FOUND, "{flavor:?}: signed out");
-    assert_eq!(location(&again), expected_start, "{flavor:?}: sign in again");
-    let replayed = get_html(&api, &page, &[("Cookie", &format!("{COOKIE_NAME}={old_cookie}"))]).await;
-    assert_eq!(replayed.status(), StatusCode::FOUND, "{flavor:?}: the old cookie is revoked");
+    assert_eq!(
+        location(&again),
+        expected_start,
+        "{flavor:?}: sign in again"
+    );
+    let replayed = get_html(
+        &api,
+        &page,
+        &[("Cookie", &format!("{COOKIE_NAME}={old_cookie}"))],
+    )
+    .await;
+    assert_eq!(
+        replayed.status(),
+        StatusCode::FOUND,
+        "{flavor:?}: the old cookie is revoked"
+    );
 
     // Nothing forged ever reached the upstream.
     for request in stack.echo.seen() {
-        assert_ne!(request.header("x-auth-request-user"), "mallory", "{flavor:?}");
-        assert!(!request.header("cookie").contains(COOKIE_NAME), "{flavor:?}");
+        assert_ne!(
+            request.header("x-auth-request-user"),
+            "mallory",
+            "{flavor:?}"
+        );
+        assert!(
+            !request.header("cookie").contains(COOKIE_NAME),
+            "{flavor:?}"
+        );
     }
 }
 
@@ -193,7 +313,11 @@ async fn sign_in_through(stack: &Stack, client: &reqwest::Client, login: &str) {
     stack.app.okta.sign_in_as(&user.id);
     let mut response = get_html(client, &stack.url("/"), &[]).await;
     for _ in 0..4 {
-        assert_eq!(response.status(), StatusCode::FOUND, "sign-in step for {login}");
+        assert_eq!(
+            response.status(),
+            StatusCode::FOUND,
+            "sign-in step for {login}"
+        );
         response = get_html(client, &location(&response), &[]).await;
     }
     assert_ne!(response.status(), StatusCode::FOUND, "{login} is signed in");
@@ -211,11 +335,17 @@ async fn get_with(client: &reqwest::Client, url: &str, headers: &[(&str, &str)])
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    request.send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"))
+    request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
 }
 
 async fn echoed(response: Response) -> Seen {
-    let body: Value = response.json().await.expect("the echo upstream answers JSON");
+    let body: Value = response
+        .json()
+        .await
+        .expect("the echo upstream answers JSON");
     serde_json::from_value(body).expect("an echoed request")
 }
 
@@ -255,7 +385,9 @@ impl Stack {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
                 panic!("{message} (CI=true: a missing proxy is a failure)");
             }
-            eprintln!("\n!!!!! SKIPPED: {message}; the shipped {package} config was NOT tested !!!!!\n");
+            eprintln!(
+                "\n!!!!! SKIPPED: {message}; the shipped {package} config was NOT tested !!!!!\n"
+            );
             return None;
         };
         let proxy_port = free_port();
@@ -269,9 +401,19 @@ impl Stack {
             Flavor::Nginx => start_nginx(&binary, &dir, proxy_port, app.port, echo.port),
             Flavor::Caddy => start_caddy(&binary, &dir, proxy_port, app.port, echo.port),
         };
-        let running = Running { child: process, dir, name: package };
+        let running = Running {
+            child: process,
+            dir,
+            name: package,
+        };
         running.wait_for(proxy_port);
-        Some(Stack { flavor, proxy, app, echo, _process: running })
+        Some(Stack {
+            flavor,
+            proxy,
+            app,
+            echo,
+            _process: running,
+        })
     }
 
     fn url(&self, path: &str) -> String {
@@ -280,13 +422,18 @@ impl Stack {
 }
 
 fn integration_file(path: &str) -> String {
-    let full = Path::new(env!("CARGO_MANIFEST_DIR")).join("integrations").join(path);
+    let full = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("integrations")
+        .join(path);
     std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
 }
 
 /// Replaces `from` with `to`, insisting that `from` occurs.
 fn substitute(text: &str, from: &str, to: &str) -> String {
-    assert!(text.contains(from), "the shipped config no longer contains `{from}`");
+    assert!(
+        text.contains(from),
+        "the shipped config no longer contains `{from}`"
+    );
     text.replace(from, to)
 }
 
@@ -331,10 +478,18 @@ fn start_nginx(binary: &Path, dir: &TempDir, port: u16, service: u16, app: u16) 
 
 fn start_caddy(binary: &Path, dir: &TempDir, port: u16, service: u16, app: u16) -> Child {
     let shipped = integration_file("caddy/Caddyfile");
-    let site = substitute(&shipped, "app.example.com {", &format!("http://127.0.0.1:{port} {{"));
+    let site = substitute(
+        &shipped,
+        "app.example.com {",
+        &format!("http://127.0.0.1:{port} {{"),
+    );
     let site = substitute(&site, "127.0.0.1:4180", &format!("127.0.0.1:{service}"));
     let site = substitute(&site, "127.0.0.1:8080", &format!("127.0.0.1:{app}"));
-    std::fs::write(dir.path("Caddyfile"), format!("{{\n\tadmin off\n}}\n\n{site}")).unwrap();
+    std::fs::write(
+        dir.path("Caddyfile"),
+        format!("{{\n\tadmin off\n}}\n\n{site}"),
+    )
+    .unwrap();
     Command::new(binary)
         .args(["run", "--adapter", "caddyfile", "--config"])
         .arg(dir.path("Caddyfile"))
@@ -395,6 +550,18 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
+        // SIGTERM first: nginx's master then stops its workers, which a SIGKILL
+        // to the master would leave running.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
@@ -459,12 +626,16 @@ impl Echo {
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let data = web::Data::from(seen.clone());
-        let server = HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(echo)))
-            .workers(1)
-            .disable_signals()
-            .listen(listener)
-            .expect("serve the echo upstream")
-            .run();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .default_service(web::to(echo))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .expect("serve the echo upstream")
+        .run();
         tokio::spawn(server);
         Echo { port, seen }
     }
@@ -490,7 +661,10 @@ async fn echo(req: HttpRequest, seen: web::Data<Mutex<Vec<Seen>>>) -> HttpRespon
             })
             .or_insert(value);
     }
-    let request = Seen { path: req.uri().to_string(), headers };
+    let request = Seen {
+        path: req.uri().to_string(),
+        headers,
+    };
     seen.lock().unwrap().push(request.clone());
     HttpResponse::Ok().json(request)
 }
