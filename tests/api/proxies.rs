@@ -33,7 +33,7 @@ use crate::helpers::{browser, location, spawn_app_with, TestApp, COOKIE_NAME};
 // The checklist, run through each proxy.
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Flavor {
+pub(crate) enum Flavor {
     /// `auth_request /oauth2/auth`: APIs and WebSockets live under their own
     /// locations that keep a bare 401.
     Nginx,
@@ -58,7 +58,7 @@ async fn the_shipped_caddyfile_signs_in_and_protects_the_upstream() {
     run_checklist(&stack).await;
 }
 
-async fn run_checklist(stack: &Stack) {
+pub(crate) async fn run_checklist(stack: &Stack) {
     let flavor = stack.flavor;
     let page = stack.url("/private/page?x=1");
     let jar = Arc::new(Jar::default());
@@ -308,7 +308,7 @@ async fn run_checklist(stack: &Stack) {
 }
 
 /// Signs `login` in through the proxy, starting from a protected page.
-async fn sign_in_through(stack: &Stack, client: &reqwest::Client, login: &str) {
+pub(crate) async fn sign_in_through(stack: &Stack, client: &reqwest::Client, login: &str) {
     let user = stack.app.okta.user(login);
     stack.app.okta.sign_in_as(&user.id);
     let mut response = get_html(client, &stack.url("/"), &[]).await;
@@ -324,13 +324,21 @@ async fn sign_in_through(stack: &Stack, client: &reqwest::Client, login: &str) {
 }
 
 /// A browser navigation (`Accept: text/html`).
-async fn get_html(client: &reqwest::Client, url: &str, extra: &[(&str, &str)]) -> Response {
+pub(crate) async fn get_html(
+    client: &reqwest::Client,
+    url: &str,
+    extra: &[(&str, &str)],
+) -> Response {
     let mut all = vec![("Accept", "text/html,application/xhtml+xml")];
     all.extend_from_slice(extra);
     get_with(client, url, &all).await
 }
 
-async fn get_with(client: &reqwest::Client, url: &str, headers: &[(&str, &str)]) -> Response {
+pub(crate) async fn get_with(
+    client: &reqwest::Client,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> Response {
     let mut request = client.get(url);
     for (name, value) in headers {
         request = request.header(*name, *value);
@@ -341,7 +349,7 @@ async fn get_with(client: &reqwest::Client, url: &str, headers: &[(&str, &str)])
         .unwrap_or_else(|e| panic!("GET {url}: {e}"))
 }
 
-async fn echoed(response: Response) -> Seen {
+pub(crate) async fn echoed(response: Response) -> Seen {
     let body: Value = response
         .json()
         .await
@@ -349,7 +357,7 @@ async fn echoed(response: Response) -> Seen {
     serde_json::from_value(body).expect("an echoed request")
 }
 
-fn session_cookie(jar: &Jar, origin: &str) -> Option<String> {
+pub(crate) fn session_cookie(jar: &Jar, origin: &str) -> Option<String> {
     use reqwest::cookie::CookieStore;
     let header = jar.cookies(&Url::parse(origin).unwrap())?;
     header
@@ -364,18 +372,18 @@ fn session_cookie(jar: &Jar, origin: &str) -> Option<String> {
 // ---------------------------------------------------------------------------
 // The stack: service + fake Okta, echo upstream, proxy.
 
-struct Stack {
-    flavor: Flavor,
+pub(crate) struct Stack {
+    pub(crate) flavor: Flavor,
     /// `http://127.0.0.1:<proxy port>`: what the browser talks to.
-    proxy: String,
-    app: TestApp,
-    echo: Echo,
-    _process: Running,
+    pub(crate) proxy: String,
+    pub(crate) app: TestApp,
+    pub(crate) echo: Echo,
+    pub(crate) _process: Running,
 }
 
 impl Stack {
     /// `None` when the proxy is not installed (and not in CI).
-    async fn start(flavor: Flavor) -> Option<Stack> {
+    pub(crate) async fn start(flavor: Flavor) -> Option<Stack> {
         let (binary, package) = match flavor {
             Flavor::Nginx => ("nginx", "nginx"),
             Flavor::Caddy => ("caddy", "caddy"),
@@ -416,12 +424,12 @@ impl Stack {
         })
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{}", self.proxy, path)
     }
 }
 
-fn integration_file(path: &str) -> String {
+pub(crate) fn integration_file(path: &str) -> String {
     let full = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("integrations")
         .join(path);
@@ -429,7 +437,7 @@ fn integration_file(path: &str) -> String {
 }
 
 /// Replaces `from` with `to`, insisting that `from` occurs.
-fn substitute(text: &str, from: &str, to: &str) -> String {
+pub(crate) fn substitute(text: &str, from: &str, to: &str) -> String {
     assert!(
         text.contains(from),
         "the shipped config no longer contains `{from}`"
@@ -437,7 +445,13 @@ fn substitute(text: &str, from: &str, to: &str) -> String {
     text.replace(from, to)
 }
 
-fn start_nginx(binary: &Path, dir: &TempDir, port: u16, service: u16, app: u16) -> Child {
+pub(crate) fn start_nginx(
+    binary: &Path,
+    dir: &TempDir,
+    port: u16,
+    service: u16,
+    app: u16,
+) -> Child {
     let shipped = integration_file("nginx/forward-auth.conf");
     let server = substitute(&shipped, "listen 80;", &format!("listen 127.0.0.1:{port};"));
     let server = substitute(&server, "127.0.0.1:4180", &format!("127.0.0.1:{service}"));
@@ -476,7 +490,13 @@ fn start_nginx(binary: &Path, dir: &TempDir, port: u16, service: u16, app: u16) 
         .expect("start nginx")
 }
 
-fn start_caddy(binary: &Path, dir: &TempDir, port: u16, service: u16, app: u16) -> Child {
+pub(crate) fn start_caddy(
+    binary: &Path,
+    dir: &TempDir,
+    port: u16,
+    service: u16,
+    app: u16,
+) -> Child {
     let shipped = integration_file("caddy/Caddyfile");
     let site = substitute(
         &shipped,
@@ -504,7 +524,7 @@ fn start_caddy(binary: &Path, dir: &TempDir, port: u16, service: u16, app: u16) 
         .expect("start caddy")
 }
 
-fn find_binary(name: &str) -> Option<PathBuf> {
+pub(crate) fn find_binary(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
@@ -512,7 +532,7 @@ fn find_binary(name: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free loopback port")
@@ -520,15 +540,15 @@ fn free_port() -> u16 {
 }
 
 /// A started proxy: killed and reaped on drop, its directory removed.
-struct Running {
-    child: Child,
-    dir: TempDir,
-    name: &'static str,
+pub(crate) struct Running {
+    pub(crate) child: Child,
+    pub(crate) dir: TempDir,
+    pub(crate) name: &'static str,
 }
 
 impl Running {
     /// Waits until the proxy accepts connections; panics with its log if it exits.
-    fn wait_for(&self, port: u16) {
+    pub(crate) fn wait_for(&self, port: u16) {
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             if TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -539,7 +559,7 @@ impl Running {
         panic!("{} did not start:\n{}", self.name, self.logs());
     }
 
-    fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         ["stderr.log", "error.log"]
             .iter()
             .filter_map(|f| std::fs::read_to_string(self.dir.path(f)).ok())
@@ -570,10 +590,10 @@ impl Drop for Running {
     }
 }
 
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
-    fn new(name: &str) -> TempDir {
+    pub(crate) fn new(name: &str) -> TempDir {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "forward-auth-{name}-{}-{}",
@@ -585,7 +605,7 @@ impl TempDir {
         TempDir(dir)
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.0.join(name)
     }
 }
@@ -601,27 +621,27 @@ impl Drop for TempDir {
 
 /// A request as the upstream received it.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-struct Seen {
-    path: String,
+pub(crate) struct Seen {
+    pub(crate) path: String,
     /// Lowercase names; repeated headers joined with ", ".
-    headers: BTreeMap<String, String>,
+    pub(crate) headers: BTreeMap<String, String>,
 }
 
 impl Seen {
-    fn header(&self, name: &str) -> &str {
+    pub(crate) fn header(&self, name: &str) -> &str {
         self.headers.get(name).map(String::as_str).unwrap_or("")
     }
 }
 
 /// An upstream app that answers every request with the request's path and
 /// headers as JSON, and remembers what it saw.
-struct Echo {
-    port: u16,
-    seen: Arc<Mutex<Vec<Seen>>>,
+pub(crate) struct Echo {
+    pub(crate) port: u16,
+    pub(crate) seen: Arc<Mutex<Vec<Seen>>>,
 }
 
 impl Echo {
-    fn start() -> Echo {
+    pub(crate) fn start() -> Echo {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the echo upstream");
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -640,16 +660,16 @@ impl Echo {
         Echo { port, seen }
     }
 
-    fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.seen.lock().unwrap().len()
     }
 
-    fn seen(&self) -> Vec<Seen> {
+    pub(crate) fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
 }
 
-async fn echo(req: HttpRequest, seen: web::Data<Mutex<Vec<Seen>>>) -> HttpResponse {
+pub(crate) async fn echo(req: HttpRequest, seen: web::Data<Mutex<Vec<Seen>>>) -> HttpResponse {
     let mut headers = BTreeMap::<String, String>::new();
     for (name, value) in req.headers() {
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
