@@ -232,6 +232,7 @@ fn first_value(value: &str) -> &str {
 }
 
 /// `X-Forwarded-Proto` (first value, lowercased), or the default scheme.
+/// Traefik says `ws`/`wss` for a WebSocket handshake: that page is http(s).
 fn proto(value: Option<&str>, default_scheme: &str) -> Result<String, ForwardedError> {
     let Some(value) = value else {
         return Ok(default_scheme.to_string());
@@ -239,6 +240,8 @@ fn proto(value: Option<&str>, default_scheme: &str) -> Result<String, ForwardedE
     let proto = first_value(value).to_ascii_lowercase();
     match proto.as_str() {
         "http" | "https" => Ok(proto),
+        "ws" => Ok("http".to_string()),
+        "wss" => Ok("https".to_string()),
         _ => Err(ForwardedError(
             "X-Forwarded-Proto must be http or https".to_string(),
         )),
@@ -499,6 +502,16 @@ mod tests {
                 ip("127.0.0.1"),
                 vec![("x-forwarded-host", "app.example.com:443")],
                 ok("GET", Some("https://app.example.com/"), ForwardedHeaders),
+            ),
+            (
+                "Traefik's ws and wss for a WebSocket handshake are http and https",
+                ip("127.0.0.1"),
+                vec![
+                    ("x-forwarded-proto", "wss"),
+                    ("x-forwarded-host", "app.example.com"),
+                    ("x-forwarded-uri", "/socket"),
+                ],
+                ok("GET", Some("https://app.example.com/socket"), ForwardedHeaders),
             ),
             (
                 "a bad X-Forwarded-Proto is an error",

@@ -126,6 +126,16 @@ impl GroupsCache {
         self.groups_of(user_id).await.map(|_| ())
     }
 
+    /// Stores a user's groups as if just fetched. For benchmarks and tests that
+    /// need a warm cache without Okta; the service itself never calls it.
+    pub async fn remember(&self, user_id: &str, groups: Vec<Group>) {
+        let entry = Entry {
+            groups: groups.into(),
+            fetched_at: Instant::now(),
+        };
+        self.inner.cache.insert(user_id.to_owned(), entry).await;
+    }
+
     fn refresh_in_background(&self, user_id: &str) {
         let Ok(mut refreshing) = self.inner.refreshing.lock() else {
             return;

@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod forwarded;
 pub mod groups;
+pub mod healthcheck;
 pub mod html;
 pub mod identity_headers;
 pub mod metrics;

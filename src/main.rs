@@ -1,11 +1,20 @@
-//! The `forward-auth` binary: configuration, logging, build, run.
+//! The `forward-auth` binary: configuration, logging, build, run; or, as
+//! `forward-auth healthcheck`, the container's probe of a running instance.
 
 use forward_auth::config::Config;
 use forward_auth::startup::Application;
 use forward_auth::telemetry;
 
+fn main() -> std::process::ExitCode {
+    let subcommand = std::env::args_os().nth(1);
+    if subcommand.is_some_and(|arg| arg == "healthcheck") {
+        return forward_auth::healthcheck::main();
+    }
+    serve()
+}
+
 #[actix_web::main]
-async fn main() -> std::process::ExitCode {
+async fn serve() -> std::process::ExitCode {
     let (config, warnings) = match Config::from_env() {
         Ok(loaded) => loaded,
         Err(e) => {

@@ -275,6 +275,18 @@ impl FakeOkta {
     pub async fn start() -> FakeOkta {
         let listener =
             TcpListener::bind("127.0.0.1:0").expect("bind the fake Okta to a loopback port");
+        Self::serve(listener)
+    }
+
+    /// Like [`start`](Self::start) on a chosen port of 127.0.0.1 (0: any free one),
+    /// for the development demo (`examples/demo.rs`), whose URLs must stay put.
+    pub async fn start_on_port(port: u16) -> std::io::Result<FakeOkta> {
+        let listener = TcpListener::bind(("127.0.0.1", port))?;
+        Ok(Self::serve(listener))
+    }
+
+    /// Serves on a bound loopback listener in the current Tokio runtime.
+    fn serve(listener: TcpListener) -> FakeOkta {
         let port = listener
             .local_addr()
             .expect("a bound listener has an address")

@@ -1,11 +1,15 @@
 //! Integration tests: the real service against a fake Okta on loopback.
 
 mod auth;
+mod browser;
+mod compose;
 mod config_errors;
+mod demo;
 mod fake_okta;
 mod fake_okta_shapes;
 mod groups;
 mod health;
+mod healthcheck;
 mod helpers;
 mod logs;
 mod proxies;
@@ -13,3 +17,4 @@ mod refresh;
 mod session_store;
 mod sign_in;
 mod sign_out;
+mod traefik;

@@ -1,0 +1,130 @@
+//! Micro-benchmarks of the decision path, piece by piece: cookie verification,
+//! session lookup, groups lookup, policy, header rendering, and the forwarded
+//! URL. Run with `cargo bench --bench decision`.
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use forward_auth::config::{CookieKey, Secret};
+use forward_auth::forwarded::{original_request, TrustedProxies};
+use forward_auth::groups::{Group, GroupsCache, OktaGroupsClient};
+use forward_auth::identity_headers;
+use forward_auth::policy::{decide, AllowLists, Subject};
+use forward_auth::session::{now, CookieCodec, MemoryStore, Session, SessionId, SessionStore};
+
+fn session() -> Session {
+    let now = now();
+    Session {
+        sub: "00ualice0000000000000".into(),
+        login: "alice@example.com".into(),
+        email: "alice@example.com".into(),
+        name: "Alice".into(),
+        groups_claim: None,
+        sid: None,
+        created_at: now,
+        expires_at: now + 3600,
+        tokens_expire_at: now + 3600,
+        refresh_not_before: 0,
+        refresh_token: Some(Secret::new("rt".into())),
+        id_token: None,
+    }
+}
+
+fn groups(n: usize) -> Vec<Group> {
+    (0..n)
+        .map(|i| Group {
+            id: format!("00g{i:017}"),
+            name: format!("group-{i}"),
+        })
+        .collect()
+}
+
+fn benches(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+
+    let codec = CookieCodec::new(vec![CookieKey::new([7; 32])]);
+    let rotated = CookieCodec::new(vec![CookieKey::new([8; 32]), CookieKey::new([7; 32])]);
+    let id = SessionId::random();
+    let cookie = codec.encode_session(&id);
+    c.bench_function("cookie: verify (one key)", |b| {
+        b.iter(|| codec.decode_session(black_box(&cookie)))
+    });
+    c.bench_function("cookie: verify (second of two keys)", |b| {
+        b.iter(|| rotated.decode_session(black_box(&cookie)))
+    });
+
+    let store = MemoryStore::new();
+    runtime.block_on(async {
+        for _ in 0..10_000 {
+            store.save(&SessionId::random(), &session()).await.unwrap();
+        }
+        store.save(&id, &session()).await.unwrap();
+    });
+    c.bench_function("session: memory store lookup (10k sessions)", |b| {
+        b.iter(|| runtime.block_on(store.load(black_box(&id))))
+    });
+
+    let client = OktaGroupsClient::new(
+        reqwest::Client::new(),
+        "http://127.0.0.1:9",
+        Secret::new("unused".into()),
+    )
+    .unwrap();
+    let cache = GroupsCache::new(client, Duration::from_secs(300));
+    runtime.block_on(cache.remember("00ualice0000000000000", groups(20)));
+    c.bench_function("groups: warm cache lookup (20 groups)", |b| {
+        b.iter(|| runtime.block_on(cache.groups_of(black_box("00ualice0000000000000"))))
+    });
+
+    let user_groups = groups(20);
+    let global = AllowLists::from_env_lists(Some("group-19"), None, Some("example.com"));
+    let subject = Subject {
+        login: "alice@example.com",
+        email: "alice@example.com",
+        groups: &user_groups,
+    };
+    c.bench_function("policy: route query parse", |b| {
+        b.iter(|| AllowLists::from_query(black_box("allowed_groups=group-3,group-7")))
+    });
+    let route = AllowLists::from_query("allowed_groups=group-3,group-7").unwrap();
+    c.bench_function("policy: decide (20 groups, 3 lists)", |b| {
+        b.iter(|| decide(black_box(&global), black_box(&route), black_box(&subject)))
+    });
+
+    c.bench_function("headers: render (20 groups)", |b| {
+        b.iter(|| {
+            identity_headers::render(
+                black_box("alice@example.com"),
+                "alice@example.com",
+                &user_groups,
+            )
+        })
+    });
+
+    let trusted = TrustedProxies::parse("127.0.0.1/32,::1/128").unwrap();
+    let peer = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    c.bench_function("forwarded: X-Original-URL", |b| {
+        b.iter(|| {
+            original_request(
+                peer,
+                |name| match name {
+                    "x-original-url" => Some("https://app.example.com/some/path?query=1"),
+                    "x-original-method" => Some("GET"),
+                    _ => None,
+                },
+                &trusted,
+                "https",
+            )
+        })
+    });
+    let _ = Arc::new(());
+}
+
+criterion_group!(decision, benches);
+criterion_main!(decision);

@@ -1,0 +1,134 @@
+//! The development demo (`examples/demo.rs`), started through its own setup
+//! function on free loopback ports: a person signs in by typing a username on
+//! the fake Okta's form (nothing is approved automatically), the session shows
+//! the demo user's groups, and the banner warns that it is for development only.
+//! The example itself is built by `cargo test`; this runs the same code.
+
+use std::sync::Arc;
+
+use reqwest::cookie::Jar;
+use reqwest::StatusCode;
+use serde_json::Value;
+use url::Url;
+
+use crate::helpers::{browser, location};
+
+// The example's `main` is not called here, and it brings its own copy of the
+// fake Okta (a distinct module here, with its own types).
+#[allow(dead_code, clippy::duplicate_mod)]
+#[path = "../../examples/demo.rs"]
+mod example;
+
+async fn start_demo() -> example::Demo {
+    let settings = example::Settings {
+        okta_port: 0,
+        service_port: 0,
+        service_url: None,
+        log_level: "warn".to_string(),
+    };
+    example::start(&settings).await.expect("the demo starts")
+}
+
+#[tokio::test]
+async fn the_demo_signs_in_whoever_types_a_listed_username_on_the_fake_okta_form() {
+    let demo = start_demo().await;
+    let service = demo.service_url.clone();
+    let okta = demo.okta.base_url();
+    tokio::spawn(demo.app.run_until_stopped());
+    let client = browser(Arc::new(Jar::default()));
+
+    // The sign-in link leads to the fake Okta's form, not to an automatic approval.
+    let start = client
+        .get(format!("{service}/oauth2/start?rd=/oauth2/userinfo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), StatusCode::FOUND, "start -> Okta");
+    let authorize = Url::parse(&location(&start)).unwrap();
+    assert!(
+        authorize
+            .as_str()
+            .starts_with(&format!("{okta}/oauth2/v1/authorize?")),
+        "{authorize}"
+    );
+    let form = client.get(authorize.clone()).send().await.unwrap();
+    assert_eq!(form.status(), StatusCode::OK, "the sign-in form");
+    let html = form.text().await.unwrap();
+    assert!(html.contains(r#"id="okta-signin-username""#), "{html}");
+    assert!(html.contains("development only"), "{html}");
+
+    // An unknown name is refused on the form.
+    let mut fields: Vec<(String, String)> = authorize.query_pairs().into_owned().collect();
+    let login_url = format!("{okta}/oauth2/v1/authorize/login");
+    let mut typed = fields.clone();
+    typed.push(("username".into(), "mallory".into()));
+    let refused = client.post(&login_url).form(&typed).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::OK, "the form again");
+    assert!(refused.text().await.unwrap().contains("Unable to sign in"));
+
+    // bob types his name (the form posts the authorize parameters back as hidden
+    // fields), and arrives signed in with his groups.
+    fields.push(("username".into(), "bob".into()));
+    let approved = client.post(&login_url).form(&fields).send().await.unwrap();
+    assert_eq!(approved.status(), StatusCode::FOUND, "Okta -> callback");
+    let callback = location(&approved);
+    assert!(
+        callback.starts_with(&format!("{service}/oauth2/callback?")),
+        "{callback}"
+    );
+    let back = client.get(&callback).send().await.unwrap();
+    assert_eq!(back.status(), StatusCode::FOUND, "callback -> rd");
+    assert_eq!(location(&back), "/oauth2/userinfo");
+    let me: Value = client
+        .get(format!("{service}/oauth2/userinfo"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["user"], "bob@example.com", "{me}");
+    assert_eq!(
+        me["groups"],
+        serde_json::json!(["Everyone", "staff"]),
+        "{me}"
+    );
+}
+
+#[tokio::test]
+async fn the_demo_banner_says_development_only_and_lists_the_users_and_urls() {
+    let demo = start_demo().await;
+    let banner = example::banner(&demo);
+    assert!(banner.contains("FOR DEVELOPMENT ONLY"), "{banner}");
+    assert!(banner.contains(&demo.okta.base_url()), "{banner}");
+    assert!(banner.contains(&demo.service_url), "{banner}");
+    for line in [
+        "alice  alice@example.com    groups: Everyone, admins",
+        "bob    bob@example.com      groups: Everyone, staff",
+        "carol  carol@example.com    groups: Everyone",
+    ] {
+        assert!(banner.contains(line), "{line} in:\n{banner}");
+    }
+    assert!(banner.contains("integrations/nginx/forward-auth.conf"));
+    assert!(banner.contains("integrations/caddy/Caddyfile"));
+}
+
+#[tokio::test]
+async fn the_demo_refuses_a_public_url_that_is_not_on_loopback() {
+    for url in [
+        "https://app.example.com",
+        "http://127.0.0.1.example.com:8000",
+        "https://127.0.0.1:8000",
+    ] {
+        let settings = example::Settings {
+            okta_port: 0,
+            service_port: 0,
+            service_url: Some(url.to_string()),
+            log_level: "warn".to_string(),
+        };
+        let Err(problem) = example::start(&settings).await else {
+            panic!("DEMO_SERVICE_URL={url} must be refused");
+        };
+        assert!(problem.contains("loopback"), "{problem}");
+    }
+}
