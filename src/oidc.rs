@@ -161,6 +161,7 @@ pub struct Authorize {
 struct Provider {
     client: OktaClient,
     end_session: Option<Url>,
+    revocation: Option<Url>,
     jwks_uri: openidconnect::JsonWebKeySetUrl,
     jwks: RwLock<Arc<JsonWebKeySet<CoreJsonWebKey>>>,
     last_refetch: tokio::sync::Mutex<Option<Instant>>,
@@ -209,6 +210,7 @@ impl Oidc {
         let redirect = RedirectUrl::new(self.redirect_uri.clone())
             .map_err(|e| OidcError::Discovery(format!("redirect URI: {e}")))?;
         let end_session = metadata.additional_metadata().end_session_endpoint.clone();
+        let revocation = metadata.additional_metadata().revocation_endpoint.clone();
         let jwks = metadata.jwks().clone();
         let jwks_uri = metadata.jwks_uri().clone();
         let client = OktaClient::from_provider_metadata(
@@ -220,6 +222,7 @@ impl Oidc {
         let provider = Provider {
             client,
             end_session,
+            revocation,
             jwks_uri,
             jwks: RwLock::new(Arc::new(jwks)),
             last_refetch: tokio::sync::Mutex::new(None),
@@ -353,6 +356,33 @@ impl Oidc {
             id_token: tokens.id_token().map(|t| Secret::new(t.to_string())),
             groups_claim,
         })
+    }
+
+    /// Revokes a refresh token at the revocation endpoint (RFC 7009), when
+    /// discovery offered one.
+    pub async fn revoke_refresh_token(&self, token: &Secret) -> Result<(), String> {
+        let Some(endpoint) = self.provider().and_then(|p| p.revocation.clone()) else {
+            return Ok(());
+        };
+        let response = self
+            .http
+            .post(endpoint)
+            .basic_auth(
+                form_encode(&self.client_id),
+                Some(form_encode(self.client_secret.expose())),
+            )
+            .form(&[
+                ("token", token.expose()),
+                ("token_type_hint", "refresh_token"),
+            ])
+            .send()
+            .await
+            .map_err(|e| error_chain(&e))?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("the IdP answered {}", response.status()))
+        }
     }
 
     /// Okta's sign-out URL, when discovery offered `end_session_endpoint`.
@@ -490,6 +520,11 @@ where
         RequestTokenError::ServerResponse(r) => format!("the IdP answered: {r}"),
         other => error_chain(other),
     }
+}
+
+/// Client credentials in HTTP Basic are form-encoded first (RFC 6749 §2.3.1).
+fn form_encode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
 /// An error and its sources on one line, for logs.

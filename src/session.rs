@@ -70,7 +70,9 @@ impl std::fmt::Debug for SessionId {
 /// The first key signs; every key verifies, so rotating `COOKIE_SECRET` logs nobody out.
 #[derive(Clone)]
 pub struct CookieCodec {
-    keys: Arc<[CookieKey]>,
+    /// One HMAC per key with the key already absorbed: cloning it skips the two
+    /// key-pad compressions on every check.
+    macs: Arc<[HmacSha256]>,
 }
 
 impl CookieCodec {
@@ -79,12 +81,16 @@ impl CookieCodec {
             !keys.is_empty(),
             "config guarantees at least one cookie key"
         );
-        CookieCodec { keys: keys.into() }
+        let macs = keys
+            .iter()
+            // HMAC accepts keys of any length; 32 bytes cannot fail.
+            .map(|key| HmacSha256::new_from_slice(key.expose()).expect("HMAC takes any key length"))
+            .collect();
+        CookieCodec { macs }
     }
 
-    fn mac(key: &CookieKey, purpose: &[u8], payload: &[u8]) -> HmacSha256 {
-        // HMAC accepts keys of any length; 32 bytes cannot fail.
-        let mut mac = HmacSha256::new_from_slice(key.expose()).expect("HMAC takes any key length");
+    fn mac(keyed: &HmacSha256, purpose: &[u8], payload: &[u8]) -> HmacSha256 {
+        let mut mac = keyed.clone();
         mac.update(purpose);
         mac.update(&[0]);
         mac.update(payload);
@@ -93,7 +99,7 @@ impl CookieCodec {
 
     /// Signs arbitrary bytes for a purpose (`b"session"`, `b"binding"`).
     pub fn sign(&self, purpose: &[u8], payload: &[u8]) -> String {
-        let tag = Self::mac(&self.keys[0], purpose, payload)
+        let tag = Self::mac(&self.macs[0], purpose, payload)
             .finalize()
             .into_bytes();
         format!(
@@ -112,9 +118,13 @@ impl CookieCodec {
         }
         let payload = URL_SAFE_NO_PAD.decode(payload).ok()?;
         let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
-        self.keys
+        self.macs
             .iter()
-            .any(|key| Self::mac(key, purpose, &payload).verify_slice(&tag).is_ok())
+            .any(|keyed| {
+                Self::mac(keyed, purpose, &payload)
+                    .verify_slice(&tag)
+                    .is_ok()
+            })
             .then_some(payload)
     }
 

@@ -112,9 +112,6 @@ impl AppState {
                         if fresh.refresh_token.is_some() {
                             renewed.refresh_token = fresh.refresh_token;
                         }
-                        if fresh.id_token.is_some() {
-                            renewed.id_token = fresh.id_token;
-                        }
                         if fresh.groups_claim.is_some() {
                             renewed.groups_claim = fresh.groups_claim;
                         }

@@ -134,6 +134,7 @@ async fn finish(
             }
         })?;
     let now = now();
+    let keep_id_token = signed_in.refresh_token.is_none();
     let session = Session {
         sub: signed_in.sub,
         login: signed_in.login,
@@ -146,7 +147,9 @@ async fn finish(
         tokens_expire_at: signed_in.tokens_expire_at,
         refresh_not_before: 0,
         refresh_token: signed_in.refresh_token,
-        id_token: Some(signed_in.id_token),
+        // An Okta ID token is ~1 kB, more than the rest of the session together:
+        // with a refresh token, sign-out gets a fresh one instead of keeping it.
+        id_token: keep_id_token.then_some(signed_in.id_token),
     };
     // A fresh id for every sign-in: a cookie planted before cannot become a session.
     let id = SessionId::random();

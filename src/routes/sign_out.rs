@@ -6,8 +6,10 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
+use crate::config::Secret;
 use crate::error::AppError;
 use crate::routes::{session_cookie_header, AppState};
+use crate::session::Session;
 
 #[derive(Deserialize)]
 pub struct SignOutQuery {
@@ -37,7 +39,7 @@ pub async fn sign_out(
             state.store.remove(&id).await.map_err(unavailable)?;
             tracing::info!(user = %session.login, "signed out");
         }
-        if let Some(id_token) = &session.id_token {
+        if let Some(id_token) = okta_sign_out_hint(&state, &session).await {
             let post_logout = absolute(&state.config.service_url, &rd);
             if let Some(url) = state.oidc.end_session_url(id_token.expose(), &post_logout) {
                 location = url.into();
@@ -52,6 +54,29 @@ pub async fn sign_out(
         ))
         .insert_header((header::LOCATION, location))
         .finish())
+}
+
+/// The `id_token_hint` Okta's sign-out wants. Sessions with a refresh token do
+/// not keep the (large) ID token: one refresh gets a fresh one, and the refresh
+/// token is then revoked, as Okta recommends. `None` (Okta unreachable, token
+/// refused): the local session is still ended, Okta's is left alone.
+async fn okta_sign_out_hint(state: &AppState, session: &Session) -> Option<Secret> {
+    if let Some(id_token) = &session.id_token {
+        return Some(id_token.clone());
+    }
+    let refresh_token = session.refresh_token.as_ref()?;
+    let fresh = match state.oidc.refresh(refresh_token, &session.sub).await {
+        Ok(fresh) => fresh,
+        Err(e) => {
+            tracing::info!(user = %session.login, error = %e, "no ID token for Okta's sign-out; ending the local session only");
+            return None;
+        }
+    };
+    let latest = fresh.refresh_token.as_ref().unwrap_or(refresh_token);
+    if let Err(e) = state.oidc.revoke_refresh_token(latest).await {
+        tracing::info!(user = %session.login, error = %e, "could not revoke the refresh token");
+    }
+    fresh.id_token
 }
 
 /// Okta needs an absolute `post_logout_redirect_uri`; a relative `rd` is taken

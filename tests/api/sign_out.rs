@@ -236,3 +236,70 @@ async fn sign_out_without_a_session_clears_the_cookie_and_goes_to_rd() {
     assert_eq!(location(&forged), "/bye");
     assert!(app.okta.logout_calls().is_empty());
 }
+
+#[tokio::test]
+async fn sign_out_revokes_the_refresh_token_at_okta() {
+    let app = spawn_app().await;
+    app.login_as("alice").await;
+    assert_eq!(
+        app.okta.live_refresh_tokens().len(),
+        1,
+        "the sign-in got a refresh token"
+    );
+    let response = app
+        .client
+        .get(app.url("/oauth2/sign_out"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        location(&response).contains("id_token_hint="),
+        "Okta's sign-out gets a hint"
+    );
+    assert!(
+        app.okta.live_refresh_tokens().is_empty(),
+        "no refresh token of the session stays usable"
+    );
+}
+
+#[tokio::test]
+async fn when_okta_refuses_the_refresh_at_sign_out_the_local_session_still_ends() {
+    let app = spawn_app().await;
+    app.login_as("alice").await;
+    let cookie = format!("{COOKIE_NAME}={}", app.session_cookie().unwrap());
+    app.okta
+        .set_refresh_mode(crate::fake_okta::RefreshMode::InvalidGrant);
+    let response = app
+        .client
+        .get(app.url("/oauth2/sign_out?rd=/bye"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FOUND);
+    assert_eq!(
+        location(&response),
+        "/bye",
+        "no Okta sign-out without a hint"
+    );
+    assert_clears_the_cookie(&response);
+    app.okta.set_refresh_mode(crate::fake_okta::RefreshMode::Ok);
+    assert_eq!(
+        app.auth_with_cookie(&cookie, ORIGINAL).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn without_a_refresh_token_the_kept_id_token_is_the_hint() {
+    let app = spawn_app_with(&[("IDP_SCOPES", "openid email profile")]).await;
+    app.login_as("alice").await;
+    let response = app
+        .client
+        .get(app.url("/oauth2/sign_out"))
+        .send()
+        .await
+        .unwrap();
+    let hint = param(&location(&response), "id_token_hint").expect("a hint");
+    assert_eq!(jwt_claims(&hint)["sub"], app.okta.user("alice").id);
+    assert_eq!(app.okta.refresh_calls(), 0, "no refresh was needed");
+}
