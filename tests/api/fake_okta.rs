@@ -31,7 +31,7 @@ const KEY_1_JWK: &str = include_str!("../keys/test-key-1.jwk.json");
 const KEY_2_JWK: &str = include_str!("../keys/test-key-2.jwk.json");
 
 /// The rate limit the groups API announces in `X-Rate-Limit-Limit`.
-const RATE_LIMIT: u64 = 600;
+const DEFAULT_RATE_LIMIT: u64 = 600;
 /// Okta's largest page for `/api/v1/users/{id}/groups`.
 const MAX_GROUPS_PAGE: usize = 200;
 
@@ -226,6 +226,9 @@ struct Inner {
     groups_page_size: usize,
     groups_delay: Duration,
     rate_limited_until: Option<u64>,
+    /// Okta-style per-minute budget of the groups API: (limit, window start, calls in it).
+    rate_limit: u64,
+    rate_window: (u64, u64),
     groups_failure: Option<u16>,
     calls: Calls,
     logout_calls: Vec<Url>,
@@ -310,6 +313,8 @@ impl FakeOkta {
             groups_page_size: MAX_GROUPS_PAGE,
             groups_delay: Duration::ZERO,
             rate_limited_until: None,
+            rate_limit: DEFAULT_RATE_LIMIT,
+            rate_window: (0, 0),
             groups_failure: None,
             calls: Calls::default(),
             logout_calls: Vec::new(),
@@ -442,6 +447,12 @@ impl FakeOkta {
 
     pub fn set_groups_delay(&self, d: Duration) {
         self.lock().groups_delay = d;
+    }
+
+    /// The groups API's budget per minute (default 600, like many Okta orgs);
+    /// `X-Rate-Limit-Remaining` counts down within each minute and resets.
+    pub fn set_rate_limit(&self, per_minute: u64) {
+        self.lock().rate_limit = per_minute;
     }
 
     /// While now < `until_epoch_secs`, the groups API answers 429 with `X-Rate-Limit-Reset: until`.
@@ -1122,14 +1133,24 @@ async fn user_groups(
     }
 
     let now = now_secs();
-    let inner = fake.lock();
-    let limited_until = inner.rate_limited_until.filter(|&until| now < until);
+    let mut inner = fake.lock();
+    let window = now - now % 60;
+    if inner.rate_window.0 != window {
+        inner.rate_window = (window, 0);
+    }
+    inner.rate_window.1 += 1;
+    let over_budget = inner.rate_window.1 > inner.rate_limit;
+    let limited_until = inner
+        .rate_limited_until
+        .filter(|&until| now < until)
+        .or(over_budget.then_some(window + 60));
     let rate = RateHeaders {
+        limit: inner.rate_limit,
         remaining: match limited_until {
             Some(_) => 0,
-            None => RATE_LIMIT.saturating_sub(inner.calls.groups as u64),
+            None => inner.rate_limit.saturating_sub(inner.rate_window.1),
         },
-        reset: limited_until.unwrap_or(now - now % 60 + 60),
+        reset: limited_until.unwrap_or(window + 60),
     };
     let authorized = req
         .headers()
@@ -1237,6 +1258,7 @@ fn group_json(base_url: &str, id: &str, name: &str) -> Value {
 
 /// The `X-Rate-Limit-*` headers every management API response carries.
 struct RateHeaders {
+    limit: u64,
     remaining: u64,
     reset: u64,
 }
@@ -1244,7 +1266,7 @@ struct RateHeaders {
 impl RateHeaders {
     fn apply(&self, response: &mut actix_web::HttpResponseBuilder) {
         response
-            .insert_header(("X-Rate-Limit-Limit", RATE_LIMIT.to_string()))
+            .insert_header(("X-Rate-Limit-Limit", self.limit.to_string()))
             .insert_header(("X-Rate-Limit-Remaining", self.remaining.to_string()))
             .insert_header(("X-Rate-Limit-Reset", self.reset.to_string()));
     }

@@ -338,3 +338,71 @@ async fn with_the_oidc_provider_groups_come_from_the_id_token_and_okta_api_is_ne
     assert_eq!(carol.status(), StatusCode::FORBIDDEN);
     assert_eq!(app.okta.groups_calls(), 0);
 }
+
+#[tokio::test]
+async fn once_the_minute_budget_is_used_up_okta_is_not_called_again_before_its_reset() {
+    // The budget is per clock minute: keep the test inside one.
+    while now_secs() % 60 > 56 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let okta = FakeOkta::start().await;
+    // Two calls a minute: alice's and bob's sign-ins use them up; the answer to
+    // bob's says X-Rate-Limit-Remaining: 0.
+    okta.set_rate_limit(2);
+    let app = spawn_app_for(okta, &[]).await;
+    let (_, carol_browser) = app.new_browser();
+    app.login_as("alice").await;
+    let (_, bob_browser) = app.new_browser();
+    let bob = app.okta.user("bob");
+    app.okta.sign_in_as(&bob.id);
+    let to_okta = bob_browser
+        .get(app.url("/oauth2/start?rd=/x"))
+        .send()
+        .await
+        .unwrap();
+    let back = bob_browser
+        .get(crate::helpers::location(&to_okta))
+        .send()
+        .await
+        .unwrap();
+    bob_browser
+        .get(crate::helpers::location(&back))
+        .send()
+        .await
+        .unwrap();
+    let calls = app.okta.groups_calls();
+    assert_eq!(calls, 2);
+    // Carol arrives after the budget is gone: no call is made for her, and she
+    // is not let in on unknown groups.
+    let carol = app.okta.user("carol");
+    app.okta.sign_in_as(&carol.id);
+    let to_okta = carol_browser
+        .get(app.url("/oauth2/start?rd=/x"))
+        .send()
+        .await
+        .unwrap();
+    let back = carol_browser
+        .get(crate::helpers::location(&to_okta))
+        .send()
+        .await
+        .unwrap();
+    carol_browser
+        .get(crate::helpers::location(&back))
+        .send()
+        .await
+        .unwrap();
+    let check = carol_browser
+        .get(app.url("/oauth2/auth"))
+        .header("X-Original-URL", ORIGINAL)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(check.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        app.okta.groups_calls(),
+        calls,
+        "no call before X-Rate-Limit-Reset"
+    );
+    // Those already known keep working.
+    assert_eq!(app.auth(ORIGINAL).await.status(), StatusCode::OK);
+}
