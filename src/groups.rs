@@ -19,6 +19,7 @@ use tokio::sync::Semaphore;
 use url::Url;
 
 use crate::config::Secret;
+pub use crate::identity_headers::UserGroups;
 use crate::metrics;
 pub use crate::policy::Group;
 use crate::session::now;
@@ -48,7 +49,7 @@ pub enum GroupsError {
 
 #[derive(Clone)]
 struct Entry {
-    groups: Arc<[Group]>,
+    groups: Arc<UserGroups>,
     fetched_at: Instant,
 }
 
@@ -86,7 +87,7 @@ impl GroupsCache {
     }
 
     /// The groups of the user with Okta id `user_id`.
-    pub async fn groups_of(&self, user_id: &str) -> Result<Arc<[Group]>, GroupsError> {
+    pub async fn groups_of(&self, user_id: &str) -> Result<Arc<UserGroups>, GroupsError> {
         let inner = &self.inner;
         if let Some(entry) = inner.cache.get(user_id).await {
             if entry.fetched_at.elapsed() >= inner.fresh_for {
@@ -103,7 +104,7 @@ impl GroupsCache {
             .try_get_with_by_ref(user_id, async {
                 let groups = inner.client.fetch(user_id).await?;
                 Ok::<_, GroupsError>(Entry {
-                    groups: groups.into(),
+                    groups: Arc::new(UserGroups::new(groups)),
                     fetched_at: Instant::now(),
                 })
             })
@@ -130,7 +131,7 @@ impl GroupsCache {
     /// need a warm cache without Okta; the service itself never calls it.
     pub async fn remember(&self, user_id: &str, groups: Vec<Group>) {
         let entry = Entry {
-            groups: groups.into(),
+            groups: Arc::new(UserGroups::new(groups)),
             fetched_at: Instant::now(),
         };
         self.inner.cache.insert(user_id.to_owned(), entry).await;
@@ -150,7 +151,7 @@ impl GroupsCache {
             match this.inner.client.fetch(&user_id).await {
                 Ok(groups) => {
                     let entry = Entry {
-                        groups: groups.into(),
+                        groups: Arc::new(UserGroups::new(groups)),
                         fetched_at: Instant::now(),
                     };
                     this.inner.cache.insert(user_id.clone(), entry).await;

@@ -10,19 +10,34 @@ pub const EMAIL: &str = "x-auth-request-email";
 pub const GROUPS: &str = "x-auth-request-groups";
 pub const PREFERRED_USERNAME: &str = "x-auth-request-preferred-username";
 
-/// The four headers with their values, in a fixed order.
-pub fn render(login: &str, email: &str, groups: &[Group]) -> [(&'static str, String); 4] {
-    let mut joined = String::with_capacity(groups.iter().map(|g| g.name.len() + 1).sum());
-    for (i, g) in groups.iter().enumerate() {
-        if i > 0 {
-            joined.push(',');
+/// A user's groups together with their `X-Auth-Request-Groups` value, rendered
+/// once when the groups are learnt rather than on every check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserGroups {
+    pub list: Vec<Group>,
+    /// Comma-separated names, header-safe.
+    pub header: String,
+}
+
+impl UserGroups {
+    pub fn new(list: Vec<Group>) -> UserGroups {
+        let mut header = String::with_capacity(list.iter().map(|g| g.name.len() + 1).sum());
+        for (i, g) in list.iter().enumerate() {
+            if i > 0 {
+                header.push(',');
+            }
+            push_safe(&mut header, &g.name);
         }
-        push_safe(&mut joined, &g.name);
+        UserGroups { list, header }
     }
+}
+
+/// The four headers with their values, in a fixed order.
+pub fn render(login: &str, email: &str, groups: &UserGroups) -> [(&'static str, String); 4] {
     [
         (USER, safe(login)),
         (EMAIL, safe(email)),
-        (GROUPS, joined),
+        (GROUPS, groups.header.clone()),
         (PREFERRED_USERNAME, safe(login)),
     ]
 }
@@ -33,10 +48,15 @@ fn safe(value: &str) -> String {
     out
 }
 
-/// Appends `value` without control characters (CR, LF, NUL, DEL…), which would
-/// otherwise split or break the header.
+/// Appends `value` without control characters (CR, LF, NUL, DEL, C1…), which
+/// would otherwise split or break the header.
 fn push_safe(out: &mut String, value: &str) {
-    out.extend(value.chars().filter(|c| !c.is_control()));
+    // Fast path: printable ASCII (nearly every login and group name) is copied as is.
+    if value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        out.push_str(value);
+    } else {
+        out.extend(value.chars().filter(|c| !c.is_control()));
+    }
 }
 
 #[cfg(test)]
@@ -55,7 +75,7 @@ mod tests {
         let h = render(
             "alice",
             "alice@example.com",
-            &[group("Everyone"), group("admins")],
+            &UserGroups::new(vec![group("Everyone"), group("admins")]),
         );
         assert_eq!(h[2], (GROUPS, "Everyone,admins".to_string()));
         assert_eq!(h[0], (USER, "alice".to_string()));
@@ -65,15 +85,24 @@ mod tests {
 
     #[test]
     fn control_characters_cannot_inject_headers() {
-        let h = render("eve\r\nX-Evil: 1", "e\0ve@example.com", &[group("a\nb")]);
+        let groups = UserGroups::new(vec![group("a\nb"), group("c\u{85}d")]);
+        let h = render("eve\r\nX-Evil: 1", "e\0ve@example.com\u{7f}", &groups);
         for (_, value) in &h {
             assert!(!value.chars().any(char::is_control), "{value:?}");
         }
         assert_eq!(h[0].1, "eveX-Evil: 1");
+        assert_eq!(h[2].1, "ab,cd");
+    }
+
+    #[test]
+    fn non_ascii_names_pass_unchanged() {
+        let groups = UserGroups::new(vec![group("Équipe"), group("開発")]);
+        assert_eq!(render("zoë", "z@example.com", &groups)[2].1, "Équipe,開発");
+        assert_eq!(render("zoë", "z@example.com", &groups)[0].1, "zoë");
     }
 
     #[test]
     fn no_groups_render_an_empty_value() {
-        assert_eq!(render("a", "b", &[])[2].1, "");
+        assert_eq!(render("a", "b", &UserGroups::new(Vec::new()))[2].1, "");
     }
 }

@@ -2,6 +2,8 @@
 //! `forwardAuth`, Caddy `forward_auth`): "may this browser see this URL?".
 //! Only [`Allowed`] renders a 2xx, and only [`permit`] makes one, from a policy
 //! `Allow`; every other outcome is a [`Denied`], whose statuses are all ≥ 300.
+//! Whether a signed-in user may pass never depends on the forwarded URL, so it
+//! is read (and a malformed one refused) only to send a stranger to sign in.
 
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
@@ -9,7 +11,7 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
 use crate::error::AppError;
 use crate::forwarded::{original_request, OriginalRequest};
-use crate::groups::{Group, GroupsError};
+use crate::groups::{GroupsError, UserGroups};
 use crate::policy::{decide, AllowLists, Decision, Subject};
 use crate::routes::AppState;
 use crate::session::Session;
@@ -35,9 +37,10 @@ pub async fn forward(req: HttpRequest, state: web::Data<AppState>) -> Result<All
 async fn check(req: &HttpRequest, state: &AppState, mode: Mode) -> Result<Allowed, Denied> {
     let route = AllowLists::from_query(req.query_string())
         .map_err(|e| Denied::Error(AppError::BadRequest(e.to_string())))?;
-    let original = read_original(req, state)?;
     let Some((_, session)) = state.current_session(req).await.map_err(Denied::Error)? else {
         metrics::AUTH_UNAUTHENTICATED.inc();
+        // Only a stranger's answer needs the original URL (for `rd`): read it here.
+        let original = read_original(req, state)?;
         return Err(unauthenticated(req, state, mode, &original));
     };
     let groups = state
@@ -47,7 +50,7 @@ async fn check(req: &HttpRequest, state: &AppState, mode: Mode) -> Result<Allowe
     let subject = Subject {
         login: &session.login,
         email: &session.email,
-        groups: &groups,
+        groups: &groups.list,
     };
     permit(
         decide(&state.config.policy, &route, &subject),
@@ -78,7 +81,7 @@ fn permit(
     decision: Decision,
     state: &AppState,
     session: &Session,
-    groups: &[Group],
+    groups: &UserGroups,
 ) -> Result<Allowed, Denied> {
     match decision {
         Decision::Allow => {

@@ -24,7 +24,7 @@ pub async fn userinfo(
         }
         other => AppError::Unavailable(other.to_string()),
     })?;
-    let names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+    let names: Vec<&str> = groups.list.iter().map(|g| g.name.as_str()).collect();
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(json!({

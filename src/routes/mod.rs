@@ -10,7 +10,7 @@ use moka::future::Cache;
 
 use crate::config::{Config, Provider};
 use crate::error::AppError;
-use crate::groups::{Group, GroupsCache, GroupsError};
+use crate::groups::{Group, GroupsCache, GroupsError, UserGroups};
 use crate::oidc::{Oidc, RefreshError};
 use crate::session::{now, CookieCodec, Session, SessionId, SessionStore};
 
@@ -153,18 +153,20 @@ impl AppState {
     }
 
     /// The groups of a session's user: from Okta (cached) or the ID token claim.
-    pub async fn groups_of(&self, session: &Session) -> Result<Arc<[Group]>, GroupsError> {
+    pub async fn groups_of(&self, session: &Session) -> Result<Arc<UserGroups>, GroupsError> {
         match (&self.groups, self.config.provider) {
             (Some(groups), Provider::Okta) => groups.groups_of(&session.sub).await,
-            _ => Ok(session
-                .groups_claim
-                .iter()
-                .flatten()
-                .map(|name| Group {
-                    id: name.clone(),
-                    name: name.clone(),
-                })
-                .collect()),
+            _ => Ok(Arc::new(UserGroups::new(
+                session
+                    .groups_claim
+                    .iter()
+                    .flatten()
+                    .map(|name| Group {
+                        id: name.clone(),
+                        name: name.clone(),
+                    })
+                    .collect(),
+            ))),
         }
     }
 }

@@ -281,3 +281,22 @@ async fn userinfo_shows_the_session_and_401_without_one() {
     assert_eq!(info["preferred_username"], "alice@example.com");
     assert_eq!(info["groups"], serde_json::json!(["Everyone", "admins"]));
 }
+
+#[tokio::test]
+async fn a_signed_in_decision_never_depends_on_the_forwarded_url() {
+    let app = spawn_app_with(&[("ALLOWED_GROUPS", "admins")]).await;
+    app.login_as("alice").await;
+    // The URL is read only to send a stranger to sign in; for a signed-in user
+    // the answer is the same whatever the proxy forwarded.
+    for original in [
+        "https://app.example.com/",
+        "not a url",
+        "ftp://x.example.com/",
+    ] {
+        assert_eq!(
+            app.auth(original).await.status(),
+            StatusCode::OK,
+            "{original}"
+        );
+    }
+}
