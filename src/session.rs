@@ -20,6 +20,9 @@ pub use memory::MemoryStore;
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// Largest signed payload we accept (bytes, before base64).
+const MAX_PAYLOAD: usize = 192;
+
 /// Bytes of randomness in a session id (160 bits).
 const ID_BYTES: usize = 20;
 
@@ -112,20 +115,36 @@ impl CookieCodec {
     /// Verifies a value made by [`sign`](Self::sign) with any key; `None` for
     /// anything malformed, truncated, tampered or signed for another purpose.
     pub fn verify(&self, purpose: &[u8], value: &str) -> Option<Vec<u8>> {
-        let (payload, tag) = value.split_once('.')?;
-        if payload.len() > 256 || tag.len() != 43 {
+        let mut payload = [0u8; MAX_PAYLOAD];
+        let len = self.verify_into(purpose, value, &mut payload)?;
+        Some(payload[..len].to_vec())
+    }
+
+    /// [`verify`](Self::verify) into a buffer: no allocation on the hot path.
+    /// Returns the payload's length.
+    fn verify_into(
+        &self,
+        purpose: &[u8],
+        value: &str,
+        payload: &mut [u8; MAX_PAYLOAD],
+    ) -> Option<usize> {
+        let (encoded, tag_text) = value.split_once('.')?;
+        if encoded.len() > MAX_PAYLOAD * 4 / 3 || tag_text.len() != 43 {
             return None;
         }
-        let payload = URL_SAFE_NO_PAD.decode(payload).ok()?;
-        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+        let len = URL_SAFE_NO_PAD.decode_slice(encoded, payload).ok()?;
+        let mut tag = [0u8; 33];
+        if URL_SAFE_NO_PAD.decode_slice(tag_text, &mut tag).ok()? != 32 {
+            return None;
+        }
         self.macs
             .iter()
             .any(|keyed| {
-                Self::mac(keyed, purpose, &payload)
-                    .verify_slice(&tag)
+                Self::mac(keyed, purpose, &payload[..len])
+                    .verify_slice(&tag[..32])
                     .is_ok()
             })
-            .then_some(payload)
+            .then_some(len)
     }
 
     pub fn encode_session(&self, id: &SessionId) -> String {
@@ -133,8 +152,9 @@ impl CookieCodec {
     }
 
     pub fn decode_session(&self, value: &str) -> Option<SessionId> {
-        let bytes = self.verify(b"session", value)?;
-        Some(SessionId(bytes.try_into().ok()?))
+        let mut payload = [0u8; MAX_PAYLOAD];
+        let len = self.verify_into(b"session", value, &mut payload)?;
+        Some(SessionId(payload.get(..len)?.try_into().ok()?))
     }
 }
 

@@ -192,15 +192,17 @@ impl actix_web::Responder for Allowed {
     type Body = actix_web::body::BoxBody;
 
     fn respond_to(self, _: &HttpRequest) -> HttpResponse {
-        let mut response = HttpResponse::Ok();
-        response.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        let mut response = HttpResponse::Ok().finish();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         for (name, value) in self.headers {
-            // Values were stripped of control characters; the rest is valid header bytes.
-            if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
-                response.insert_header((HeaderName::from_static(name), value));
+            // Values were stripped of control characters, so this cannot fail; the
+            // String's buffer becomes the header's without a copy.
+            if let Ok(value) = HeaderValue::from_maybe_shared(web::Bytes::from(value)) {
+                headers.insert(HeaderName::from_static(name), value);
             }
         }
-        response.finish()
+        response
     }
 }
 
