@@ -1,0 +1,594 @@
+#!/usr/bin/env bash
+# scripts/bench.sh — the benchmark of BENCHMARKS.md, in one command.
+#
+# Builds the release service and three helper examples, starts a fake Okta
+# (examples/fake_idp.rs), the service against it, a bare actix-web handler
+# (examples/bare_auth.rs), Apache httpd with mod_auth_openidc and nginx
+# (auth_request), all on 127.0.0.1 from a temporary directory; signs in for
+# real (curl through /oauth2/start, the fake's /authorize and the callback; the
+# same through mod_auth_openidc), warms the groups cache, then measures in
+# alternating rounds:
+#   - maximum throughput with wrk: ours, the bare handler, mod_auth_openidc,
+#     nginx -> ours, nginx -> bare, nginx static;
+#   - latency percentiles at a fixed rate of half our median maximum, with the
+#     open-loop generator examples/open_loop.rs (or oha with --oha): ours, and
+#     the bare handler and nginx static as controls at the same rate;
+# and prints the medians, ratios and targets (also in target/bench/results.md).
+# It fails when a step fails, when any warm answer is not 2xx, or when the fake
+# Okta saw a call during the warm runs.
+#
+#   scripts/bench.sh                  full run (5 rounds of 10 s per target)
+#   scripts/bench.sh --smoke          CI: 1 round of 2 s per step
+#   options: --rounds N  --duration S  --connections C  --no-apache  --no-latency
+#            --oha (latency with oha from crates.io, built into target/tools)
+#            --rate R (latency at R req/s instead of half our maximum)
+#            --wait-quiet S (before the warm-up and each round, wait up to S
+#                            seconds for other work on the machine to end)
+#            --keep (keep the temporary directory)
+#
+# Pinning: the servers under test (and nginx/Apache, which run in front of or
+# instead of them) on core 0, the load generator on core 1, when taskset exists
+# and there are at least 2 cores. Only loopback traffic; every process started
+# here is stopped on exit.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+ROUNDS=5
+DURATION=10
+CONNECTIONS=32
+WARMUP=2
+SMOKE=false
+APACHE=true
+LATENCY=true
+USE_OHA=false
+FIXED_RATE=
+KEEP=false
+WAIT_QUIET=0
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --smoke) SMOKE=true; ROUNDS=1; DURATION=2; WARMUP=1 ;;
+    --rounds) ROUNDS=${2:?--rounds N}; shift ;;
+    --duration) DURATION=${2:?--duration SECONDS}; shift ;;
+    --connections) CONNECTIONS=${2:?--connections C}; shift ;;
+    --no-apache) APACHE=false ;;
+    --no-latency) LATENCY=false ;;
+    --oha) USE_OHA=true ;;
+    --rate) FIXED_RATE=${2:?--rate REQUESTS_PER_SECOND}; shift ;;
+    --wait-quiet) WAIT_QUIET=${2:?--wait-quiet SECONDS}; shift ;;
+    --keep) KEEP=true ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "bench: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+[ -z "$FIXED_RATE" ] || [[ "$FIXED_RATE" =~ ^[1-9][0-9]*$ ]] || { echo "bench: --rate takes requests per second" >&2; exit 2; }
+[[ "$WAIT_QUIET" =~ ^[0-9]+$ ]] || { echo "bench: --wait-quiet takes seconds" >&2; exit 2; }
+for n in "$ROUNDS" "$DURATION" "$CONNECTIONS"; do
+  [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "bench: $n is not a positive whole number" >&2; exit 2; }
+done
+[ "$DURATION" -le 300 ] || { echo "bench: --duration is at most 300 s" >&2; exit 2; }
+
+say() { printf '\n== %s\n' "$*"; }
+die() { printf '\nbench: FAILED: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------------------
+# Processes and files: everything started here is stopped on exit.
+
+WORK=$(mktemp -d /tmp/forward-auth-bench.XXXXXX)
+# nginx's and Apache's workers run as nobody/www-data when we are root.
+chmod 755 "$WORK"
+PIDS=()
+cleanup() {
+  local status=$?
+  set +e
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+    kill -TERM "${PIDS[i]}" 2>/dev/null
+  done
+  for pid in "${PIDS[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+  done
+  if [ "$status" -ne 0 ]; then
+    for log in "$WORK"/*.err "$WORK"/nginx/error.log "$WORK"/apache/error.log; do
+      [ -s "$log" ] && { echo "--- ${log#"$WORK"/} (last lines)"; tail -n 20 "$log"; }
+    done
+  fi
+  if $KEEP; then echo "bench: kept $WORK"; else rm -rf "$WORK"; fi
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start NAME COMMAND...: runs in the background, output in $WORK/NAME.out/.err.
+start() {
+  local name=$1; shift
+  "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" </dev/null &
+  PIDS+=($!)
+}
+
+# wait_line NAME KEY: the value of the first `KEY=value` line of NAME's stdout.
+wait_line() {
+  local name=$1 key=$2 pid=${PIDS[-1]}
+  for _ in $(seq 300); do
+    local line
+    line=$(grep -m1 "^$key=" "$WORK/$name.out" 2>/dev/null || true)
+    if [ -n "$line" ]; then echo "${line#*=}"; return; fi
+    kill -0 "$pid" 2>/dev/null || die "$name exited: $(tail -n 5 "$WORK/$name.err")"
+    sleep 0.1
+  done
+  die "$name printed no $key within 30 s"
+}
+
+# wait_http URL NAME: until URL answers 200.
+wait_http() {
+  for _ in $(seq 150); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" || true)" = 200 ] && return
+    kill -0 "${PIDS[-1]}" 2>/dev/null || die "$2 exited: $(tail -n 5 "$WORK/$2.err")"
+    sleep 0.2
+  done
+  die "$2 did not answer 200 on $1 within 30 s"
+}
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# ---------------------------------------------------------------------------
+say "tools"
+
+need_package() { # BINARY PACKAGE...: install Debian packages when BINARY is missing
+  local binary=$1; shift
+  [ -x "$binary" ] || command -v "$binary" >/dev/null 2>&1 && return
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing $* (Debian)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >/dev/null 2>&1 || {
+      apt-get update >/dev/null
+      DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >/dev/null
+    }
+  else
+    die "$binary is missing: apt-get install $* (as root), or see BENCHMARKS.md"
+  fi
+}
+need_package wrk wrk
+need_package /usr/sbin/nginx nginx
+command -v curl >/dev/null || die "curl is missing"
+command -v python3 >/dev/null || die "python3 is missing"
+MOD_OIDC=/usr/lib/apache2/modules/mod_auth_openidc.so
+if $APACHE; then
+  need_package /usr/sbin/apache2 apache2
+  [ -f "$MOD_OIDC" ] || need_package "$MOD_OIDC" libapache2-mod-auth-openidc
+fi
+OHA=
+if $LATENCY && $USE_OHA; then
+  OHA=$(command -v oha || true)
+  if [ -z "$OHA" ]; then
+    OHA=$ROOT/target/tools/bin/oha
+    if [ ! -x "$OHA" ]; then
+      echo "installing oha from crates.io into target/tools (once; a few minutes of build)"
+      cargo install oha --locked --root "$ROOT/target/tools" --quiet
+    fi
+  fi
+fi
+
+CORES=$(nproc)
+if command -v taskset >/dev/null && [ "$CORES" -ge 2 ]; then
+  SERVER_PIN=(taskset -c 0)
+  LOAD_PIN=(taskset -c 1)
+  PINNING="servers (and nginx/Apache) on core 0, load generator on core 1"
+else
+  SERVER_PIN=()
+  LOAD_PIN=()
+  PINNING="none (taskset missing or a single core): results are noisier"
+fi
+echo "cores: $CORES; pinning: $PINNING"
+
+say "cargo build --release (forward-auth, examples fake_idp, bare_auth, open_loop)"
+cargo build --release --quiet --bin forward-auth --example fake_idp --example bare_auth --example open_loop
+BIN=$ROOT/target/release
+
+# ---------------------------------------------------------------------------
+say "fake Okta (examples/fake_idp.rs)"
+start fake_idp "$BIN/examples/fake_idp" 0
+IDP=$(wait_line fake_idp FAKE_IDP_URL)
+STATS=$(wait_line fake_idp FAKE_IDP_STATS)
+wait_http "$IDP/.well-known/openid-configuration" fake_idp
+echo "issuer $IDP, counters $STATS"
+
+say "forward-auth (release, LOG_LEVEL=warn)"
+SVC_PORT=$(free_port)
+SVC=http://127.0.0.1:$SVC_PORT
+COOKIE_NAME=_forward_auth
+# A clean environment: the caller's own IDP_*/ALLOWED_* must not change the run.
+start forward-auth env -i PATH="$PATH" \
+  IDP_PROVIDER=okta IDP_PROVIDER_URL="$IDP" \
+  IDP_CLIENT_ID=fake-client-id IDP_CLIENT_SECRET=fake-client-secret \
+  IDP_SERVICE_ACCOUNT=fake-ssws-token \
+  AUTHENTICATE_SERVICE_URL="$SVC" ADDRESS="127.0.0.1:$SVC_PORT" \
+  COOKIE_SECRET="$(head -c 32 /dev/urandom | base64)" COOKIE_SECURE=false \
+  COOKIE_NAME="$COOKIE_NAME" LOG_LEVEL=warn GROUPS_CACHE_TTL=1h \
+  "${SERVER_PIN[@]}" "$BIN/forward-auth"
+SVC_PID=${PIDS[-1]}
+wait_http "$SVC/readyz" forward-auth
+echo "listening on $SVC"
+
+say "sign-in through forward-auth (curl: /oauth2/start -> fake /authorize -> /oauth2/callback)"
+JAR=$WORK/forward-auth.jar
+userinfo=$(curl -sS --fail --max-time 10 -L --max-redirs 5 -c "$JAR" -b "$JAR" \
+  "$SVC/oauth2/start?rd=/oauth2/userinfo") || die "sign-in through forward-auth"
+echo "userinfo: $userinfo"
+grep -q '"alice@example.com"' <<<"$userinfo" || die "sign-in did not end as alice"
+SESSION=$(awk -v name="$COOKIE_NAME" '$6 == name { print $7 }' "$JAR")
+[ -n "$SESSION" ] || die "no $COOKIE_NAME cookie after sign-in"
+echo "session cookie: ${#SESSION} bytes"
+AUTH_HEADERS=(-H "Cookie: $COOKIE_NAME=$SESSION" -H "X-Original-URL: http://app.example.com/bench/page" -H "X-Original-Method: GET")
+
+# check_200 NAME URL CURL-ARGS...: one request, must be 200 (prints its headers).
+check_200() {
+  local name=$1 url=$2; shift 2
+  local headers
+  headers=$(curl -sS --max-time 5 -o /dev/null -D - "$@" "$url") || die "$name: $url"
+  grep -q '^HTTP/1.1 200' <<<"$headers" || die "$name: $url answered $(head -n1 <<<"$headers")"
+  printf '%s\n' "$headers" | grep -i '^x-auth-request-' || true
+}
+say "warm the groups cache (one check)"
+check_200 ours "$SVC/oauth2/auth" "${AUTH_HEADERS[@]}"
+
+say "bare actix-web handler (examples/bare_auth.rs)"
+start bare_auth "${SERVER_PIN[@]}" "$BIN/examples/bare_auth" 0
+BARE_PID=${PIDS[-1]}
+BARE=$(wait_line bare_auth BARE_AUTH_URL)
+wait_http "$BARE/oauth2/auth" bare_auth
+check_200 bare "$BARE/oauth2/auth" "${AUTH_HEADERS[@]}"
+
+# ---------------------------------------------------------------------------
+say "nginx (auth_request; upstream keep-alive)"
+NGX_PORT=$(free_port)
+NGX=http://127.0.0.1:$NGX_PORT
+BARE_PORT=${BARE##*:}
+mkdir -p "$WORK/nginx/www"
+echo ok >"$WORK/nginx/www/ok.txt"
+chmod -R a+rX "$WORK/nginx"
+auth_location() { # NAME UPSTREAM: the internal subrequest location
+  cat <<EOF
+        location = /_auth_$1 {
+            internal;
+            proxy_pass http://$2/oauth2/auth;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Original-URL \$scheme://\$http_host\$request_uri;
+            proxy_set_header X-Original-Method \$request_method;
+        }
+EOF
+}
+protected_location() { # NAME: a page behind that check, identity headers copied
+  cat <<EOF
+        location /$1/ {
+            auth_request /_auth_$1;
+            auth_request_set \$auth_user \$upstream_http_x_auth_request_user;
+            auth_request_set \$auth_email \$upstream_http_x_auth_request_email;
+            auth_request_set \$auth_groups \$upstream_http_x_auth_request_groups;
+            add_header X-Auth-Request-User \$auth_user;
+            add_header X-Auth-Request-Email \$auth_email;
+            add_header X-Auth-Request-Groups \$auth_groups;
+            try_files /ok.txt =404;
+        }
+EOF
+}
+cat >"$WORK/nginx/nginx.conf" <<EOF
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+worker_processes 1;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path $WORK/nginx/client_body;
+    proxy_temp_path $WORK/nginx/proxy;
+    fastcgi_temp_path $WORK/nginx/fastcgi;
+    uwsgi_temp_path $WORK/nginx/uwsgi;
+    scgi_temp_path $WORK/nginx/scgi;
+    upstream forward_auth { server 127.0.0.1:$SVC_PORT; keepalive 32; }
+    upstream bare_auth { server 127.0.0.1:$BARE_PORT; keepalive 32; }
+    server {
+        listen 127.0.0.1:$NGX_PORT;
+        root $WORK/nginx/www;
+$(auth_location us forward_auth)
+$(auth_location bare bare_auth)
+$(protected_location us)
+$(protected_location bare)
+        # The same file without a check: what the subrequest is compared with.
+        location /static/ { try_files /ok.txt =404; }
+    }
+}
+EOF
+start nginx "${SERVER_PIN[@]}" /usr/sbin/nginx -p "$WORK/nginx" -e "$WORK/nginx/error.log" \
+  -c "$WORK/nginx/nginx.conf" -g 'daemon off;'
+NGX_PID=${PIDS[-1]}
+wait_http "$NGX/static/" nginx
+check_200 nginx-us "$NGX/us/page" -H "Cookie: $COOKIE_NAME=$SESSION"
+check_200 nginx-bare "$NGX/bare/page" -H "Cookie: $COOKIE_NAME=$SESSION"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$NGX/us/page")" = 401 ] ||
+  die "nginx -> forward-auth lets a request without a session through"
+
+# ---------------------------------------------------------------------------
+if $APACHE; then
+  say "Apache httpd + mod_auth_openidc (MPM event)"
+  AP_PORT=$(free_port)
+  AP=http://127.0.0.1:$AP_PORT
+  A=$WORK/apache
+  mkdir -p "$A/www/login" "$A/www/bench" "$A/run"
+  echo ok >"$A/www/login/ok.txt"
+  echo ok >"$A/www/bench/ok.txt"
+  RUN_AS=
+  if [ "$(id -u)" = 0 ]; then
+    RUN_AS="User www-data
+Group www-data"
+    chown www-data "$A/run"
+  fi
+  chmod -R a+rX "$A"
+  M=/usr/lib/apache2/modules
+  cat >"$A/httpd.conf" <<EOF
+ServerRoot "$A"
+ServerName 127.0.0.1
+Listen 127.0.0.1:$AP_PORT
+PidFile "$A/httpd.pid"
+ErrorLog "$A/error.log"
+LogLevel warn
+DefaultRuntimeDir "$A/run"
+$RUN_AS
+LoadModule mpm_event_module $M/mod_mpm_event.so
+LoadModule authn_core_module $M/mod_authn_core.so
+LoadModule authz_core_module $M/mod_authz_core.so
+LoadModule authz_user_module $M/mod_authz_user.so
+LoadModule auth_openidc_module $MOD_OIDC
+# One process of 64 threads on the one core it gets; keep-alive connections
+# stay open for the whole run, as they do for nginx and actix.
+StartServers 1
+ServerLimit 1
+ThreadLimit 64
+ThreadsPerChild 64
+MaxRequestWorkers 64
+MinSpareThreads 1
+MaxSpareThreads 64
+KeepAlive On
+MaxKeepAliveRequests 0
+KeepAliveTimeout 60
+DocumentRoot "$A/www"
+
+OIDCProviderMetadataURL $IDP/.well-known/openid-configuration
+OIDCClientID fake-client-id
+OIDCClientSecret fake-client-secret
+OIDCRedirectURI $AP/oidc/redirect_uri
+OIDCCryptoPassphrase $(head -c 24 /dev/urandom | base64)
+OIDCPKCEMethod S256
+OIDCScope "openid email profile"
+OIDCRemoteUserClaim email
+# Server-side sessions in shared memory (the defaults, spelled out).
+OIDCSessionType server-cache
+OIDCCacheType shm
+
+<Location />
+    AuthType openid-connect
+    Require valid-user
+</Location>
+# The measured location: a missing or bad session is a 401 that wrk counts,
+# not a 302 to the IdP that it would count as success.
+<Location /bench/>
+    OIDCUnAuthAction 401
+</Location>
+EOF
+  start apache "${SERVER_PIN[@]}" /usr/sbin/apache2 -f "$A/httpd.conf" -DFOREGROUND
+  AP_PID=${PIDS[-1]}
+  for _ in $(seq 100); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$AP/bench/ok.txt" || true)" = 401 ] && break
+    kill -0 "${PIDS[-1]}" 2>/dev/null || die "apache exited: $(cat "$WORK/apache.err" "$A/error.log" 2>/dev/null | tail -n 5)"
+    sleep 0.2
+  done
+  say "sign-in through mod_auth_openidc (curl: /login/ok.txt -> fake /authorize -> /oidc/redirect_uri)"
+  AJAR=$WORK/apache.jar
+  page=$(curl -sS --fail --max-time 10 -L --max-redirs 5 -c "$AJAR" -b "$AJAR" "$AP/login/ok.txt") ||
+    die "sign-in through mod_auth_openidc (see $A/error.log)"
+  [ "$page" = ok ] || die "mod_auth_openidc sign-in did not end on the page: $page"
+  AP_SESSION=$(awk '$6 == "mod_auth_openidc_session" { print $7 }' "$AJAR")
+  [ -n "$AP_SESSION" ] || die "no mod_auth_openidc_session cookie after sign-in"
+  echo "session cookie: ${#AP_SESSION} bytes"
+  check_200 apache "$AP/bench/ok.txt" -H "Cookie: mod_auth_openidc_session=$AP_SESSION"
+fi
+
+# ---------------------------------------------------------------------------
+# The targets: name, URL, request headers.
+TARGETS=(ours bare)
+$APACHE && TARGETS+=(apache)
+TARGETS+=(nginx_us nginx_bare nginx_static)
+target_args() {
+  case "$1" in
+    ours) echo "$SVC/oauth2/auth" ;;
+    bare) echo "$BARE/oauth2/auth" ;;
+    apache) echo "$AP/bench/ok.txt" ;;
+    nginx_us) echo "$NGX/us/page" ;;
+    nginx_bare) echo "$NGX/bare/page" ;;
+    nginx_static) echo "$NGX/static/page" ;;
+  esac
+}
+target_headers() {
+  case "$1" in
+    ours | bare) HEADERS=("${AUTH_HEADERS[@]}") ;;
+    apache) HEADERS=(-H "Cookie: mod_auth_openidc_session=$AP_SESSION") ;;
+    *) HEADERS=(-H "Cookie: $COOKIE_NAME=$SESSION") ;;
+  esac
+}
+
+OUT=$ROOT/target/bench
+rm -rf "$OUT/raw"
+mkdir -p "$OUT/raw"
+curl -sS --fail --max-time 5 "$STATS" >"$OUT/raw/okta-before.json" || die "fake Okta counters"
+
+# under_test TARGET: the processes that answer TARGET's requests (all on core 0).
+under_test() {
+  case "$1" in
+    ours) echo "$SVC_PID" ;;
+    bare) echo "$BARE_PID" ;;
+    apache) echo "$AP_PID" $(pgrep -P "$AP_PID") ;;
+    nginx_us) echo "$SVC_PID" "$NGX_PID" $(pgrep -P "$NGX_PID") ;;
+    nginx_bare) echo "$BARE_PID" "$NGX_PID" $(pgrep -P "$NGX_PID") ;;
+    nginx_static) echo "$NGX_PID" $(pgrep -P "$NGX_PID") ;;
+  esac
+}
+# cpu_ticks PID...: user + system time of these processes (all threads), in ticks.
+cpu_ticks() {
+  local pid sum=0
+  for pid in "$@"; do
+    [ -r "/proc/$pid/stat" ] || continue
+    # Fields after "pid (comm) ": utime and stime are the 12th and 13th.
+    sum=$((sum + $(sed 's/^.*) //' "/proc/$pid/stat" | awk '{ print $12 + $13 }')))
+  done
+  echo "$sum"
+}
+TICKS_PER_S=$(getconf CLK_TCK)
+
+# wrk_run TARGET FILE SECONDS: also writes FILE.cpu, the share of one core the
+# processes under test used meanwhile (100: they had core 0 to themselves and
+# kept it busy; much less: the load generator could not keep them busy, or
+# other work took the core).
+wrk_run() {
+  local url; url=$(target_args "$1")
+  target_headers "$1"
+  local pids before after
+  pids=$(under_test "$1")
+  # shellcheck disable=SC2086
+  before=$(cpu_ticks $pids)
+  local started=$SECONDS t0 t1
+  t0=$(date +%s%N)
+  "${LOAD_PIN[@]}" timeout $(($3 + 30)) wrk -t1 -c"$CONNECTIONS" -d"$3"s --latency \
+    "${HEADERS[@]}" "$url" >"$2" 2>&1 || die "wrk against $1 (see $2)"
+  # shellcheck disable=SC2086
+  after=$(cpu_ticks $pids)
+  t1=$(date +%s%N)
+  local share=$(((after - before) * 100 * 1000000000 / (TICKS_PER_S * (t1 - t0))))
+  echo "$share" >"$2.cpu"
+  [ $((SECONDS - started)) -le $(($3 + 5)) ] || echo "  (wrk took $((SECONDS - started)) s)"
+  local rps bad
+  rps=$(awk '/^Requests\/sec:/ { print $2 }' "$2")
+  bad=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$2")
+  printf '  %-13s %10s req/s   core 0: %3s%%%s\n' "$1" "${rps:-?}" "$share" "${bad:+   NON-2xx: $bad}"
+}
+
+# busy_percent: share of all cores busy over the next second (/proc/stat).
+busy_percent() {
+  local a b
+  a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
+  sleep 1
+  b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
+  awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " ");
+    busy = y[1] - x[1]; all = busy + y[2] - x[2]; printf "%d", all ? 100 * busy / all : 0 }'
+}
+# wait_quiet: sets BUSY; with --wait-quiet, first waits (bounded) for other work to end.
+wait_quiet() {
+  BUSY=$(busy_percent)
+  if [ "$BUSY" -ge 10 ] && [ "$WAIT_QUIET" -gt 0 ]; then
+    echo "  the machine is ${BUSY}% busy with other work; waiting up to ${WAIT_QUIET} s for it to be idle"
+    local deadline=$((SECONDS + WAIT_QUIET))
+    while [ "$BUSY" -ge 10 ] && [ "$SECONDS" -lt "$deadline" ]; do
+      sleep 4
+      BUSY=$(busy_percent)
+    done
+  fi
+}
+wait_quiet
+echo "machine busy before the runs (all cores, 1 s): ${BUSY}%"
+[ "$BUSY" -lt 10 ] || echo "WARNING: other work is running; the figures will be noisy"
+BUSY_ROUNDS=()
+
+say "warm-up: ${WARMUP} s of wrk per target (not counted)"
+for t in "${TARGETS[@]}"; do wrk_run "$t" "$OUT/raw/warmup-$t.txt" "$WARMUP"; done
+
+say "maximum throughput: wrk -t1 -c$CONNECTIONS -d${DURATION}s, $ROUNDS alternating round(s)"
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+for r in $(seq "$ROUNDS"); do
+  wait_quiet
+  BUSY_ROUNDS+=("$BUSY")
+  echo " round $r (machine ${BUSY_ROUNDS[-1]}% busy just before)"
+  for t in "${TARGETS[@]}"; do wrk_run "$t" "$OUT/raw/wrk-$t-r$r.txt" "$DURATION"; done
+done
+
+if $LATENCY; then
+  RATE=${FIXED_RATE:-$(python3 "$ROOT/scripts/bench_report.py" half-max "$OUT")}
+  BUSY_LATENCY=()
+  if $USE_OHA; then
+    GENERATOR=("$OHA" --no-tui --output-format json -z "${DURATION}s" -w -q "$RATE" --latency-correction -c "$CONNECTIONS")
+  else
+    GENERATOR=("$BIN/examples/open_loop" --rate "$RATE" --duration "$DURATION" --connections "$CONNECTIONS")
+  fi
+  say "latency at a fixed rate of $RATE req/s (${FIXED_RATE:+set by --rate, not }half our median maximum): ${GENERATOR[0]##*/}, $ROUNDS alternating round(s)"
+  for r in $(seq "$ROUNDS"); do
+    wait_quiet
+    BUSY_LATENCY+=("$BUSY")
+    for t in ours bare nginx_static; do
+      target_headers "$t"
+      pids=$(under_test "$t")
+      # shellcheck disable=SC2086
+      before=$(cpu_ticks $pids)
+      t0=$(date +%s%N)
+      "${LOAD_PIN[@]}" timeout $((DURATION + 30)) "${GENERATOR[@]}" \
+        "${HEADERS[@]}" "$(target_args "$t")" >"$OUT/raw/latency-$t-r$r.json" 2>"$WORK/latency.err" ||
+        die "${GENERATOR[0]##*/} against $t: $(tail -n 3 "$WORK/latency.err")"
+      # shellcheck disable=SC2086
+      after=$(cpu_ticks $pids)
+      t1=$(date +%s%N)
+      echo $(((after - before) * 100 * 1000000000 / (TICKS_PER_S * (t1 - t0)))) >"$OUT/raw/latency-$t-r$r.json.cpu"
+      python3 "$ROOT/scripts/bench_report.py" latency-line "$OUT/raw/latency-$t-r$r.json" "$t $r"
+    done
+  done
+fi
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+curl -sS --fail --max-time 5 "$STATS" >"$OUT/raw/okta-after.json" || die "fake Okta counters"
+
+# The same checks still pass after the load.
+check_200 ours "$SVC/oauth2/auth" "${AUTH_HEADERS[@]}" >/dev/null
+$APACHE && check_200 apache "$AP/bench/ok.txt" -H "Cookie: mod_auth_openidc_session=$AP_SESSION" >/dev/null
+
+# ---------------------------------------------------------------------------
+versions() {
+  echo "cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+  echo "cores=$CORES"
+  echo "kernel=$(uname -sr)"
+  echo "rustc=$(rustc --version)"
+  echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || echo ' + uncommitted changes in src/')"
+  echo "wrk=$(wrk -v 2>&1 | head -n1 | awk '{ print $2 }')"
+  if ! $LATENCY; then
+    echo "latency_tool=not run"
+  elif $USE_OHA; then
+    echo "latency_tool=oha $("$OHA" --version | awk '{ print $2 }') (--latency-correction)"
+  else
+    echo "latency_tool=examples/open_loop.rs"
+  fi
+  echo "nginx=$(/usr/sbin/nginx -v 2>&1 | sed 's/.*nginx\///')"
+  if $APACHE; then
+    echo "apache=$(/usr/sbin/apache2 -v | awk -F'/' '/Server version/ { print $2 }' | awk '{ print $1 }')"
+    echo "mod_auth_openidc=$(dpkg-query -W -f='${Version}' libapache2-mod-auth-openidc 2>/dev/null || echo '?')"
+  fi
+  echo "pinning=$PINNING"
+  echo "connections=$CONNECTIONS"
+  echo "duration=$DURATION"
+  echo "rounds=$ROUNDS"
+  echo "smoke=$SMOKE"
+  echo "load_before=$LOAD_BEFORE"
+  echo "load_after=$LOAD_AFTER"
+  echo "busy_before=$BUSY"
+  echo "busy_rounds=${BUSY_ROUNDS[*]}"
+  echo "busy_latency=${BUSY_LATENCY[*]:-}"
+  echo "latency_rate=${RATE:-}"
+  echo "latency_rate_fixed=${FIXED_RATE:-}"
+  echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
+}
+versions >"$OUT/raw/meta.txt"
+
+say "results"
+python3 "$ROOT/scripts/bench_report.py" report "$OUT"

@@ -1,0 +1,313 @@
+#!/usr/bin/env python3
+"""Reads the raw outputs of scripts/bench.sh (wrk text, latency JSON from
+examples/open_loop.rs or oha, which share one shape, the fake Okta's
+counters) and prints the medians, ratios and targets; also writes them to
+target/bench/results.md. Exits 1 when a warm run had a non-2xx answer or a socket
+error, or when the fake Okta was called during the warm runs. Timing targets are
+reported (met / not met), never asserted.
+
+    bench_report.py half-max OUT       half of our median maximum, in req/s
+    bench_report.py latency-line FILE LBL  one line of latency percentiles
+    bench_report.py report OUT         the table, results.md, the verdict
+"""
+
+import glob
+import json
+import os
+import re
+import statistics
+import sys
+
+LABELS = {
+    "ours": "forward-auth `/oauth2/auth`",
+    "bare": "bare actix-web handler",
+    "apache": "Apache + mod_auth_openidc",
+    "nginx_us": "nginx → auth_request → forward-auth",
+    "nginx_bare": "nginx → auth_request → bare handler",
+    "nginx_static": "nginx static file (no check)",
+}
+
+UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
+
+
+def seconds(text):
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    return float(match.group(1)) * UNITS[match.group(2)] if match else None
+
+
+def parse_wrk(path):
+    text = open(path, encoding="utf-8", errors="replace").read()
+    run = {"path": path, "non2xx": 0, "socket_errors": 0, "percentiles": {}}
+    match = re.search(r"^Requests/sec:\s+([\d.]+)", text, re.M)
+    run["rps"] = float(match.group(1)) if match else None
+    match = re.search(r"^\s*(\d+) requests in", text, re.M)
+    run["requests"] = int(match.group(1)) if match else 0
+    match = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    if match:
+        run["non2xx"] = int(match.group(1))
+    match = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text
+    )
+    if match:
+        run["socket_errors"] = sum(int(g) for g in match.groups())
+    for pct, value in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", text, re.M):
+        run["percentiles"][pct] = seconds(value)
+    run["core0"] = read_share(path)
+    return run
+
+
+def round_of(path):
+    return int(re.search(r"-r(\d+)\.", path).group(1))
+
+
+def rounds(out, target):
+    return sorted(glob.glob(os.path.join(out, "raw", f"wrk-{target}-r*.txt")), key=round_of)
+
+
+def median_rps(out, target):
+    values = [parse_wrk(p)["rps"] for p in rounds(out, target)]
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def parse_latency(path):
+    data = json.load(open(path, encoding="utf-8"))
+    pct = data.get("latencyPercentiles", {})
+    statuses = data.get("statusCodeDistribution", {})
+    errors = data.get("errorDistribution", {})
+    summary = data.get("summary", {})
+    return {
+        "p50": pct.get("p50"),
+        "p99": pct.get("p99"),
+        "p99.9": pct.get("p99.9"),
+        "rps": summary.get("requestsPerSec"),
+        "ok": sum(n for code, n in statuses.items() if code.startswith("2")),
+        "not_2xx": sum(n for code, n in statuses.items() if not code.startswith("2")),
+        "errors": sum(errors.values()),
+        "core0": read_share(path),
+    }
+
+
+def read_share(path):
+    """The `.cpu` file bench.sh writes beside a run: core-0 share in percent."""
+    if not os.path.exists(path + ".cpu"):
+        return None
+    text = open(path + ".cpu", encoding="utf-8").read().strip()
+    return float(text) if text else None
+
+
+def ms(value):
+    return "–" if value is None else f"{value * 1000:.3f} ms"
+
+
+def fmt_rps(value):
+    return "–" if value is None else f"{value:,.0f}"
+
+
+def read_meta(out):
+    meta = {}
+    path = os.path.join(out, "raw", "meta.txt")
+    if os.path.exists(path):
+        for line in open(path, encoding="utf-8"):
+            key, _, value = line.rstrip("\n").partition("=")
+            meta[key] = value
+    return meta
+
+
+def report(out):
+    meta = read_meta(out)
+    failures = []
+    lines = []
+    w = lines.append
+
+    targets = [t for t in LABELS if rounds(out, t)]
+    medians = {t: median_rps(out, t) for t in targets}
+
+    w(f"Run of {meta.get('date', '?')}: {meta.get('cpu', '?')}, {meta.get('cores', '?')} cores, "
+      f"{meta.get('kernel', '?')}, {meta.get('rustc', '?')}; service built from "
+      f"{meta.get('commit', '?')}; load average {meta.get('load_before', '?')} before, "
+      f"{meta.get('load_after', '?')} after; machine busy (all cores, 1 s sample) "
+      f"{meta.get('busy_before', '?')}% before the warm-up, "
+      f"{'/'.join(meta.get('busy_rounds', '?').split())}% before each throughput round"
+      + (f", {'/'.join(meta['busy_latency'].split())}% before each latency round"
+         if meta.get("busy_latency") else "") + ".")
+    w(f"wrk {meta.get('wrk', '?')} (`-t1 -c{meta.get('connections', '?')} "
+      f"-d{meta.get('duration', '?')}s`), latency: {meta.get('latency_tool', '?')}, nginx {meta.get('nginx', '?')}, "
+      f"Apache {meta.get('apache', 'not run')}, mod_auth_openidc {meta.get('mod_auth_openidc', 'not run')}; "
+      f"{meta.get('rounds', '?')} alternating round(s), medians. Pinning: {meta.get('pinning', '?')}."
+      + (" SMOKE RUN: figures are not meaningful." if meta.get("smoke") == "true" else ""))
+    w("")
+    w("### Maximum throughput (wrk)")
+    w("")
+    w("| target | median req/s | each round | core 0 used | wrk p50 / p99 (median) |")
+    w("|---|---:|---|---:|---|")
+    for t in targets:
+        runs = [parse_wrk(p) for p in rounds(out, t)]
+        each = ", ".join(fmt_rps(r["rps"]) for r in runs)
+        shares = [r["core0"] for r in runs if r["core0"] is not None]
+        p50 = [r["percentiles"]["50"] for r in runs if r["percentiles"].get("50") is not None]
+        p99 = [r["percentiles"]["99"] for r in runs if r["percentiles"].get("99") is not None]
+        w(f"| {LABELS[t]} | {fmt_rps(medians[t])} | {each} | "
+          f"{f'{statistics.median(shares):.0f}%' if shares else '–'} | "
+          f"{ms(statistics.median(p50) if p50 else None)} / "
+          f"{ms(statistics.median(p99) if p99 else None)} |")
+    w("")
+    w("*core 0 used*: CPU time of the processes under test (the server; nginx and "
+      "the server; Apache) during the run, as a share of the one core they are "
+      "pinned to. Near 100%: the core was theirs and they were saturated.")
+    w("")
+
+    # Ratios and targets.
+    checks = []
+
+    def ratio(a, b):
+        """The median of the per-round ratios a/b (the two ran a few seconds
+        apart in each round, which cancels slow drifts of the machine), and
+        their range."""
+        ra = {round_of(p): parse_wrk(p)["rps"] for p in rounds(out, a)}
+        rb = {round_of(p): parse_wrk(p)["rps"] for p in rounds(out, b)}
+        pairs = [ra[r] / rb[r] for r in ra if ra[r] and rb.get(r)]
+        if not pairs:
+            return None, ""
+        if len(pairs) == 1:
+            return pairs[0], ""
+        return statistics.median(pairs), (min(pairs), max(pairs))
+
+    def show(r, spread, fmt):
+        if r is None:
+            return "–"
+        return fmt(r) + (f" (rounds {fmt(spread[0])} … {fmt(spread[1])})" if spread else "")
+
+    def percent(x):
+        return f"{x:.0%}"
+
+    def times(x):
+        return f"{x:.2f}×"
+
+    def diff(x):
+        return f"{x - 1:+.1%}"
+
+    r, spread = ratio("ours", "bare")
+    checks.append(("ours / bare actix-web", show(r, spread, percent), "≥ 80%",
+                   None if r is None else r >= 0.80))
+    r, spread = ratio("ours", "apache")
+    checks.append(("ours / mod_auth_openidc", show(r, spread, times), "≥ 3×",
+                   None if r is None else r >= 3.0))
+    r, spread = ratio("nginx_us", "nginx_bare")
+    checks.append(("nginx → us vs nginx → bare", show(r, spread, diff),
+                   "within 10% (≥ −10%)", None if r is None else r >= 0.90))
+    r, spread = ratio("nginx_us", "nginx_static")
+    checks.append(("nginx → us / nginx static", show(r, spread, percent),
+                   "(cost of the subrequest)", None))
+    r, spread = ratio("nginx_bare", "nginx_static")
+    checks.append(("nginx → bare / nginx static", show(r, spread, percent),
+                   "(cost of the subrequest)", None))
+
+    latency = {}
+    for t in ("ours", "bare", "nginx_static"):
+        files = sorted(glob.glob(os.path.join(out, "raw", f"latency-{t}-r*.json")))
+        if files:
+            latency[t] = [parse_latency(f) for f in files]
+    if latency:
+        fixed = bool(meta.get("latency_rate_fixed"))
+        rate = int(meta["latency_rate"]) if meta.get("latency_rate") else half_max(out)
+        w(f"### Latency at a fixed rate of {rate:,} req/s "
+          f"({'set by --rate' if fixed else 'half our median maximum'}; "
+          f"{meta.get('latency_tool', '?')}, open loop)")
+        w("")
+        w("| target | achieved req/s | core 0 used | p50 | p99 | p99.9 | p99 of each round |")
+        w("|---|---:|---:|---:|---:|---:|---|")
+        for t, runs in latency.items():
+            med = {k: statistics.median(r[k] for r in runs if r[k] is not None)
+                   for k in ("rps", "p50", "p99", "p99.9")}
+            shares = [r["core0"] for r in runs if r["core0"] is not None]
+            share = f"{statistics.median(shares):.0f}%" if shares else "–"
+            each = ", ".join(ms(r["p99"]).replace(" ms", "") for r in runs)
+            w(f"| {LABELS[t]} | {fmt_rps(med['rps'])} | {share} | {ms(med['p50'])} | "
+              f"{ms(med['p99'])} | {ms(med['p99.9'])} | {each} ms |")
+            if t == "ours" and not fixed:
+                checks.append(("p99 at half max", ms(med["p99"]), "< 1 ms", med["p99"] < 0.001))
+            for i, run in enumerate(runs, 1):
+                if run["not_2xx"] or run["errors"]:
+                    failures.append(f"latency {t} round {i}: {run['not_2xx']} non-2xx, "
+                                    f"{run['errors']} errors")
+        w("")
+
+    # Warm runs: every answer 2xx, no socket error, no Okta call.
+    requests = non2xx = socket_errors = 0
+    for path in glob.glob(os.path.join(out, "raw", "wrk-*.txt")) + \
+            glob.glob(os.path.join(out, "raw", "warmup-*.txt")):
+        run = parse_wrk(path)
+        if run["rps"] is None:
+            failures.append(f"{os.path.basename(path)}: wrk printed no result")
+        requests += run["requests"]
+        non2xx += run["non2xx"]
+        socket_errors += run["socket_errors"]
+        if run["non2xx"] or run["socket_errors"]:
+            failures.append(f"{os.path.basename(path)}: {run['non2xx']} non-2xx/3xx, "
+                            f"{run['socket_errors']} socket errors")
+    checks.append(("non-2xx answers in the warm runs", f"{non2xx} of {requests:,}", "0",
+                   non2xx == 0))
+    before = json.load(open(os.path.join(out, "raw", "okta-before.json")))
+    after = json.load(open(os.path.join(out, "raw", "okta-after.json")))
+    delta = {k: after[k] - before.get(k, 0) for k in after}
+    calls = sum(delta.values())
+    checks.append(("Okta calls during the warm runs",
+                   f"{calls} (groups {delta.get('groups', 0)}, token {delta.get('token', 0)}, "
+                   f"jwks {delta.get('jwks', 0)}, discovery {delta.get('discovery', 0)})",
+                   "0", calls == 0))
+    if calls:
+        failures.append(f"the fake Okta was called during the warm runs: {delta}")
+    if socket_errors:
+        checks.append(("socket errors in the warm runs", str(socket_errors), "0", False))
+
+    w("### Ratios and targets")
+    w("")
+    w("Throughput ratios are medians of the per-round ratios (both sides ran "
+      "seconds apart in the same round), with their range over the rounds.")
+    w("")
+    w("| measure | value | target | met |")
+    w("|---|---|---|---|")
+    for name, value, target, met in checks:
+        verdict = "" if met is None else ("met" if met else "**not met**")
+        w(f"| {name} | {value} | {target} | {verdict} |")
+
+    text = "\n".join(lines) + "\n"
+    print(text)
+    with open(os.path.join(out, "results.md"), "w", encoding="utf-8") as f:
+        f.write(text)
+    print(f"(written to {os.path.join(out, 'results.md')})")
+    if failures:
+        print("\nbench: FAILED:", file=sys.stderr)
+        for failure in failures:
+            print(f"  - {failure}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def half_max(out):
+    value = median_rps(out, "ours")
+    if not value:
+        raise SystemExit("no throughput figure for forward-auth")
+    return max(1, int(value / 2))
+
+
+def main(argv):
+    if len(argv) == 3 and argv[1] == "half-max":
+        print(half_max(argv[2]))
+        return 0
+    if len(argv) == 4 and argv[1] == "latency-line":
+        run = parse_latency(argv[2])
+        print(f"  {argv[3]:<10} {fmt_rps(run['rps'])} req/s  p50 {ms(run['p50'])}  "
+              f"p99 {ms(run['p99'])}  p99.9 {ms(run['p99.9'])}"
+              + (f"  NON-2xx {run['not_2xx']}, errors {run['errors']}"
+                 if run["not_2xx"] or run["errors"] else ""))
+        return 0
+    if len(argv) == 3 and argv[1] == "report":
+        return report(argv[2])
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
