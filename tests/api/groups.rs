@@ -353,44 +353,12 @@ async fn once_the_minute_budget_is_used_up_okta_is_not_called_again_before_its_r
     let (_, carol_browser) = app.new_browser();
     app.login_as("alice").await;
     let (_, bob_browser) = app.new_browser();
-    let bob = app.okta.user("bob");
-    app.okta.sign_in_as(&bob.id);
-    let to_okta = bob_browser
-        .get(app.url("/oauth2/start?rd=/x"))
-        .send()
-        .await
-        .unwrap();
-    let back = bob_browser
-        .get(crate::helpers::location(&to_okta))
-        .send()
-        .await
-        .unwrap();
-    bob_browser
-        .get(crate::helpers::location(&back))
-        .send()
-        .await
-        .unwrap();
+    app.login_in(&bob_browser, "bob").await;
     let calls = app.okta.groups_calls();
     assert_eq!(calls, 2);
     // Carol arrives after the budget is gone: no call is made for her, and she
     // is not let in on unknown groups.
-    let carol = app.okta.user("carol");
-    app.okta.sign_in_as(&carol.id);
-    let to_okta = carol_browser
-        .get(app.url("/oauth2/start?rd=/x"))
-        .send()
-        .await
-        .unwrap();
-    let back = carol_browser
-        .get(crate::helpers::location(&to_okta))
-        .send()
-        .await
-        .unwrap();
-    carol_browser
-        .get(crate::helpers::location(&back))
-        .send()
-        .await
-        .unwrap();
+    app.login_in(&carol_browser, "carol").await;
     let check = carol_browser
         .get(app.url("/oauth2/auth"))
         .header("X-Original-URL", ORIGINAL)

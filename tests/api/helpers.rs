@@ -132,6 +132,20 @@ impl TestApp {
         self.follow(&callback).await
     }
 
+    /// `login_as` with another browser: start → Okta → callback, all with `client`.
+    pub async fn login_in(&self, client: &reqwest::Client, login: &str) {
+        let user = self.okta.user(login);
+        self.okta.sign_in_as(&user.id);
+        let mut start = Url::parse(&self.url("/oauth2/start")).unwrap();
+        start.query_pairs_mut().append_pair("rd", "/after-login");
+        let to_okta = client.get(start).send().await.unwrap();
+        assert_eq!(to_okta.status(), StatusCode::FOUND);
+        let back = client.get(location(&to_okta)).send().await.unwrap();
+        assert_eq!(back.status(), StatusCode::FOUND);
+        let done = client.get(location(&back)).send().await.unwrap();
+        assert_eq!(done.status(), StatusCode::FOUND, "{login} signed in");
+    }
+
     /// `GET /oauth2/start?rd=…`.
     pub async fn start(&self, rd: &str) -> Response {
         let mut url = Url::parse(&self.url("/oauth2/start")).unwrap();

@@ -44,20 +44,6 @@ fn jwt_claims(token: &str) -> serde_json::Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
-/// `login_as` with another browser: start → Okta → callback, all with `client`.
-async fn login_in(app: &TestApp, client: &Client, login: &str) {
-    let user = app.okta.user(login);
-    app.okta.sign_in_as(&user.id);
-    let mut start = Url::parse(&app.url("/oauth2/start")).unwrap();
-    start.query_pairs_mut().append_pair("rd", "/after-login");
-    let to_okta = client.get(start).send().await.unwrap();
-    assert_eq!(to_okta.status(), StatusCode::FOUND);
-    let back = client.get(location(&to_okta)).send().await.unwrap();
-    assert_eq!(back.status(), StatusCode::FOUND);
-    let done = client.get(location(&back)).send().await.unwrap();
-    assert_eq!(done.status(), StatusCode::FOUND, "{login} signed in");
-}
-
 async fn check_with(app: &TestApp, client: &Client) -> StatusCode {
     client
         .get(app.url("/oauth2/auth"))
@@ -167,9 +153,9 @@ async fn sign_out_everywhere_ends_all_of_the_users_sessions_and_only_theirs() {
     let app = spawn_app().await;
     app.login_as("alice").await;
     let (_, alice_laptop) = app.new_browser();
-    login_in(&app, &alice_laptop, "alice").await;
+    app.login_in(&alice_laptop, "alice").await;
     let (_, bob_browser) = app.new_browser();
-    login_in(&app, &bob_browser, "bob").await;
+    app.login_in(&bob_browser, "bob").await;
     assert_eq!(app.auth(ORIGINAL).await.status(), StatusCode::OK);
     assert_eq!(check_with(&app, &alice_laptop).await, StatusCode::OK);
     assert_eq!(check_with(&app, &bob_browser).await, StatusCode::OK);
@@ -200,7 +186,7 @@ async fn plain_sign_out_ends_only_this_browsers_session() {
     let app = spawn_app().await;
     app.login_as("alice").await;
     let (_, alice_laptop) = app.new_browser();
-    login_in(&app, &alice_laptop, "alice").await;
+    app.login_in(&alice_laptop, "alice").await;
     let response = app
         .client
         .get(app.url("/oauth2/sign_out"))
