@@ -16,6 +16,8 @@ use sha2::Sha256;
 use crate::config::{CookieKey, Secret};
 
 mod memory;
+mod redis;
+pub use self::redis::RedisStore;
 pub use memory::MemoryStore;
 
 type HmacSha256 = Hmac<Sha256>;

@@ -14,7 +14,7 @@ use crate::config::{Config, Provider, StoreKind};
 use crate::groups::{GroupsCache, OktaGroupsClient};
 use crate::oidc::Oidc;
 use crate::routes::{self, AppState};
-use crate::session::{MemoryStore, SessionStore};
+use crate::session::{MemoryStore, RedisStore, SessionStore};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -62,10 +62,20 @@ impl Application {
 
         let store: Arc<dyn SessionStore> = match &config.session_store {
             StoreKind::Memory => Arc::new(MemoryStore::new()),
-            StoreKind::Redis(_) => {
-                return Err(StartupError::Setup(
-                    "SESSION_STORE=redis://… is not available in this version yet; use SESSION_STORE=memory".into(),
-                ))
+            StoreKind::Redis(url) => {
+                let store = RedisStore::new(url.as_str()).map_err(|e| StartupError::Setup(e.0))?;
+                // Connecting is lazy: a Redis that is down now does not stop the
+                // start; checks answer 503 and /readyz fails until it is back.
+                let probe = store.clone();
+                tokio::spawn(async move {
+                    match probe.ping().await {
+                        Ok(()) => tracing::info!("session store: Redis answers"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "session store: Redis is not reachable yet; /readyz fails until it is")
+                        }
+                    }
+                });
+                Arc::new(store)
             }
         };
 

@@ -13,6 +13,7 @@ mod healthcheck;
 mod helpers;
 mod logs;
 mod proxies;
+mod redis;
 mod refresh;
 mod session_store;
 mod sign_in;

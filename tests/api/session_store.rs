@@ -1,10 +1,15 @@
 //! The `SessionStore` conformance suite. Every store implementation runs
-//! [`conformance`]; today that is the in-memory store.
+//! [`conformance`]: the in-memory store, and the Redis store against a real
+//! `redis-server` on a free loopback port.
 
 use std::sync::Arc;
 
 use forward_auth::config::Secret;
-use forward_auth::session::{now, MemoryStore, PendingSignIn, Session, SessionId, SessionStore};
+use forward_auth::session::{
+    now, MemoryStore, PendingSignIn, RedisStore, Session, SessionId, SessionStore,
+};
+
+use crate::redis::RedisServer;
 
 fn session(sub: &str, lifetime: u64) -> Session {
     let now = now();
@@ -112,4 +117,13 @@ pub async fn conformance(store: Arc<dyn SessionStore>) {
 #[tokio::test]
 async fn the_memory_store_conforms() {
     conformance(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test]
+async fn the_redis_store_conforms() {
+    let Some(redis) = RedisServer::start(false) else {
+        return;
+    };
+    let store = RedisStore::new(&redis.url()).expect("a valid URL");
+    conformance(Arc::new(store)).await;
 }
