@@ -196,15 +196,7 @@ impl TestApp {
 
     /// The session cookie's value as the browser holds it.
     pub fn session_cookie(&self) -> Option<String> {
-        let url = Url::parse(&self.address).unwrap();
-        let header = self.jar.cookies(&url)?;
-        header
-            .to_str()
-            .ok()?
-            .split(';')
-            .filter_map(|p| p.trim().split_once('='))
-            .find(|(k, _)| *k == COOKIE_NAME)
-            .map(|(_, v)| v.to_string())
+        session_cookie_in(&self.jar, &self.address)
     }
 
     /// A second browser against the same service and Okta.
@@ -226,6 +218,18 @@ impl TestApp {
             .await
             .unwrap()
     }
+}
+
+/// The session cookie's value that `jar` would send to `origin`.
+pub fn session_cookie_in(jar: &Jar, origin: &str) -> Option<String> {
+    let header = jar.cookies(&Url::parse(origin).unwrap())?;
+    header
+        .to_str()
+        .ok()?
+        .split(';')
+        .filter_map(|p| p.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE_NAME)
+        .map(|(_, v)| v.to_string())
 }
 
 /// The `Location` header of a response.

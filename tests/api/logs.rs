@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 
 use crate::fake_okta::FakeOkta;
-use crate::helpers::{base_vars, browser, location, COOKIE_NAME, COOKIE_SECRET};
+use crate::helpers::{base_vars, browser, location, session_cookie_in, COOKIE_SECRET};
 
 /// Kills the child when the test ends, pass or fail.
 struct Running(Child);
@@ -62,15 +62,7 @@ async fn no_secret_token_or_cookie_value_reaches_the_log() {
     let back = client.get(location(&to_okta)).send().await.unwrap();
     let done = client.get(location(&back)).send().await.unwrap();
     assert_eq!(done.status(), StatusCode::FOUND);
-    let cookie = reqwest::cookie::CookieStore::cookies(&*jar, &base.parse().unwrap())
-        .and_then(|h| {
-            h.to_str().ok()?.split(';').find_map(|p| {
-                p.trim()
-                    .strip_prefix(&format!("{COOKIE_NAME}="))
-                    .map(str::to_string)
-            })
-        })
-        .expect("signed in");
+    let cookie = session_cookie_in(&jar, &base).expect("signed in");
     let check = client
         .get(format!("{base}/oauth2/auth"))
         .header("X-Original-URL", "https://a.example.com/")

@@ -376,15 +376,7 @@ pub(crate) async fn echoed(response: Response) -> Seen {
 }
 
 pub(crate) fn session_cookie(jar: &Jar, origin: &str) -> Option<String> {
-    use reqwest::cookie::CookieStore;
-    let header = jar.cookies(&Url::parse(origin).unwrap())?;
-    header
-        .to_str()
-        .ok()?
-        .split(';')
-        .filter_map(|p| p.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE_NAME)
-        .map(|(_, v)| v.to_string())
+    crate::helpers::session_cookie_in(jar, origin)
 }
 
 // ---------------------------------------------------------------------------
