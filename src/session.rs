@@ -262,6 +262,10 @@ mod opt_secret {
 /// How long a sign-in may take from start to callback.
 pub const PENDING_TTL: Duration = Duration::from_secs(600);
 
+/// How long a one-time token id is remembered by [`SessionStore::first_use`];
+/// tokens older than this must be refused by their issue time instead.
+pub const ONE_TIME_TTL: Duration = Duration::from_secs(600);
+
 /// The session store could not answer.
 #[derive(Debug, thiserror::Error)]
 #[error("session store: {0}")]
@@ -277,6 +281,12 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn remove(&self, id: &SessionId) -> Result<(), StoreError>;
     /// Ends every session of one user; returns how many ended.
     async fn remove_user(&self, sub: &str) -> Result<usize, StoreError>;
+    /// Ends the sessions made in the IdP session `sid` (of user `sub`, when
+    /// given), for back-channel logout; returns how many ended.
+    async fn remove_sid(&self, sub: Option<&str>, sid: &str) -> Result<usize, StoreError>;
+    /// Records a one-time token id (a logout token's `jti`) for
+    /// [`ONE_TIME_TTL`]: `true` the first time, `false` if it was seen before.
+    async fn first_use(&self, token_id: &str) -> Result<bool, StoreError>;
     /// Remembers a pending sign-in for [`PENDING_TTL`].
     async fn save_pending(&self, state: &str, pending: &PendingSignIn) -> Result<(), StoreError>;
     /// Returns and forgets a pending sign-in: a state works once.

@@ -13,7 +13,9 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 use moka::future::Cache;
 
-use super::{now, PendingSignIn, Session, SessionId, SessionStore, StoreError, PENDING_TTL};
+use super::{
+    now, PendingSignIn, Session, SessionId, SessionStore, StoreError, ONE_TIME_TTL, PENDING_TTL,
+};
 
 /// At most this many sign-ins can be pending at once; the oldest go first.
 const MAX_PENDING: u64 = 100_000;
@@ -49,6 +51,7 @@ pub struct MemoryStore {
     shards: Box<[Shard]>,
     last_sweep: AtomicU64,
     pending: Cache<String, Arc<PendingSignIn>>,
+    used_tokens: Cache<String, ()>,
 }
 
 impl MemoryStore {
@@ -59,6 +62,10 @@ impl MemoryStore {
             pending: Cache::builder()
                 .max_capacity(MAX_PENDING)
                 .time_to_live(PENDING_TTL)
+                .build(),
+            used_tokens: Cache::builder()
+                .max_capacity(MAX_PENDING)
+                .time_to_live(ONE_TIME_TTL)
                 .build(),
         }
     }
@@ -140,6 +147,27 @@ impl SessionStore for MemoryStore {
             ended += before - map.len();
         }
         Ok(ended)
+    }
+
+    async fn remove_sid(&self, sub: Option<&str>, sid: &str) -> Result<usize, StoreError> {
+        let mut ended = 0;
+        for shard in self.shards.iter() {
+            let mut map = shard.write().map_err(poisoned)?;
+            let before = map.len();
+            map.retain(|_, s| s.sid.as_deref() != Some(sid) || sub.is_some_and(|sub| s.sub != sub));
+            ended += before - map.len();
+        }
+        Ok(ended)
+    }
+
+    async fn first_use(&self, token_id: &str) -> Result<bool, StoreError> {
+        // `or_insert` is atomic: of two racing uses, one sees a fresh entry.
+        Ok(self
+            .used_tokens
+            .entry_by_ref(token_id)
+            .or_insert(())
+            .await
+            .is_fresh())
     }
 
     async fn save_pending(&self, state: &str, pending: &PendingSignIn) -> Result<(), StoreError> {

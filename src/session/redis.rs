@@ -1,7 +1,9 @@
 //! The Redis-backed [`SessionStore`] (`SESSION_STORE=redis://…` or `rediss://…`),
 //! so several replicas share sessions and a sign-out on one is a sign-out on all.
 //! Keys: `fa:s:<id>` (session JSON, expires with the session), `fa:u:<sub>` (the
-//! set of that user's session keys, for `remove_user`) and `fa:p:<state>`
+//! set of that user's session keys, for `remove_user`), `fa:i:<sid>` (the same
+//! for an IdP session, for back-channel logout), `fa:j:<jti>` (one-time token
+//! ids seen) and `fa:p:<state>`
 //! (pending sign-in JSON, taken once with GETDEL: Redis ≥ 6.2). One
 //! `ConnectionManager` reconnects by itself. Errors never name a key: keys hold
 //! session ids and states, which are credentials. No local cache yet (issue 5).
@@ -13,16 +15,21 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, RedisError};
 
-use super::{now, PendingSignIn, Session, SessionId, SessionStore, StoreError, PENDING_TTL};
+use super::{
+    now, PendingSignIn, Session, SessionId, SessionStore, StoreError, ONE_TIME_TTL, PENDING_TTL,
+};
 
-/// Saves a session, adds its key to the user's set and keeps that set alive as
-/// long as the longest of its sessions, in one atomic step. A script rather than
-/// MULTI because `EXPIRE … GT` needs Redis 7 and the set may have no TTL yet.
+/// Saves a session, adds its key to the user's set (and to its IdP session's
+/// set, when the third key is given) and keeps those sets alive as long as the
+/// longest of their sessions, in one atomic step. A script rather than MULTI
+/// because `EXPIRE … GT` needs Redis 7 and a set may have no TTL yet.
 const SAVE: &str = r"
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-redis.call('SADD', KEYS[2], KEYS[1])
-if redis.call('TTL', KEYS[2]) < tonumber(ARGV[2]) then
-  redis.call('EXPIRE', KEYS[2], ARGV[2])
+for i = 2, #KEYS do
+  redis.call('SADD', KEYS[i], KEYS[1])
+  if redis.call('TTL', KEYS[i]) < tonumber(ARGV[2]) then
+    redis.call('EXPIRE', KEYS[i], ARGV[2])
+  end
 end
 return 1
 ";
@@ -35,6 +42,23 @@ for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   ended = ended + redis.call('DEL', key)
 end
 redis.call('DEL', KEYS[1])
+return ended
+";
+
+/// Ends the sessions in an IdP session's set whose user is `ARGV[1]` (any user
+/// when empty), and drops them and the gone ones from the set; returns how
+/// many ended.
+const REMOVE_SID: &str = r"
+local ended = 0
+for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local json = redis.call('GET', key)
+  if not json then
+    redis.call('SREM', KEYS[1], key)
+  elseif ARGV[1] == '' or cjson.decode(json).sub == ARGV[1] then
+    ended = ended + redis.call('DEL', key)
+    redis.call('SREM', KEYS[1], key)
+  end
+end
 return ended
 ";
 
@@ -94,6 +118,14 @@ fn pending_key(state: &str) -> String {
     format!("fa:p:{state}")
 }
 
+fn sid_key(sid: &str) -> String {
+    format!("fa:i:{sid}")
+}
+
+fn used_token_key(token_id: &str) -> String {
+    format!("fa:j:{token_id}")
+}
+
 /// What went wrong, without the command's arguments or the URL.
 fn describe(e: &RedisError) -> String {
     if e.is_connection_refusal() {
@@ -140,11 +172,17 @@ impl SessionStore for RedisStore {
             return self.remove(id).await;
         }
         let json = serde_json::to_vec(session).map_err(|_| corrupt("session"))?;
-        redis::cmd("EVAL")
-            .arg(SAVE)
-            .arg(2)
-            .arg(session_key(id))
-            .arg(user_key(&session.sub))
+        let mut command = redis::cmd("EVAL");
+        command.arg(SAVE);
+        match &session.sid {
+            Some(_) => command.arg(3),
+            None => command.arg(2),
+        };
+        command.arg(session_key(id)).arg(user_key(&session.sub));
+        if let Some(sid) = &session.sid {
+            command.arg(sid_key(sid));
+        }
+        command
             .arg(json)
             .arg(seconds)
             .query_async::<()>(&mut self.connection())
@@ -170,6 +208,31 @@ impl SessionStore for RedisStore {
             .query_async(&mut self.connection())
             .await
             .map_err(|e| fail("remove user sessions", &e))
+    }
+
+    async fn remove_sid(&self, sub: Option<&str>, sid: &str) -> Result<usize, StoreError> {
+        redis::cmd("EVAL")
+            .arg(REMOVE_SID)
+            .arg(1)
+            .arg(sid_key(sid))
+            .arg(sub.unwrap_or(""))
+            .query_async(&mut self.connection())
+            .await
+            .map_err(|e| fail("remove IdP session", &e))
+    }
+
+    async fn first_use(&self, token_id: &str) -> Result<bool, StoreError> {
+        // SET NX answers OK only to the first of any number of racing callers.
+        let set: Option<String> = redis::cmd("SET")
+            .arg(used_token_key(token_id))
+            .arg(1)
+            .arg("NX")
+            .arg("EX")
+            .arg(ONE_TIME_TTL.as_secs())
+            .query_async(&mut self.connection())
+            .await
+            .map_err(|e| fail("SET one-time token", &e))?;
+        Ok(set.is_some())
     }
 
     async fn save_pending(&self, state: &str, pending: &PendingSignIn) -> Result<(), StoreError> {

@@ -98,6 +98,58 @@ pub async fn conformance(store: Arc<dyn SessionStore>) {
         "other users keep their sessions"
     );
 
+    // remove_sid ends the sessions of one IdP session, of the named user only
+    let with_sid = |sub: &str, sid: Option<&str>| {
+        let mut s = session(sub, 60);
+        s.sid = sid.map(str::to_string);
+        s
+    };
+    let (s1, s2, s3, s4) = (
+        SessionId::random(),
+        SessionId::random(),
+        SessionId::random(),
+        SessionId::random(),
+    );
+    store
+        .save(&s1, &with_sid("carol", Some("idp-1")))
+        .await
+        .unwrap();
+    store
+        .save(&s2, &with_sid("carol", Some("idp-2")))
+        .await
+        .unwrap();
+    store.save(&s3, &with_sid("carol", None)).await.unwrap();
+    store
+        .save(&s4, &with_sid("dave", Some("idp-1")))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.remove_sid(Some("carol"), "idp-1").await.unwrap(),
+        1,
+        "only carol's session in idp-1 ends"
+    );
+    assert!(store.load(&s1).await.unwrap().is_none());
+    assert!(
+        store.load(&s2).await.unwrap().is_some(),
+        "other IdP session"
+    );
+    assert!(
+        store.load(&s3).await.unwrap().is_some(),
+        "session without sid"
+    );
+    assert!(
+        store.load(&s4).await.unwrap().is_some(),
+        "other user, same sid"
+    );
+    assert_eq!(store.remove_sid(None, "idp-1").await.unwrap(), 1);
+    assert!(store.load(&s4).await.unwrap().is_none(), "no sub: any user");
+    assert_eq!(store.remove_sid(None, "unknown").await.unwrap(), 0);
+
+    // one-time token ids work once
+    assert!(store.first_use("jti-1").await.unwrap());
+    assert!(!store.first_use("jti-1").await.unwrap(), "a replay is seen");
+    assert!(store.first_use("jti-2").await.unwrap());
+
     // pending sign-ins are one-time
     store.save_pending("state-1", &pending("/x")).await.unwrap();
     assert!(store.take_pending("state-2").await.unwrap().is_none());
