@@ -15,8 +15,10 @@ use sha2::Sha256;
 
 use crate::config::{CookieKey, Secret};
 
+mod local;
 mod memory;
 mod redis;
+pub use self::local::LOCAL_TTL;
 pub use self::redis::RedisStore;
 pub use memory::MemoryStore;
 
@@ -62,6 +64,12 @@ impl SessionId {
     /// The id as text, for store keys. Not a cookie value: that also carries a MAC.
     pub fn to_key(&self) -> String {
         URL_SAFE_NO_PAD.encode(self.0)
+    }
+
+    /// The id back from [`to_key`](Self::to_key)'s text.
+    pub fn from_key(key: &[u8]) -> Option<SessionId> {
+        let bytes = URL_SAFE_NO_PAD.decode(key).ok()?;
+        <[u8; ID_BYTES]>::try_from(bytes).ok().map(SessionId)
     }
 }
 
@@ -310,6 +318,19 @@ mod tests {
         let value = c.encode_session(&id);
         assert!(value.len() < 100, "cookie value is {} bytes", value.len());
         assert_eq!(c.decode_session(&value), Some(id));
+    }
+
+    #[test]
+    fn a_session_id_round_trips_through_its_key() {
+        let id = SessionId::random();
+        assert_eq!(
+            SessionId::from_key(id.to_key().as_bytes()),
+            Some(id.clone())
+        );
+        let key = id.to_key();
+        for bad in [&key[1..], "", "!!!", &format!("{key}AA")] {
+            assert_eq!(SessionId::from_key(bad.as_bytes()), None, "{bad:?}");
+        }
     }
 
     #[test]

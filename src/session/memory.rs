@@ -28,7 +28,7 @@ const SWEEP_EVERY_SECS: u64 = 60;
 /// by us, and a lookup happens only after the cookie's MAC verified, so nobody
 /// can choose keys to collide: a keyed (SipHash) hasher would only cost time.
 #[derive(Default)]
-struct IdHasher(u64);
+pub(super) struct IdHasher(u64);
 
 impl Hasher for IdHasher {
     fn write(&mut self, bytes: &[u8]) {

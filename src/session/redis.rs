@@ -6,15 +6,18 @@
 //! ids seen) and `fa:p:<state>`
 //! (pending sign-in JSON, taken once with GETDEL: Redis ≥ 6.2). One
 //! `ConnectionManager` reconnects by itself. Errors never name a key: keys hold
-//! session ids and states, which are credentials. No local cache yet (issue 5).
+//! session ids and states, which are credentials. Checks read a local copy
+//! first ([`LocalSessions`]), invalidated across replicas through pub/sub.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, RedisError};
 
+use super::local::{LocalSessions, LOCAL_TTL};
 use super::{
     now, PendingSignIn, Session, SessionId, SessionStore, StoreError, ONE_TIME_TTL, PENDING_TTL,
 };
@@ -25,6 +28,7 @@ use super::{
 /// because `EXPIRE … GT` needs Redis 7 and a set may have no TTL yet.
 const SAVE: &str = r"
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('PUBLISH', 'fa:invalidate', ARGV[3] .. ' ' .. KEYS[1])
 for i = 2, #KEYS do
   redis.call('SADD', KEYS[i], KEYS[1])
   if redis.call('TTL', KEYS[i]) < tonumber(ARGV[2]) then
@@ -39,10 +43,20 @@ return 1
 const REMOVE_USER: &str = r"
 local ended = 0
 for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  ended = ended + redis.call('DEL', key)
+  if redis.call('DEL', key) == 1 then
+    ended = ended + 1
+    redis.call('PUBLISH', 'fa:invalidate', ARGV[1] .. ' ' .. key)
+  end
 end
 redis.call('DEL', KEYS[1])
 return ended
+";
+
+/// Ends one session and tells every replica.
+const REMOVE: &str = r"
+redis.call('DEL', KEYS[1])
+redis.call('PUBLISH', 'fa:invalidate', ARGV[1] .. ' ' .. KEYS[1])
+return 1
 ";
 
 /// Ends the sessions in an IdP session's set whose user is `ARGV[1]` (any user
@@ -57,15 +71,25 @@ for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   elseif ARGV[1] == '' or cjson.decode(json).sub == ARGV[1] then
     ended = ended + redis.call('DEL', key)
     redis.call('SREM', KEYS[1], key)
+    redis.call('PUBLISH', 'fa:invalidate', ARGV[2] .. ' ' .. key)
   end
 end
 return ended
 ";
 
-/// Sessions in Redis, shared by every replica that points at it.
+/// The channel every change to a session is published on; the message is the
+/// publishing store's origin tag, a space and the session's key.
+const INVALIDATIONS: &str = "fa:invalidate";
+
+/// Sessions in Redis, shared by every replica that points at it, with a
+/// short-lived local copy kept honest by [`INVALIDATIONS`] (see [`LocalSessions`]).
 #[derive(Clone)]
 pub struct RedisStore {
     connection: ConnectionManager,
+    local: Arc<LocalSessions>,
+    /// Tags this store's own messages, which it ignores: it drops its copies
+    /// itself, before and after each change (see [`RedisStore::changed`]).
+    origin: Arc<str>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -79,6 +103,13 @@ impl RedisStore {
     /// Redis that is down now only makes `ping` (and `/readyz`) fail until it is
     /// back. Fails only for a URL the client cannot use. Needs a Tokio runtime.
     pub fn new(url: &str) -> Result<RedisStore, StoreError> {
+        RedisStore::with_local_ttl(url, LOCAL_TTL)
+    }
+
+    /// Like [`new`](Self::new) with local copies kept for `ttl` instead of
+    /// [`LOCAL_TTL`]. For tests: with a long `ttl` only the invalidation
+    /// channel can end a copy.
+    pub fn with_local_ttl(url: &str, ttl: Duration) -> Result<RedisStore, StoreError> {
         let client = Client::open(url).map_err(|e| {
             // The URL may hold a password: name the problem, not the URL.
             StoreError(format!(
@@ -95,9 +126,40 @@ impl RedisStore {
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(100))
             .set_max_delay(Duration::from_secs(1));
-        let connection = ConnectionManager::new_lazy_with_config(client, config)
+        let connection = ConnectionManager::new_lazy_with_config(client.clone(), config)
             .map_err(|e| fail("connection set-up", &e))?;
-        Ok(RedisStore { connection })
+        let local = Arc::new(LocalSessions::with_ttl(ttl));
+        let origin: Arc<str> = crate::session::random_token().into();
+        // Without a runtime (never in the service) nothing listens, so nothing
+        // is ever cached locally: correct, only slower.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(listen(client, Arc::downgrade(&local), origin.clone()));
+        }
+        Ok(RedisStore {
+            connection,
+            local,
+            origin,
+        })
+    }
+
+    /// Whether invalidations are received (and so local copies are used).
+    pub fn invalidations_live(&self) -> bool {
+        self.local.is_live()
+    }
+
+    /// Runs a change to sessions in Redis, dropping this replica's matching
+    /// copies before it (so they stop answering at once) and after it (so a
+    /// copy read while the change was under way is not kept). Other replicas
+    /// learn of it from the message the change's script publishes.
+    async fn changed<T>(
+        &self,
+        drop_copies: impl Fn(&LocalSessions),
+        change: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        drop_copies(&self.local);
+        let result = change.await;
+        drop_copies(&self.local);
+        result
     }
 
     fn connection(&self) -> ConnectionManager {
@@ -106,8 +168,10 @@ impl RedisStore {
     }
 }
 
+const SESSION_PREFIX: &str = "fa:s:";
+
 fn session_key(id: &SessionId) -> String {
-    format!("fa:s:{}", id.to_key())
+    format!("{SESSION_PREFIX}{}", id.to_key())
 }
 
 fn user_key(sub: &str) -> String {
@@ -153,6 +217,11 @@ fn corrupt(what: &str) -> StoreError {
 #[async_trait]
 impl SessionStore for RedisStore {
     async fn load(&self, id: &SessionId) -> Result<Option<Arc<Session>>, StoreError> {
+        if let Some(session) = self.local.get(id) {
+            return Ok(Some(session));
+        }
+        let generation = self.local.generation();
+        let read_at = Instant::now();
         let bytes: Option<Vec<u8>> = redis::cmd("GET")
             .arg(session_key(id))
             .query_async(&mut self.connection())
@@ -163,7 +232,12 @@ impl SessionStore for RedisStore {
         };
         let session: Session = serde_json::from_slice(&bytes).map_err(|_| corrupt("session"))?;
         // Redis expires in whole seconds; the session's own clock decides.
-        Ok((!session.is_expired(now())).then(|| Arc::new(session)))
+        if session.is_expired(now()) {
+            return Ok(None);
+        }
+        let session = Arc::new(session);
+        self.local.insert(id, session.clone(), generation, read_at);
+        Ok(Some(session))
     }
 
     async fn save(&self, id: &SessionId, session: &Session) -> Result<(), StoreError> {
@@ -182,43 +256,62 @@ impl SessionStore for RedisStore {
         if let Some(sid) = &session.sid {
             command.arg(sid_key(sid));
         }
-        command
-            .arg(json)
-            .arg(seconds)
-            .query_async::<()>(&mut self.connection())
-            .await
-            .map_err(|e| fail("save session", &e))
+        command.arg(json).arg(seconds).arg(&*self.origin);
+        self.changed(|local| local.invalidate(id), async {
+            command
+                .query_async::<()>(&mut self.connection())
+                .await
+                .map_err(|e| fail("save session", &e))
+        })
+        .await
     }
 
     async fn remove(&self, id: &SessionId) -> Result<(), StoreError> {
         // The key stays in the user's set until the set expires; `remove_user`
         // counts only keys that still exist.
-        redis::cmd("DEL")
+        let mut command = redis::cmd("EVAL");
+        command
+            .arg(REMOVE)
+            .arg(1)
             .arg(session_key(id))
-            .query_async::<()>(&mut self.connection())
-            .await
-            .map_err(|e| fail("DEL session", &e))
+            .arg(&*self.origin);
+        self.changed(|local| local.invalidate(id), async {
+            command
+                .query_async::<()>(&mut self.connection())
+                .await
+                .map_err(|e| fail("remove session", &e))
+        })
+        .await
     }
 
     async fn remove_user(&self, sub: &str) -> Result<usize, StoreError> {
-        redis::cmd("EVAL")
+        let mut command = redis::cmd("EVAL");
+        command
             .arg(REMOVE_USER)
             .arg(1)
             .arg(user_key(sub))
-            .query_async(&mut self.connection())
-            .await
-            .map_err(|e| fail("remove user sessions", &e))
+            .arg(&*self.origin);
+        self.changed(|local| local.invalidate_where(|s| s.sub == sub), async {
+            command
+                .query_async(&mut self.connection())
+                .await
+                .map_err(|e| fail("remove user sessions", &e))
+        })
+        .await
     }
 
     async fn remove_sid(&self, sub: Option<&str>, sid: &str) -> Result<usize, StoreError> {
-        redis::cmd("EVAL")
-            .arg(REMOVE_SID)
-            .arg(1)
-            .arg(sid_key(sid))
-            .arg(sub.unwrap_or(""))
-            .query_async(&mut self.connection())
-            .await
-            .map_err(|e| fail("remove IdP session", &e))
+        let mut command = redis::cmd("EVAL");
+        command.arg(REMOVE_SID).arg(1).arg(sid_key(sid));
+        command.arg(sub.unwrap_or("")).arg(&*self.origin);
+        let of_sid = |s: &Session| s.sid.as_deref() == Some(sid);
+        self.changed(|local| local.invalidate_where(of_sid), async {
+            command
+                .query_async(&mut self.connection())
+                .await
+                .map_err(|e| fail("remove IdP session", &e))
+        })
+        .await
     }
 
     async fn first_use(&self, token_id: &str) -> Result<bool, StoreError> {
@@ -265,6 +358,86 @@ impl SessionStore for RedisStore {
             .await
             .map_err(|e| fail("PING", &e))
     }
+}
+
+/// Keeps a subscription to [`INVALIDATIONS`] for as long as the store lives:
+/// drops local copies as messages arrive, and turns local copies off whenever
+/// the subscription is down (then every check asks Redis). Reconnects with a
+/// short back-off.
+async fn listen(client: Client, local: Weak<LocalSessions>, origin: Arc<str>) {
+    let mut delay = Duration::from_millis(100);
+    let mut was_up = true;
+    loop {
+        let subscribed = tokio::time::timeout(Duration::from_secs(2), async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(INVALIDATIONS).await?;
+            Ok::<_, RedisError>(pubsub)
+        })
+        .await;
+        match subscribed {
+            Ok(Ok(pubsub)) => {
+                let Some(cache) = local.upgrade() else { return };
+                cache.set_live(true);
+                drop(cache);
+                tracing::info!("session store: receiving invalidations; local copies on");
+                delay = Duration::from_millis(100);
+                was_up = true;
+                let mut messages = pubsub.into_on_message();
+                loop {
+                    let message = tokio::select! {
+                        message = messages.next() => message,
+                        // Wake up now and then to notice a dropped store.
+                        () = tokio::time::sleep(Duration::from_secs(5)) => {
+                            if local.strong_count() == 0 { return; }
+                            continue;
+                        }
+                    };
+                    let Some(cache) = local.upgrade() else { return };
+                    let Some(message) = message else {
+                        cache.set_live(false);
+                        tracing::warn!("session store: lost the invalidation channel; every check asks Redis until it is back");
+                        break;
+                    };
+                    let payload = message.get_payload_bytes();
+                    let Some((sender, key)) = split_message(payload) else {
+                        // Not a message we can read: drop every copy rather than guess.
+                        cache.set_live(true);
+                        continue;
+                    };
+                    if sender == origin.as_bytes() {
+                        continue; // our own change: handled in `changed`
+                    }
+                    match key
+                        .strip_prefix(SESSION_PREFIX.as_bytes())
+                        .and_then(SessionId::from_key)
+                    {
+                        Some(id) => cache.invalidate(&id),
+                        None => cache.set_live(true),
+                    }
+                }
+            }
+            Ok(Err(e)) if was_up => {
+                tracing::warn!(error = %fail("SUBSCRIBE", &e), "session store: no invalidation channel yet; retrying");
+                was_up = false;
+            }
+            Err(_) if was_up => {
+                tracing::warn!("session store: subscribing to invalidations timed out; retrying");
+                was_up = false;
+            }
+            _ => {}
+        }
+        if local.strong_count() == 0 {
+            return;
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// `origin key` → (origin, key).
+fn split_message(payload: &[u8]) -> Option<(&[u8], &[u8])> {
+    let space = payload.iter().position(|b| *b == b' ')?;
+    Some((&payload[..space], &payload[space + 1..]))
 }
 
 #[cfg(test)]

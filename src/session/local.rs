@@ -1,0 +1,245 @@
+//! A replica's short-lived copy of the sessions it loaded from Redis, so a check
+//! does not pay a Redis round trip. Three rules keep it from letting a signed-out
+//! browser in:
+//!
+//! - an entry is used for at most [`LOCAL_TTL`] after it was read from Redis,
+//!   whatever else happens (this alone bounds staleness);
+//! - every change to a session in Redis is published on a channel, and every
+//!   replica drops its copy when the message arrives (milliseconds);
+//! - while that subscription is not up, nothing is cached: every check asks
+//!   Redis, and a copy read before an invalidation is never stored after it
+//!   (a generation counter guards the race between a read and a message).
+
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use super::memory::IdHasher;
+use super::{now, Session, SessionId};
+
+/// How long a copy may answer checks without asking Redis again. Also the worst
+/// case for a sign-out elsewhere to reach this replica if a message were lost.
+pub const LOCAL_TTL: Duration = Duration::from_secs(1);
+const SHARDS: usize = 64;
+/// Expired copies are swept out at most this often, on inserts.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+struct Copy {
+    session: Arc<Session>,
+    until: Instant,
+}
+
+type Shard = RwLock<HashMap<SessionId, Copy, BuildHasherDefault<IdHasher>>>;
+
+/// The copies, and whether invalidations are being received.
+pub struct LocalSessions {
+    shards: Box<[Shard]>,
+    /// Bumped by every invalidation: a read that started before one is not kept.
+    generation: AtomicU64,
+    /// The invalidation channel is subscribed; without it nothing is cached.
+    live: AtomicBool,
+    last_sweep: RwLock<Instant>,
+    ttl: Duration,
+}
+
+impl LocalSessions {
+    pub fn new() -> LocalSessions {
+        LocalSessions::with_ttl(LOCAL_TTL)
+    }
+
+    /// Copies that live `ttl` instead of [`LOCAL_TTL`] (tests use an hour, to
+    /// show that invalidations alone keep copies honest).
+    pub fn with_ttl(ttl: Duration) -> LocalSessions {
+        LocalSessions {
+            ttl,
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            generation: AtomicU64::new(0),
+            live: AtomicBool::new(false),
+            last_sweep: RwLock::new(Instant::now()),
+        }
+    }
+
+    fn shard(&self, id: &SessionId) -> &Shard {
+        &self.shards[usize::from(id.0[0]) % SHARDS]
+    }
+
+    /// A copy read less than the TTL ago, of a session not yet expired.
+    pub fn get(&self, id: &SessionId) -> Option<Arc<Session>> {
+        if !self.live.load(Ordering::Acquire) {
+            return None;
+        }
+        let map = self.shard(id).read().ok()?;
+        let copy = map.get(id)?;
+        (Instant::now() < copy.until && !copy.session.is_expired(now()))
+            .then(|| copy.session.clone())
+    }
+
+    /// Take before reading Redis; pass to [`insert`](Self::insert) afterwards.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Keeps a copy read from Redis, unless an invalidation arrived since the
+    /// read began (`generation` taken before it) or invalidations are not live.
+    pub fn insert(&self, id: &SessionId, session: Arc<Session>, generation: u64, read_at: Instant) {
+        self.sweep_if_due();
+        let Ok(mut map) = self.shard(id).write() else {
+            return;
+        };
+        // Checked under the shard's write lock: an invalidation bumps the
+        // generation before it takes this lock, so it either stops this insert
+        // or removes what it inserted.
+        if !self.live.load(Ordering::Acquire) || self.generation() != generation {
+            return;
+        }
+        let until = read_at + self.ttl;
+        map.insert(id.clone(), Copy { session, until });
+    }
+
+    /// Drops the copy of one session.
+    pub fn invalidate(&self, id: &SessionId) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        if let Ok(mut map) = self.shard(id).write() {
+            map.remove(id);
+        }
+    }
+
+    /// Drops the copies that match (a user's, an IdP session's).
+    pub fn invalidate_where(&self, matches: impl Fn(&Session) -> bool) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        for shard in self.shards.iter() {
+            if let Ok(mut map) = shard.write() {
+                map.retain(|_, copy| !matches(&copy.session));
+            }
+        }
+    }
+
+    /// Invalidations are (`true`) or are no longer (`false`) received. Either
+    /// way every copy goes: messages may have been missed in between.
+    pub fn set_live(&self, live: bool) {
+        if !live {
+            self.live.store(false, Ordering::Release);
+        }
+        self.invalidate_where(|_| true);
+        if live {
+            self.live.store(true, Ordering::Release);
+        }
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.live.load(Ordering::Acquire)
+    }
+
+    fn sweep_if_due(&self) {
+        let now = Instant::now();
+        match self.last_sweep.read() {
+            Ok(last) if now.duration_since(*last) < SWEEP_EVERY => return,
+            Err(_) => return,
+            Ok(_) => {}
+        }
+        let Ok(mut last) = self.last_sweep.try_write() else {
+            return; // another insert is sweeping
+        };
+        *last = now;
+        drop(last);
+        for shard in self.shards.iter() {
+            if let Ok(mut map) = shard.write() {
+                map.retain(|_, copy| now < copy.until);
+            }
+        }
+    }
+}
+
+impl Default for LocalSessions {
+    fn default() -> Self {
+        LocalSessions::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(sub: &str, sid: &str) -> Arc<Session> {
+        let now = now();
+        Arc::new(Session {
+            sub: sub.into(),
+            login: sub.into(),
+            email: sub.into(),
+            name: sub.into(),
+            groups_claim: None,
+            sid: Some(sid.into()),
+            created_at: now,
+            expires_at: now + 3600,
+            tokens_expire_at: now + 3600,
+            refresh_not_before: 0,
+            refresh_token: None,
+            id_token: None,
+        })
+    }
+
+    fn live() -> LocalSessions {
+        let local = LocalSessions::new();
+        local.set_live(true);
+        local
+    }
+
+    #[test]
+    fn nothing_is_cached_until_invalidations_are_live() {
+        let local = LocalSessions::new();
+        let id = SessionId::random();
+        local.insert(&id, session("a", "s"), local.generation(), Instant::now());
+        assert!(local.get(&id).is_none());
+        local.set_live(true);
+        local.insert(&id, session("a", "s"), local.generation(), Instant::now());
+        assert!(local.get(&id).is_some());
+        local.set_live(false);
+        assert!(local.get(&id).is_none(), "losing the channel drops copies");
+        local.set_live(true);
+        assert!(local.get(&id).is_none(), "and they stay dropped");
+    }
+
+    #[test]
+    fn a_copy_expires_after_the_local_ttl() {
+        let local = live();
+        let id = SessionId::random();
+        let long_ago = Instant::now() - LOCAL_TTL;
+        local.insert(&id, session("a", "s"), local.generation(), long_ago);
+        assert!(local.get(&id).is_none());
+    }
+
+    #[test]
+    fn a_read_that_raced_an_invalidation_is_not_kept() {
+        let local = live();
+        let id = SessionId::random();
+        let before = local.generation();
+        // The message arrives while the read is in flight…
+        local.invalidate(&id);
+        // …so the (possibly stale) result must not be cached.
+        local.insert(&id, session("a", "s"), before, Instant::now());
+        assert!(local.get(&id).is_none());
+    }
+
+    #[test]
+    fn invalidations_drop_exactly_the_matching_copies() {
+        let local = live();
+        let ids: Vec<SessionId> = (0..4).map(|_| SessionId::random()).collect();
+        let owners = [
+            ("alice", "s1"),
+            ("alice", "s2"),
+            ("bob", "s3"),
+            ("bob", "s1"),
+        ];
+        for (id, (sub, sid)) in ids.iter().zip(owners) {
+            local.insert(id, session(sub, sid), local.generation(), Instant::now());
+        }
+        local.invalidate(&ids[0]);
+        assert!(local.get(&ids[0]).is_none());
+        assert!(local.get(&ids[1]).is_some());
+        local.invalidate_where(|s| s.sub == "bob");
+        assert!(local.get(&ids[2]).is_none() && local.get(&ids[3]).is_none());
+        assert!(local.get(&ids[1]).is_some(), "alice's other session stays");
+    }
+}
