@@ -8,11 +8,12 @@
 # real (curl through /oauth2/start, the fake's /authorize and the callback; the
 # same through mod_auth_openidc), warms the groups cache, then measures in
 # alternating rounds:
-#   - maximum throughput with wrk: ours, the bare handler, mod_auth_openidc,
-#     nginx -> ours, nginx -> bare, nginx static;
+#   - maximum throughput with wrk: ours, ours with sessions in Redis (a second
+#     instance with SESSION_STORE=redis:// on a redis-server started here), the
+#     bare handler, mod_auth_openidc, nginx -> ours, nginx -> bare, nginx static;
 #   - latency percentiles at a fixed rate of half our median maximum, with the
-#     open-loop generator examples/open_loop.rs (or oha with --oha): ours, and
-#     the bare handler and nginx static as controls at the same rate;
+#     open-loop generator examples/open_loop.rs (or oha with --oha): ours (both
+#     stores), and the bare handler and nginx static as controls at the same rate;
 # and prints the medians, ratios and targets (also in target/bench/results.md).
 # It fails when a step fails, when any warm answer is not 2xx, or when the fake
 # Okta saw a call during the warm runs.
@@ -20,6 +21,7 @@
 #   scripts/bench.sh                  full run (5 rounds of 10 s per target)
 #   scripts/bench.sh --smoke          CI: 1 round of 2 s per step
 #   options: --rounds N  --duration S  --connections C  --no-apache  --no-latency
+#            --no-redis (skip the Redis-backed instance)
 #            --oha (latency with oha from crates.io, built into target/tools)
 #            --rate R (latency at R req/s instead of half our maximum)
 #            --wait-quiet S (before the warm-up and each round, wait up to S
@@ -41,6 +43,7 @@ CONNECTIONS=32
 WARMUP=2
 SMOKE=false
 APACHE=true
+REDIS=true
 LATENCY=true
 USE_OHA=false
 FIXED_RATE=
@@ -55,6 +58,7 @@ while [ $# -gt 0 ]; do
     --duration) DURATION=${2:?--duration SECONDS}; shift ;;
     --connections) CONNECTIONS=${2:?--connections C}; shift ;;
     --no-apache) APACHE=false ;;
+    --no-redis) REDIS=false ;;
     --no-latency) LATENCY=false ;;
     --oha) USE_OHA=true ;;
     --rate) FIXED_RATE=${2:?--rate REQUESTS_PER_SECOND}; shift ;;
@@ -163,6 +167,7 @@ if $APACHE; then
   need_package /usr/sbin/apache2 apache2
   [ -f "$MOD_OIDC" ] || need_package "$MOD_OIDC" libapache2-mod-auth-openidc
 fi
+$REDIS && need_package redis-server redis-server
 OHA=
 if $LATENCY && $USE_OHA; then
   OHA=$(command -v oha || true)
@@ -237,6 +242,43 @@ check_200() {
 }
 say "warm the groups cache (one check)"
 check_200 ours "$SVC/oauth2/auth" "${AUTH_HEADERS[@]}"
+
+if $REDIS; then
+  say "redis-server and a second forward-auth with SESSION_STORE=redis://"
+  REDIS_PORT=$(free_port)
+  mkdir -p "$WORK/redis"
+  start redis "${SERVER_PIN[@]}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 \
+    --save "" --appendonly no --dir "$WORK/redis"
+  REDIS_PID=${PIDS[-1]}
+  for _ in $(seq 100); do
+    [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && break
+    kill -0 "$REDIS_PID" 2>/dev/null || die "redis-server exited: $(tail -n 5 "$WORK/redis.err")"
+    sleep 0.1
+  done
+  SVCR_PORT=$(free_port)
+  SVCR=http://127.0.0.1:$SVCR_PORT
+  start forward-auth-redis env -i PATH="$PATH" \
+    IDP_PROVIDER=okta IDP_PROVIDER_URL="$IDP" \
+    IDP_CLIENT_ID=fake-client-id IDP_CLIENT_SECRET=fake-client-secret \
+    IDP_SERVICE_ACCOUNT=fake-ssws-token \
+    AUTHENTICATE_SERVICE_URL="$SVCR" ADDRESS="127.0.0.1:$SVCR_PORT" \
+    COOKIE_SECRET="$(head -c 32 /dev/urandom | base64)" COOKIE_SECURE=false \
+    COOKIE_NAME="$COOKIE_NAME" LOG_LEVEL=warn GROUPS_CACHE_TTL=1h \
+    SESSION_STORE="redis://127.0.0.1:$REDIS_PORT/0" \
+    "${SERVER_PIN[@]}" "$BIN/forward-auth"
+  SVCR_PID=${PIDS[-1]}
+  wait_http "$SVCR/readyz" forward-auth-redis
+  RJAR=$WORK/forward-auth-redis.jar
+  userinfo=$(curl -sS --fail --max-time 10 -L --max-redirs 5 -c "$RJAR" -b "$RJAR" \
+    "$SVCR/oauth2/start?rd=/oauth2/userinfo") || die "sign-in through forward-auth (Redis)"
+  grep -q '"alice@example.com"' <<<"$userinfo" || die "sign-in (Redis) did not end as alice"
+  RSESSION=$(awk -v name="$COOKIE_NAME" '$6 == name { print $7 }' "$RJAR")
+  [ -n "$RSESSION" ] || die "no $COOKIE_NAME cookie after sign-in (Redis)"
+  [ "$(redis-cli -p "$REDIS_PORT" --scan --pattern 'fa:s:*' | wc -l)" = 1 ] ||
+    die "the session is not in Redis"
+  AUTH_HEADERS_REDIS=(-H "Cookie: $COOKIE_NAME=$RSESSION" -H "X-Original-URL: http://app.example.com/bench/page" -H "X-Original-Method: GET")
+  check_200 ours_redis "$SVCR/oauth2/auth" "${AUTH_HEADERS_REDIS[@]}"
+fi
 
 say "bare actix-web handler (examples/bare_auth.rs)"
 start bare_auth "${SERVER_PIN[@]}" "$BIN/examples/bare_auth" 0
@@ -404,12 +446,15 @@ fi
 
 # ---------------------------------------------------------------------------
 # The targets: name, URL, request headers.
-TARGETS=(ours bare)
+TARGETS=(ours)
+$REDIS && TARGETS+=(ours_redis)
+TARGETS+=(bare)
 $APACHE && TARGETS+=(apache)
 TARGETS+=(nginx_us nginx_bare nginx_static)
 target_args() {
   case "$1" in
     ours) echo "$SVC/oauth2/auth" ;;
+    ours_redis) echo "$SVCR/oauth2/auth" ;;
     bare) echo "$BARE/oauth2/auth" ;;
     apache) echo "$AP/bench/ok.txt" ;;
     nginx_us) echo "$NGX/us/page" ;;
@@ -420,6 +465,7 @@ target_args() {
 target_headers() {
   case "$1" in
     ours | bare) HEADERS=("${AUTH_HEADERS[@]}") ;;
+    ours_redis) HEADERS=("${AUTH_HEADERS_REDIS[@]}") ;;
     apache) HEADERS=(-H "Cookie: mod_auth_openidc_session=$AP_SESSION") ;;
     *) HEADERS=(-H "Cookie: $COOKIE_NAME=$SESSION") ;;
   esac
@@ -429,11 +475,15 @@ OUT=$ROOT/target/bench
 rm -rf "$OUT/raw"
 mkdir -p "$OUT/raw"
 curl -sS --fail --max-time 5 "$STATS" >"$OUT/raw/okta-before.json" || die "fake Okta counters"
+# Redis commands run during the warm runs: how many checks paid a round trip.
+redis_stats() { $REDIS && redis-cli -p "$REDIS_PORT" info commandstats >"$OUT/raw/redis-$1.txt" || true; }
+redis_stats before
 
 # under_test TARGET: the processes that answer TARGET's requests (all on core 0).
 under_test() {
   case "$1" in
     ours) echo "$SVC_PID" ;;
+    ours_redis) echo "$SVCR_PID" "$REDIS_PID" ;;
     bare) echo "$BARE_PID" ;;
     apache) echo "$AP_PID" $(pgrep -P "$AP_PID") ;;
     nginx_us) echo "$SVC_PID" "$NGX_PID" $(pgrep -P "$NGX_PID") ;;
@@ -530,7 +580,9 @@ if $LATENCY; then
   for r in $(seq "$ROUNDS"); do
     wait_quiet
     BUSY_LATENCY+=("$BUSY")
-    for t in ours bare nginx_static; do
+    LATENCY_TARGETS=(ours)
+    $REDIS && LATENCY_TARGETS+=(ours_redis)
+    for t in "${LATENCY_TARGETS[@]}" bare nginx_static; do
       target_headers "$t"
       pids=$(under_test "$t")
       # shellcheck disable=SC2086
@@ -549,9 +601,11 @@ if $LATENCY; then
 fi
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 curl -sS --fail --max-time 5 "$STATS" >"$OUT/raw/okta-after.json" || die "fake Okta counters"
+redis_stats after
 
 # The same checks still pass after the load.
 check_200 ours "$SVC/oauth2/auth" "${AUTH_HEADERS[@]}" >/dev/null
+$REDIS && check_200 ours_redis "$SVCR/oauth2/auth" "${AUTH_HEADERS_REDIS[@]}" >/dev/null
 $APACHE && check_200 apache "$AP/bench/ok.txt" -H "Cookie: mod_auth_openidc_session=$AP_SESSION" >/dev/null
 
 # ---------------------------------------------------------------------------
@@ -570,6 +624,7 @@ versions() {
     echo "latency_tool=examples/open_loop.rs"
   fi
   echo "nginx=$(/usr/sbin/nginx -v 2>&1 | sed 's/.*nginx\///')"
+  $REDIS && echo "redis=$(redis-server --version | sed 's/.* v=\([^ ]*\).*/\1/')"
   if $APACHE; then
     echo "apache=$(/usr/sbin/apache2 -v | awk -F'/' '/Server version/ { print $2 }' | awk '{ print $1 }')"
     echo "mod_auth_openidc=$(dpkg-query -W -f='${Version}' libapache2-mod-auth-openidc 2>/dev/null || echo '?')"

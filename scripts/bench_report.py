@@ -20,6 +20,7 @@ import sys
 
 LABELS = {
     "ours": "forward-auth `/oauth2/auth`",
+    "ours_redis": "forward-auth `/oauth2/auth`, sessions in Redis",
     "bare": "bare actix-web handler",
     "apache": "Apache + mod_auth_openidc",
     "nginx_us": "nginx → auth_request → forward-auth",
@@ -190,6 +191,10 @@ def report(out):
     r, spread = ratio("ours", "bare")
     checks.append(("ours / bare actix-web", show(r, spread, percent), "≥ 80%",
                    None if r is None else r >= 0.80))
+    r, spread = ratio("ours_redis", "ours")
+    if r is not None:
+        checks.append(("Redis store / memory store", show(r, spread, percent),
+                       "(cost of SESSION_STORE=redis://)", None))
     r, spread = ratio("ours", "apache")
     checks.append(("ours / mod_auth_openidc", show(r, spread, times), "≥ 3×",
                    None if r is None else r >= 3.0))
@@ -204,7 +209,7 @@ def report(out):
                    "(cost of the subrequest)", None))
 
     latency = {}
-    for t in ("ours", "bare", "nginx_static"):
+    for t in ("ours", "ours_redis", "bare", "nginx_static"):
         files = sorted(glob.glob(os.path.join(out, "raw", f"latency-{t}-r*.json")))
         if files:
             latency[t] = [parse_latency(f) for f in files]
@@ -261,6 +266,14 @@ def report(out):
     if socket_errors:
         checks.append(("socket errors in the warm runs", str(socket_errors), "0", False))
 
+    redis_reads = redis_round_trips(out)
+    if redis_reads is not None:
+        gets, checked = redis_reads
+        checks.append(("Redis reads per check (sessions in Redis, warm runs)",
+                       f"{gets:,} GETs for {checked:,} checks"
+                       + (f" = 1 per {checked / gets:,.0f}" if gets else ""),
+                       "far below 1 (local copies)", None))
+
     w("### Ratios and targets")
     w("")
     w("Throughput ratios are medians of the per-round ratios (both sides ran "
@@ -283,6 +296,27 @@ def report(out):
             print(f"  - {failure}", file=sys.stderr)
         return 1
     return 0
+
+
+def redis_round_trips(out):
+    """(session GETs Redis ran, checks answered by the Redis-backed instance)
+    over the warm runs, or None when the Redis mode did not run."""
+    def gets(name):
+        path = os.path.join(out, "raw", f"redis-{name}.txt")
+        if not os.path.exists(path):
+            return None
+        match = re.search(r"^cmdstat_get:calls=(\d+)", open(path, encoding="utf-8").read(), re.M)
+        return int(match.group(1)) if match else 0
+    before, after = gets("before"), gets("after")
+    if before is None or after is None:
+        return None
+    checked = sum(parse_wrk(p)["requests"] for p in
+                  glob.glob(os.path.join(out, "raw", "wrk-ours_redis-r*.txt")) +
+                  glob.glob(os.path.join(out, "raw", "warmup-ours_redis.txt")))
+    for path in glob.glob(os.path.join(out, "raw", "latency-ours_redis-r*.json")):
+        run = parse_latency(path)
+        checked += run["ok"] + run["not_2xx"]
+    return after - before, checked
 
 
 def half_max(out):
