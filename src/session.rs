@@ -286,6 +286,9 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn load(&self, id: &SessionId) -> Result<Option<Arc<Session>>, StoreError>;
     /// Inserts or replaces; the entry lives until `session.expires_at`.
     async fn save(&self, id: &SessionId, session: &Session) -> Result<(), StoreError>;
+    /// Replaces a session only if it still exists (a refresh finishing after a
+    /// sign-out must not bring the session back); `false` if it was gone.
+    async fn update(&self, id: &SessionId, session: &Session) -> Result<bool, StoreError>;
     async fn remove(&self, id: &SessionId) -> Result<(), StoreError>;
     /// Ends every session of one user; returns how many ended.
     async fn remove_user(&self, sub: &str) -> Result<usize, StoreError>;

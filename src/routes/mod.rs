@@ -129,11 +129,10 @@ impl AppState {
                 }
                 let renewed = Arc::new(renewed);
                 // A sign-out while Okta was answering must not be undone by the save.
-                if matches!(self.store.load(id).await, Ok(None)) {
-                    return Err("the session ended during the refresh".to_owned());
-                }
-                if let Err(e) = self.store.save(id, &renewed).await {
-                    tracing::warn!(error = %e, "could not save the refreshed session");
+                match self.store.update(id, &renewed).await {
+                    Ok(true) => {}
+                    Ok(false) => return Err("the session ended during the refresh".to_owned()),
+                    Err(e) => tracing::warn!(error = %e, "could not save the refreshed session"),
                 }
                 Ok(renewed)
             })

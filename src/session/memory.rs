@@ -133,6 +133,17 @@ impl SessionStore for MemoryStore {
         Ok(())
     }
 
+    async fn update(&self, id: &SessionId, session: &Session) -> Result<bool, StoreError> {
+        let mut map = self.shard(id).write().map_err(poisoned)?;
+        match map.get_mut(id) {
+            Some(slot) if !slot.is_expired(now()) => {
+                *slot = Arc::new(session.clone());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn remove(&self, id: &SessionId) -> Result<(), StoreError> {
         self.shard(id).write().map_err(poisoned)?.remove(id);
         Ok(())

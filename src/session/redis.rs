@@ -52,6 +52,16 @@ redis.call('DEL', KEYS[1])
 return ended
 ";
 
+/// Replaces a session that still exists (SET … XX keeps its place in the
+/// user's and the IdP session's sets) and tells every replica; 0 if it was gone.
+const UPDATE: &str = r"
+if not redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2], 'XX') then
+  return 0
+end
+redis.call('PUBLISH', 'fa:invalidate', ARGV[3] .. ' ' .. KEYS[1])
+return 1
+";
+
 /// Ends one session and tells every replica.
 const REMOVE: &str = r"
 redis.call('DEL', KEYS[1])
@@ -262,6 +272,26 @@ impl SessionStore for RedisStore {
                 .query_async::<()>(&mut self.connection())
                 .await
                 .map_err(|e| fail("save session", &e))
+        })
+        .await
+    }
+
+    async fn update(&self, id: &SessionId, session: &Session) -> Result<bool, StoreError> {
+        let seconds = session.remaining(now()).as_secs();
+        if seconds == 0 {
+            self.remove(id).await?;
+            return Ok(false);
+        }
+        let json = serde_json::to_vec(session).map_err(|_| corrupt("session"))?;
+        let mut command = redis::cmd("EVAL");
+        command.arg(UPDATE).arg(1).arg(session_key(id));
+        command.arg(json).arg(seconds).arg(&*self.origin);
+        self.changed(|local| local.invalidate(id), async {
+            command
+                .query_async::<u8>(&mut self.connection())
+                .await
+                .map(|replaced| replaced == 1)
+                .map_err(|e| fail("update session", &e))
         })
         .await
     }

@@ -64,11 +64,23 @@ pub async fn conformance(store: Arc<dyn SessionStore>) {
         store.load(&id).await.unwrap().unwrap().login,
         "renamed@example.com"
     );
+    let mut updated = session("u1", 60);
+    updated.login = "updated@example.com".into();
+    assert!(store.update(&id, &updated).await.unwrap(), "it exists");
+    assert_eq!(
+        store.load(&id).await.unwrap().unwrap().login,
+        "updated@example.com"
+    );
     store.remove(&id).await.unwrap();
     assert!(
         store.load(&id).await.unwrap().is_none(),
         "removed session is gone"
     );
+    assert!(
+        !store.update(&id, &updated).await.unwrap(),
+        "an update never brings a removed session back"
+    );
+    assert!(store.load(&id).await.unwrap().is_none());
     store.remove(&id).await.expect("removing twice is fine");
 
     // expiry
