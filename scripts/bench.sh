@@ -22,6 +22,8 @@
 #   scripts/bench.sh --smoke          CI: 1 round of 2 s per step
 #   options: --rounds N  --duration S  --connections C  --no-apache  --no-latency
 #            --no-redis (skip the Redis-backed instance)
+#            --debug (use the debug build cargo test made: no release build,
+#                     figures meaningless; for checking the script, as CI does)
 #            --oha (latency with oha from crates.io, built into target/tools)
 #            --rate R (latency at R req/s instead of half our maximum)
 #            --wait-quiet S (before the warm-up and each round, wait up to S
@@ -44,6 +46,7 @@ WARMUP=2
 SMOKE=false
 APACHE=true
 REDIS=true
+PROFILE=release
 LATENCY=true
 USE_OHA=false
 FIXED_RATE=
@@ -59,6 +62,7 @@ while [ $# -gt 0 ]; do
     --connections) CONNECTIONS=${2:?--connections C}; shift ;;
     --no-apache) APACHE=false ;;
     --no-redis) REDIS=false ;;
+    --debug) PROFILE=debug ;;
     --no-latency) LATENCY=false ;;
     --oha) USE_OHA=true ;;
     --rate) FIXED_RATE=${2:?--rate REQUESTS_PER_SECOND}; shift ;;
@@ -192,9 +196,9 @@ else
 fi
 echo "cores: $CORES; pinning: $PINNING"
 
-say "cargo build --release (forward-auth, examples fake_idp, bare_auth, open_loop)"
-cargo build --release --quiet --bin forward-auth --example fake_idp --example bare_auth --example open_loop
-BIN=$ROOT/target/release
+say "cargo build --profile $PROFILE (forward-auth, examples fake_idp, bare_auth, open_loop)"
+cargo build --profile "${PROFILE/debug/dev}" --quiet --bin forward-auth --example fake_idp --example bare_auth --example open_loop
+BIN=$ROOT/target/$PROFILE
 
 # ---------------------------------------------------------------------------
 say "fake Okta (examples/fake_idp.rs)"
@@ -204,7 +208,7 @@ STATS=$(wait_line fake_idp FAKE_IDP_STATS)
 wait_http "$IDP/.well-known/openid-configuration" fake_idp
 echo "issuer $IDP, counters $STATS"
 
-say "forward-auth (release, LOG_LEVEL=warn)"
+say "forward-auth ($PROFILE build, LOG_LEVEL=warn)"
 SVC_PORT=$(free_port)
 SVC=http://127.0.0.1:$SVC_PORT
 COOKIE_NAME=_forward_auth
@@ -634,6 +638,7 @@ versions() {
   echo "duration=$DURATION"
   echo "rounds=$ROUNDS"
   echo "smoke=$SMOKE"
+  echo "build=$PROFILE"
   echo "load_before=$LOAD_BEFORE"
   echo "load_after=$LOAD_AFTER"
   echo "busy_before=$BUSY"

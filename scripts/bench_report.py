@@ -136,7 +136,8 @@ def report(out):
       f"-d{meta.get('duration', '?')}s`), latency: {meta.get('latency_tool', '?')}, nginx {meta.get('nginx', '?')}, "
       f"Apache {meta.get('apache', 'not run')}, mod_auth_openidc {meta.get('mod_auth_openidc', 'not run')}; "
       f"{meta.get('rounds', '?')} alternating round(s), medians. Pinning: {meta.get('pinning', '?')}."
-      + (" SMOKE RUN: figures are not meaningful." if meta.get("smoke") == "true" else ""))
+      + (" SMOKE RUN: figures are not meaningful." if meta.get("smoke") == "true" else "")
+      + (" DEBUG BUILD: figures are not meaningful." if meta.get("build") == "debug" else ""))
     w("")
     w("### Maximum throughput (wrk)")
     w("")
