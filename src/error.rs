@@ -16,6 +16,11 @@ pub enum AppError {
     /// a bad cookie is simply no session). The text is shown to the user.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// A server-to-server request we refuse (the IdP's back-channel logout),
+    /// answered as an OAuth error: JSON `invalid_request` with this text as
+    /// `error_description`. The text must never contain the token.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
     /// A sign-in step failed in a way the user can retry (unknown state, Okta said
     /// no). The text is shown to the user.
     #[error("sign-in failed: {0}")]
@@ -37,7 +42,10 @@ pub enum AppError {
 impl AppError {
     fn public_message(&self) -> &str {
         match self {
-            AppError::BadRequest(m) | AppError::SignIn(m) | AppError::SignInDenied(m) => m,
+            AppError::BadRequest(m)
+            | AppError::InvalidRequest(m)
+            | AppError::SignIn(m)
+            | AppError::SignInDenied(m) => m,
             AppError::Upstream(_) => "Okta did not complete the sign-in. Please retry in a moment.",
             AppError::Unavailable(_) => {
                 "The sign-in service is temporarily unavailable. Please retry in a moment."
@@ -50,7 +58,9 @@ impl AppError {
 impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
-            AppError::BadRequest(_) | AppError::SignIn(_) => StatusCode::BAD_REQUEST,
+            AppError::BadRequest(_) | AppError::InvalidRequest(_) | AppError::SignIn(_) => {
+                StatusCode::BAD_REQUEST
+            }
             AppError::SignInDenied(_) => StatusCode::FORBIDDEN,
             AppError::Upstream(_) => StatusCode::BAD_GATEWAY,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -67,6 +77,14 @@ impl ResponseError for AppError {
                 tracing::warn!(status = status.as_u16(), cause = %cause, "request failed");
             }
             _ => tracing::info!(status = status.as_u16(), reason = %self, "request refused"),
+        }
+        if let AppError::InvalidRequest(description) = self {
+            return HttpResponse::build(status)
+                .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+                .json(serde_json::json!({
+                    "error": "invalid_request",
+                    "error_description": description,
+                }));
         }
         let retry = matches!(
             self,

@@ -3,8 +3,9 @@
 //! `forwardAuth`, Caddy `forward_auth`).
 //!
 //! The modules follow the request: `routes` calls `forwarded`, `session`,
-//! `oidc`, `groups`, `policy`, `identity_headers` and `redirect`, which rest on
-//! `config` and `error`. `startup` is the only module that knows them all.
+//! `oidc`, `logout_token`, `groups`, `policy`, `identity_headers` and
+//! `redirect`, which rest on `config` and `error`. `startup` is the only module
+//! that knows them all.
 
 pub mod config;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod groups;
 pub mod healthcheck;
 pub mod html;
 pub mod identity_headers;
+pub mod logout_token;
 pub mod metrics;
 pub mod oidc;
 pub mod policy;

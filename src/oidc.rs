@@ -385,6 +385,34 @@ impl Oidc {
         }
     }
 
+    /// The configured issuer, which tokens from the IdP must name exactly.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Our client id, which tokens for us must name in `aud`.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The IdP's current signing keys, for tokens verified outside
+    /// openidconnect (back-channel logout tokens). Keys jsonwebtoken cannot
+    /// read are left out. `None` before discovery.
+    pub fn signing_keys(&self) -> Option<jsonwebtoken::jwk::JwkSet> {
+        let provider = self.provider()?;
+        let jwks = provider.jwks.read().ok().map(|j| Arc::clone(&j))?;
+        Some(to_jwk_set(&jwks))
+    }
+
+    /// Reloads the JWKS after a token named an unknown `kid`, under the same
+    /// rate limit as ID tokens. Returns whether new keys were loaded.
+    pub async fn reload_signing_keys(&self) -> bool {
+        match self.provider() {
+            Some(provider) => self.refetch_jwks(&provider).await,
+            None => false,
+        }
+    }
+
     /// Okta's sign-out URL, when discovery offered `end_session_endpoint`.
     pub fn end_session_url(
         &self,
@@ -473,6 +501,20 @@ impl VerifyNonce for &Nonce {
     fn verify_nonce(self, claim: Option<&Nonce>) -> Result<(), String> {
         openidconnect::NonceVerifier::verify(self, claim)
     }
+}
+
+/// The same keys in jsonwebtoken's type, one key at a time so that one key it
+/// does not understand does not hide the others.
+fn to_jwk_set(jwks: &JsonWebKeySet<CoreJsonWebKey>) -> jsonwebtoken::jwk::JwkSet {
+    let keys = jwks
+        .keys()
+        .iter()
+        .filter_map(|key| {
+            let json = serde_json::to_value(key).ok()?;
+            serde_json::from_value(json).ok()
+        })
+        .collect();
+    jsonwebtoken::jwk::JwkSet { keys }
 }
 
 fn identity(claims: &Claims) -> (String, String, String, String) {

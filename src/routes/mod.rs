@@ -15,6 +15,7 @@ use crate::oidc::{Oidc, RefreshError};
 use crate::session::{now, CookieCodec, Session, SessionId, SessionStore};
 
 mod auth;
+mod backchannel;
 mod cookies;
 mod info;
 mod sign_in;
@@ -180,6 +181,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/oauth2/callback", web::get().to(sign_in::callback))
         .route("/oauth2/sign_out", web::get().to(sign_out::sign_out))
         .route("/oauth2/sign_out", web::post().to(sign_out::sign_out))
+        .service(
+            web::resource("/oauth2/backchannel_logout")
+                .app_data(backchannel::form_config())
+                .route(web::post().to(backchannel::backchannel_logout)),
+        )
         .route("/oauth2/userinfo", web::get().to(info::userinfo))
         .route("/healthz", web::get().to(info::healthz))
         .route("/readyz", web::get().to(info::readyz));

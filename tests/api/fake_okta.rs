@@ -232,6 +232,8 @@ struct Inner {
     groups_failure: Option<u16>,
     calls: Calls,
     logout_calls: Vec<Url>,
+    /// The Okta session id (`sid`) of the last approved sign-in.
+    last_sid: Option<String>,
     last_authorize_query: Option<Vec<(String, String)>>,
     codes: HashMap<String, CodeEntry>,
     refresh_tokens: HashMap<String, Grant>,
@@ -318,6 +320,7 @@ impl FakeOkta {
             groups_failure: None,
             calls: Calls::default(),
             logout_calls: Vec::new(),
+            last_sid: None,
             last_authorize_query: None,
             codes: HashMap::new(),
             refresh_tokens: HashMap::new(),
@@ -503,12 +506,18 @@ impl FakeOkta {
         self.lock().logout_calls.clone()
     }
 
-    /// Query parameters of the last `/authorize` request, valid or not.
+    /// The Okta session id (`sid` in the ID token) of the last sign-in; each
+    /// sign-in gets its own, like a browser's Okta session.
+    pub fn last_sid(&self) -> Option<String> {
+        self.lock().last_sid.clone()
+    }
+
     /// The refresh tokens that are valid now (to prove they never leak).
     pub fn live_refresh_tokens(&self) -> Vec<String> {
         self.lock().refresh_tokens.keys().cloned().collect()
     }
 
+    /// Query parameters of the last `/authorize` request, valid or not.
     pub fn last_authorize_query(&self) -> Option<Vec<(String, String)>> {
         self.lock().last_authorize_query.clone()
     }
@@ -650,6 +659,7 @@ impl FakeOkta {
             sid: format!("102{}", random_token()),
             auth_time: now_secs(),
         };
+        inner.last_sid = Some(grant.sid.clone());
         inner
             .codes
             .insert(code.clone(), CodeEntry { grant, used: false });

@@ -1,13 +1,14 @@
 //! The real binary, as a process, never writes a secret, token or cookie value
-//! to its log, even at debug level, through a sign-in, checks and a sign-out.
+//! to its log, even at debug level, through a sign-in, checks, a sign-out and
+//! back-channel logouts.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::StatusCode;
 
-use crate::fake_okta::FakeOkta;
+use crate::fake_okta::{random_token, FakeOkta};
 use crate::helpers::{base_vars, browser, location, session_cookie_in, COOKIE_SECRET};
 
 /// Kills the child when the test ends, pass or fail.
@@ -87,6 +88,43 @@ async fn no_secret_token_or_cookie_value_reaches_the_log() {
         .map(|(_, v)| v.into_owned())
         .expect("sign-out sends the id_token_hint to Okta");
 
+    // Back-channel logouts, one accepted and one refused (it carries a nonce).
+    let sid = okta.last_sid().expect("the ID token carried a sid");
+    let iat = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = |extra: serde_json::Value| {
+        let mut claims = serde_json::json!({
+            "iss": okta.org_issuer(),
+            "aud": FakeOkta::CLIENT_ID,
+            "iat": iat,
+            "jti": random_token(),
+            "sub": okta.user("alice").id,
+            "sid": sid,
+            "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
+        });
+        claims
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        claims
+    };
+    let accepted = okta.sign_logout_token(claims(serde_json::json!({})));
+    let refused = okta.sign_logout_token(claims(serde_json::json!({ "nonce": "n-0S6" })));
+    for (token, status) in [
+        (&accepted, StatusCode::OK),
+        (&refused, StatusCode::BAD_REQUEST),
+    ] {
+        let response = client
+            .post(format!("{base}/oauth2/backchannel_logout"))
+            .form(&[("logout_token", token)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status);
+    }
+
     tokio::time::sleep(Duration::from_millis(200)).await;
     let text = std::fs::read_to_string(&log).unwrap();
     let _ = std::fs::remove_file(&log);
@@ -94,12 +132,19 @@ async fn no_secret_token_or_cookie_value_reaches_the_log() {
         text.contains("signed in"),
         "the log has the sign-in event: {text}"
     );
+    assert!(
+        text.contains("back-channel logout") && text.contains("nonce"),
+        "the log has the back-channel logout and the refusal's reason: {text}"
+    );
     let secrets = [
         ("cookie value", cookie.as_str()),
         ("COOKIE_SECRET", COOKIE_SECRET),
         ("client secret", FakeOkta::CLIENT_SECRET),
         ("API token", FakeOkta::API_TOKEN),
         ("ID token", id_token.as_str()),
+        ("accepted logout token", accepted.as_str()),
+        ("refused logout token", refused.as_str()),
+        ("Okta session id", sid.as_str()),
     ];
     for (what, value) in secrets {
         assert!(!text.contains(value), "the log shows the {what}");

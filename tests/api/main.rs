@@ -1,6 +1,7 @@
 //! Integration tests: the real service against a fake Okta on loopback.
 
 mod auth;
+mod backchannel;
 mod browser;
 mod compose;
 mod config_errors;
