@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod oidc;
 pub mod policy;
 pub mod redirect;
+mod redis_connection;
 pub mod routes;
 pub mod session;
 pub mod startup;

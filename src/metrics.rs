@@ -74,13 +74,23 @@ pub static GROUPS_STALE_SERVED: Counter = Counter::new(
     "Checks answered with last known groups while a refresh was due.",
     None,
 );
+pub static GROUPS_SHARED_HITS: Counter = Counter::new(
+    "forward_auth_groups_shared_hits_total",
+    "Groups taken from Redis, as another replica fetched them, instead of asking Okta.",
+    None,
+);
+pub static GROUPS_SHARED_FALLBACKS: Counter = Counter::new(
+    "forward_auth_groups_shared_fallbacks_total",
+    "Groups lookups that asked Okta without the other replicas because Redis could not answer.",
+    None,
+);
 pub static TOKEN_REFRESHES: Counter = Counter::new(
     "forward_auth_token_refreshes_total",
     "Token refreshes attempted.",
     None,
 );
 
-static ALL: [&Counter; 10] = [
+static ALL: [&Counter; 12] = [
     &AUTH_ALLOWED,
     &AUTH_UNAUTHENTICATED,
     &AUTH_FORBIDDEN,
@@ -90,6 +100,8 @@ static ALL: [&Counter; 10] = [
     &OKTA_GROUPS_CALLS,
     &OKTA_RATE_LIMITED,
     &GROUPS_STALE_SERVED,
+    &GROUPS_SHARED_HITS,
+    &GROUPS_SHARED_FALLBACKS,
     &TOKEN_REFRESHES,
 ];
 

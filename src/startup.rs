@@ -11,7 +11,7 @@ use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 
 use crate::config::{Config, Provider, StoreKind};
-use crate::groups::{GroupsCache, OktaGroupsClient};
+use crate::groups::{GroupsCache, OktaGroupsClient, RedisGroups};
 use crate::oidc::Oidc;
 use crate::routes::{self, AppState};
 use crate::session::{MemoryStore, RedisStore, SessionStore};
@@ -83,7 +83,17 @@ impl Application {
             (Provider::Okta, Some(token)) => {
                 let client = OktaGroupsClient::new(http.clone(), &config.org_url, token.clone())
                     .map_err(StartupError::Setup)?;
-                Some(GroupsCache::new(client, config.groups_cache_ttl))
+                let ttl = config.groups_cache_ttl;
+                Some(match &config.session_store {
+                    StoreKind::Memory => GroupsCache::new(client, ttl),
+                    // Replicas share groups, fetch leases and Okta's 429 through
+                    // the same Redis as sessions (its own connection).
+                    StoreKind::Redis(url) => {
+                        let redis = RedisGroups::new(url.as_str())
+                            .map_err(|e| StartupError::Setup(format!("SESSION_STORE: {e}")))?;
+                        GroupsCache::with_redis(client, ttl, redis)
+                    }
+                })
             }
             _ => None,
         };

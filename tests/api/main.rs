@@ -15,6 +15,7 @@ mod helpers;
 mod logs;
 mod proxies;
 mod redis;
+mod redis_groups;
 mod refresh;
 mod session_store;
 mod sign_in;

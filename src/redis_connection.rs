@@ -1,0 +1,45 @@
+//! The one way this service talks to Redis: a lazy, self-reconnecting
+//! `ConnectionManager` with short waits, and Redis errors put into words that
+//! name neither a key (keys hold session ids and user ids) nor the URL (it may
+//! hold a password). Used by the shared groups layer; the session store has
+//! its own copy of the same settings for now.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, RedisError};
+
+/// A handle on one multiplexed connection to `url`, made without connecting:
+/// the first command connects, and a Redis that is down only makes commands
+/// fail (fast) until it is back. Fails only for a URL the client cannot use;
+/// the message then names the problem, not the URL. Needs a Tokio runtime.
+pub(crate) fn connect_lazily(url: &str) -> Result<ConnectionManager, String> {
+    let client =
+        Client::open(url).map_err(|e| format!("not a usable Redis URL ({})", describe(&e)))?;
+    // Callers may be waited on by a check: keep every wait short and retry a
+    // reconnect only briefly (later commands start new attempts by themselves).
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(1)))
+        .set_response_timeout(Some(Duration::from_secs(2)))
+        .set_number_of_retries(1)
+        .set_min_delay(Duration::from_millis(100))
+        .set_max_delay(Duration::from_secs(1));
+    ConnectionManager::new_lazy_with_config(client, config)
+        .map_err(|e| format!("Redis connection set-up failed: {}", describe(&e)))
+}
+
+/// What went wrong, without the command's arguments or the URL.
+pub(crate) fn describe(e: &RedisError) -> String {
+    if e.is_connection_refusal() {
+        "connection refused".into()
+    } else if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connection_dropped() || e.is_io_error() {
+        "connection lost".into()
+    } else if let Some(code) = e.code() {
+        // Server error codes (NOAUTH, WRONGTYPE, NOSCRIPT…) are fixed words.
+        format!("server answered {code}")
+    } else {
+        format!("{:?}", e.kind())
+    }
+}
