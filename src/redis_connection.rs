@@ -1,8 +1,7 @@
 //! The one way this service talks to Redis: a lazy, self-reconnecting
 //! `ConnectionManager` with short waits, and Redis errors put into words that
 //! name neither a key (keys hold session ids and user ids) nor the URL (it may
-//! hold a password). Used by the shared groups layer; the session store has
-//! its own copy of the same settings for now.
+//! hold a password). Used by the session store and the shared groups layer.
 
 use std::time::Duration;
 
@@ -14,8 +13,18 @@ use redis::{Client, RedisError};
 /// fail (fast) until it is back. Fails only for a URL the client cannot use;
 /// the message then names the problem, not the URL. Needs a Tokio runtime.
 pub(crate) fn connect_lazily(url: &str) -> Result<ConnectionManager, String> {
-    let client =
-        Client::open(url).map_err(|e| format!("not a usable Redis URL ({})", describe(&e)))?;
+    manage(client(url)?)
+}
+
+/// A client for `url` (nothing connects yet); the error names the problem,
+/// not the URL.
+pub(crate) fn client(url: &str) -> Result<Client, String> {
+    Client::open(url).map_err(|e| format!("not a usable Redis URL ({})", describe(&e)))
+}
+
+/// [`connect_lazily`] for a client made already (which can also open other
+/// connections, e.g. for pub/sub).
+pub(crate) fn manage(client: Client) -> Result<ConnectionManager, String> {
     // Callers may be waited on by a check: keep every wait short and retry a
     // reconnect only briefly (later commands start new attempts by themselves).
     let config = ConnectionManagerConfig::new()

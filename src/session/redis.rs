@@ -7,20 +7,21 @@
 //! (pending sign-in JSON, taken once with GETDEL: Redis ≥ 6.2). One
 //! `ConnectionManager` reconnects by itself. Errors never name a key: keys hold
 //! session ids and states, which are credentials. Checks read a local copy
-//! first ([`LocalSessions`]), invalidated across replicas through pub/sub.
+//! first (`LocalSessions`), invalidated across replicas through pub/sub.
 
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::{Client, RedisError};
 
 use super::local::{LocalSessions, LOCAL_TTL};
 use super::{
     now, PendingSignIn, Session, SessionId, SessionStore, StoreError, ONE_TIME_TTL, PENDING_TTL,
 };
+use crate::redis_connection::{self, describe};
 
 /// Saves a session, adds its key to the user's set (and to its IdP session's
 /// set, when the third key is given) and keeps those sets alive as long as the
@@ -92,7 +93,8 @@ return ended
 const INVALIDATIONS: &str = "fa:invalidate";
 
 /// Sessions in Redis, shared by every replica that points at it, with a
-/// short-lived local copy kept honest by [`INVALIDATIONS`] (see [`LocalSessions`]).
+/// short-lived local copy of each session, kept honest by invalidation
+/// messages on the Redis channel `fa:invalidate`.
 #[derive(Clone)]
 pub struct RedisStore {
     connection: ConnectionManager,
@@ -120,24 +122,10 @@ impl RedisStore {
     /// [`LOCAL_TTL`]. For tests: with a long `ttl` only the invalidation
     /// channel can end a copy.
     pub fn with_local_ttl(url: &str, ttl: Duration) -> Result<RedisStore, StoreError> {
-        let client = Client::open(url).map_err(|e| {
-            // The URL may hold a password: name the problem, not the URL.
-            StoreError(format!(
-                "SESSION_STORE is not a usable Redis URL ({})",
-                describe(&e)
-            ))
-        })?;
-        // A check waits for Redis: keep every wait short, so a dead Redis costs
-        // a quick 503 rather than a proxy timeout, and retry reconnects briefly
-        // (later commands trigger new attempts by themselves).
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(100))
-            .set_max_delay(Duration::from_secs(1));
-        let connection = ConnectionManager::new_lazy_with_config(client.clone(), config)
-            .map_err(|e| fail("connection set-up", &e))?;
+        let client = redis_connection::client(url)
+            .map_err(|e| StoreError(format!("SESSION_STORE is {e}")))?;
+        let connection =
+            redis_connection::manage(client.clone()).map_err(|e| StoreError(e.to_string()))?;
         let local = Arc::new(LocalSessions::with_ttl(ttl));
         let origin: Arc<str> = crate::session::random_token().into();
         // Without a runtime (never in the service) nothing listens, so nothing
@@ -198,22 +186,6 @@ fn sid_key(sid: &str) -> String {
 
 fn used_token_key(token_id: &str) -> String {
     format!("fa:j:{token_id}")
-}
-
-/// What went wrong, without the command's arguments or the URL.
-fn describe(e: &RedisError) -> String {
-    if e.is_connection_refusal() {
-        "connection refused".into()
-    } else if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_connection_dropped() || e.is_io_error() {
-        "connection lost".into()
-    } else if let Some(code) = e.code() {
-        // Server error codes (NOAUTH, WRONGTYPE, READONLY…) are fixed words.
-        format!("server answered {code}")
-    } else {
-        format!("{:?}", e.kind())
-    }
 }
 
 fn fail(operation: &str, e: &RedisError) -> StoreError {
@@ -390,7 +362,7 @@ impl SessionStore for RedisStore {
     }
 }
 
-/// Keeps a subscription to [`INVALIDATIONS`] for as long as the store lives:
+/// Keeps a subscription to `INVALIDATIONS` for as long as the store lives:
 /// drops local copies as messages arrive, and turns local copies off whenever
 /// the subscription is down (then every check asks Redis). Reconnects with a
 /// short back-off.
