@@ -90,7 +90,18 @@ pub static TOKEN_REFRESHES: Counter = Counter::new(
     None,
 );
 
-static ALL: [&Counter; 12] = [
+pub static SESSION_READS_LOCAL: Counter = Counter::new(
+    "forward_auth_session_reads_total",
+    "Session lookups with SESSION_STORE=redis, by where they were answered.",
+    Some("source=\"local\""),
+);
+pub static SESSION_READS_REDIS: Counter = Counter::new(
+    "forward_auth_session_reads_total",
+    "Session lookups with SESSION_STORE=redis, by where they were answered.",
+    Some("source=\"redis\""),
+);
+
+static ALL: [&Counter; 14] = [
     &AUTH_ALLOWED,
     &AUTH_UNAUTHENTICATED,
     &AUTH_FORBIDDEN,
@@ -103,6 +114,8 @@ static ALL: [&Counter; 12] = [
     &GROUPS_SHARED_HITS,
     &GROUPS_SHARED_FALLBACKS,
     &TOKEN_REFRESHES,
+    &SESSION_READS_LOCAL,
+    &SESSION_READS_REDIS,
 ];
 
 /// All counters in Prometheus text exposition format.

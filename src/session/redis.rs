@@ -21,6 +21,7 @@ use super::local::{LocalSessions, LOCAL_TTL};
 use super::{
     now, PendingSignIn, Session, SessionId, SessionStore, StoreError, ONE_TIME_TTL, PENDING_TTL,
 };
+use crate::metrics;
 use crate::redis_connection::{self, describe};
 
 /// Saves a session, adds its key to the user's set (and to its IdP session's
@@ -200,8 +201,10 @@ fn corrupt(what: &str) -> StoreError {
 impl SessionStore for RedisStore {
     async fn load(&self, id: &SessionId) -> Result<Option<Arc<Session>>, StoreError> {
         if let Some(session) = self.local.get(id) {
+            metrics::SESSION_READS_LOCAL.inc();
             return Ok(Some(session));
         }
+        metrics::SESSION_READS_REDIS.inc();
         let generation = self.local.generation();
         let read_at = Instant::now();
         let bytes: Option<Vec<u8>> = redis::cmd("GET")
