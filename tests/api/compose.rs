@@ -1,7 +1,8 @@
 //! docker-compose.yml, .env.example and the Dockerfile, checked without a
 //! Docker engine (there is none here): services and profiles, mounted files,
 //! variables, ports and addresses against integrations/ and the configuration
-//! reference, and the image's health check and user. Each check lists problems;
+//! reference, the `replicas` profile (two replicas sharing one Redis behind
+//! nginx), and the image's health check and user. Each check lists problems;
 //! the shipped files have none, and `every_check_catches_a_file_broken_its_way`
 //! breaks the files one way at a time to show that each check can fail.
 
@@ -26,6 +27,21 @@ const TRAEFIK_DYNAMIC: &str = "integrations/traefik/dynamic.yml";
 const SERVICE: &str = "forward-auth";
 const APP: &str = "app";
 const PROXIES: [&str; 3] = ["nginx", "traefik", "caddy"];
+
+/// The profile that runs several replicas on one Redis, and its services.
+const REPLICAS_PROFILE: &str = "replicas";
+const REPLICAS: [&str; 2] = ["forward-auth-1", "forward-auth-2"];
+const REDIS: &str = "redis";
+const REPLICAS_PROXY: &str = "nginx-replicas";
+/// What nginx-replicas serves: the shipped file after its command's `sed`.
+const NGINX_CONF_FOR_REPLICAS: &str =
+    "integrations/nginx/forward-auth.conf (as nginx-replicas edits it)";
+/// Where the nginx image reads its server on port 80; the file that replaces
+/// it is the only one there.
+const NGINX_SERVER_FILE: &str = "/etc/nginx/conf.d/default.conf";
+/// GETDEL (pending sign-ins) needs Redis 6.2.
+const REDIS_MIN_VERSION: (u32, u32) = (6, 2);
+const REDIS_DEFAULT_PORT: u16 = 6379;
 
 /// What the service cannot start without (DESIGN.md §4, Okta provider).
 const REQUIRED: [&str; 7] = [
@@ -79,10 +95,15 @@ fn the_image_is_multi_stage_and_runs_only_the_binary_as_a_non_root_user() {
 }
 
 #[test]
+fn the_replicas_profile_shares_one_redis_and_one_env_file_between_its_replicas() {
+    assert_no_problems(replicas(&Project::shipped()));
+}
+
+#[test]
 fn every_check_catches_a_file_broken_its_way() {
     let shipped = Project::shipped();
     let port_80 = "127.0.0.1:80:80\"\n      - \"127.0.0.1:443:443\"";
-    let cases: [(&str, Project, Check, &str); 25] = [
+    let cases: Vec<(&str, Project, Check, &str)> = vec![
         (
             "a proxy service is missing",
             shipped.with(COMPOSE, "  caddy:\n", "  kaddy:\n"),
@@ -273,6 +294,297 @@ fn every_check_catches_a_file_broken_its_way() {
             image,
             ".dockerignore does not exclude .env",
         ),
+        // --- The `replicas` profile.
+        (
+            "Redis starts without the replicas profile",
+            shipped.with_in_service(REDIS, "    profiles: [replicas]\n", ""),
+            services,
+            "`redis` must be in exactly the profile `replicas`",
+        ),
+        (
+            "the replicas' nginx also starts with the nginx profile",
+            shipped.with_in_service(
+                REPLICAS_PROXY,
+                "profiles: [replicas]",
+                "profiles: [replicas, nginx]",
+            ),
+            services,
+            "`nginx-replicas` must be in exactly the profile `replicas`",
+        ),
+        (
+            "the service needs Redis, which only the profile starts",
+            shipped.with_in_service(
+                SERVICE,
+                "    read_only: true\n",
+                "    depends_on: [redis]\n    read_only: true\n",
+            ),
+            services,
+            "`forward-auth` depends on `redis`, which only starts with the profile",
+        ),
+        (
+            "a replica's image would be pulled, not built",
+            shipped.with_in_service("forward-auth-2", "    build: .\n", ""),
+            services,
+            "`forward-auth-2` must build the Dockerfile at the root",
+        ),
+        (
+            "a replica runs somebody else's image",
+            shipped.with_in_service(
+                "forward-auth-1",
+                "    image: forward-auth\n",
+                "    image: ghcr.io/somebody/forward-auth\n",
+            ),
+            services,
+            "`forward-auth-1` must run the image `forward-auth` builds",
+        ),
+        (
+            "a replica sets a variable that is not ours",
+            shipped.with_in_service(
+                "forward-auth-2",
+                "      SESSION_STORE: ",
+                "      SESSION_STORAGE: ",
+            ),
+            variables,
+            "`forward-auth-2` sets SESSION_STORAGE",
+        ),
+        (
+            "a replica does not read .env",
+            shipped.with_in_service(
+                "forward-auth-1",
+                "env_file: .env\n",
+                "env_file: replica.env\n",
+            ),
+            variables,
+            "`forward-auth-1` must read env_file .env",
+        ),
+        (
+            "Redis keeps its data inside the container",
+            shipped.with_in_service(REDIS, "      - redis-data:/data\n", ""),
+            replicas,
+            "`redis` must keep /data on a named volume",
+        ),
+        (
+            "a named volume is not declared",
+            shipped.with(COMPOSE, "  redis-data:\n", ""),
+            mounts,
+            "`redis-data`, which the top-level `volumes:` does not declare",
+        ),
+        (
+            "Redis runs without its append-only file",
+            shipped.with_in_service(
+                REDIS,
+                "\"--appendonly\", \"yes\"",
+                "\"--appendonly\", \"no\"",
+            ),
+            replicas,
+            "--appendonly yes",
+        ),
+        (
+            "Redis is too old for GETDEL",
+            shipped.with_in_service(REDIS, "redis:7.4-alpine", "redis:6.0-alpine"),
+            replicas,
+            "at least 6.2",
+        ),
+        (
+            "Redis's health check does not ask Redis",
+            shipped.with_in_service(
+                REDIS,
+                "[\"CMD\", \"redis-cli\", \"ping\"]",
+                "[\"CMD\", \"true\"]",
+            ),
+            health_checks,
+            "`redis`'s healthcheck",
+        ),
+        (
+            "a replica probes health with curl",
+            shipped.with_in_service(
+                "forward-auth-2",
+                "[\"CMD\", \"/forward-auth\", \"healthcheck\"]",
+                "[\"CMD-SHELL\", \"curl -f http://127.0.0.1:4180/healthz\"]",
+            ),
+            health_checks,
+            "forward-auth-2's healthcheck",
+        ),
+        (
+            "the replicas use different Redis databases",
+            shipped.with_in_service(
+                "forward-auth-2",
+                "redis://redis:6379/0",
+                "redis://redis:6379/1",
+            ),
+            replicas,
+            "the replicas must use the same SESSION_STORE",
+        ),
+        (
+            "a replica's Redis is not the redis service",
+            shipped.with_in_service(
+                "forward-auth-1",
+                "redis://redis:6379/0",
+                "redis://localhost:6379/0",
+            ),
+            replicas,
+            "points at localhost, not the `redis` service",
+        ),
+        (
+            "a replica's Redis port is not Redis's",
+            shipped.with_in_service(
+                "forward-auth-1",
+                "redis://redis:6379/0",
+                "redis://redis:6380/0",
+            ),
+            replicas,
+            "port 6380 is not the one `redis` listens on",
+        ),
+        (
+            "a replica keeps its sessions in memory",
+            shipped.with_in_service(
+                "forward-auth-2",
+                "      SESSION_STORE: \"redis://redis:6379/0\"\n",
+                "",
+            ),
+            replicas,
+            "`forward-auth-2` has no SESSION_STORE",
+        ),
+        (
+            "a replica reads one more env file",
+            shipped.with_in_service(
+                "forward-auth-2",
+                "env_file: .env\n",
+                "env_file: [.env, replica-2.env]\n",
+            ),
+            replicas,
+            "the replicas must read the same env_file",
+        ),
+        (
+            "a replica has a COOKIE_SECRET of its own",
+            shipped.with_in_service(
+                "forward-auth-2",
+                "      ADDRESS: ",
+                "      COOKIE_SECRET: \"c2VjcmV0\"\n      ADDRESS: ",
+            ),
+            replicas,
+            "`forward-auth-2` sets COOKIE_SECRET itself",
+        ),
+        (
+            "a replica starts before Redis answers",
+            shipped.with_in_service(
+                "forward-auth-1",
+                "      redis:\n        condition: service_healthy\n",
+                "      redis:\n        condition: service_started\n",
+            ),
+            replicas,
+            "`forward-auth-1` must wait for `redis` to be healthy",
+        ),
+        (
+            "the replicas' nginx starts before it can resolve a replica",
+            shipped.with_in_service(
+                REPLICAS_PROXY,
+                "      forward-auth-2:\n        condition: service_healthy\n",
+                "      forward-auth-2:\n        condition: service_started\n",
+            ),
+            replicas,
+            "`nginx-replicas` must wait for `forward-auth-2` to be healthy",
+        ),
+        (
+            "the replicas' upstream lists one replica",
+            shipped.with(
+                COMPOSE,
+                "server forward-auth-1:4180; server forward-auth-2:4180;",
+                "server forward-auth-1:4180;",
+            ),
+            ports,
+            "nginx-replicas: its files never reach `forward-auth-2`",
+        ),
+        (
+            "the replicas' upstream has a port no replica listens on",
+            shipped.with(
+                COMPOSE,
+                "server forward-auth-2:4180;/",
+                "server forward-auth-2:4181;/",
+            ),
+            ports,
+            "points at forward-auth-2:4181, where neither",
+        ),
+        (
+            "a replica listens on another port than the upstream names",
+            shipped.with_in_service(
+                "forward-auth-1",
+                "ADDRESS: \"0.0.0.0:4180\"",
+                "ADDRESS: \"0.0.0.0:4181\"",
+            ),
+            ports,
+            "points at forward-auth-1:4180, where neither",
+        ),
+        (
+            "the replicas' upstream sends checks to the in-memory service",
+            shipped.with(
+                COMPOSE,
+                "server forward-auth-1:4180; server",
+                "server 127.0.0.1:4180; server",
+            ),
+            ports,
+            "which is `forward-auth`: nginx-replicas must reach",
+        ),
+        (
+            "a replica does not trust the address nginx connects from",
+            shipped.with_in_service(
+                "forward-auth-2",
+                "TRUSTED_PROXIES: \"10.201.80.10/32\"",
+                "TRUSTED_PROXIES: \"127.0.0.1/32\"",
+            ),
+            ports,
+            "which `forward-auth-2`'s TRUSTED_PROXIES does not list",
+        ),
+        (
+            "a replica trusts the whole network",
+            shipped.with_in_service(
+                "forward-auth-1",
+                "TRUSTED_PROXIES: \"10.201.80.10/32\"",
+                "TRUSTED_PROXIES: \"10.201.80.0/24\"",
+            ),
+            ports,
+            "`forward-auth-1` trusts 10.201.80.0/24",
+        ),
+        (
+            "the replicas' nginx has a namespace of its own",
+            shipped.with_in_service(
+                REPLICAS_PROXY,
+                "    network_mode: \"service:forward-auth\"\n",
+                "",
+            ),
+            ports,
+            "nginx-replicas listens on 80",
+        ),
+        (
+            "the replicas' nginx edits a line the shipped file no longer has",
+            shipped.with(
+                NGINX_CONF,
+                "    server 127.0.0.1:4180;\n",
+                "    server 127.0.0.1:4180 max_fails=3;\n",
+            ),
+            ports,
+            "which integrations/nginx/forward-auth.conf has 0 times",
+        ),
+        (
+            "the replicas' nginx edits a file nobody mounts",
+            shipped.with(
+                COMPOSE,
+                "/etc/nginx/forward-auth.conf > ",
+                "/etc/nginx/replicas.conf > ",
+            ),
+            mounts,
+            "sed reads /etc/nginx/replicas.conf",
+        ),
+        (
+            "the replicas' nginx leaves the image's own server on port 80",
+            shipped.with(
+                COMPOSE,
+                "> /etc/nginx/conf.d/default.conf",
+                "> /etc/nginx/conf.d/replicas.conf",
+            ),
+            mounts,
+            "it must replace /etc/nginx/conf.d/default.conf",
+        ),
     ];
     for (what, project, check, expected) in cases {
         let problems = check(&project);
@@ -305,20 +617,39 @@ fn services(project: &Project) -> Problems {
             Some(_) => {}
         }
     }
-    for proxy in PROXIES {
-        match compose.service(proxy) {
-            None => problems.push(format!("{COMPOSE}: no service `{proxy}`")),
-            Some(s) => {
-                if strings(s.get("profiles")) != [proxy] {
-                    problems.push(format!(
-                        "{COMPOSE}: `{proxy}` must be in exactly the profile `{proxy}` (found {:?})",
-                        strings(s.get("profiles"))
-                    ));
-                }
-            }
+    let in_profiles = PROXIES.iter().map(|proxy| (*proxy, *proxy)).chain(
+        [REDIS, REPLICAS_PROXY]
+            .into_iter()
+            .chain(REPLICAS)
+            .map(|name| (name, REPLICAS_PROFILE)),
+    );
+    for (name, profile) in in_profiles {
+        if compose.service(name).is_none() {
+            problems.push(format!("{COMPOSE}: no service `{name}`"));
+        } else if compose.profiles(name) != [profile] {
+            problems.push(format!(
+                "{COMPOSE}: `{name}` must be in exactly the profile `{profile}` (found {:?})",
+                compose.profiles(name)
+            ));
         }
     }
-    if let Some(s) = compose.service(SERVICE) {
+    // Built here, never pulled: a registry's `forward-auth` is somebody else's.
+    let ours = compose
+        .service(SERVICE)
+        .and_then(|s| s.get("image"))
+        .map(scalar);
+    for name in compose.service_names() {
+        let s = compose.service(&name).unwrap_or(&Value::Null);
+        let image = s.get("image").map(scalar);
+        let replica = REPLICAS.contains(&name.as_str());
+        if replica && image != ours {
+            problems.push(format!(
+                "{COMPOSE}: `{name}` must run the image `{SERVICE}` builds ({ours:?}), not {image:?}"
+            ));
+        }
+        if name != SERVICE && !replica && (ours.is_none() || image != ours) {
+            continue;
+        }
         let build = s.get("build");
         let context = build
             .and_then(|b| b.get("context"))
@@ -326,8 +657,28 @@ fn services(project: &Project) -> Problems {
             .and_then(Value::as_str);
         if context != Some(".") {
             problems.push(format!(
-                "{COMPOSE}: `{SERVICE}` must build the Dockerfile at the root (`build: .`)"
+                "{COMPOSE}: `{name}` must build the Dockerfile at the root (`build: .`)"
             ));
+        }
+    }
+    // Compose refuses to start a service whose dependency is not started with it.
+    for name in compose.service_names() {
+        let profiles = compose.profiles(&name);
+        for (dependency, _) in compose.depends_on(&name) {
+            if compose.service(&dependency).is_none() {
+                problems.push(format!(
+                    "{COMPOSE}: `{name}` depends on `{dependency}`, which is no service"
+                ));
+                continue;
+            }
+            let theirs = compose.profiles(&dependency);
+            let started_together = theirs.is_empty()
+                || (!profiles.is_empty() && profiles.iter().all(|p| theirs.contains(p)));
+            if !started_together {
+                problems.push(format!(
+                    "{COMPOSE}: `{name}` depends on `{dependency}`, which only starts with the profile {theirs:?}"
+                ));
+            }
         }
     }
     // Docker refuses to publish ports or join networks from a container that
@@ -375,6 +726,30 @@ fn mounts(project: &Project) -> Problems {
                 ));
             }
         }
+    }
+    // A named volume must be declared at the top level.
+    let declared: BTreeSet<String> = compose
+        .0
+        .get("volumes")
+        .and_then(Value::as_mapping)
+        .into_iter()
+        .flat_map(|m| m.keys())
+        .filter_map(|k| k.as_str().map(str::to_string))
+        .collect();
+    for name in compose.service_names() {
+        for mount in compose.mounts(&name) {
+            let named = !mount.source.is_empty() && !mount.source.starts_with(['.', '/', '~', '$']);
+            if named && !declared.contains(&mount.source) {
+                problems.push(format!(
+                    "{COMPOSE}: `{name}` mounts the volume `{}`, which the top-level `volumes:` does not declare",
+                    mount.source
+                ));
+            }
+        }
+    }
+    // nginx-replicas edits a mounted copy of the shipped file.
+    if let Err(e) = replicas_nginx_config(project, &compose) {
+        problems.push(e);
     }
     // Where each image reads its configuration.
     let dynamic_target = match traefik_dynamic_path(project) {
@@ -442,11 +817,13 @@ fn variables(project: &Project) -> Problems {
     };
     let mut problems = Vec::new();
     let known = |name: &str| KNOWN_VARIABLES.contains(&name);
-    for name in compose.environment(SERVICE).keys() {
-        if !known(name) {
-            problems.push(format!(
-                "{COMPOSE}: `{SERVICE}` sets {name}, which is not a variable of the configuration"
-            ));
+    for service in instance_names(&compose) {
+        for name in compose.environment(service).keys() {
+            if !known(name) {
+                problems.push(format!(
+                    "{COMPOSE}: `{service}` sets {name}, which is not a variable of the configuration"
+                ));
+            }
         }
     }
     // Compose fills ${NAME} in the file's values from .env, the copy of .env.example.
@@ -457,12 +834,14 @@ fn variables(project: &Project) -> Problems {
             ));
         }
     }
-    if !strings(compose.service(SERVICE).and_then(|s| s.get("env_file")))
-        .contains(&".env".to_string())
-    {
-        problems.push(format!(
-            "{COMPOSE}: `{SERVICE}` must read env_file .env (the copy of {ENV_EXAMPLE})"
-        ));
+    for service in instance_names(&compose) {
+        if !strings(compose.service(service).and_then(|s| s.get("env_file")))
+            .contains(&".env".to_string())
+        {
+            problems.push(format!(
+                "{COMPOSE}: `{service}` must read env_file .env (the copy of {ENV_EXAMPLE})"
+            ));
+        }
     }
     let example = match project.read(ENV_EXAMPLE) {
         Ok(text) => env_assignments(&text),
@@ -552,33 +931,79 @@ fn interpolated(value: &Value) -> BTreeSet<String> {
 // ---------------------------------------------------------------------------
 // Ports and addresses.
 
-/// Every proxy listens on ports its namespace publishes and reaches the
-/// service and the app where they listen, from an address the service trusts.
+/// A forward-auth container as compose runs it.
+struct Instance {
+    name: &'static str,
+    namespace: String,
+    port: u16,
+    trusted: Vec<IpNet>,
+}
+
+/// The forward-auth containers: the service and the replicas.
+fn instance_names(compose: &Compose) -> Vec<&'static str> {
+    std::iter::once(SERVICE)
+        .chain(REPLICAS)
+        .filter(|name| compose.service(name).is_some())
+        .collect()
+}
+
+/// Every proxy listens on ports its namespace publishes and reaches its
+/// forward-auth containers (the service, or in the `replicas` profile every
+/// replica) and the app where they listen, from an address those containers
+/// trust; and they trust nothing more than their proxies' addresses and
+/// loopback.
 fn ports(project: &Project) -> Problems {
     let compose = match Compose::load(project) {
         Ok(c) => c,
         Err(e) => return vec![e],
     };
     let mut problems = Vec::new();
-    let service_port = match service_port(project, &compose) {
-        Ok(port) => port,
-        Err(e) => return vec![e],
-    };
-    let app_port = app_port(&compose);
-    let service_ns = compose.namespace(SERVICE);
-    let app_ns = compose.namespace(APP);
-    if service_ns == app_ns && service_port == app_port {
-        problems.push(format!(
-            "{COMPOSE}: the service and the app both listen on {service_port} in one namespace"
-        ));
+    let mut instances: Vec<Instance> = Vec::new();
+    for name in instance_names(&compose) {
+        let found = service_port(project, &compose, name)
+            .and_then(|port| Ok((port, trusted_proxies(project, &compose, name)?)));
+        match found {
+            Ok((port, trusted)) => instances.push(Instance {
+                name,
+                namespace: compose.namespace(name),
+                port,
+                trusted,
+            }),
+            Err(e) => problems.push(e),
+        }
     }
-    let trusted = match trusted_proxies(project, &compose) {
-        Ok(nets) => nets,
-        Err(e) => return [problems, vec![e]].concat(),
-    };
-    for proxy in PROXIES {
+    let app_port = app_port(&compose);
+    let app_ns = compose.namespace(APP);
+    for instance in &instances {
+        if instance.namespace == app_ns && instance.port == app_port {
+            problems.push(format!(
+                "{COMPOSE}: `{}` and the app both listen on {app_port} in one namespace",
+                instance.name
+            ));
+        }
+    }
+    let listening: Vec<String> = instances
+        .iter()
+        .map(|i| {
+            if i.namespace == i.name {
+                format!("`{}` on {}", i.name, i.port)
+            } else {
+                format!(
+                    "`{}` on {} in `{}`'s namespace",
+                    i.name, i.port, i.namespace
+                )
+            }
+        })
+        .collect();
+    // Where each container's checks come from.
+    let mut sources: BTreeMap<&str, BTreeSet<IpAddr>> = BTreeMap::new();
+    let proxies = PROXIES
+        .iter()
+        .map(|proxy| (*proxy, vec![SERVICE]))
+        .chain([(REPLICAS_PROXY, REPLICAS.to_vec())]);
+    for (proxy, backends) in proxies {
         let ns = compose.namespace(proxy);
-        let wiring = match proxy_wiring(project, proxy) {
+        let wiring = match proxy_wiring(project, &compose, proxy) {
             Ok(w) => w,
             Err(e) => {
                 problems.push(e);
@@ -592,13 +1017,17 @@ fn ports(project: &Project) -> Problems {
                     "{proxy} listens on {port} ({file}), but `{ns}`, whose network namespace it runs in, publishes no container port {port}"
                 ));
             }
-            if (ns == service_ns && *port == service_port) || (ns == app_ns && *port == app_port) {
+            let taken = instances
+                .iter()
+                .any(|i| i.namespace == ns && i.port == *port);
+            if taken || (ns == app_ns && *port == app_port) {
                 problems.push(format!(
                     "{proxy} listens on {port} ({file}), where the service or the app listens"
                 ));
             }
         }
-        let (mut reaches_service, mut reaches_app) = (false, false);
+        let mut reached = BTreeSet::new();
+        let mut reaches_app = false;
         // Each distinct target once (nginx names the service three times).
         let mut seen = BTreeSet::new();
         let targets = wiring
@@ -618,9 +1047,19 @@ fn ports(project: &Project) -> Problems {
                 ));
                 continue;
             };
-            if target_ns == service_ns && target.port == service_port {
-                reaches_service = true;
-                // Where the service sees the check come from.
+            let instance = instances
+                .iter()
+                .find(|i| i.namespace == target_ns && i.port == target.port);
+            if let Some(instance) = instance {
+                if !backends.contains(&instance.name) {
+                    problems.push(format!(
+                        "{shown}, which is `{}`: {proxy} must reach {backends:?} only",
+                        instance.name
+                    ));
+                    continue;
+                }
+                reached.insert(instance.name);
+                // Where the container sees the check come from.
                 let source = if is_loopback(&target.host) {
                     target
                         .host
@@ -635,32 +1074,61 @@ fn ports(project: &Project) -> Problems {
                     None => problems.push(format!(
                         "{shown}: {proxy} has no fixed address, so TRUSTED_PROXIES cannot name it"
                     )),
-                    Some(ip) if !trusted.iter().any(|net| net.contains(&ip)) => problems.push(format!(
-                        "{shown}: {proxy}'s checks come from {ip}, which TRUSTED_PROXIES does not list, so the service would ignore their X-Forwarded-* headers"
-                    )),
-                    Some(_) => {}
+                    Some(ip) => {
+                        sources.entry(instance.name).or_default().insert(ip);
+                        if !instance.trusted.iter().any(|net| net.contains(&ip)) {
+                            problems.push(format!(
+                                "{shown}: {proxy}'s checks come from {ip}, which `{}`'s TRUSTED_PROXIES does not list, so it would ignore their X-Forwarded-* headers",
+                                instance.name
+                            ));
+                        }
+                    }
                 }
             } else if target_ns == app_ns && target.port == app_port {
                 reaches_app = true;
             } else {
                 problems.push(format!(
-                    "{shown}, where neither the service (port {service_port} in `{service_ns}`'s network namespace) nor the app (port {app_port} in `{app_ns}`'s) listens"
+                    "{shown}, where neither forward-auth ({}) nor the app (on {app_port} in `{app_ns}`'s namespace) listens",
+                    listening.join(", ")
                 ));
             }
         }
-        if !reaches_service {
-            problems.push(format!("{proxy}: its files never reach the service"));
+        for backend in backends {
+            if !reached.contains(backend) {
+                if backend == SERVICE {
+                    problems.push(format!("{proxy}: its files never reach the service"));
+                } else {
+                    problems.push(format!("{proxy}: its files never reach `{backend}`"));
+                }
+            }
         }
         if !reaches_app {
             problems.push(format!("{proxy}: its files never reach the app"));
         }
     }
+    // Whatever else a trusted range holds could forge X-Forwarded-* headers.
+    for instance in &instances {
+        // One that no proxy reaches has its problem said above.
+        let Some(from) = sources.get(instance.name) else {
+            continue;
+        };
+        for net in &instance.trusted {
+            let loopback = net.network().is_loopback() && net.broadcast().is_loopback();
+            let a_source = net.prefix_len() == net.max_prefix_len() && from.contains(&net.addr());
+            if !loopback && !a_source {
+                problems.push(format!(
+                    "{COMPOSE}: `{}` trusts {net}, more than loopback and the addresses its proxies connect from ({from:?})",
+                    instance.name
+                ));
+            }
+        }
+    }
     problems
 }
 
-/// The port of the service's ADDRESS: compose's environment, else the one
-/// .env.example sets, else the default.
-fn service_port(project: &Project, compose: &Compose) -> Result<u16, String> {
+/// The port of a forward-auth container's ADDRESS: compose's environment,
+/// else the one .env.example sets, else the default.
+fn service_port(project: &Project, compose: &Compose, name: &str) -> Result<u16, String> {
     let from_example = || {
         let text = project.read(ENV_EXAMPLE).ok()?;
         env_assignments(&text)
@@ -669,7 +1137,7 @@ fn service_port(project: &Project, compose: &Compose) -> Result<u16, String> {
             .map(|a| a.value)
     };
     let address = compose
-        .environment(SERVICE)
+        .environment(name)
         .get("ADDRESS")
         .cloned()
         .or_else(from_example)
@@ -677,15 +1145,12 @@ fn service_port(project: &Project, compose: &Compose) -> Result<u16, String> {
     address
         .rsplit_once(':')
         .and_then(|(_, port)| port.parse().ok())
-        .ok_or_else(|| format!("ADDRESS `{address}` has no port"))
+        .ok_or_else(|| format!("`{name}`: ADDRESS `{address}` has no port"))
 }
 
 /// The echo app's port: whoami's `--port`, or its default.
 fn app_port(compose: &Compose) -> u16 {
-    let args: Vec<String> = strings(compose.service(APP).and_then(|s| s.get("command")))
-        .iter()
-        .flat_map(|a| a.split_whitespace().map(str::to_string).collect::<Vec<_>>())
-        .collect();
+    let args = words(compose.service(APP).and_then(|s| s.get("command")));
     for (i, arg) in args.iter().enumerate() {
         let value = match arg.as_str() {
             "--port" | "-port" => args.get(i + 1).map(String::as_str),
@@ -700,8 +1165,8 @@ fn app_port(compose: &Compose) -> u16 {
     WHOAMI_DEFAULT_PORT
 }
 
-/// TRUSTED_PROXIES as the service gets it under compose.
-fn trusted_proxies(project: &Project, compose: &Compose) -> Result<Vec<IpNet>, String> {
+/// TRUSTED_PROXIES as a forward-auth container gets it under compose.
+fn trusted_proxies(project: &Project, compose: &Compose, name: &str) -> Result<Vec<IpNet>, String> {
     let from_example = || {
         let text = project.read(ENV_EXAMPLE).ok()?;
         env_assignments(&text)
@@ -710,7 +1175,7 @@ fn trusted_proxies(project: &Project, compose: &Compose) -> Result<Vec<IpNet>, S
             .map(|a| a.value)
     };
     let value = compose
-        .environment(SERVICE)
+        .environment(name)
         .get("TRUSTED_PROXIES")
         .cloned()
         .or_else(from_example)
@@ -722,7 +1187,7 @@ fn trusted_proxies(project: &Project, compose: &Compose) -> Result<Vec<IpNet>, S
         .map(|s| {
             s.parse::<IpNet>()
                 .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| format!("TRUSTED_PROXIES: `{s}` is not an address or CIDR"))
+                .map_err(|_| format!("`{name}`: TRUSTED_PROXIES: `{s}` is not an address or CIDR"))
         })
         .collect()
 }
@@ -747,32 +1212,178 @@ struct Target {
     port: u16,
 }
 
-fn proxy_wiring(project: &Project, proxy: &str) -> Result<Wiring, String> {
+fn proxy_wiring(project: &Project, compose: &Compose, proxy: &str) -> Result<Wiring, String> {
     match proxy {
-        "nginx" => Ok(nginx_wiring(&project.read(NGINX_CONF)?)),
+        "nginx" => Ok(nginx_wiring(&project.read(NGINX_CONF)?, NGINX_CONF)),
+        REPLICAS_PROXY => Ok(nginx_wiring(
+            &replicas_nginx_config(project, compose)?,
+            NGINX_CONF_FOR_REPLICAS,
+        )),
         "caddy" => Ok(caddy_wiring(&project.read(CADDYFILE)?)),
         "traefik" => traefik_wiring(project),
         other => Err(format!("no files known for {other}")),
     }
 }
 
-fn nginx_wiring(text: &str) -> Wiring {
+/// `proxy_pass` to an `upstream` name reaches each of its `server`s.
+fn nginx_wiring(text: &str, file: &'static str) -> Wiring {
     let mut wiring = Wiring {
         listens: Vec::new(),
         targets: Vec::new(),
     };
-    for line in text.lines().map(str::trim).filter(|l| !l.starts_with('#')) {
-        let mut words = line.split_whitespace();
-        match (words.next(), words.next().map(|w| w.trim_end_matches(';'))) {
-            (Some("listen"), Some(spec)) => {
+    let parsed = nginx_directives(text);
+    let mut upstreams: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    let directives: Vec<(&[String], Vec<&str>)> = parsed
+        .iter()
+        .map(|(blocks, words)| {
+            (
+                blocks.as_slice(),
+                words.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    for (blocks, words) in &directives {
+        let upstream = match blocks {
+            [block] => block.strip_prefix("upstream "),
+            _ => None,
+        };
+        if let (Some(name), ["server", address, ..]) = (upstream, words.as_slice()) {
+            upstreams.entry(name.trim()).or_default().push(address);
+        }
+    }
+    for (_, words) in &directives {
+        match words.as_slice() {
+            ["listen", spec, ..] => {
                 let port = spec.rsplit(':').next().and_then(|p| p.parse().ok());
-                wiring.listens.extend(port.map(|p| (p, NGINX_CONF)));
+                wiring.listens.extend(port.map(|p| (p, file)));
             }
-            (Some("proxy_pass"), Some(url)) => wiring.targets.extend(url_target(NGINX_CONF, url)),
+            ["proxy_pass", url, ..] => {
+                let host = Url::parse(url)
+                    .ok()
+                    .and_then(|u| Some(u.host_str()?.to_string()));
+                match host.as_deref().and_then(|h| upstreams.get(h)) {
+                    Some(servers) => {
+                        for server in servers {
+                            wiring
+                                .targets
+                                .extend(url_target(file, &format!("http://{server}")));
+                        }
+                    }
+                    None => wiring.targets.extend(url_target(file, url)),
+                }
+            }
             _ => {}
         }
     }
     wiring
+}
+
+/// nginx's simple directives (`words…;`), each with the blocks around it
+/// (e.g. `["upstream forward_auth"]`). Quotes and comments are honoured: the
+/// cookie maps' regexes hold `;`, and one line may hold several directives.
+fn nginx_directives(text: &str) -> Vec<(Vec<String>, Vec<String>)> {
+    let mut directives = Vec::new();
+    let mut blocks: Vec<String> = Vec::new();
+    let mut words: Vec<String> = Vec::new();
+    let mut word = String::new();
+    let mut quote = None;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if let Some(q) = quote {
+            if c == q {
+                quote = None;
+            } else {
+                word.push(c);
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' => quote = Some(c),
+            '#' if word.is_empty() => {
+                chars.by_ref().find(|&c| c == '\n');
+            }
+            ';' | '{' | '}' => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+                let statement = std::mem::take(&mut words);
+                match c {
+                    ';' => directives.push((blocks.clone(), statement)),
+                    '{' => blocks.push(statement.join(" ")),
+                    _ => {
+                        blocks.pop();
+                    }
+                }
+            }
+            c if c.is_whitespace() => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    directives
+}
+
+/// What nginx-replicas serves: the shipped nginx file after the edit its
+/// command makes when the container starts,
+/// `sed 's/FROM/TO/' INPUT > OUTPUT && exec nginx …`, where INPUT must be a
+/// mount of the shipped file and OUTPUT the image's server file.
+fn replicas_nginx_config(project: &Project, compose: &Compose) -> Result<String, String> {
+    let command = strings(
+        compose
+            .service(REPLICAS_PROXY)
+            .and_then(|s| s.get("command")),
+    );
+    let command = command.join(" ");
+    let bad = |what: &str| {
+        format!(
+            "{COMPOSE}: `{REPLICAS_PROXY}`'s command must be `sed 's/FROM/TO/' INPUT > {NGINX_SERVER_FILE} && exec nginx -g 'daemon off;'`: {what}"
+        )
+    };
+    let (_, rest) = command
+        .split_once("sed 's/")
+        .ok_or_else(|| bad("no `sed 's/`"))?;
+    let (expression, rest) = rest
+        .split_once('\'')
+        .ok_or_else(|| bad("no closing quote"))?;
+    let [from, to, ""] = expression.split('/').collect::<Vec<_>>()[..] else {
+        return Err(bad("one s/FROM/TO/, without flags"));
+    };
+    // This test replaces text; sed would read these as regex and `&` as the match.
+    if to.contains(['&', '\\']) || from.contains(['*', '[', '^', '$', '\\']) {
+        return Err(bad("FROM and TO must be plain text"));
+    }
+    let mut words = rest.split_whitespace();
+    let (Some(input), Some(">"), Some(output)) = (words.next(), words.next(), words.next()) else {
+        return Err(bad("no `INPUT > OUTPUT`"));
+    };
+    if !rest.contains("&& exec nginx") {
+        return Err(bad("no `&& exec nginx` after the edit"));
+    }
+    if output != NGINX_SERVER_FILE {
+        return Err(format!(
+            "{COMPOSE}: `{REPLICAS_PROXY}` writes {output}, but it must replace {NGINX_SERVER_FILE}, the image's own server on port 80"
+        ));
+    }
+    let source = compose
+        .mounts(REPLICAS_PROXY)
+        .into_iter()
+        .find(|m| m.target == input)
+        .map(|m| m.source);
+    if source != Some(format!("./{NGINX_CONF}")) {
+        return Err(format!(
+            "{COMPOSE}: `{REPLICAS_PROXY}`'s sed reads {input}, which must be a mount of ./{NGINX_CONF} (found {source:?})"
+        ));
+    }
+    let shipped = project.read(NGINX_CONF)?;
+    match shipped.matches(from).count() {
+        1 => Ok(shipped.replacen(from, to, 1)),
+        n => Err(format!(
+            "{COMPOSE}: `{REPLICAS_PROXY}` replaces `{from}`, which {NGINX_CONF} has {n} times (it must have it once)"
+        )),
+    }
 }
 
 fn caddy_wiring(text: &str) -> Wiring {
@@ -895,6 +1506,170 @@ fn url_target(file: &'static str, url: &str) -> Option<Target> {
 }
 
 // ---------------------------------------------------------------------------
+// The `replicas` profile: one Redis, one env file, the same settings.
+
+fn replicas(project: &Project) -> Problems {
+    let compose = match Compose::load(project) {
+        Ok(c) => c,
+        Err(e) => return vec![e],
+    };
+    let mut problems = Vec::new();
+    let example = project
+        .read(ENV_EXAMPLE)
+        .map(|text| env_assignments(&text))
+        .unwrap_or_default();
+    let redis_port = redis_port(&compose);
+    let present: Vec<&str> = REPLICAS
+        .into_iter()
+        .filter(|name| compose.service(name).is_some())
+        .collect();
+    let mut stores = BTreeSet::new();
+    for &name in &present {
+        let environment = compose.environment(name);
+        let store = environment.get("SESSION_STORE").cloned().or_else(|| {
+            example
+                .iter()
+                .find(|a| a.active && a.name == "SESSION_STORE")
+                .map(|a| a.value.clone())
+        });
+        match store.as_deref().map(Url::parse) {
+            None => problems.push(format!(
+                "{COMPOSE}: `{name}` has no SESSION_STORE, so it would keep its own sessions in memory"
+            )),
+            Some(Err(_)) => problems.push(format!(
+                "{COMPOSE}: `{name}`: SESSION_STORE is not a URL"
+            )),
+            Some(Ok(url)) => {
+                if !matches!(url.scheme(), "redis" | "rediss") {
+                    problems.push(format!(
+                        "{COMPOSE}: `{name}`: SESSION_STORE must be a redis:// or rediss:// URL"
+                    ));
+                }
+                let host = url.host_str().unwrap_or_default();
+                if compose.resolve(host).as_deref() != Some(REDIS) {
+                    problems.push(format!(
+                        "{COMPOSE}: `{name}`: SESSION_STORE points at {host}, not the `{REDIS}` service"
+                    ));
+                }
+                let port = url.port().unwrap_or(REDIS_DEFAULT_PORT);
+                if port != redis_port {
+                    problems.push(format!(
+                        "{COMPOSE}: `{name}`: SESSION_STORE's port {port} is not the one `{REDIS}` listens on ({redis_port})"
+                    ));
+                }
+            }
+        }
+        stores.insert(store.unwrap_or_default());
+        if ["COOKIE_SECRET", "COOKIE_SECRET_FILE"]
+            .iter()
+            .any(|v| environment.contains_key(*v))
+        {
+            problems.push(format!(
+                "{COMPOSE}: `{name}` sets COOKIE_SECRET itself: it belongs in .env, which every replica reads, so that all of them sign and verify cookies alike"
+            ));
+        }
+        if !compose.waits_for_health(name, REDIS) {
+            problems.push(format!(
+                "{COMPOSE}: `{name}` must wait for `{REDIS}` to be healthy (depends_on with condition: service_healthy)"
+            ));
+        }
+        if compose.service(REPLICAS_PROXY).is_some()
+            && !compose.waits_for_health(REPLICAS_PROXY, name)
+        {
+            problems.push(format!(
+                "{COMPOSE}: `{REPLICAS_PROXY}` must wait for `{name}` to be healthy: nginx resolves the replicas' names when it starts"
+            ));
+        }
+    }
+    if stores.len() > 1 {
+        problems.push(format!(
+            "{COMPOSE}: the replicas must use the same SESSION_STORE, found {stores:?}"
+        ));
+    }
+    let env_files: BTreeSet<Vec<String>> = present
+        .iter()
+        .map(|name| strings(compose.service(name).and_then(|s| s.get("env_file"))))
+        .collect();
+    if env_files.len() > 1 {
+        problems.push(format!(
+            "{COMPOSE}: the replicas must read the same env_file (one COOKIE_SECRET, one Okta client), found {env_files:?}"
+        ));
+    }
+    let environments: BTreeSet<BTreeMap<String, String>> = present
+        .iter()
+        .map(|name| compose.environment(name))
+        .collect();
+    if environments.len() > 1 {
+        problems.push(format!(
+            "{COMPOSE}: the replicas' environment must be the same (they differ in name and address only)"
+        ));
+    }
+    if compose.service(REDIS).is_some() {
+        problems.extend(redis_problems(&compose));
+    }
+    problems
+}
+
+/// Redis itself: a version with GETDEL, an append-only file on a volume.
+fn redis_problems(compose: &Compose) -> Problems {
+    let mut problems = Vec::new();
+    let s = compose.service(REDIS).unwrap_or(&Value::Null);
+    let image = s.get("image").map(scalar).unwrap_or_default();
+    let version: Vec<u32> = image
+        .rsplit_once(':')
+        .map(|(_, tag)| tag)
+        .unwrap_or_default()
+        .split(|c: char| !c.is_ascii_digit())
+        .take(2)
+        .map_while(|n| n.parse().ok())
+        .collect();
+    let (min_major, min_minor) = REDIS_MIN_VERSION;
+    match version[..] {
+        [major, minor] if (major, minor) >= (min_major, min_minor) => {}
+        _ => problems.push(format!(
+            "{COMPOSE}: `{REDIS}` must run Redis at least {min_major}.{min_minor} (GETDEL), pinned as e.g. redis:7.4-alpine, not `{image}`"
+        )),
+    }
+    let command = words(s.get("command"));
+    let append_only = command
+        .windows(2)
+        .any(|w| w[0] == "--appendonly" && w[1] == "yes");
+    if !append_only {
+        problems.push(format!(
+            "{COMPOSE}: `{REDIS}` must run with --appendonly yes, so that sessions survive its restart"
+        ));
+    }
+    let on_volume = compose
+        .mounts(REDIS)
+        .iter()
+        .any(|m| m.target == "/data" && !m.source.is_empty() && !m.source.starts_with(['.', '/']));
+    if !on_volume {
+        problems.push(format!(
+            "{COMPOSE}: `{REDIS}` must keep /data on a named volume (its append-only file)"
+        ));
+    }
+    problems
+}
+
+/// The port Redis listens on: `--port` in its command, else the default.
+fn redis_port(compose: &Compose) -> u16 {
+    let command = words(compose.service(REDIS).and_then(|s| s.get("command")));
+    command
+        .windows(2)
+        .find(|w| w[0] == "--port")
+        .and_then(|w| w[1].parse().ok())
+        .unwrap_or(REDIS_DEFAULT_PORT)
+}
+
+/// A command's words, whether written as a list or as one string.
+fn words(value: Option<&Value>) -> Vec<String> {
+    strings(value)
+        .iter()
+        .flat_map(|w| w.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
 // Health checks and the image.
 
 fn health_checks(project: &Project) -> Problems {
@@ -906,17 +1681,27 @@ fn health_checks(project: &Project) -> Problems {
     match Compose::load(project) {
         Err(e) => problems.push(e),
         Ok(compose) => {
-            let check = compose.service(SERVICE).and_then(|s| s.get("healthcheck"));
-            let test = strings(check.and_then(|c| c.get("test")));
-            let disabled = check
-                .and_then(|c| c.get("disable"))
-                .and_then(Value::as_bool)
-                == Some(true);
-            let expected = ["CMD", binary.as_str(), "healthcheck"];
-            if test != expected || disabled {
-                problems.push(format!(
-                    "{COMPOSE}: {SERVICE}'s healthcheck must be test: {expected:?} (the image has no shell or curl), not {test:?}"
-                ));
+            for name in instance_names(&compose) {
+                let (test, disabled) = compose.healthcheck(name);
+                let expected = ["CMD", binary.as_str(), "healthcheck"];
+                if test != expected || disabled {
+                    problems.push(format!(
+                        "{COMPOSE}: {name}'s healthcheck must be test: {expected:?} (the image has no shell or curl), not {test:?}"
+                    ));
+                }
+            }
+            if compose.service(REDIS).is_some() {
+                let (test, disabled) = compose.healthcheck(REDIS);
+                let words: Vec<&str> = test
+                    .iter()
+                    .skip(1)
+                    .flat_map(|w| w.split_whitespace())
+                    .collect();
+                if words != ["redis-cli", "ping"] || disabled {
+                    problems.push(format!(
+                        "{COMPOSE}: `{REDIS}`'s healthcheck must be test: [\"CMD\", \"redis-cli\", \"ping\"], not {test:?}"
+                    ));
+                }
             }
         }
     }
@@ -1010,7 +1795,7 @@ fn image(project: &Project) -> Problems {
         .collect();
     let port = Compose::load(project)
         .ok()
-        .and_then(|c| service_port(project, &c).ok())
+        .and_then(|c| service_port(project, &c, SERVICE).ok())
         .unwrap_or(4180);
     if !exposed
         .iter()
@@ -1147,6 +1932,39 @@ impl Project {
             .insert(path.to_string(), text.replacen(from, to, 1));
         copy
     }
+
+    /// A copy in which the first `from` inside the block of `service` in
+    /// docker-compose.yml reads `to`.
+    fn with_in_service(&self, service: &str, from: &str, to: &str) -> Project {
+        let text = self.read(COMPOSE).unwrap_or_else(|e| panic!("{e}"));
+        let key = format!("\n  {service}:\n");
+        let start = text.find(&key).map(|at| at + key.len()).unwrap_or_else(|| {
+            panic!("{COMPOSE} no longer has `{service}`: update the broken-file cases")
+        });
+        // The block ends at the next line indented by two spaces or less.
+        let mut end = text.len();
+        let mut at = start;
+        for line in text[start..].split_inclusive('\n') {
+            let indent = line.len() - line.trim_start_matches(' ').len();
+            if !line.trim().is_empty() && indent <= 2 {
+                end = at;
+                break;
+            }
+            at += line.len();
+        }
+        let found = text[start..end].find(from).unwrap_or_else(|| {
+            panic!(
+                "{COMPOSE}: `{service}` no longer contains {from:?}: update the broken-file cases"
+            )
+        });
+        let at = start + found;
+        let mut copy = self.clone();
+        copy.replaced.insert(
+            COMPOSE.to_string(),
+            format!("{}{to}{}", &text[..at], &text[at + from.len()..]),
+        );
+        copy
+    }
 }
 
 /// docker-compose.yml, parsed.
@@ -1174,6 +1992,43 @@ impl Compose {
             .flat_map(|m| m.keys())
             .filter_map(|k| k.as_str().map(str::to_string))
             .collect()
+    }
+
+    /// The profiles a service starts with; none means always.
+    fn profiles(&self, name: &str) -> Vec<String> {
+        strings(self.service(name).and_then(|s| s.get("profiles")))
+    }
+
+    /// The services `name` depends on, each with its condition if given.
+    fn depends_on(&self, name: &str) -> Vec<(String, Option<String>)> {
+        match self.service(name).and_then(|s| s.get("depends_on")) {
+            Some(Value::Mapping(map)) => map
+                .iter()
+                .filter_map(|(k, v)| {
+                    let condition = v.get("condition").map(scalar);
+                    Some((k.as_str()?.to_string(), condition))
+                })
+                .collect(),
+            other => strings(other).into_iter().map(|d| (d, None)).collect(),
+        }
+    }
+
+    /// Whether `name` starts only once `dependency` is healthy.
+    fn waits_for_health(&self, name: &str, dependency: &str) -> bool {
+        self.depends_on(name).iter().any(|(d, condition)| {
+            d == dependency && condition.as_deref() == Some("service_healthy")
+        })
+    }
+
+    /// A service's healthcheck test, and whether it is disabled.
+    fn healthcheck(&self, name: &str) -> (Vec<String>, bool) {
+        let check = self.service(name).and_then(|s| s.get("healthcheck"));
+        let test = strings(check.and_then(|c| c.get("test")));
+        let disabled = check
+            .and_then(|c| c.get("disable"))
+            .and_then(Value::as_bool)
+            == Some(true);
+        (test, disabled)
     }
 
     /// The service whose network namespace `name` joins, if it joins one.
