@@ -208,33 +208,48 @@ STATS=$(wait_line fake_idp FAKE_IDP_STATS)
 wait_http "$IDP/.well-known/openid-configuration" fake_idp
 echo "issuer $IDP, counters $STATS"
 
+COOKIE_NAME=_forward_auth
+# start_forward_auth NAME PORT [VAR=VALUE...]: the release service in a clean
+# environment (the caller's own IDP_*/ALLOWED_* must not change the run).
+start_forward_auth() {
+  local name=$1 port=$2; shift 2
+  start "$name" env -i PATH="$PATH" \
+    IDP_PROVIDER=okta IDP_PROVIDER_URL="$IDP" \
+    IDP_CLIENT_ID=fake-client-id IDP_CLIENT_SECRET=fake-client-secret \
+    IDP_SERVICE_ACCOUNT=fake-ssws-token \
+    AUTHENTICATE_SERVICE_URL="http://127.0.0.1:$port" ADDRESS="127.0.0.1:$port" \
+    COOKIE_SECRET="$(head -c 32 /dev/urandom | base64)" COOKIE_SECURE=false \
+    COOKIE_NAME="$COOKIE_NAME" LOG_LEVEL=warn GROUPS_CACHE_TTL=1h "$@" \
+    "${SERVER_PIN[@]}" "$BIN/forward-auth"
+  wait_http "http://127.0.0.1:$port/readyz" "$name"
+}
+# sign_in NAME URL: a real sign-in with curl (/oauth2/start -> the fake's
+# /authorize -> /oauth2/callback); prints the session cookie's value.
+sign_in() {
+  local jar=$WORK/$1.jar userinfo session
+  userinfo=$(curl -sS --fail --max-time 10 -L --max-redirs 5 -c "$jar" -b "$jar" \
+    "$2/oauth2/start?rd=/oauth2/userinfo") || die "sign-in through $1"
+  grep -q '"alice@example.com"' <<<"$userinfo" || die "sign-in through $1 did not end as alice: $userinfo"
+  session=$(awk -v name="$COOKIE_NAME" '$6 == name { print $7 }' "$jar")
+  [ -n "$session" ] || die "no $COOKIE_NAME cookie after sign-in through $1"
+  echo "$session"
+}
+check_headers() { # SESSION: a signed-in check's request headers, in HEADERS
+  HEADERS=(-H "Cookie: $COOKIE_NAME=$1" -H "X-Original-URL: http://app.example.com/bench/page" -H "X-Original-Method: GET")
+}
+
 say "forward-auth ($PROFILE build, LOG_LEVEL=warn)"
 SVC_PORT=$(free_port)
 SVC=http://127.0.0.1:$SVC_PORT
-COOKIE_NAME=_forward_auth
-# A clean environment: the caller's own IDP_*/ALLOWED_* must not change the run.
-start forward-auth env -i PATH="$PATH" \
-  IDP_PROVIDER=okta IDP_PROVIDER_URL="$IDP" \
-  IDP_CLIENT_ID=fake-client-id IDP_CLIENT_SECRET=fake-client-secret \
-  IDP_SERVICE_ACCOUNT=fake-ssws-token \
-  AUTHENTICATE_SERVICE_URL="$SVC" ADDRESS="127.0.0.1:$SVC_PORT" \
-  COOKIE_SECRET="$(head -c 32 /dev/urandom | base64)" COOKIE_SECURE=false \
-  COOKIE_NAME="$COOKIE_NAME" LOG_LEVEL=warn GROUPS_CACHE_TTL=1h \
-  "${SERVER_PIN[@]}" "$BIN/forward-auth"
+start_forward_auth forward-auth "$SVC_PORT"
 SVC_PID=${PIDS[-1]}
-wait_http "$SVC/readyz" forward-auth
 echo "listening on $SVC"
 
 say "sign-in through forward-auth (curl: /oauth2/start -> fake /authorize -> /oauth2/callback)"
-JAR=$WORK/forward-auth.jar
-userinfo=$(curl -sS --fail --max-time 10 -L --max-redirs 5 -c "$JAR" -b "$JAR" \
-  "$SVC/oauth2/start?rd=/oauth2/userinfo") || die "sign-in through forward-auth"
-echo "userinfo: $userinfo"
-grep -q '"alice@example.com"' <<<"$userinfo" || die "sign-in did not end as alice"
-SESSION=$(awk -v name="$COOKIE_NAME" '$6 == name { print $7 }' "$JAR")
-[ -n "$SESSION" ] || die "no $COOKIE_NAME cookie after sign-in"
+SESSION=$(sign_in forward-auth "$SVC")
 echo "session cookie: ${#SESSION} bytes"
-AUTH_HEADERS=(-H "Cookie: $COOKIE_NAME=$SESSION" -H "X-Original-URL: http://app.example.com/bench/page" -H "X-Original-Method: GET")
+check_headers "$SESSION"
+AUTH_HEADERS=("${HEADERS[@]}")
 
 # check_200 NAME URL CURL-ARGS...: one request, must be 200 (prints its headers).
 check_200() {
@@ -261,26 +276,13 @@ if $REDIS; then
   done
   SVCR_PORT=$(free_port)
   SVCR=http://127.0.0.1:$SVCR_PORT
-  start forward-auth-redis env -i PATH="$PATH" \
-    IDP_PROVIDER=okta IDP_PROVIDER_URL="$IDP" \
-    IDP_CLIENT_ID=fake-client-id IDP_CLIENT_SECRET=fake-client-secret \
-    IDP_SERVICE_ACCOUNT=fake-ssws-token \
-    AUTHENTICATE_SERVICE_URL="$SVCR" ADDRESS="127.0.0.1:$SVCR_PORT" \
-    COOKIE_SECRET="$(head -c 32 /dev/urandom | base64)" COOKIE_SECURE=false \
-    COOKIE_NAME="$COOKIE_NAME" LOG_LEVEL=warn GROUPS_CACHE_TTL=1h \
-    SESSION_STORE="redis://127.0.0.1:$REDIS_PORT/0" \
-    "${SERVER_PIN[@]}" "$BIN/forward-auth"
+  start_forward_auth forward-auth-redis "$SVCR_PORT" SESSION_STORE="redis://127.0.0.1:$REDIS_PORT/0"
   SVCR_PID=${PIDS[-1]}
-  wait_http "$SVCR/readyz" forward-auth-redis
-  RJAR=$WORK/forward-auth-redis.jar
-  userinfo=$(curl -sS --fail --max-time 10 -L --max-redirs 5 -c "$RJAR" -b "$RJAR" \
-    "$SVCR/oauth2/start?rd=/oauth2/userinfo") || die "sign-in through forward-auth (Redis)"
-  grep -q '"alice@example.com"' <<<"$userinfo" || die "sign-in (Redis) did not end as alice"
-  RSESSION=$(awk -v name="$COOKIE_NAME" '$6 == name { print $7 }' "$RJAR")
-  [ -n "$RSESSION" ] || die "no $COOKIE_NAME cookie after sign-in (Redis)"
+  RSESSION=$(sign_in forward-auth-redis "$SVCR")
   [ "$(redis-cli -p "$REDIS_PORT" --scan --pattern 'fa:s:*' | wc -l)" = 1 ] ||
     die "the session is not in Redis"
-  AUTH_HEADERS_REDIS=(-H "Cookie: $COOKIE_NAME=$RSESSION" -H "X-Original-URL: http://app.example.com/bench/page" -H "X-Original-Method: GET")
+  check_headers "$RSESSION"
+  AUTH_HEADERS_REDIS=("${HEADERS[@]}")
   check_200 ours_redis "$SVCR/oauth2/auth" "${AUTH_HEADERS_REDIS[@]}"
 fi
 
