@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, RedisError};
+use redis::{Client, Cmd, FromRedisValue, RedisError, RedisResult};
 
 /// A handle on one multiplexed connection to `url`, made without connecting:
 /// the first command connects, and a Redis that is down only makes commands
@@ -50,5 +50,23 @@ pub(crate) fn describe(e: &RedisError) -> String {
         format!("server answered {code}")
     } else {
         format!("{:?}", e.kind())
+    }
+}
+
+/// Runs `command`, and once more if the connection turned out to be dropped:
+/// the manager reconnects only when a command meets a dropped connection, so
+/// the first command after Redis came back would fail otherwise. Only for
+/// commands that may run twice. Not after a timeout: a Redis that does not
+/// answer would cost twice.
+pub(crate) async fn query_idempotent<T: FromRedisValue>(
+    connection: &ConnectionManager,
+    command: &Cmd,
+) -> RedisResult<T> {
+    // A handle on the one multiplexed connection; cloning is an Arc bump.
+    match command.query_async(&mut connection.clone()).await {
+        Err(e) if e.is_connection_dropped() && !e.is_timeout() => {
+            command.query_async(&mut connection.clone()).await
+        }
+        other => other,
     }
 }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::GroupsError;
 use crate::policy::Group;
-use crate::redis_connection::{connect_lazily, describe};
+use crate::redis_connection::{connect_lazily, describe, query_idempotent};
 
 /// Returns the user's entry if it was fetched at or after `ARGV[3]` (epoch ms);
 /// else takes the lease for `ARGV[1]` for `ARGV[2]` ms if it is free (or is
@@ -167,15 +167,9 @@ impl RedisGroups {
         command: &redis::Cmd,
         operation: &str,
     ) -> Result<T, SharedError> {
-        // A handle on the one multiplexed connection; cloning is an Arc bump.
-        let result = match command.query_async(&mut self.connection.clone()).await {
-            // Not after a timeout: a Redis that does not answer would cost twice.
-            Err(e) if e.is_connection_dropped() && !e.is_timeout() => {
-                command.query_async(&mut self.connection.clone()).await
-            }
-            other => other,
-        };
-        result.map_err(|e| fail(operation, &e))
+        query_idempotent(&self.connection, command)
+            .await
+            .map_err(|e| fail(operation, &e))
     }
 
     /// The user's entry if it was fetched at or after `counts_from_ms`; else the

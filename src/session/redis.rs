@@ -22,7 +22,7 @@ use super::{
     now, PendingSignIn, Session, SessionId, SessionStore, StoreError, ONE_TIME_TTL, PENDING_TTL,
 };
 use crate::metrics;
-use crate::redis_connection::{self, describe};
+use crate::redis_connection::{self, describe, query_idempotent};
 
 /// Saves a session, adds its key to the user's set (and to its IdP session's
 /// set, when the third key is given) and keeps those sets alive as long as the
@@ -207,11 +207,10 @@ impl SessionStore for RedisStore {
         metrics::SESSION_READS_REDIS.inc();
         let generation = self.local.generation();
         let read_at = Instant::now();
-        let bytes: Option<Vec<u8>> = redis::cmd("GET")
-            .arg(session_key(id))
-            .query_async(&mut self.connection())
-            .await
-            .map_err(|e| fail("GET session", &e))?;
+        let bytes: Option<Vec<u8>> =
+            query_idempotent(&self.connection, redis::cmd("GET").arg(session_key(id)))
+                .await
+                .map_err(|e| fail("GET session", &e))?;
         let Some(bytes) = bytes else {
             return Ok(None);
         };
@@ -243,8 +242,7 @@ impl SessionStore for RedisStore {
         }
         command.arg(json).arg(seconds).arg(&*self.origin);
         self.changed(|local| local.invalidate(id), async {
-            command
-                .query_async::<()>(&mut self.connection())
+            query_idempotent::<()>(&self.connection, &command)
                 .await
                 .map_err(|e| fail("save session", &e))
         })
@@ -262,8 +260,7 @@ impl SessionStore for RedisStore {
         command.arg(UPDATE).arg(1).arg(session_key(id));
         command.arg(json).arg(seconds).arg(&*self.origin);
         self.changed(|local| local.invalidate(id), async {
-            command
-                .query_async::<u8>(&mut self.connection())
+            query_idempotent::<u8>(&self.connection, &command)
                 .await
                 .map(|replaced| replaced == 1)
                 .map_err(|e| fail("update session", &e))
@@ -281,8 +278,7 @@ impl SessionStore for RedisStore {
             .arg(session_key(id))
             .arg(&*self.origin);
         self.changed(|local| local.invalidate(id), async {
-            command
-                .query_async::<()>(&mut self.connection())
+            query_idempotent::<()>(&self.connection, &command)
                 .await
                 .map_err(|e| fail("remove session", &e))
         })
@@ -297,8 +293,7 @@ impl SessionStore for RedisStore {
             .arg(user_key(sub))
             .arg(&*self.origin);
         self.changed(|local| local.invalidate_where(|s| s.sub == sub), async {
-            command
-                .query_async(&mut self.connection())
+            query_idempotent(&self.connection, &command)
                 .await
                 .map_err(|e| fail("remove user sessions", &e))
         })
@@ -311,8 +306,7 @@ impl SessionStore for RedisStore {
         command.arg(sub.unwrap_or("")).arg(&*self.origin);
         let of_sid = |s: &Session| s.sid.as_deref() == Some(sid);
         self.changed(|local| local.invalidate_where(of_sid), async {
-            command
-                .query_async(&mut self.connection())
+            query_idempotent(&self.connection, &command)
                 .await
                 .map_err(|e| fail("remove IdP session", &e))
         })
@@ -358,8 +352,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        redis::cmd("PING")
-            .query_async::<()>(&mut self.connection())
+        query_idempotent::<()>(&self.connection, &redis::cmd("PING"))
             .await
             .map_err(|e| fail("PING", &e))
     }
