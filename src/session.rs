@@ -270,6 +270,25 @@ mod opt_secret {
 /// How long a sign-in may take from start to callback.
 pub const PENDING_TTL: Duration = Duration::from_secs(600);
 
+/// Which sessions a back-channel logout ends.
+#[derive(Clone, Copy, Debug)]
+pub enum Ending<'a> {
+    /// The sessions made in the IdP session `sid` (only user `sub`'s, when given).
+    IdpSession { sub: Option<&'a str>, sid: &'a str },
+    /// Every session of user `sub`.
+    User { sub: &'a str },
+}
+
+/// Whether `session` is one that `ending` ends.
+pub(crate) fn ending_matches(ending: Ending<'_>) -> impl Fn(&Session) -> bool + '_ {
+    move |session| match ending {
+        Ending::User { sub } => session.sub == sub,
+        Ending::IdpSession { sub, sid } => {
+            session.sid.as_deref() == Some(sid) && sub.is_none_or(|sub| session.sub == sub)
+        }
+    }
+}
+
 /// How long a one-time token id is remembered by [`SessionStore::first_use`];
 /// tokens older than this must be refused by their issue time instead.
 pub const ONE_TIME_TTL: Duration = Duration::from_secs(600);
@@ -295,9 +314,15 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Ends the sessions made in the IdP session `sid` (of user `sub`, when
     /// given), for back-channel logout; returns how many ended.
     async fn remove_sid(&self, sub: Option<&str>, sid: &str) -> Result<usize, StoreError>;
-    /// Records a one-time token id (a logout token's `jti`) for
-    /// [`ONE_TIME_TTL`]: `true` the first time, `false` if it was seen before.
-    async fn first_use(&self, token_id: &str) -> Result<bool, StoreError>;
+    /// Ends sessions for a one-time token (a logout token's `jti`) and records
+    /// the token for [`ONE_TIME_TTL`], as one step: `None`, and nothing ended,
+    /// if the token was recorded before; else how many sessions ended. A token
+    /// is never used up without its sessions ending.
+    async fn end_once(
+        &self,
+        token_id: &str,
+        ending: Ending<'_>,
+    ) -> Result<Option<usize>, StoreError>;
     /// Remembers a pending sign-in for [`PENDING_TTL`].
     async fn save_pending(&self, state: &str, pending: &PendingSignIn) -> Result<(), StoreError>;
     /// Returns and forgets a pending sign-in: a state works once.

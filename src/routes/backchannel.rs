@@ -1,7 +1,8 @@
 //! `POST /oauth2/backchannel_logout`: the IdP ends sessions server to server
 //! (OpenID Connect Back-Channel Logout 1.0). The form's `logout_token` is
-//! verified first, its `jti` is used once only after that (a forged token must
-//! not burn a real one's id), then the matching sessions end. 200 with an empty
+//! verified first; then, in one step, its `jti` is recorded and the matching
+//! sessions end (a forged token never burns a real one's id, a store failure
+//! never burns it either). 200 with an empty
 //! body on success; a bad token or body is a JSON 400; a store or IdP key set
 //! that cannot answer is a 503. Never logs the token, nor the raw `sid`.
 
@@ -14,7 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::error::AppError;
 use crate::logout_token::{self, Ends, LogoutTokenError};
 use crate::routes::AppState;
-use crate::session::StoreError;
+use crate::session::{Ending, StoreError};
 
 /// Largest form accepted; logout tokens are around a kilobyte.
 pub const MAX_BODY: usize = 16 * 1024;
@@ -39,28 +40,30 @@ pub async fn backchannel_logout(
             LogoutTokenError::NotReady => AppError::Unavailable(e.to_string()),
             e => AppError::InvalidRequest(format!("logout_token refused: {e}")),
         })?;
-    let unavailable = |e: StoreError| AppError::Unavailable(e.to_string());
-    if !state
+    let ending = match &verified.ends {
+        Ends::Session { sid, sub } => Ending::IdpSession {
+            sub: sub.as_deref(),
+            sid,
+        },
+        Ends::User { sub } => Ending::User { sub },
+    };
+    // The jti is recorded and the sessions end in one step: a store failure
+    // leaves both undone, so the IdP's retry still works.
+    let Some(ended) = state
         .store
-        .first_use(&verified.jti)
+        .end_once(&verified.jti, ending)
         .await
-        .map_err(unavailable)?
-    {
+        .map_err(|e: StoreError| AppError::Unavailable(e.to_string()))?
+    else {
         return Err(AppError::InvalidRequest(
             "logout_token refused: it was used before (jti)".into(),
         ));
-    }
-    match &verified.ends {
-        Ends::Session { sid, sub } => {
-            let ended = state
-                .store
-                .remove_sid(sub.as_deref(), sid)
-                .await
-                .map_err(unavailable)?;
-            tracing::info!(user = sub.as_deref().unwrap_or("(any)"), sid = %fingerprint(sid), sessions = ended, "back-channel logout of an IdP session");
+    };
+    match ending {
+        Ending::IdpSession { sub, sid } => {
+            tracing::info!(user = sub.unwrap_or("(any)"), sid = %fingerprint(sid), sessions = ended, "back-channel logout of an IdP session");
         }
-        Ends::User { sub } => {
-            let ended = state.store.remove_user(sub).await.map_err(unavailable)?;
+        Ending::User { sub } => {
             tracing::info!(user = %sub, sessions = ended, "back-channel logout of every session of a user");
         }
     }

@@ -14,7 +14,8 @@ use async_trait::async_trait;
 use moka::future::Cache;
 
 use super::{
-    now, PendingSignIn, Session, SessionId, SessionStore, StoreError, ONE_TIME_TTL, PENDING_TTL,
+    ending_matches, now, Ending, PendingSignIn, Session, SessionId, SessionStore, StoreError,
+    ONE_TIME_TTL, PENDING_TTL,
 };
 
 /// At most this many sign-ins can be pending at once; the oldest go first.
@@ -80,6 +81,18 @@ impl MemoryStore {
             .iter()
             .map(|s| s.read().map(|m| m.len()).unwrap_or(0))
             .sum()
+    }
+
+    /// Ends every session that matches; returns how many.
+    fn remove_where(&self, matches: impl Fn(&Session) -> bool) -> Result<usize, StoreError> {
+        let mut ended = 0;
+        for shard in self.shards.iter() {
+            let mut map = shard.write().map_err(poisoned)?;
+            let before = map.len();
+            map.retain(|_, s| !matches(s));
+            ended += before - map.len();
+        }
+        Ok(ended)
     }
 
     /// Drops expired sessions, at most once per [`SWEEP_EVERY_SECS`].
@@ -150,35 +163,29 @@ impl SessionStore for MemoryStore {
     }
 
     async fn remove_user(&self, sub: &str) -> Result<usize, StoreError> {
-        let mut ended = 0;
-        for shard in self.shards.iter() {
-            let mut map = shard.write().map_err(poisoned)?;
-            let before = map.len();
-            map.retain(|_, s| s.sub != sub);
-            ended += before - map.len();
-        }
-        Ok(ended)
+        self.remove_where(ending_matches(Ending::User { sub }))
     }
 
     async fn remove_sid(&self, sub: Option<&str>, sid: &str) -> Result<usize, StoreError> {
-        let mut ended = 0;
-        for shard in self.shards.iter() {
-            let mut map = shard.write().map_err(poisoned)?;
-            let before = map.len();
-            map.retain(|_, s| s.sid.as_deref() != Some(sid) || sub.is_some_and(|sub| s.sub != sub));
-            ended += before - map.len();
-        }
-        Ok(ended)
+        self.remove_where(ending_matches(Ending::IdpSession { sub, sid }))
     }
 
-    async fn first_use(&self, token_id: &str) -> Result<bool, StoreError> {
+    async fn end_once(
+        &self,
+        token_id: &str,
+        ending: Ending<'_>,
+    ) -> Result<Option<usize>, StoreError> {
         // `or_insert` is atomic: of two racing uses, one sees a fresh entry.
-        Ok(self
+        let first = self
             .used_tokens
             .entry_by_ref(token_id)
             .or_insert(())
             .await
-            .is_fresh())
+            .is_fresh();
+        if !first {
+            return Ok(None);
+        }
+        self.remove_where(ending_matches(ending)).map(Some)
     }
 
     async fn save_pending(&self, state: &str, pending: &PendingSignIn) -> Result<(), StoreError> {

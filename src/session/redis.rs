@@ -19,7 +19,8 @@ use redis::{Client, RedisError};
 
 use super::local::{LocalSessions, LOCAL_TTL};
 use super::{
-    now, PendingSignIn, Session, SessionId, SessionStore, StoreError, ONE_TIME_TTL, PENDING_TTL,
+    ending_matches, now, Ending, PendingSignIn, Session, SessionId, SessionStore, StoreError,
+    ONE_TIME_TTL, PENDING_TTL,
 };
 use crate::metrics;
 use crate::redis_connection::{self, describe, query_idempotent};
@@ -40,17 +41,27 @@ end
 return 1
 ";
 
-/// Ends every session in a user's set and drops the set; returns how many of
-/// them still existed. Atomic, so a sign-in cannot slip between read and delete.
-const REMOVE_USER: &str = r"
+/// Ends the sessions in a set (a user's, or an IdP session's) whose user is
+/// `ARGV[1]` (any when empty), tells every replica, and drops them and the gone
+/// ones from the set; returns how many ended. With a second key, first records
+/// that one-time token for `ARGV[3]` seconds, and ends nothing (returns -1) if
+/// it was recorded before. Atomic: a sign-in cannot slip between read and
+/// delete, and a token is never used up without its sessions ending.
+const END_SESSIONS: &str = r"
+if #KEYS > 1 and not redis.call('SET', KEYS[2], 1, 'NX', 'EX', ARGV[3]) then
+  return -1
+end
 local ended = 0
 for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if redis.call('DEL', key) == 1 then
-    ended = ended + 1
-    redis.call('PUBLISH', 'fa:invalidate', ARGV[1] .. ' ' .. key)
+  local json = redis.call('GET', key)
+  if not json then
+    redis.call('SREM', KEYS[1], key)
+  elseif ARGV[1] == '' or cjson.decode(json).sub == ARGV[1] then
+    ended = ended + redis.call('DEL', key)
+    redis.call('SREM', KEYS[1], key)
+    redis.call('PUBLISH', 'fa:invalidate', ARGV[2] .. ' ' .. key)
   end
 end
-redis.call('DEL', KEYS[1])
 return ended
 ";
 
@@ -69,24 +80,6 @@ const REMOVE: &str = r"
 redis.call('DEL', KEYS[1])
 redis.call('PUBLISH', 'fa:invalidate', ARGV[1] .. ' ' .. KEYS[1])
 return 1
-";
-
-/// Ends the sessions in an IdP session's set whose user is `ARGV[1]` (any user
-/// when empty), and drops them and the gone ones from the set; returns how
-/// many ended.
-const REMOVE_SID: &str = r"
-local ended = 0
-for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local json = redis.call('GET', key)
-  if not json then
-    redis.call('SREM', KEYS[1], key)
-  elseif ARGV[1] == '' or cjson.decode(json).sub == ARGV[1] then
-    ended = ended + redis.call('DEL', key)
-    redis.call('SREM', KEYS[1], key)
-    redis.call('PUBLISH', 'fa:invalidate', ARGV[2] .. ' ' .. key)
-  end
-end
-return ended
 ";
 
 /// The channel every change to a session is published on; the message is the
@@ -159,6 +152,26 @@ impl RedisStore {
         let result = change.await;
         drop_copies(&self.local);
         result
+    }
+
+    /// The `END_SESSIONS` command for `ending`, recording `token_id` first when given.
+    fn end_sessions(&self, ending: Ending<'_>, token_id: Option<&str>) -> redis::Cmd {
+        let (set, sub) = match ending {
+            // A user's set holds only that user's sessions.
+            Ending::User { sub } => (user_key(sub), ""),
+            Ending::IdpSession { sub, sid } => (sid_key(sid), sub.unwrap_or("")),
+        };
+        let mut command = redis::cmd("EVAL");
+        command.arg(END_SESSIONS);
+        match token_id {
+            Some(token_id) => command.arg(2).arg(set).arg(used_token_key(token_id)),
+            None => command.arg(1).arg(set),
+        };
+        command
+            .arg(sub)
+            .arg(&*self.origin)
+            .arg(ONE_TIME_TTL.as_secs());
+        command
     }
 
     fn connection(&self) -> ConnectionManager {
@@ -286,45 +299,50 @@ impl SessionStore for RedisStore {
     }
 
     async fn remove_user(&self, sub: &str) -> Result<usize, StoreError> {
-        let mut command = redis::cmd("EVAL");
-        command
-            .arg(REMOVE_USER)
-            .arg(1)
-            .arg(user_key(sub))
-            .arg(&*self.origin);
-        self.changed(|local| local.invalidate_where(|s| s.sub == sub), async {
-            query_idempotent(&self.connection, &command)
-                .await
-                .map_err(|e| fail("remove user sessions", &e))
-        })
+        let command = self.end_sessions(Ending::User { sub }, None);
+        self.changed(
+            |local| local.invalidate_where(ending_matches(Ending::User { sub })),
+            async {
+                query_idempotent(&self.connection, &command)
+                    .await
+                    .map_err(|e| fail("remove user sessions", &e))
+            },
+        )
         .await
     }
 
     async fn remove_sid(&self, sub: Option<&str>, sid: &str) -> Result<usize, StoreError> {
-        let mut command = redis::cmd("EVAL");
-        command.arg(REMOVE_SID).arg(1).arg(sid_key(sid));
-        command.arg(sub.unwrap_or("")).arg(&*self.origin);
-        let of_sid = |s: &Session| s.sid.as_deref() == Some(sid);
-        self.changed(|local| local.invalidate_where(of_sid), async {
-            query_idempotent(&self.connection, &command)
-                .await
-                .map_err(|e| fail("remove IdP session", &e))
-        })
+        let ending = Ending::IdpSession { sub, sid };
+        let command = self.end_sessions(ending, None);
+        self.changed(
+            |local| local.invalidate_where(ending_matches(ending)),
+            async {
+                query_idempotent(&self.connection, &command)
+                    .await
+                    .map_err(|e| fail("remove IdP session", &e))
+            },
+        )
         .await
     }
 
-    async fn first_use(&self, token_id: &str) -> Result<bool, StoreError> {
-        // SET NX answers OK only to the first of any number of racing callers.
-        let set: Option<String> = redis::cmd("SET")
-            .arg(used_token_key(token_id))
-            .arg(1)
-            .arg("NX")
-            .arg("EX")
-            .arg(ONE_TIME_TTL.as_secs())
-            .query_async(&mut self.connection())
-            .await
-            .map_err(|e| fail("SET one-time token", &e))?;
-        Ok(set.is_some())
+    async fn end_once(
+        &self,
+        token_id: &str,
+        ending: Ending<'_>,
+    ) -> Result<Option<usize>, StoreError> {
+        let command = self.end_sessions(ending, Some(token_id));
+        self.changed(
+            |local| local.invalidate_where(ending_matches(ending)),
+            async {
+                // Not retried: a second run would find its own token and say "replay".
+                let ended: i64 = command
+                    .query_async(&mut self.connection())
+                    .await
+                    .map_err(|e| fail("end sessions for a one-time token", &e))?;
+                Ok(usize::try_from(ended).ok())
+            },
+        )
+        .await
     }
 
     async fn save_pending(&self, state: &str, pending: &PendingSignIn) -> Result<(), StoreError> {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use forward_auth::config::Secret;
 use forward_auth::session::{
-    now, MemoryStore, PendingSignIn, RedisStore, Session, SessionId, SessionStore,
+    now, Ending, MemoryStore, PendingSignIn, RedisStore, Session, SessionId, SessionStore,
 };
 
 use crate::redis::RedisServer;
@@ -157,10 +157,52 @@ pub async fn conformance(store: Arc<dyn SessionStore>) {
     assert!(store.load(&s4).await.unwrap().is_none(), "no sub: any user");
     assert_eq!(store.remove_sid(None, "unknown").await.unwrap(), 0);
 
-    // one-time token ids work once
-    assert!(store.first_use("jti-1").await.unwrap());
-    assert!(!store.first_use("jti-1").await.unwrap(), "a replay is seen");
-    assert!(store.first_use("jti-2").await.unwrap());
+    // end_once: a one-time token ends sessions once, by IdP session or user
+    let (e1, e2, e3) = (
+        SessionId::random(),
+        SessionId::random(),
+        SessionId::random(),
+    );
+    store
+        .save(&e1, &with_sid("erin", Some("idp-7")))
+        .await
+        .unwrap();
+    store
+        .save(&e2, &with_sid("erin", Some("idp-8")))
+        .await
+        .unwrap();
+    store
+        .save(&e3, &with_sid("frank", Some("idp-7")))
+        .await
+        .unwrap();
+    let by_sid = Ending::IdpSession {
+        sub: Some("erin"),
+        sid: "idp-7",
+    };
+    assert_eq!(store.end_once("jti-1", by_sid).await.unwrap(), Some(1));
+    assert!(store.load(&e1).await.unwrap().is_none());
+    assert!(
+        store.load(&e3).await.unwrap().is_some(),
+        "frank's session stays"
+    );
+    store
+        .save(&e1, &with_sid("erin", Some("idp-7")))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.end_once("jti-1", by_sid).await.unwrap(),
+        None,
+        "a replay is seen"
+    );
+    assert!(
+        store.load(&e1).await.unwrap().is_some(),
+        "a replay ends nothing"
+    );
+    let by_user = Ending::User { sub: "erin" };
+    assert_eq!(store.end_once("jti-2", by_user).await.unwrap(), Some(2));
+    assert!(store.load(&e1).await.unwrap().is_none() && store.load(&e2).await.unwrap().is_none());
+    assert!(store.load(&e3).await.unwrap().is_some());
+    assert_eq!(store.end_once("jti-3", by_user).await.unwrap(), Some(0));
 
     // pending sign-ins are one-time
     store.save_pending("state-1", &pending("/x")).await.unwrap();
