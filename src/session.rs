@@ -289,7 +289,7 @@ pub(crate) fn ending_matches(ending: Ending<'_>) -> impl Fn(&Session) -> bool + 
     }
 }
 
-/// How long a one-time token id is remembered by [`SessionStore::first_use`];
+/// How long a one-time token id is remembered by [`SessionStore::end_once`];
 /// tokens older than this must be refused by their issue time instead.
 pub const ONE_TIME_TTL: Duration = Duration::from_secs(600);
 
