@@ -18,6 +18,7 @@ use crate::config::{CookieKey, Secret};
 mod local;
 mod memory;
 mod redis;
+mod sharded;
 pub use self::local::LOCAL_TTL;
 pub use self::redis::RedisStore;
 pub use memory::MemoryStore;

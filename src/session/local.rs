@@ -10,37 +10,31 @@
 //!   Redis, and a copy read before an invalidation is never stored after it
 //!   (a generation counter guards the race between a read and a message).
 
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::memory::IdHasher;
+use super::sharded::ShardedMap;
 use super::{now, Session, SessionId};
 
 /// How long a copy may answer checks without asking Redis again. Also the worst
 /// case for a sign-out elsewhere to reach this replica if a message were lost.
 pub const LOCAL_TTL: Duration = Duration::from_secs(1);
-const SHARDS: usize = 64;
-/// Expired copies are swept out at most this often, on inserts.
-const SWEEP_EVERY: Duration = Duration::from_secs(5);
+/// Expired copies are swept out at most this often (seconds), on inserts.
+const SWEEP_EVERY_SECS: u64 = 5;
 
 struct Copy {
     session: Arc<Session>,
     until: Instant,
 }
 
-type Shard = RwLock<HashMap<SessionId, Copy, BuildHasherDefault<IdHasher>>>;
-
 /// The copies, and whether invalidations are being received.
 pub struct LocalSessions {
-    shards: Box<[Shard]>,
+    copies: ShardedMap<Copy>,
     /// Bumped by every invalidation: a read that started before one is not kept.
     generation: AtomicU64,
     /// The invalidation channel is subscribed; without it nothing is cached.
     live: AtomicBool,
-    last_sweep: RwLock<Instant>,
     ttl: Duration,
 }
 
@@ -54,15 +48,10 @@ impl LocalSessions {
     pub fn with_ttl(ttl: Duration) -> LocalSessions {
         LocalSessions {
             ttl,
-            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            copies: ShardedMap::new(),
             generation: AtomicU64::new(0),
             live: AtomicBool::new(false),
-            last_sweep: RwLock::new(Instant::now()),
         }
-    }
-
-    fn shard(&self, id: &SessionId) -> &Shard {
-        &self.shards[usize::from(id.0[0]) % SHARDS]
     }
 
     /// A copy read less than the TTL ago, of a session not yet expired.
@@ -70,7 +59,7 @@ impl LocalSessions {
         if !self.live.load(Ordering::Acquire) {
             return None;
         }
-        let map = self.shard(id).read().ok()?;
+        let map = self.copies.shard(id).read().ok()?;
         let copy = map.get(id)?;
         (Instant::now() < copy.until && !copy.session.is_expired(now()))
             .then(|| copy.session.clone())
@@ -84,8 +73,9 @@ impl LocalSessions {
     /// Keeps a copy read from Redis, unless an invalidation arrived since the
     /// read began (`generation` taken before it) or invalidations are not live.
     pub fn insert(&self, id: &SessionId, session: Arc<Session>, generation: u64, read_at: Instant) {
-        self.sweep_if_due();
-        let Ok(mut map) = self.shard(id).write() else {
+        self.copies
+            .sweep_if_due(now(), SWEEP_EVERY_SECS, |copy| read_at < copy.until);
+        let Ok(mut map) = self.copies.shard(id).write() else {
             return;
         };
         // Checked under the shard's write lock: an invalidation bumps the
@@ -101,7 +91,7 @@ impl LocalSessions {
     /// Drops the copy of one session.
     pub fn invalidate(&self, id: &SessionId) {
         self.generation.fetch_add(1, Ordering::AcqRel);
-        if let Ok(mut map) = self.shard(id).write() {
+        if let Ok(mut map) = self.copies.shard(id).write() {
             map.remove(id);
         }
     }
@@ -109,11 +99,8 @@ impl LocalSessions {
     /// Drops the copies that match (a user's, an IdP session's).
     pub fn invalidate_where(&self, matches: impl Fn(&Session) -> bool) {
         self.generation.fetch_add(1, Ordering::AcqRel);
-        for shard in self.shards.iter() {
-            if let Ok(mut map) = shard.write() {
-                map.retain(|_, copy| !matches(&copy.session));
-            }
-        }
+        // A poisoned shard cannot hold a copy anyone reads: `get` gives up on it.
+        let _ = self.copies.retain(|copy| !matches(&copy.session));
     }
 
     /// Invalidations are (`true`) or are no longer (`false`) received. Either
@@ -130,25 +117,6 @@ impl LocalSessions {
 
     pub fn is_live(&self) -> bool {
         self.live.load(Ordering::Acquire)
-    }
-
-    fn sweep_if_due(&self) {
-        let now = Instant::now();
-        match self.last_sweep.read() {
-            Ok(last) if now.duration_since(*last) < SWEEP_EVERY => return,
-            Err(_) => return,
-            Ok(_) => {}
-        }
-        let Ok(mut last) = self.last_sweep.try_write() else {
-            return; // another insert is sweeping
-        };
-        *last = now;
-        drop(last);
-        for shard in self.shards.iter() {
-            if let Ok(mut map) = shard.write() {
-                map.retain(|_, copy| now < copy.until);
-            }
-        }
     }
 }
 

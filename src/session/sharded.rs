@@ -1,0 +1,142 @@
+//! The sharded map both session maps are made of: the in-memory store's
+//! sessions and the Redis store's local copies. A read lock per lookup on one
+//! of 64 shards, no allocation, a cheap hasher, and a sweep of dead entries at
+//! most once per period.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::RwLock;
+
+use super::{now, SessionId};
+
+/// Independent locks, so checks on both cores rarely meet.
+const SHARDS: usize = 64;
+
+/// Hashes a session id by folding its bytes. Session ids are 160 random bits made
+/// by us, and a lookup happens only after the cookie's MAC verified, so nobody
+/// can choose keys to collide: a keyed (SipHash) hasher would only cost time.
+#[derive(Default)]
+pub(super) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+pub(super) type Shard<V> = RwLock<HashMap<SessionId, V, BuildHasherDefault<IdHasher>>>;
+
+/// A shard's lock was poisoned (a thread panicked holding it).
+#[derive(Debug)]
+pub(super) struct Poisoned;
+
+/// Values by session id, in [`SHARDS`] independently locked maps.
+pub(super) struct ShardedMap<V> {
+    shards: Box<[Shard<V>]>,
+    /// Epoch seconds of the last sweep.
+    last_sweep: AtomicU64,
+}
+
+impl<V> ShardedMap<V> {
+    pub(super) fn new() -> ShardedMap<V> {
+        ShardedMap {
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            last_sweep: AtomicU64::new(now()),
+        }
+    }
+
+    /// The shard that holds `id`.
+    pub(super) fn shard(&self, id: &SessionId) -> &Shard<V> {
+        &self.shards[usize::from(id.0[0]) % SHARDS]
+    }
+
+    /// Keeps only the entries `keep` accepts, in every shard it can lock;
+    /// returns how many went, or [`Poisoned`] if a shard could not be locked.
+    pub(super) fn retain(&self, keep: impl Fn(&V) -> bool) -> Result<usize, Poisoned> {
+        let mut removed = 0;
+        let mut poisoned = false;
+        for shard in self.shards.iter() {
+            match shard.write() {
+                Ok(mut map) => {
+                    let before = map.len();
+                    map.retain(|_, v| keep(v));
+                    removed += before - map.len();
+                }
+                Err(_) => poisoned = true,
+            }
+        }
+        if poisoned {
+            Err(Poisoned)
+        } else {
+            Ok(removed)
+        }
+    }
+
+    /// How many entries are held.
+    pub(super) fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.read().map(|m| m.len()).unwrap_or(0))
+            .sum()
+    }
+
+    /// [`retain`](Self::retain)s the live entries when `every_secs` passed
+    /// since the last sweep; of racing callers, one sweeps.
+    pub(super) fn sweep_if_due(&self, now: u64, every_secs: u64, live: impl Fn(&V) -> bool) {
+        let last = self.last_sweep.load(Ordering::Relaxed);
+        if now < last + every_secs
+            || self
+                .last_sweep
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let _ = self.retain(live);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::BuildHasher;
+
+    #[test]
+    fn the_id_hasher_spreads_random_ids() {
+        let build = BuildHasherDefault::<IdHasher>::default();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..1000 {
+            seen.insert(build.hash_one(SessionId::random()) >> 54); // top 10 bits
+        }
+        assert!(
+            seen.len() > 500,
+            "only {} distinct buckets of 1024",
+            seen.len()
+        );
+    }
+
+    #[test]
+    fn retain_counts_what_went_and_a_sweep_waits_for_its_period() {
+        let map = ShardedMap::<u32>::new();
+        for n in 0..100 {
+            let id = SessionId::random();
+            map.shard(&id).write().unwrap().insert(id, n);
+        }
+        assert_eq!(map.retain(|n| n % 2 == 0).unwrap(), 50);
+        assert_eq!(map.len(), 50);
+        let start = now();
+        map.sweep_if_due(start, 60, |_| false);
+        assert_eq!(map.len(), 50, "not due yet");
+        map.sweep_if_due(start + 60, 60, |n| *n < 10);
+        assert_eq!(map.len(), 5);
+    }
+}
