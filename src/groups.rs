@@ -25,7 +25,7 @@ use crate::config::Secret;
 pub use crate::identity_headers::UserGroups;
 use crate::metrics;
 pub use crate::policy::Group;
-use crate::session::{now, random_token};
+use crate::session::{now, random_token, take_turn};
 
 mod redis;
 pub use self::redis::{RedisGroups, SharedEntry, SharedError, Take};
@@ -162,16 +162,6 @@ impl Shared {
             tracing::debug!(%error, "groups: Redis still cannot answer");
         }
     }
-}
-
-/// True for the one caller that finds `last` (epoch ms) at least `every` ms
-/// before `now`, or never set; it becomes `now`.
-fn take_turn(last: &AtomicU64, now: u64, every: u64) -> bool {
-    let previous = last.load(Ordering::Relaxed);
-    (previous == 0 || now >= previous.saturating_add(every))
-        && last
-            .compare_exchange(previous, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
 }
 
 /// The groups of users, cached.

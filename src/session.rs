@@ -3,6 +3,7 @@
 //! pending sign-ins of `/oauth2/start`, and the [`SessionStore`] they live in.
 //! The browser only ever holds the id; tokens stay here. No actix types.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -37,6 +38,17 @@ pub fn now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// True for the one caller that finds `last` at least `every` before `now`, or
+/// never set (0); `last` becomes `now`. Any unit, as long as all three agree.
+/// For "at most once per period" work: sweeps, warnings.
+pub fn take_turn(last: &AtomicU64, now: u64, every: u64) -> bool {
+    let previous = last.load(Ordering::Relaxed);
+    (previous == 0 || now >= previous.saturating_add(every))
+        && last
+            .compare_exchange(previous, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
 }
 
 /// Fills a buffer from the operating system's CSPRNG.

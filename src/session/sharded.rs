@@ -5,10 +5,10 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::RwLock;
 
-use super::{now, SessionId};
+use super::{now, take_turn, SessionId};
 
 /// Independent locks, so checks on both cores rarely meet.
 const SHARDS: usize = 64;
@@ -92,16 +92,9 @@ impl<V> ShardedMap<V> {
     /// [`retain`](Self::retain)s the live entries when `every_secs` passed
     /// since the last sweep; of racing callers, one sweeps.
     pub(super) fn sweep_if_due(&self, now: u64, every_secs: u64, live: impl Fn(&V) -> bool) {
-        let last = self.last_sweep.load(Ordering::Relaxed);
-        if now < last + every_secs
-            || self
-                .last_sweep
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-        {
-            return;
+        if take_turn(&self.last_sweep, now, every_secs) {
+            let _ = self.retain(live);
         }
-        let _ = self.retain(live);
     }
 }
 
