@@ -290,6 +290,13 @@ pub enum Ending<'a> {
     IdpSession { sub: Option<&'a str>, sid: &'a str },
     /// Every session of user `sub`.
     User { sub: &'a str },
+    /// Every session of user `sub` that began at or before `before` (seconds
+    /// since the epoch): news about the past (an Okta event delivered late)
+    /// never ends a session that began after it.
+    UserBefore { sub: &'a str, before: u64 },
+    /// Every session whose email is `email`, compared without ASCII case
+    /// (Universal Logout names users by email).
+    Email { email: &'a str },
 }
 
 /// Whether `session` is one that `ending` ends.
@@ -299,6 +306,8 @@ pub(crate) fn ending_matches(ending: Ending<'_>) -> impl Fn(&Session) -> bool + 
         Ending::IdpSession { sub, sid } => {
             session.sid.as_deref() == Some(sid) && sub.is_none_or(|sub| session.sub == sub)
         }
+        Ending::UserBefore { sub, before } => session.sub == sub && session.created_at <= before,
+        Ending::Email { email } => !email.is_empty() && session.email.eq_ignore_ascii_case(email),
     }
 }
 
@@ -336,6 +345,15 @@ pub trait SessionStore: Send + Sync + 'static {
         token_id: &str,
         ending: Ending<'_>,
     ) -> Result<Option<usize>, StoreError>;
+    /// Ends every session that `ending` names; returns how many ended.
+    async fn end(&self, ending: Ending<'_>) -> Result<usize, StoreError>;
+    /// [`end_once`](Self::end_once), returning the sessions that ended (so
+    /// that their refresh tokens can be revoked at the IdP).
+    async fn end_once_taking(
+        &self,
+        token_id: &str,
+        ending: Ending<'_>,
+    ) -> Result<Option<Vec<Session>>, StoreError>;
     /// Remembers a pending sign-in for [`PENDING_TTL`].
     async fn save_pending(&self, state: &str, pending: &PendingSignIn) -> Result<(), StoreError>;
     /// Returns and forgets a pending sign-in: a state works once.

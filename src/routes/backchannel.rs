@@ -66,6 +66,8 @@ pub async fn backchannel_logout(
         Ending::User { sub } => {
             tracing::info!(user = %sub, sessions = ended, "back-channel logout of every session of a user");
         }
+        // Not made from a logout token.
+        Ending::UserBefore { .. } | Ending::Email { .. } => {}
     }
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))

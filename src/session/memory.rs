@@ -134,6 +134,31 @@ impl SessionStore for MemoryStore {
         self.remove_where(ending_matches(ending)).map(Some)
     }
 
+    async fn end(&self, ending: Ending<'_>) -> Result<usize, StoreError> {
+        self.remove_where(ending_matches(ending))
+    }
+
+    async fn end_once_taking(
+        &self,
+        token_id: &str,
+        ending: Ending<'_>,
+    ) -> Result<Option<Vec<Session>>, StoreError> {
+        let first = self
+            .used_tokens
+            .entry_by_ref(token_id)
+            .or_insert(())
+            .await
+            .is_fresh();
+        if !first {
+            return Ok(None);
+        }
+        let taken = self
+            .sessions
+            .take_where(|s| ending_matches(ending)(s))
+            .map_err(poisoned)?;
+        Ok(Some(taken.iter().map(|s| Session::clone(s)).collect()))
+    }
+
     async fn save_pending(&self, state: &str, pending: &PendingSignIn) -> Result<(), StoreError> {
         self.pending
             .insert(state.to_owned(), Arc::new(pending.clone()))

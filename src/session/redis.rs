@@ -2,7 +2,8 @@
 //! so several replicas share sessions and a sign-out on one is a sign-out on all.
 //! Keys: `fa:s:<id>` (session JSON, expires with the session), `fa:u:<sub>` (the
 //! set of that user's session keys, for `remove_user`), `fa:i:<sid>` (the same
-//! for an IdP session, for back-channel logout), `fa:j:<jti>` (one-time token
+//! for an IdP session, for back-channel logout), `fa:m:<email>` (the same for
+//! an email, lower-cased, for Universal Logout), `fa:j:<jti>` (one-time token
 //! ids seen) and `fa:p:<state>`
 //! (pending sign-in JSON, taken once with GETDEL: Redis ≥ 6.2). One
 //! `ConnectionManager` reconnects by itself. Errors never name a key: keys hold
@@ -41,28 +42,43 @@ end
 return 1
 ";
 
-/// Ends the sessions in a set (a user's, or an IdP session's) whose user is
-/// `ARGV[1]` (any when empty), tells every replica, and drops them and the gone
-/// ones from the set; returns how many ended. With a second key, first records
-/// that one-time token for `ARGV[3]` seconds, and ends nothing (returns -1) if
-/// it was recorded before. Atomic: a sign-in cannot slip between read and
-/// delete, and a token is never used up without its sessions ending.
+/// Ends the sessions in a set (a user's, an IdP session's or an email's) whose
+/// user is `ARGV[1]` (any when empty) and that began at or before `ARGV[4]`
+/// (any time when empty), tells every replica, and drops them and the gone
+/// ones from the set; returns how many ended, or with `ARGV[5]` = `1` the
+/// ended sessions' JSON. With a second key, first records that one-time token
+/// for `ARGV[3]` seconds, and ends nothing (returns -1) if it was recorded
+/// before. Atomic: a sign-in cannot slip between read and delete, and a token
+/// is never used up without its sessions ending.
 const END_SESSIONS: &str = r"
 if #KEYS > 1 and not redis.call('SET', KEYS[2], 1, 'NX', 'EX', ARGV[3]) then
   return -1
 end
-local ended = 0
+local ended = {}
+local count = 0
 for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local json = redis.call('GET', key)
   if not json then
     redis.call('SREM', KEYS[1], key)
-  elseif ARGV[1] == '' or cjson.decode(json).sub == ARGV[1] then
-    ended = ended + redis.call('DEL', key)
-    redis.call('SREM', KEYS[1], key)
-    redis.call('PUBLISH', 'fa:invalidate', ARGV[2] .. ' ' .. key)
+  else
+    local ends = true
+    if ARGV[1] ~= '' or ARGV[4] ~= '' then
+      local session = cjson.decode(json)
+      ends = (ARGV[1] == '' or session.sub == ARGV[1])
+        and (ARGV[4] == '' or tonumber(session.created_at) <= tonumber(ARGV[4]))
+    end
+    if ends then
+      count = count + redis.call('DEL', key)
+      redis.call('SREM', KEYS[1], key)
+      redis.call('PUBLISH', 'fa:invalidate', ARGV[2] .. ' ' .. key)
+      ended[#ended + 1] = json
+    end
   end
 end
-return ended
+if ARGV[5] == '1' then
+  return ended
+end
+return count
 ";
 
 /// Replaces a session that still exists (SET … XX keeps its place in the
@@ -154,12 +170,15 @@ impl RedisStore {
         result
     }
 
-    /// The `END_SESSIONS` command for `ending`, recording `token_id` first when given.
-    fn end_sessions(&self, ending: Ending<'_>, token_id: Option<&str>) -> redis::Cmd {
-        let (set, sub) = match ending {
+    /// The `END_SESSIONS` command for `ending`, recording `token_id` first when
+    /// given; with `taking`, it answers the ended sessions instead of a count.
+    fn end_sessions(&self, ending: Ending<'_>, token_id: Option<&str>, taking: bool) -> redis::Cmd {
+        let (set, sub, before) = match ending {
             // A user's set holds only that user's sessions.
-            Ending::User { sub } => (user_key(sub), ""),
-            Ending::IdpSession { sub, sid } => (sid_key(sid), sub.unwrap_or("")),
+            Ending::User { sub } => (user_key(sub), "", None),
+            Ending::IdpSession { sub, sid } => (sid_key(sid), sub.unwrap_or(""), None),
+            Ending::UserBefore { sub, before } => (user_key(sub), "", Some(before)),
+            Ending::Email { email } => (email_key(email), "", None),
         };
         let mut command = redis::cmd("EVAL");
         command.arg(END_SESSIONS);
@@ -170,7 +189,9 @@ impl RedisStore {
         command
             .arg(sub)
             .arg(&*self.origin)
-            .arg(ONE_TIME_TTL.as_secs());
+            .arg(ONE_TIME_TTL.as_secs())
+            .arg(before.map(|b| b.to_string()).unwrap_or_default())
+            .arg(if taking { "1" } else { "0" });
         command
     }
 
@@ -196,6 +217,11 @@ fn pending_key(state: &str) -> String {
 
 fn sid_key(sid: &str) -> String {
     format!("fa:i:{sid}")
+}
+
+/// The email index's key: Okta compares emails without case.
+fn email_key(email: &str) -> String {
+    format!("fa:m:{}", email.to_ascii_lowercase())
 }
 
 fn used_token_key(token_id: &str) -> String {
@@ -243,16 +269,13 @@ impl SessionStore for RedisStore {
             return self.remove(id).await;
         }
         let json = serde_json::to_vec(session).map_err(|_| corrupt("session"))?;
-        let mut command = redis::cmd("EVAL");
-        command.arg(SAVE);
-        match &session.sid {
-            Some(_) => command.arg(3),
-            None => command.arg(2),
-        };
-        command.arg(session_key(id)).arg(user_key(&session.sub));
-        if let Some(sid) = &session.sid {
-            command.arg(sid_key(sid));
+        let mut keys = vec![session_key(id), user_key(&session.sub)];
+        keys.extend(session.sid.as_deref().map(sid_key));
+        if !session.email.is_empty() {
+            keys.push(email_key(&session.email));
         }
+        let mut command = redis::cmd("EVAL");
+        command.arg(SAVE).arg(keys.len()).arg(keys);
         command.arg(json).arg(seconds).arg(&*self.origin);
         self.changed(|local| local.invalidate(id), async {
             query_idempotent::<()>(&self.connection, &command)
@@ -299,7 +322,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn remove_user(&self, sub: &str) -> Result<usize, StoreError> {
-        let command = self.end_sessions(Ending::User { sub }, None);
+        let command = self.end_sessions(Ending::User { sub }, None, false);
         self.changed(
             |local| local.invalidate_where(ending_matches(Ending::User { sub })),
             async {
@@ -313,7 +336,7 @@ impl SessionStore for RedisStore {
 
     async fn remove_sid(&self, sub: Option<&str>, sid: &str) -> Result<usize, StoreError> {
         let ending = Ending::IdpSession { sub, sid };
-        let command = self.end_sessions(ending, None);
+        let command = self.end_sessions(ending, None, false);
         self.changed(
             |local| local.invalidate_where(ending_matches(ending)),
             async {
@@ -330,7 +353,7 @@ impl SessionStore for RedisStore {
         token_id: &str,
         ending: Ending<'_>,
     ) -> Result<Option<usize>, StoreError> {
-        let command = self.end_sessions(ending, Some(token_id));
+        let command = self.end_sessions(ending, Some(token_id), false);
         self.changed(
             |local| local.invalidate_where(ending_matches(ending)),
             async {
@@ -340,6 +363,53 @@ impl SessionStore for RedisStore {
                     .await
                     .map_err(|e| fail("end sessions for a one-time token", &e))?;
                 Ok(usize::try_from(ended).ok())
+            },
+        )
+        .await
+    }
+
+    async fn end(&self, ending: Ending<'_>) -> Result<usize, StoreError> {
+        let command = self.end_sessions(ending, None, false);
+        self.changed(
+            |local| local.invalidate_where(ending_matches(ending)),
+            async {
+                query_idempotent(&self.connection, &command)
+                    .await
+                    .map_err(|e| fail("end sessions", &e))
+            },
+        )
+        .await
+    }
+
+    async fn end_once_taking(
+        &self,
+        token_id: &str,
+        ending: Ending<'_>,
+    ) -> Result<Option<Vec<Session>>, StoreError> {
+        let command = self.end_sessions(ending, Some(token_id), true);
+        self.changed(
+            |local| local.invalidate_where(ending_matches(ending)),
+            async {
+                // Not retried: a second run would find its own token and say "replay".
+                let answer: redis::Value = command
+                    .query_async(&mut self.connection())
+                    .await
+                    .map_err(|e| fail("end sessions for a one-time token", &e))?;
+                match answer {
+                    redis::Value::Int(_) => Ok(None),
+                    other => {
+                        let ended: Vec<Vec<u8>> = redis::from_redis_value(other)
+                            .map_err(|_| corrupt("answer to ending sessions"))?;
+                        // A session that cannot be read still ended; it just
+                        // has no refresh token to revoke.
+                        Ok(Some(
+                            ended
+                                .iter()
+                                .filter_map(|json| serde_json::from_slice(json).ok())
+                                .collect(),
+                        ))
+                    }
+                }
             },
         )
         .await

@@ -81,6 +81,31 @@ impl<V> ShardedMap<V> {
         }
     }
 
+    /// Removes and returns the entries `matches` accepts, in every shard it
+    /// can lock, or [`Poisoned`] if a shard could not be locked.
+    pub(super) fn take_where(&self, matches: impl Fn(&V) -> bool) -> Result<Vec<V>, Poisoned> {
+        let mut taken = Vec::new();
+        let mut poisoned = false;
+        for shard in self.shards.iter() {
+            match shard.write() {
+                Ok(mut map) => {
+                    let ids: Vec<SessionId> = map
+                        .iter()
+                        .filter(|(_, v)| matches(v))
+                        .map(|(id, _)| id.clone())
+                        .collect();
+                    taken.extend(ids.iter().filter_map(|id| map.remove(id)));
+                }
+                Err(_) => poisoned = true,
+            }
+        }
+        if poisoned {
+            Err(Poisoned)
+        } else {
+            Ok(taken)
+        }
+    }
+
     /// How many entries are held.
     pub(super) fn len(&self) -> usize {
         self.shards

@@ -204,6 +204,112 @@ pub async fn conformance(store: Arc<dyn SessionStore>) {
     assert!(store.load(&e3).await.unwrap().is_some());
     assert_eq!(store.end_once("jti-3", by_user).await.unwrap(), Some(0));
 
+    // end: by email (any case, any user with that email), and by user for
+    // sessions that began at or before a time only
+    let by_email = |sub: &str, email: &str, created_at: u64| {
+        let mut s = session(sub, 60);
+        s.email = email.to_string();
+        s.created_at = created_at;
+        s
+    };
+    let start = now();
+    let (m1, m2, m3, m4) = (
+        SessionId::random(),
+        SessionId::random(),
+        SessionId::random(),
+        SessionId::random(),
+    );
+    store
+        .save(&m1, &by_email("gina", "Gina@Example.com", start - 100))
+        .await
+        .unwrap();
+    store
+        .save(&m2, &by_email("gina", "gina@example.com", start))
+        .await
+        .unwrap();
+    store
+        .save(&m3, &by_email("hank", "hank@example.com", start - 100))
+        .await
+        .unwrap();
+    store
+        .save(&m4, &by_email("hank", "hank@example.com", start + 100))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .end(Ending::Email {
+                email: "GINA@example.COM"
+            })
+            .await
+            .unwrap(),
+        2,
+        "an email ends that user's sessions whatever the case"
+    );
+    assert!(store.load(&m1).await.unwrap().is_none() && store.load(&m2).await.unwrap().is_none());
+    assert!(store.load(&m3).await.unwrap().is_some(), "another email");
+    assert_eq!(
+        store
+            .end(Ending::Email {
+                email: "nobody@example.com"
+            })
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .end(Ending::UserBefore {
+                sub: "hank",
+                before: start
+            })
+            .await
+            .unwrap(),
+        1,
+        "only the session that began before"
+    );
+    assert!(store.load(&m3).await.unwrap().is_none());
+    assert!(
+        store.load(&m4).await.unwrap().is_some(),
+        "a session that began after the event stays"
+    );
+
+    // end_once_taking: the ended sessions come back (their refresh tokens are
+    // revoked next); a replay ends and returns nothing
+    let taken = store
+        .end_once_taking("jti-4", Ending::User { sub: "hank" })
+        .await
+        .unwrap()
+        .expect("first use");
+    assert_eq!(taken.len(), 1);
+    assert_eq!(
+        taken[0].refresh_token.as_ref().map(|t| t.expose()),
+        Some("rt")
+    );
+    assert!(store.load(&m4).await.unwrap().is_none());
+    store
+        .save(&m4, &by_email("hank", "hank@example.com", start))
+        .await
+        .unwrap();
+    assert!(store
+        .end_once_taking("jti-4", Ending::User { sub: "hank" })
+        .await
+        .unwrap()
+        .is_none());
+    assert!(
+        store.load(&m4).await.unwrap().is_some(),
+        "a replay ends nothing"
+    );
+    let none = store
+        .end_once_taking(
+            "jti-5",
+            Ending::Email {
+                email: "nobody@example.com",
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(none.map(|v| v.len()), Some(0));
+
     // pending sign-ins are one-time
     store.save_pending("state-1", &pending("/x")).await.unwrap();
     assert!(store.take_pending("state-2").await.unwrap().is_none());
