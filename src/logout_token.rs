@@ -4,7 +4,9 @@
 //! `iss`, `aud`, `iat`, `exp`, the back-channel `events` member, `jti`,
 //! `sid`/`sub`, and no `nonce`. Whether the `jti` was seen before and which
 //! sessions end belong to the caller and the session store. Errors say what was
-//! wrong and never contain the token. No actix types.
+//! wrong and never contain the token. No actix types. The signature and header
+//! checks ([`verify_signed`]) are shared with the other tokens the IdP pushes
+//! to us (Universal Logout's, in `revocation_token`).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -54,7 +56,7 @@ pub enum LogoutTokenError {
     Malformed,
     #[error("the token's alg must be RS256")]
     Algorithm,
-    #[error("the token's typ must be logout+jwt (or JWT)")]
+    #[error("the token's typ is not one this endpoint accepts")]
     Type,
     #[error("the token's header has critical extensions (crit), which are not supported")]
     Critical,
@@ -100,22 +102,58 @@ pub struct Expected<'a> {
     pub client_id: &'a str,
 }
 
+/// Which `typ` header a kind of token may carry.
+#[derive(Clone, Copy, Debug)]
+pub enum Typ {
+    /// Absent, `logout+jwt` or `JWT` (back-channel logout tokens).
+    LogoutOrAbsent,
+    /// Exactly this media type (without `application/`, any case).
+    Required(&'static str),
+}
+
+/// What a signed token pushed by the IdP must satisfy before its own claims
+/// are looked at.
+pub struct Rules<'a> {
+    pub typ: Typ,
+    /// Accepted `iss` values, each compared exactly.
+    pub issuers: &'a [&'a str],
+    /// The value `aud` must be or contain.
+    pub audience: &'a str,
+    /// Registered claims that must be present (`iss` and `aud` always are).
+    pub required: &'a [&'a str],
+}
+
 /// Verifies a logout token against the IdP's current keys; an unknown `kid`
 /// reloads them (rate-limited in [`Oidc`]) and tries once more.
 pub async fn verify(oidc: &Oidc, token: &str) -> Result<LogoutToken, LogoutTokenError> {
-    let expected = Expected {
-        issuer: oidc.issuer(),
-        client_id: oidc.client_id(),
+    let issuers = [oidc.issuer()];
+    let rules = Rules {
+        typ: Typ::LogoutOrAbsent,
+        issuers: &issuers,
+        audience: oidc.client_id(),
+        required: &[],
     };
+    let claims = verify_signed(oidc, token, &rules).await?;
+    check_claims(&claims, now())
+}
+
+/// Verifies a token the IdP pushed to us against its current keys: header,
+/// key, signature, `iss`, `aud`, `exp`/`nbf`; returns the claims. An unknown
+/// `kid` reloads the keys once and tries again with whatever keys are current
+/// then (another request may have loaded them). Reloads for pushed tokens have
+/// their own rate limit in [`Oidc`], so tokens with made-up `kid`s cannot use
+/// up the one sign-ins need.
+pub async fn verify_signed(
+    oidc: &Oidc,
+    token: &str,
+    rules: &Rules<'_>,
+) -> Result<Map<String, Value>, LogoutTokenError> {
     let keys = oidc.signing_keys().ok_or(E::NotReady)?;
-    match verify_with_keys(token, &keys, &expected, now()) {
+    match verify_signed_with_keys(token, &keys, rules) {
         Err(E::UnknownKey) => {
-            // The IdP may have rotated its keys. Retry with the current set even
-            // when the reload was rate-limited: a concurrent request may have
-            // loaded the new key meanwhile.
             oidc.reload_signing_keys().await;
             let keys = oidc.signing_keys().ok_or(E::NotReady)?;
-            verify_with_keys(token, &keys, &expected, now())
+            verify_signed_with_keys(token, &keys, rules)
         }
         other => other,
     }
@@ -130,19 +168,46 @@ pub fn verify_with_keys(
     expected: &Expected<'_>,
     now: u64,
 ) -> Result<LogoutToken, LogoutTokenError> {
+    let issuers = [expected.issuer];
+    let rules = Rules {
+        typ: Typ::LogoutOrAbsent,
+        issuers: &issuers,
+        audience: expected.client_id,
+        required: &[],
+    };
+    let claims = verify_signed_with_keys(token, keys, &rules)?;
+    check_claims(&claims, now)
+}
+
+/// [`verify_signed`] against the given keys, without reloading them.
+pub fn verify_signed_with_keys(
+    token: &str,
+    keys: &JwkSet,
+    rules: &Rules<'_>,
+) -> Result<Map<String, Value>, LogoutTokenError> {
     let header = read_header(token)?;
     if header.alg.as_deref() != Some("RS256") {
         return Err(E::Algorithm);
     }
-    if header.typ.as_deref().is_some_and(|typ| !is_logout_typ(typ)) {
+    let typ_ok = match (rules.typ, header.typ.as_deref()) {
+        (Typ::LogoutOrAbsent, None) => true,
+        (Typ::LogoutOrAbsent, Some(typ)) => is_logout_typ(typ),
+        (Typ::Required(_), None) => false,
+        (Typ::Required(wanted), Some(typ)) => media_type(typ) == wanted,
+    };
+    if !typ_ok {
         return Err(E::Type);
     }
     if header.crit.is_some() {
         return Err(E::Critical);
     }
     let key = choose_key(keys, header.kid.as_deref())?;
-    let claims = decode(token, key, expected)?;
-    check_claims(&claims, now)
+    let claims = decode(token, key, rules)?;
+    // jsonwebtoken also accepts an array of issuers; the specs say one string.
+    if !claims.get("iss").is_some_and(Value::is_string) {
+        return Err(E::Issuer);
+    }
+    Ok(claims)
 }
 
 /// The protected header, read before any key is chosen.
@@ -166,12 +231,20 @@ fn read_header(token: &str) -> Result<Header, LogoutTokenError> {
     serde_json::from_slice(&json).map_err(|_| E::Malformed)
 }
 
-/// `logout+jwt` as the spec recommends, or plain `JWT`; media types are
-/// case-insensitive and may carry the `application/` prefix (RFC 7515 §4.1.9).
+/// `logout+jwt` as the spec recommends, or plain `JWT`.
 fn is_logout_typ(typ: &str) -> bool {
-    let typ = typ.to_ascii_lowercase();
-    let media = typ.strip_prefix("application/").unwrap_or(&typ);
+    let media = media_type(typ);
     media == "logout+jwt" || media == "jwt"
+}
+
+/// A `typ` as a lower-case media type without `application/`: media types are
+/// case-insensitive and may carry that prefix (RFC 7515 §4.1.9).
+fn media_type(typ: &str) -> String {
+    let typ = typ.to_ascii_lowercase();
+    match typ.strip_prefix("application/") {
+        Some(media) => media.to_owned(),
+        None => typ,
+    }
 }
 
 /// The key named by `kid`; without a `kid`, the IdP's only signing key.
@@ -199,17 +272,20 @@ fn signs_rs256(key: &Jwk) -> bool {
         && matches!(key.common.key_algorithm, None | Some(KeyAlgorithm::RS256))
 }
 
-/// Signature, `alg`, `iss`, `aud`, and `exp`/`nbf` when present, by jsonwebtoken.
+/// Signature, `alg`, `iss`, `aud`, and `exp`/`nbf` (when present, or when
+/// required), by jsonwebtoken.
 fn decode(
     token: &str,
     key: &Jwk,
-    expected: &Expected<'_>,
+    rules: &Rules<'_>,
 ) -> Result<Map<String, Value>, LogoutTokenError> {
     let key = DecodingKey::from_jwk(key).map_err(|_| E::Signature)?;
     let mut validation = Validation::new(Algorithm::RS256);
-    validation.set_required_spec_claims(&["iss", "aud"]);
-    validation.set_issuer(&[expected.issuer]);
-    validation.set_audience(&[expected.client_id]);
+    let mut required = vec!["iss", "aud"];
+    required.extend_from_slice(rules.required);
+    validation.set_required_spec_claims(&required);
+    validation.set_issuer(rules.issuers);
+    validation.set_audience(&[rules.audience]);
     validation.leeway = CLOCK_SKEW;
     validation.validate_exp = true;
     validation.validate_nbf = true;
@@ -221,6 +297,7 @@ fn decode(
             ErrorKind::InvalidAudience => E::Audience,
             ErrorKind::MissingRequiredClaim(claim) if claim == "iss" => E::Issuer,
             ErrorKind::MissingRequiredClaim(claim) if claim == "aud" => E::Audience,
+            ErrorKind::MissingRequiredClaim(claim) if claim == "exp" => E::Expired,
             ErrorKind::ExpiredSignature => E::Expired,
             ErrorKind::ImmatureSignature => E::NotYetValid,
             ErrorKind::InvalidClaimFormat(claim) if claim == "exp" => E::Expired,
@@ -233,20 +310,7 @@ fn decode(
 
 /// The claims jsonwebtoken does not know about (§2.6 steps 3–6).
 fn check_claims(claims: &Map<String, Value>, now: u64) -> Result<LogoutToken, LogoutTokenError> {
-    // jsonwebtoken also accepts an array of issuers; the spec says one string.
-    if !claims.get("iss").is_some_and(Value::is_string) {
-        return Err(E::Issuer);
-    }
-    let iat = claims
-        .get("iat")
-        .and_then(numeric_date)
-        .ok_or(E::IssuedAtMissing)?;
-    if iat > now + CLOCK_SKEW {
-        return Err(E::IssuedInFuture);
-    }
-    if iat + MAX_AGE < now {
-        return Err(E::TooOld);
-    }
+    check_issued_at(claims, now)?;
     let event = claims
         .get("events")
         .and_then(Value::as_object)
@@ -257,11 +321,7 @@ fn check_claims(claims: &Map<String, Value>, now: u64) -> Result<LogoutToken, Lo
     if claims.contains_key("nonce") {
         return Err(E::Nonce);
     }
-    let jti = claims
-        .get("jti")
-        .and_then(Value::as_str)
-        .filter(|jti| !jti.is_empty())
-        .ok_or(E::TokenId)?;
+    let jti = token_id(claims)?;
     let ends = match (
         optional_string(claims, "sid")?,
         optional_string(claims, "sub")?,
@@ -274,6 +334,31 @@ fn check_claims(claims: &Map<String, Value>, now: u64) -> Result<LogoutToken, Lo
         jti: jti.to_owned(),
         ends,
     })
+}
+
+/// `iat` is present, not in the future, and recent enough that the `jti`
+/// memory ([`ONE_TIME_TTL`]) still covers the token.
+pub fn check_issued_at(claims: &Map<String, Value>, now: u64) -> Result<(), LogoutTokenError> {
+    let iat = claims
+        .get("iat")
+        .and_then(numeric_date)
+        .ok_or(E::IssuedAtMissing)?;
+    if iat > now + CLOCK_SKEW {
+        return Err(E::IssuedInFuture);
+    }
+    if iat + MAX_AGE < now {
+        return Err(E::TooOld);
+    }
+    Ok(())
+}
+
+/// The `jti`: a non-empty string.
+pub fn token_id(claims: &Map<String, Value>) -> Result<&str, LogoutTokenError> {
+    claims
+        .get("jti")
+        .and_then(Value::as_str)
+        .filter(|jti| !jti.is_empty())
+        .ok_or(E::TokenId)
 }
 
 /// A JWT NumericDate: seconds since the epoch, possibly with a fraction.

@@ -2,7 +2,9 @@
 //! the code exchange, ID-token verification (signature from JWKS, `iss`, `aud`,
 //! `exp`, `nonce`, RS256 only) and refresh. The JWKS is refetched when an unknown
 //! `kid` appears (key rotation), at most once per [`JWKS_REFETCH_INTERVAL`], never
-//! per request. No actix types.
+//! per request; a token that lost the race for the refetch is checked again
+//! with the keys the winner loaded. Tokens pushed to us (logout tokens) have a
+//! refetch budget of their own. No actix types.
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -112,6 +114,11 @@ pub enum OidcError {
     Exchange(String),
     #[error("ID token rejected: {0}")]
     IdToken(String),
+    /// The ID token names a key the IdP's key set does not hold, even after a
+    /// refetch: a rotation not yet visible, or a key set that cannot be
+    /// loaded. Not the token's fault as far as we can tell.
+    #[error("ID token signed with a key the IdP does not list (yet)")]
+    UnknownKey,
 }
 
 /// The outcome of a refresh that did not work.
@@ -165,6 +172,9 @@ struct Provider {
     jwks_uri: openidconnect::JsonWebKeySetUrl,
     jwks: RwLock<Arc<JsonWebKeySet<CoreJsonWebKey>>>,
     last_refetch: tokio::sync::Mutex<Option<Instant>>,
+    /// The budget of refetches asked for by tokens pushed to us (back-channel,
+    /// Universal Logout): anyone can send one with a made-up `kid`.
+    last_push_refetch: tokio::sync::Mutex<Option<Instant>>,
 }
 
 /// The relying party. Cheap to share; discovery fills it once.
@@ -226,6 +236,7 @@ impl Oidc {
             jwks_uri,
             jwks: RwLock::new(Arc::new(jwks)),
             last_refetch: tokio::sync::Mutex::new(None),
+            last_push_refetch: tokio::sync::Mutex::new(None),
         };
         if let Ok(mut slot) = self.provider.write() {
             *slot = Some(Arc::new(provider));
@@ -336,10 +347,15 @@ impl Oidc {
         let mut groups_claim = None;
         if let Some(id_token) = tokens.id_token() {
             // A refreshed ID token carries no nonce of ours to check.
+            // A key-set problem (a rotation racing the refetch, a JWKS that
+            // cannot be loaded) says nothing about the refresh token: retry.
             let claims = self
                 .verify(&provider, id_token, |_: Option<&Nonce>| Ok(()))
                 .await
-                .map_err(|e| RefreshError::Refused(e.to_string()))?;
+                .map_err(|e| match e {
+                    OidcError::UnknownKey => RefreshError::Transient(e.to_string()),
+                    e => RefreshError::Refused(e.to_string()),
+                })?;
             if claims.subject().as_str() != sub {
                 return Err(RefreshError::Refused(
                     "refreshed ID token is for another user".into(),
@@ -404,11 +420,15 @@ impl Oidc {
         Some(to_jwk_set(&jwks))
     }
 
-    /// Reloads the JWKS after a token named an unknown `kid`, under the same
-    /// rate limit as ID tokens. Returns whether new keys were loaded.
+    /// Reloads the JWKS after a token pushed to us named an unknown `kid`, at
+    /// most once per [`JWKS_REFETCH_INTERVAL`] under a budget of its own (not
+    /// the one ID tokens use). Returns whether new keys were loaded.
     pub async fn reload_signing_keys(&self) -> bool {
         match self.provider() {
-            Some(provider) => self.refetch_jwks(&provider).await,
+            Some(provider) => {
+                self.refetch_jwks_under(&provider, &provider.last_push_refetch)
+                    .await
+            }
             None => false,
         }
     }
@@ -442,12 +462,14 @@ impl Oidc {
             Err(openidconnect::ClaimsVerificationError::SignatureVerification(
                 openidconnect::SignatureVerificationError::NoMatchingKey,
             )) => {
-                if self.refetch_jwks(provider).await {
-                    token
-                        .claims(&self.verifier(provider), &nonce)
-                        .map_err(|e| OidcError::IdToken(e.to_string()))
-                } else {
-                    Err(OidcError::IdToken("signed with an unknown key".into()))
+                // Rate-limited or not, check again with the keys current now:
+                // a concurrent sign-in may just have loaded the new key.
+                self.refetch_jwks(provider).await;
+                match token.claims(&self.verifier(provider), &nonce) {
+                    Err(openidconnect::ClaimsVerificationError::SignatureVerification(
+                        openidconnect::SignatureVerificationError::NoMatchingKey,
+                    )) => Err(OidcError::UnknownKey),
+                    other => other.map_err(|e| OidcError::IdToken(e.to_string())),
                 }
             }
             other => other.map_err(|e| OidcError::IdToken(e.to_string())),
@@ -472,7 +494,18 @@ impl Oidc {
 
     /// Returns whether a new JWKS was loaded.
     async fn refetch_jwks(&self, provider: &Provider) -> bool {
-        let mut last = provider.last_refetch.lock().await;
+        self.refetch_jwks_under(provider, &provider.last_refetch)
+            .await
+    }
+
+    /// Refetches unless `budget` saw a refetch in the last interval. Callers
+    /// that wait here while another refetches find the new keys afterwards.
+    async fn refetch_jwks_under(
+        &self,
+        provider: &Provider,
+        budget: &tokio::sync::Mutex<Option<Instant>>,
+    ) -> bool {
+        let mut last = budget.lock().await;
         if last.is_some_and(|at| at.elapsed() < JWKS_REFETCH_INTERVAL) {
             return false;
         }

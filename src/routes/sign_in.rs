@@ -128,7 +128,7 @@ async fn finish(
             oidc::OidcError::Exchange(_) | oidc::OidcError::Discovery(_) => {
                 AppError::Upstream(e.to_string())
             }
-            oidc::OidcError::IdToken(_) => {
+            oidc::OidcError::IdToken(_) | oidc::OidcError::UnknownKey => {
                 tracing::warn!(error = %e, "ID token rejected");
                 AppError::SignIn("Okta's answer could not be verified. Please start again.".into())
             }
