@@ -20,6 +20,7 @@ pub mod oidc;
 pub mod policy;
 pub mod redirect;
 mod redis_connection;
+pub mod revocation_token;
 pub mod routes;
 pub mod session;
 pub mod startup;

@@ -17,6 +17,8 @@ use crate::session::{now, CookieCodec, Session, SessionId, SessionStore};
 mod auth;
 mod backchannel;
 mod cookies;
+mod frontchannel;
+mod global_logout;
 mod info;
 mod sign_in;
 mod sign_out;
@@ -185,6 +187,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::resource("/oauth2/backchannel_logout")
                 .app_data(backchannel::form_config())
                 .route(web::post().to(backchannel::backchannel_logout)),
+        )
+        .service(
+            web::resource("/oauth2/global-token-revocation")
+                .app_data(global_logout::payload_config())
+                .route(web::post().to(global_logout::global_token_revocation)),
+        )
+        .route(
+            "/oauth2/frontchannel_logout",
+            web::get().to(frontchannel::frontchannel_logout),
         )
         .route("/oauth2/userinfo", web::get().to(info::userinfo))
         .route("/healthz", web::get().to(info::healthz))
