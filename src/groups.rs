@@ -1,60 +1,39 @@
-//! A user's Okta groups: the management API client (`GET /api/v1/users/{id}/groups`
-//! with `SSWS`, following every `Link: rel="next"`) behind a moka cache.
-//! Concurrent misses for one user cost one call (`try_get_with`); a due refresh
-//! runs in the background while checks keep the last known groups, for a bounded
-//! time; Okta's 429 stops all calls until `X-Rate-Limit-Reset`; calls in flight
-//! are capped. The hot path never waits on Okta once a user's groups are known.
-//! With Redis ([`RedisGroups`]) replicas share answers, fetch leases and the 429
-//! block, so N replicas cost Okta what one does; when Redis cannot answer, each
-//! replica asks Okta on its own as without Redis. No actix types.
+//! A user's Okta groups behind a moka cache, with `GROUPS_CACHE_TTL` as a hard
+//! bound while Okta answers: an active user's groups are refreshed in the
+//! background shortly before the TTL runs out, a check that finds groups past it
+//! waits for Okta (one coalesced lookup per user), and only while Okta fails or
+//! rate-limits are the last known groups used, for at most
+//! `GROUPS_STALE_IF_ERROR` past the TTL. [`GroupsCache::invalidate`] makes the
+//! next check fetch afresh, on every replica. With Redis ([`RedisGroups`])
+//! replicas share answers, fetch leases, the 429 block and invalidations
+//! (`shared`). The Okta client is `okta`. No actix types.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use moka::future::Cache;
 use moka::Expiry;
-use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION};
-use reqwest::StatusCode;
-use serde::Deserialize;
-use tokio::sync::Semaphore;
-use url::Url;
 
-use crate::config::Secret;
 pub use crate::identity_headers::UserGroups;
 use crate::metrics;
 pub use crate::policy::Group;
-use crate::session::{now, random_token, take_turn};
+use crate::session::now;
 
+mod okta;
 mod redis;
+mod shared;
+pub use self::okta::{next_link, OktaGroupsClient};
 pub use self::redis::{RedisGroups, SharedEntry, SharedError, Take};
+use self::shared::Shared;
 
-/// How long past `GROUPS_CACHE_TTL` the last known groups may still be used when
-/// Okta cannot be asked.
-pub const MAX_STALENESS: Duration = Duration::from_secs(3600);
-/// Okta calls in flight at once, across all users.
-const MAX_CALLS_IN_FLIGHT: usize = 4;
-/// A user with more pages than this is cut off (200 groups a page = 10 000 groups).
-const MAX_PAGES: usize = 50;
+/// `GROUPS_STALE_IF_ERROR`'s default: how long past `GROUPS_CACHE_TTL` the last
+/// known groups may still be used while Okta cannot be asked.
+pub const DEFAULT_STALE_IF_ERROR: Duration = Duration::from_secs(15 * 60);
 /// How long a failed lookup is remembered, so a broken Okta is not hammered.
 const NEGATIVE_TTL: Duration = Duration::from_secs(2);
-/// Upper bound for a 429 back-off, whatever `X-Rate-Limit-Reset` says.
-const MAX_BACKOFF_SECS: u64 = 3600;
-/// How long a replica may hold a user's fetch lease: longer than one Okta call
-/// may take (the HTTP client gives up after 10 s), short enough that a replica
-/// that died while fetching is replaced within one wait.
-const LEASE: Duration = Duration::from_secs(10);
-/// How long a lookup waits for another replica's fetch: past [`LEASE`], so that
-/// the waiter takes over when the fetching replica died.
-const WAIT_FOR_OTHER: Duration = Duration::from_secs(11);
-/// How often a waiting lookup looks whether the other replica has published.
-const POLL: Duration = Duration::from_millis(25);
-/// After Redis failed to answer, how long lookups ask Okta directly before
-/// trying Redis again (so a dead Redis costs no timeout per lookup).
-const REDIS_PAUSE: Duration = Duration::from_secs(5);
-/// Redis trouble is logged as a warning at most this often.
-const WARN_EVERY: Duration = Duration::from_secs(60);
+/// Lookups in a row that an invalidation may void before a check gives up.
+const LOOKUP_ATTEMPTS: usize = 3;
 
 /// Why a user's groups are not known.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,30 +46,62 @@ pub enum GroupsError {
     Unavailable(String),
 }
 
+impl GroupsError {
+    /// Okta's own answer about the user, as opposed to Okta not answering:
+    /// kept like groups, never replaced by last known groups.
+    fn is_definitive(&self) -> bool {
+        matches!(self, GroupsError::UserNotFound)
+    }
+}
+
+/// What Okta last said about a user, and when.
 #[derive(Clone)]
 struct Entry {
-    groups: Arc<UserGroups>,
+    /// The groups, or a definitive "no" ([`GroupsError::is_definitive`]).
+    answer: Result<Arc<UserGroups>, GroupsError>,
+    /// When the Okta call that gave the answer began, here or on another replica.
     fetched_at: Instant,
+    /// The same instant on the wall clock, for comparing with Redis entries.
+    fetched_at_ms: u64,
+    /// When this replica began the lookup (Okta call or Redis read) that gave
+    /// the entry: an invalidation after this instant voids it.
+    looked_up_at: Instant,
 }
 
 impl Entry {
-    fn fetched_now(groups: Vec<Group>) -> Entry {
+    /// Okta's answer to a call that began at `started` (`started_ms` on the
+    /// wall clock).
+    fn fetched(
+        answer: Result<Vec<Group>, GroupsError>,
+        started: Instant,
+        started_ms: u64,
+    ) -> Entry {
         Entry {
-            groups: Arc::new(UserGroups::new(groups)),
-            fetched_at: Instant::now(),
+            answer: answer.map(|groups| Arc::new(UserGroups::new(groups))),
+            fetched_at: started,
+            fetched_at_ms: started_ms,
+            looked_up_at: started,
         }
     }
 
     /// Another replica's answer, as old here as it is there.
-    fn from_shared(shared: SharedEntry) -> Result<Entry, GroupsError> {
-        let groups = shared.groups.ok_or(GroupsError::UserNotFound)?;
+    fn from_shared(shared: SharedEntry, looked_up_at: Instant) -> Entry {
         let age = Duration::from_millis(now_ms().saturating_sub(shared.fetched_at_ms));
-        Ok(Entry {
-            groups: Arc::new(UserGroups::new(groups)),
+        Entry {
+            answer: shared
+                .groups
+                .map(|groups| Arc::new(UserGroups::new(groups)))
+                .ok_or(GroupsError::UserNotFound),
             // Only an age beyond the monotonic clock's origin could fail; such
             // an entry would have expired in Redis long ago.
             fetched_at: Instant::now().checked_sub(age).unwrap_or_else(Instant::now),
-        })
+            fetched_at_ms: shared.fetched_at_ms,
+            looked_up_at,
+        }
+    }
+
+    fn age(&self) -> Duration {
+        self.fetched_at.elapsed()
     }
 }
 
@@ -135,33 +146,11 @@ fn as_ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The Redis side of a cache, with what this replica knows about its health.
-struct Shared {
-    redis: RedisGroups,
-    /// Epoch ms before which Redis is not asked again, after it failed.
-    paused_until_ms: AtomicU64,
-    /// Epoch ms of the last warning about Redis, so an outage warns once a minute.
-    warned_at_ms: AtomicU64,
-    /// The latest Okta block (epoch s) this replica knows Redis holds.
-    block_known: AtomicU64,
-}
-
-impl Shared {
-    fn available(&self) -> bool {
-        now_ms() >= self.paused_until_ms.load(Ordering::Relaxed)
-    }
-
-    /// Redis failed: lookups ask Okta directly for a while.
-    fn trouble(&self, error: &SharedError) {
-        let now = now_ms();
-        self.paused_until_ms
-            .store(now.saturating_add(as_ms(REDIS_PAUSE)), Ordering::Relaxed);
-        if take_turn(&self.warned_at_ms, now, as_ms(WARN_EVERY)) {
-            tracing::warn!(%error, "groups are not shared with the other replicas while Redis cannot answer; asking Okta from this replica");
-        } else {
-            tracing::debug!(%error, "groups: Redis still cannot answer");
-        }
-    }
+/// How long before the TTL runs out an active user's refresh starts: a tenth
+/// of the TTL, at most 30 s (an Okta call takes well under a second; the HTTP
+/// client gives up after 10 s).
+fn refresh_lead(ttl: Duration) -> Duration {
+    (ttl / 10).min(Duration::from_secs(30))
 }
 
 /// The groups of users, cached.
@@ -172,83 +161,117 @@ pub struct GroupsCache {
 
 struct Inner {
     client: OktaGroupsClient,
-    fresh_for: Duration,
+    ttl: Duration,
+    stale_if_error: Duration,
+    /// Answers, kept for the TTL plus the stale-if-error window.
     cache: Cache<String, Entry>,
+    /// Coalesces concurrent lookups of one user; emptied as each one ends.
+    lookups: Cache<String, Entry>,
+    /// Failed lookups, for [`NEGATIVE_TTL`].
     failures: Cache<String, GroupsError>,
+    /// When each user's groups were last invalidated on this replica.
+    invalidated: Cache<String, Instant>,
+    /// Users whose background refresh is scheduled or running.
     refreshing: Mutex<HashSet<String>>,
     shared: Option<Shared>,
 }
 
 impl GroupsCache {
     /// A cache of this process alone.
-    pub fn new(client: OktaGroupsClient, fresh_for: Duration) -> GroupsCache {
-        GroupsCache::build(client, fresh_for, None)
+    pub fn new(client: OktaGroupsClient, ttl: Duration) -> GroupsCache {
+        GroupsCache::configured(client, ttl, DEFAULT_STALE_IF_ERROR, None)
     }
 
     /// A cache that shares what it learns with the other replicas through
-    /// Redis: at most one Okta call per user per `fresh_for` among them all,
-    /// and a 429 seen by one holds back all.
-    pub fn with_redis(
-        client: OktaGroupsClient,
-        fresh_for: Duration,
-        redis: RedisGroups,
-    ) -> GroupsCache {
-        let shared = Shared {
-            redis,
-            paused_until_ms: AtomicU64::new(0),
-            warned_at_ms: AtomicU64::new(0),
-            block_known: AtomicU64::new(0),
-        };
-        GroupsCache::build(client, fresh_for, Some(shared))
+    /// Redis: at most one Okta call per user per TTL among them all, a 429 seen
+    /// by one holds back all, and an invalidation on one reaches all.
+    pub fn with_redis(client: OktaGroupsClient, ttl: Duration, redis: RedisGroups) -> GroupsCache {
+        GroupsCache::configured(client, ttl, DEFAULT_STALE_IF_ERROR, Some(redis))
     }
 
-    fn build(client: OktaGroupsClient, fresh_for: Duration, shared: Option<Shared>) -> GroupsCache {
-        GroupsCache {
+    /// A cache with every setting: `stale_if_error` is `GROUPS_STALE_IF_ERROR`
+    /// (zero: a check past the TTL that cannot reach Okta is refused at once);
+    /// with `redis`, shared with the other replicas.
+    pub fn configured(
+        client: OktaGroupsClient,
+        ttl: Duration,
+        stale_if_error: Duration,
+        redis: Option<RedisGroups>,
+    ) -> GroupsCache {
+        let shared = redis.map(Shared::new);
+        let cache = GroupsCache {
             inner: Arc::new(Inner {
                 client,
-                fresh_for,
+                ttl,
+                stale_if_error,
                 cache: Cache::builder()
                     .max_capacity(1_000_000)
-                    .expire_after(KeepUntil(fresh_for + MAX_STALENESS))
+                    .expire_after(KeepUntil(ttl + stale_if_error))
+                    .build(),
+                lookups: Cache::builder()
+                    .max_capacity(100_000)
+                    .time_to_live(ttl)
                     .build(),
                 failures: Cache::builder()
                     .max_capacity(100_000)
                     .time_to_live(NEGATIVE_TTL)
                     .build(),
+                invalidated: Cache::builder()
+                    .max_capacity(1_000_000)
+                    // Older invalidations void nothing: every entry fetched
+                    // before them has expired.
+                    .time_to_live(ttl + stale_if_error)
+                    .build(),
                 refreshing: Mutex::new(HashSet::new()),
                 shared,
             }),
+        };
+        if let Some(shared) = &cache.inner.shared {
+            shared.listen(Arc::downgrade(&cache.inner));
         }
+        cache
     }
 
     /// The groups of the user with Okta id `user_id`.
     pub async fn groups_of(&self, user_id: &str) -> Result<Arc<UserGroups>, GroupsError> {
         let inner = &self.inner;
-        if let Some(entry) = inner.cache.get(user_id).await {
-            return Ok(self.serve(user_id, entry));
+        let known = inner.cache.get(user_id).await;
+        if let Some(entry) = &known {
+            let age = entry.age();
+            if age < inner.ttl {
+                if age >= inner.ttl / 2 {
+                    self.refresh_ahead(user_id, entry);
+                }
+                return entry.answer.clone();
+            }
         }
+        // Unknown, or past the TTL: wait for Okta.
         if let Some(error) = inner.failures.get(user_id).await {
-            return Err(error);
+            return self.stale_or(user_id, known, error).await;
         }
-        let result = inner
-            .cache
-            .try_get_with_by_ref(
-                user_id,
-                self.obtain(user_id, inner.fresh_for + MAX_STALENESS),
-            )
-            .await;
-        match result {
-            // Only an entry from another replica can be due already.
-            Ok(entry) if inner.shared.is_some() => Ok(self.serve(user_id, entry)),
-            Ok(entry) => Ok(entry.groups),
+        metrics::GROUPS_WAITED.inc();
+        match self.look_up(user_id, None).await {
+            Ok(entry) => entry.answer,
             Err(error) => {
-                let error = GroupsError::clone(&error);
                 inner
                     .failures
                     .insert(user_id.to_owned(), error.clone())
                     .await;
-                Err(error)
+                self.stale_or(user_id, known, error).await
             }
+        }
+    }
+
+    /// Makes the user's next check, on this replica and (through Redis, within
+    /// a second) on every other, fetch groups afresh from Okta instead of using
+    /// any answer known before this call, including one being fetched now.
+    /// This replica forgets at once; `Err` when Redis could not be told, so the
+    /// other replicas may keep their answers until the TTL.
+    pub async fn invalidate(&self, user_id: &str) -> Result<(), SharedError> {
+        self.inner.forget(user_id).await;
+        match &self.inner.shared {
+            Some(shared) => shared.invalidate(user_id).await,
+            None => Ok(()),
         }
     }
 
@@ -260,136 +283,135 @@ impl GroupsCache {
     /// Stores a user's groups as if just fetched. For benchmarks and tests that
     /// need a warm cache without Okta; the service itself never calls it.
     pub async fn remember(&self, user_id: &str, groups: Vec<Group>) {
-        let entry = Entry {
-            groups: Arc::new(UserGroups::new(groups)),
-            fetched_at: Instant::now(),
-        };
+        let entry = Entry::fetched(Ok(groups), Instant::now(), now_ms());
         self.inner.cache.insert(user_id.to_owned(), entry).await;
     }
 
-    /// The entry's groups; a due entry starts a refresh.
-    fn serve(&self, user_id: &str, entry: Entry) -> Arc<UserGroups> {
-        if entry.fetched_at.elapsed() >= self.inner.fresh_for {
-            metrics::GROUPS_STALE_SERVED.inc();
-            self.refresh_in_background(user_id);
+    /// Past the TTL and Okta could not be asked: the last known answer while
+    /// within `GROUPS_STALE_IF_ERROR`, else the error.
+    async fn stale_or(
+        &self,
+        user_id: &str,
+        known: Option<Entry>,
+        error: GroupsError,
+    ) -> Result<Arc<UserGroups>, GroupsError> {
+        let inner = &self.inner;
+        match known {
+            Some(entry)
+                if entry.age() < inner.ttl + inner.stale_if_error
+                    && inner.current(user_id, &entry).await =>
+            {
+                metrics::GROUPS_STALE_SERVED.inc();
+                entry.answer
+            }
+            _ => Err(error),
         }
-        entry.groups
     }
 
-    /// Groups fetched less than `within` ago: another replica's through Redis
-    /// when there are such, else Okta's (under the lease, when Redis answers).
-    async fn obtain(&self, user_id: &str, within: Duration) -> Result<Entry, GroupsError> {
-        if let Some(shared) = self.inner.shared.as_ref().filter(|s| s.available()) {
-            let counts_from_ms = now_ms().saturating_sub(as_ms(within));
-            match self.through_redis(shared, user_id, counts_from_ms).await {
-                Ok(outcome) => return outcome,
+    /// Okta's answer (or another replica's, through Redis) from a lookup that
+    /// no invalidation voided, stored for the next checks. Concurrent lookups
+    /// of one user are one. `newer_than_ms`: only an answer fetched after this
+    /// instant will do (a refresh); else one younger than the TTL.
+    async fn look_up(
+        &self,
+        user_id: &str,
+        newer_than_ms: Option<u64>,
+    ) -> Result<Entry, GroupsError> {
+        let inner = &self.inner;
+        for _ in 0..LOOKUP_ATTEMPTS {
+            let result = inner
+                .lookups
+                .try_get_with_by_ref(user_id, self.obtain(user_id, newer_than_ms))
+                .await;
+            // The next lookup asks again; those that joined this one have it.
+            inner.lookups.invalidate(user_id).await;
+            let entry = result.map_err(|e| GroupsError::clone(&e))?;
+            if entry.age() < inner.ttl && self.store(user_id, &entry).await {
+                return Ok(entry);
+            }
+            // Voided by an invalidation (or left over from a lookup long
+            // gone): look again.
+        }
+        Err(GroupsError::Unavailable(
+            "the user's groups were invalidated during every lookup".into(),
+        ))
+    }
+
+    /// Keeps `entry` unless an invalidation since its lookup voided it; says
+    /// whether it was kept. Checked again after the insert, so an invalidation
+    /// racing with it cannot leave a voided entry behind.
+    async fn store(&self, user_id: &str, entry: &Entry) -> bool {
+        let inner = &self.inner;
+        if !inner.current(user_id, entry).await {
+            return false;
+        }
+        inner.cache.insert(user_id.to_owned(), entry.clone()).await;
+        if inner.current(user_id, entry).await {
+            return true;
+        }
+        inner.cache.invalidate(user_id).await;
+        false
+    }
+
+    /// One lookup: another replica's answer through Redis when there is one
+    /// recent enough, else Okta's (under the lease, when Redis answers).
+    async fn obtain(
+        &self,
+        user_id: &str,
+        newer_than_ms: Option<u64>,
+    ) -> Result<Entry, GroupsError> {
+        let inner = &self.inner;
+        let looked_up_at = Instant::now();
+        let counts_from_ms = match newer_than_ms {
+            Some(ms) => ms.saturating_add(1),
+            None => now_ms().saturating_sub(as_ms(inner.ttl)),
+        };
+        if let Some(shared) = inner.shared.as_ref().filter(|s| s.available()) {
+            match shared
+                .look_up(
+                    &inner.client,
+                    user_id,
+                    counts_from_ms,
+                    inner.ttl,
+                    inner.ttl + inner.stale_if_error,
+                )
+                .await
+            {
+                Ok(Ok(shared::Found::Shared(entry))) => {
+                    return Ok(Entry::from_shared(entry, looked_up_at))
+                }
+                Ok(Ok(shared::Found::Fetched {
+                    answer,
+                    started,
+                    started_ms,
+                })) => {
+                    let mut entry = Entry::fetched(answer, started, started_ms);
+                    entry.looked_up_at = looked_up_at;
+                    return Ok(entry);
+                }
+                Ok(Err(error)) => return Err(error),
                 Err(error) => shared.trouble(&error),
             }
         }
-        if self.inner.shared.is_some() {
+        if inner.shared.is_some() {
             metrics::GROUPS_SHARED_FALLBACKS.inc();
         }
-        let groups = self.inner.client.fetch(user_id).await?;
-        Ok(Entry::fetched_now(groups))
-    }
-
-    /// The lookup among replicas. `Err` only when Redis failed before Okta was
-    /// asked: then the caller may ask Okta itself without making a second call.
-    async fn through_redis(
-        &self,
-        shared: &Shared,
-        user_id: &str,
-        counts_from_ms: u64,
-    ) -> Result<Result<Entry, GroupsError>, SharedError> {
-        let token = random_token();
-        let deadline = Instant::now() + WAIT_FOR_OTHER;
-        loop {
-            match shared
-                .redis
-                .take(user_id, &token, LEASE, counts_from_ms)
-                .await?
-            {
-                Take::Entry(entry) => {
-                    metrics::GROUPS_SHARED_HITS.inc();
-                    return Ok(Entry::from_shared(entry));
-                }
-                Take::Leased { blocked_until } => {
-                    return Ok(self
-                        .fetch_leased(shared, user_id, &token, blocked_until)
-                        .await)
-                }
-                Take::Failed(error) => return Ok(Err(error)),
-                Take::Held => {}
+        let (started, started_ms) = (Instant::now(), now_ms());
+        let answer = inner.client.fetch(user_id).await;
+        match answer {
+            Err(error) if !error.is_definitive() => Err(error),
+            answer => {
+                let mut entry = Entry::fetched(answer, started, started_ms);
+                entry.looked_up_at = looked_up_at;
+                Ok(entry)
             }
-            if Instant::now() >= deadline {
-                return Ok(Err(GroupsError::Unavailable(
-                    "another replica is still asking Okta for this user".into(),
-                )));
-            }
-            tokio::time::sleep(POLL).await;
         }
     }
 
-    /// With the lease: ask Okta (unless some replica saw a 429), publish the
-    /// answer, share a new block, give the lease back. Redis failing after the
-    /// call costs the sharing, never the answer.
-    async fn fetch_leased(
-        &self,
-        shared: &Shared,
-        user_id: &str,
-        token: &str,
-        blocked_until: u64,
-    ) -> Result<Entry, GroupsError> {
-        let inner = &self.inner;
-        inner.client.raise_block(blocked_until);
-        shared
-            .block_known
-            .fetch_max(blocked_until, Ordering::Relaxed);
-        let result = inner.client.fetch(user_id).await;
-        let fetched_at_ms = now_ms();
-        self.share_block(shared).await;
-        let published = match &result {
-            Ok(groups) => Some((Some(groups.as_slice()), inner.fresh_for + MAX_STALENESS)),
-            // Kept only while fresh: an old "unknown" is asked again, not served.
-            Err(GroupsError::UserNotFound) => Some((None, inner.fresh_for)),
-            Err(_) => None,
-        };
-        if let Some((groups, keep)) = published {
-            if let Err(error) = shared
-                .redis
-                .publish(user_id, fetched_at_ms, groups, keep)
-                .await
-            {
-                shared.trouble(&error);
-            }
-        }
-        let failed = result.as_ref().err();
-        if let Err(error) = shared
-            .redis
-            .release(user_id, token, failed, NEGATIVE_TTL)
-            .await
-        {
-            shared.trouble(&error);
-        }
-        result.map(Entry::fetched_now)
-    }
-
-    /// A block this replica learnt from Okta goes to Redis for the others.
-    async fn share_block(&self, shared: &Shared) {
-        let local = self.inner.client.blocked_until();
-        if local <= now() || local <= shared.block_known.load(Ordering::Relaxed) {
-            return;
-        }
-        match shared.redis.raise_block(local).await {
-            Ok(in_force) => {
-                shared.block_known.fetch_max(in_force, Ordering::Relaxed);
-                self.inner.client.raise_block(in_force);
-            }
-            Err(error) => shared.trouble(&error),
-        }
-    }
-
-    fn refresh_in_background(&self, user_id: &str) {
+    /// A check found the user's groups in the second half of their life: the
+    /// user is active, so refresh them shortly before the TTL runs out, once,
+    /// in the background. Users without checks cost no call.
+    fn refresh_ahead(&self, user_id: &str, entry: &Entry) {
         if now() < self.inner.client.blocked_until() {
             // Okta may not be asked before its reset, by this replica or (when
             // shared) any other: nobody can have newer groups.
@@ -404,229 +426,74 @@ impl GroupsCache {
         drop(refreshing);
         let this = self.clone();
         let user_id = user_id.to_owned();
+        let (fetched_at, fetched_at_ms) = (entry.fetched_at, entry.fetched_at_ms);
         tokio::spawn(async move {
-            // Another replica may have refreshed already: then no Okta call.
-            match this.obtain(&user_id, this.inner.fresh_for).await {
-                Ok(entry) => {
-                    this.inner.cache.insert(user_id.clone(), entry).await;
-                }
-                Err(GroupsError::UserNotFound) => {
-                    tracing::info!(user = %user_id, "user no longer exists in Okta; forgetting their groups");
-                    this.inner.cache.invalidate(&user_id).await;
-                }
-                Err(error) => {
-                    tracing::warn!(user = %user_id, %error, "keeping last known groups");
+            let inner = &this.inner;
+            let due = fetched_at + inner.ttl.saturating_sub(refresh_lead(inner.ttl));
+            tokio::time::sleep_until(due.into()).await;
+            // A check that waited, or an invalidation, may have replaced the
+            // entry meanwhile: then there is nothing to refresh.
+            let unchanged = inner
+                .cache
+                .get(&user_id)
+                .await
+                .is_some_and(|e| e.fetched_at_ms == fetched_at_ms);
+            if unchanged {
+                metrics::GROUPS_REFRESHED_AHEAD.inc();
+                if let Err(error) = this.look_up(&user_id, Some(fetched_at_ms)).await {
+                    tracing::warn!(user = %user_id, %error, "could not refresh groups ahead of their TTL");
                 }
             }
-            if let Ok(mut refreshing) = this.inner.refreshing.lock() {
+            if let Ok(mut refreshing) = inner.refreshing.lock() {
                 refreshing.remove(&user_id);
             }
         });
     }
 }
 
-/// The Okta management API, as far as groups go.
-#[derive(Clone)]
-pub struct OktaGroupsClient {
-    http: reqwest::Client,
-    org: Url,
-    token: Secret,
-    in_flight: Arc<Semaphore>,
-    /// Epoch seconds before which Okta must not be called (429 or quota used up).
-    blocked_until: Arc<AtomicU64>,
-}
-
-#[derive(Deserialize)]
-struct OktaGroup {
-    id: String,
-    profile: OktaGroupProfile,
-}
-
-#[derive(Deserialize)]
-struct OktaGroupProfile {
-    name: String,
-}
-
-impl OktaGroupsClient {
-    pub fn new(
-        http: reqwest::Client,
-        org_url: &str,
-        token: Secret,
-    ) -> Result<OktaGroupsClient, String> {
-        let org = Url::parse(org_url).map_err(|e| format!("org URL {org_url}: {e}"))?;
-        Ok(OktaGroupsClient {
-            http,
-            org,
-            token,
-            in_flight: Arc::new(Semaphore::new(MAX_CALLS_IN_FLIGHT)),
-            blocked_until: Arc::new(AtomicU64::new(0)),
-        })
-    }
-
-    /// Epoch seconds before which Okta must not be called (0: no block).
-    pub fn blocked_until(&self) -> u64 {
-        self.blocked_until.load(Ordering::Relaxed)
-    }
-
-    /// No call before `until` (epoch seconds), e.g. because another replica saw
-    /// a 429; a later block already in force stays.
-    pub fn raise_block(&self, until: u64) {
-        let until = until.min(now().saturating_add(MAX_BACKOFF_SECS));
-        self.blocked_until.fetch_max(until, Ordering::Relaxed);
-    }
-
-    /// All groups of a user, every page.
-    pub async fn fetch(&self, user_id: &str) -> Result<Vec<Group>, GroupsError> {
-        let mut url = self.org.clone();
-        url.path_segments_mut()
-            .map_err(|_| GroupsError::Unavailable("org URL cannot take a path".into()))?
-            .pop_if_empty()
-            .extend(["api", "v1", "users", user_id, "groups"]);
-        url.set_query(Some("limit=200"));
-        let mut groups = Vec::new();
-        for _ in 0..MAX_PAGES {
-            let (page, next) = self.page(&url).await?;
-            groups.extend(page);
-            match next {
-                Some(next) => url = next,
-                None => return Ok(groups),
-            }
-        }
-        tracing::warn!(user = %user_id, pages = MAX_PAGES, "user has more groups than we read; the rest are ignored");
-        Ok(groups)
-    }
-
-    async fn page(&self, url: &Url) -> Result<(Vec<Group>, Option<Url>), GroupsError> {
-        if now() < self.blocked_until.load(Ordering::Relaxed) {
-            return Err(GroupsError::RateLimited);
-        }
-        let _permit = self
-            .in_flight
-            .acquire()
+impl Inner {
+    /// Whether no invalidation came since the entry's lookup began.
+    async fn current(&self, user_id: &str, entry: &Entry) -> bool {
+        self.invalidated
+            .get(user_id)
             .await
-            .map_err(|_| GroupsError::Unavailable("shutting down".into()))?;
-        metrics::OKTA_GROUPS_CALLS.inc();
-        let response = self
-            .http
-            .get(url.clone())
-            .header(AUTHORIZATION, format!("SSWS {}", self.token.expose()))
-            .header(ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|e| GroupsError::Unavailable(crate::oidc::error_chain(&e)))?;
-        let status = response.status();
-        self.note_rate_limit(status, response.headers());
-        match status {
-            StatusCode::TOO_MANY_REQUESTS => {
-                metrics::OKTA_RATE_LIMITED.inc();
-                return Err(GroupsError::RateLimited);
-            }
-            StatusCode::NOT_FOUND => return Err(GroupsError::UserNotFound),
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                tracing::error!(status = status.as_u16(), "Okta refused IDP_SERVICE_ACCOUNT: check the API token (revoked, expired after 30 days unused, or its admin lost the role)");
-                return Err(GroupsError::Unavailable(format!("Okta answered {status}")));
-            }
-            s if !s.is_success() => {
-                return Err(GroupsError::Unavailable(format!("Okta answered {s}")))
-            }
-            _ => {}
-        }
-        let next = next_link(response.headers()).filter(|next| next.origin() == self.org.origin());
-        let page: Vec<OktaGroup> = response
-            .json()
-            .await
-            .map_err(|e| GroupsError::Unavailable(format!("groups body: {e}")))?;
-        let page = page
-            .into_iter()
-            .map(|g| Group {
-                id: g.id,
-                name: g.profile.name,
-            })
-            .collect();
-        Ok((page, next))
+            .is_none_or(|at| entry.looked_up_at > at)
     }
 
-    /// After a 429, or when the quota is used up, no call until the reset.
-    fn note_rate_limit(&self, status: StatusCode, headers: &HeaderMap) {
-        let header = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-        };
-        let exhausted = header("x-rate-limit-remaining") == Some(0);
-        if status != StatusCode::TOO_MANY_REQUESTS && !exhausted {
-            return;
-        }
-        let now = now();
-        let reset = header("x-rate-limit-reset")
-            .unwrap_or(now + 60)
-            .clamp(now + 1, now + MAX_BACKOFF_SECS);
-        self.blocked_until.fetch_max(reset, Ordering::Relaxed);
-        tracing::warn!(
-            retry_in_secs = reset - now,
-            "Okta rate limit reached; no groups calls until its reset"
-        );
+    /// Forgets what this replica knows of the user; a lookup under way when
+    /// this is called is voided.
+    async fn forget(&self, user_id: &str) {
+        // First the instant, then the entries: a lookup storing its answer in
+        // between sees the instant when it checks again.
+        self.invalidated
+            .insert(user_id.to_owned(), Instant::now())
+            .await;
+        self.cache.invalidate(user_id).await;
+        self.failures.invalidate(user_id).await;
     }
-}
 
-/// The `rel="next"` target among all `Link` headers (Okta sends `self` and `next`
-/// as separate headers; one header may also hold several links).
-pub fn next_link(headers: &HeaderMap) -> Option<Url> {
-    headers
-        .get_all(reqwest::header::LINK)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .find_map(|link| {
-            let (target, params) = link.trim().strip_prefix('<')?.split_once('>')?;
-            let is_next = params.split(';').any(|p| {
-                let p = p.trim();
-                p.eq_ignore_ascii_case("rel=\"next\"") || p.eq_ignore_ascii_case("rel=next")
-            });
-            is_next.then(|| Url::parse(target).ok()).flatten()
-        })
+    /// Forgets every user (invalidations may have been missed).
+    fn forget_all(&self) {
+        self.cache.invalidate_all();
+        self.failures.invalidate_all();
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::{HeaderValue, LINK};
-
-    fn headers(links: &[&str]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for l in links {
-            map.append(LINK, HeaderValue::from_str(l).unwrap());
-        }
-        map
-    }
-
-    #[test]
-    fn redis_trouble_warns_once_per_period_however_many_lookups_meet_it() {
-        let last = AtomicU64::new(0);
-        assert!(take_turn(&last, 1_000, 60_000), "the first trouble warns");
-        assert!(!take_turn(&last, 1_001, 60_000));
-        assert!(!take_turn(&last, 60_999, 60_000));
-        assert!(
-            take_turn(&last, 61_000, 60_000),
-            "a minute later it warns again"
-        );
-        assert_eq!(last.load(Ordering::Relaxed), 61_000);
-        let warned = (0..1000)
-            .filter(|i| take_turn(&last, 61_001 + i, 60_000))
-            .count();
-        assert_eq!(warned, 0);
-    }
 
     #[test]
     fn an_entry_from_another_replica_keeps_its_age_and_expires_on_its_own_schedule() {
         let fetched_at_ms = now_ms() - 90_000;
-        let entry = Entry::from_shared(SharedEntry {
-            fetched_at_ms,
-            groups: Some(vec![]),
-        })
-        .unwrap();
-        let age = entry.fetched_at.elapsed();
+        let entry = Entry::from_shared(
+            SharedEntry {
+                fetched_at_ms,
+                groups: Some(vec![]),
+            },
+            Instant::now(),
+        );
+        let age = entry.age();
         assert!(
             (Duration::from_secs(89)..Duration::from_secs(92)).contains(&age),
             "{age:?}"
@@ -634,35 +501,29 @@ mod tests {
         let keep = KeepUntil(Duration::from_secs(100));
         let left = keep.left(&entry, Instant::now()).unwrap();
         assert!(left <= Duration::from_secs(11), "{left:?}");
-        let gone = Entry::from_shared(SharedEntry {
-            fetched_at_ms,
-            groups: None,
-        });
-        assert_eq!(gone.err(), Some(GroupsError::UserNotFound));
-    }
-
-    #[test]
-    fn next_link_is_found_among_separate_link_headers() {
-        let h = headers(&[
-            "<https://o.okta.com/api/v1/users/u/groups?limit=2>; rel=\"self\"",
-            "<https://o.okta.com/api/v1/users/u/groups?after=00g2&limit=2>; rel=\"next\"",
-        ]);
-        assert_eq!(
-            next_link(&h).unwrap().as_str(),
-            "https://o.okta.com/api/v1/users/u/groups?after=00g2&limit=2"
+        let gone = Entry::from_shared(
+            SharedEntry {
+                fetched_at_ms,
+                groups: None,
+            },
+            Instant::now(),
         );
+        assert_eq!(gone.answer.err(), Some(GroupsError::UserNotFound));
     }
 
     #[test]
-    fn next_link_is_found_in_a_combined_header() {
-        let h = headers(&["<https://o/a>; rel=\"self\", <https://o/b>; rel=\"next\""]);
-        assert_eq!(next_link(&h).unwrap().as_str(), "https://o/b");
-    }
-
-    #[test]
-    fn no_next_link_ends_pagination() {
-        assert!(next_link(&headers(&["<https://o/a>; rel=\"self\""])).is_none());
-        assert!(next_link(&headers(&[])).is_none());
-        assert!(next_link(&headers(&["garbage; rel=\"next\""])).is_none());
+    fn the_refresh_starts_a_tenth_of_the_ttl_early_and_at_most_30_s() {
+        assert_eq!(
+            refresh_lead(Duration::from_secs(3)),
+            Duration::from_millis(300)
+        );
+        assert_eq!(
+            refresh_lead(Duration::from_secs(300)),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            refresh_lead(Duration::from_secs(3600)),
+            Duration::from_secs(30)
+        );
     }
 }

@@ -71,7 +71,17 @@ pub static OKTA_RATE_LIMITED: Counter = Counter::new(
 );
 pub static GROUPS_STALE_SERVED: Counter = Counter::new(
     "forward_auth_groups_stale_served_total",
-    "Checks answered with last known groups while a refresh was due.",
+    "Checks answered with last known groups past GROUPS_CACHE_TTL because Okta failed or rate-limited.",
+    None,
+);
+pub static GROUPS_WAITED: Counter = Counter::new(
+    "forward_auth_groups_waited_total",
+    "Checks that waited for Okta because the user's groups were unknown, past GROUPS_CACHE_TTL or invalidated.",
+    None,
+);
+pub static GROUPS_REFRESHED_AHEAD: Counter = Counter::new(
+    "forward_auth_groups_refreshed_ahead_total",
+    "Background refreshes of an active user's groups before GROUPS_CACHE_TTL ran out.",
     None,
 );
 pub static GROUPS_SHARED_HITS: Counter = Counter::new(
@@ -101,7 +111,7 @@ pub static SESSION_READS_REDIS: Counter = Counter::new(
     Some("source=\"redis\""),
 );
 
-static ALL: [&Counter; 14] = [
+static ALL: [&Counter; 16] = [
     &AUTH_ALLOWED,
     &AUTH_UNAUTHENTICATED,
     &AUTH_FORBIDDEN,
@@ -113,6 +123,8 @@ static ALL: [&Counter; 14] = [
     &GROUPS_STALE_SERVED,
     &GROUPS_SHARED_HITS,
     &GROUPS_SHARED_FALLBACKS,
+    &GROUPS_WAITED,
+    &GROUPS_REFRESHED_AHEAD,
     &TOKEN_REFRESHES,
     &SESSION_READS_LOCAL,
     &SESSION_READS_REDIS,

@@ -8,22 +8,16 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Cmd, FromRedisValue, RedisError, RedisResult};
 
-/// A handle on one multiplexed connection to `url`, made without connecting:
-/// the first command connects, and a Redis that is down only makes commands
-/// fail (fast) until it is back. Fails only for a URL the client cannot use;
-/// the message then names the problem, not the URL. Needs a Tokio runtime.
-pub(crate) fn connect_lazily(url: &str) -> Result<ConnectionManager, String> {
-    manage(client(url)?)
-}
-
 /// A client for `url` (nothing connects yet); the error names the problem,
 /// not the URL.
 pub(crate) fn client(url: &str) -> Result<Client, String> {
     Client::open(url).map_err(|e| format!("not a usable Redis URL ({})", describe(&e)))
 }
 
-/// [`connect_lazily`] for a client made already (which can also open other
-/// connections, e.g. for pub/sub).
+/// A handle on one multiplexed connection of `client`, made without
+/// connecting: the first command connects, and a Redis that is down only makes
+/// commands fail (fast) until it is back. The client can also open other
+/// connections, e.g. for pub/sub. Needs a Tokio runtime.
 pub(crate) fn manage(client: Client) -> Result<ConnectionManager, String> {
     // Callers may be waited on by a check: keep every wait short and retry a
     // reconnect only briefly (later commands start new attempts by themselves).

@@ -11,12 +11,12 @@
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
-use redis::FromRedisValue;
+use redis::{Client, FromRedisValue};
 use serde::{Deserialize, Serialize};
 
 use super::GroupsError;
 use crate::policy::Group;
-use crate::redis_connection::{connect_lazily, describe, query_idempotent};
+use crate::redis_connection::{client, describe, manage, query_idempotent};
 
 /// Returns the user's entry if it was fetched at or after `ARGV[3]` (epoch ms);
 /// else takes the lease for `ARGV[1]` for `ARGV[2]` ms if it is free (or is
@@ -40,8 +40,11 @@ end
 return {'held', holder}
 ";
 
-/// Stores an entry unless a newer one (fetched later) is there already.
+/// Stores an entry if the publisher still holds the lease `ARGV[4]` (an
+/// invalidation takes the lease away, so an answer fetched before it is never
+/// shared after it) and no newer entry (fetched later) is there already.
 const PUBLISH: &str = r"
+if redis.call('GET', KEYS[2]) ~= ARGV[4] then return 0 end
 local old = redis.call('GET', KEYS[1])
 if old then
   local at = tonumber(string.match(old, '^(%d+) '))
@@ -75,6 +78,19 @@ if wanted > current then
 end
 return current
 ";
+
+/// Forgets a user's shared answer and takes the fetch lease away from whoever
+/// holds it (a fetch under way started before the change, so its answer must not
+/// be published), then tells every replica on `INVALIDATIONS`.
+const INVALIDATE: &str = r"
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('PUBLISH', ARGV[1], ARGV[2] .. ' ' .. ARGV[3])
+return 1
+";
+
+/// The channel on which replicas announce that a user's groups must be fetched
+/// afresh; the message is the sender's origin tag, a space and the user id.
+pub const INVALIDATIONS: &str = "fa:groups:invalidate";
 
 const BLOCK_KEY: &str = "fa:okta:blocked_until";
 const FAILED_LIMITED: &str = "!limited";
@@ -124,6 +140,8 @@ struct Body {
 #[derive(Clone)]
 pub struct RedisGroups {
     connection: ConnectionManager,
+    /// For the invalidation subscription, which needs a connection of its own.
+    client: Client,
 }
 
 impl std::fmt::Debug for RedisGroups {
@@ -153,9 +171,16 @@ impl RedisGroups {
     /// [`RedisStore::new`](crate::session::RedisStore::new)). Fails only for a URL
     /// the client cannot use, with a message that does not repeat the URL.
     pub fn new(url: &str) -> Result<RedisGroups, String> {
+        let client = client(url)?;
         Ok(RedisGroups {
-            connection: connect_lazily(url)?,
+            connection: manage(client.clone())?,
+            client,
         })
+    }
+
+    /// The client, for opening the invalidation subscription.
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
     }
 
     /// Runs a command; once more if the connection turned out dead, since the
@@ -214,11 +239,14 @@ impl RedisGroups {
     }
 
     /// Publishes what Okta answered at `fetched_at_ms`: the groups, or `None`
-    /// for a user Okta does not know. Kept for `keep`. An entry fetched later
-    /// is not overwritten; the answer says whether this one was stored.
+    /// for a user Okta does not know. Kept for `keep`. Only while `token` still
+    /// holds the user's lease (an invalidation since the lease was taken voids
+    /// the answer), and an entry fetched later is not overwritten; the answer
+    /// says whether this one was stored.
     pub async fn publish(
         &self,
         user_id: &str,
+        token: &str,
         fetched_at_ms: u64,
         groups: Option<&[Group]>,
         keep: Duration,
@@ -237,11 +265,13 @@ impl RedisGroups {
             .run(
                 redis::cmd("EVAL")
                     .arg(PUBLISH)
-                    .arg(1)
+                    .arg(2)
                     .arg(entry_key(user_id))
+                    .arg(lease_key(user_id))
                     .arg(format!("{fetched_at_ms} {json}"))
                     .arg(fetched_at_ms)
-                    .arg(millis(keep)),
+                    .arg(millis(keep))
+                    .arg(token),
                 "publish groups",
             )
             .await?;
@@ -277,6 +307,24 @@ impl RedisGroups {
             )
             .await?;
         Ok(released == 1)
+    }
+
+    /// Forgets the user's shared answer, voids a fetch under way (its lease is
+    /// taken away) and tells every replica, tagging the message with `origin`
+    /// so the sender can recognise its own.
+    pub async fn invalidate(&self, user_id: &str, origin: &str) -> Result<(), SharedError> {
+        self.run(
+            redis::cmd("EVAL")
+                .arg(INVALIDATE)
+                .arg(2)
+                .arg(entry_key(user_id))
+                .arg(lease_key(user_id))
+                .arg(INVALIDATIONS)
+                .arg(origin)
+                .arg(user_id),
+            "invalidate groups",
+        )
+        .await
     }
 
     /// Raises the instant before which no replica calls Okta (epoch seconds) to

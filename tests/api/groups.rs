@@ -374,3 +374,29 @@ async fn once_the_minute_budget_is_used_up_okta_is_not_called_again_before_its_r
     // Those already known keep working.
     assert_eq!(app.auth(ORIGINAL).await.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn an_invalidated_user_is_fetched_afresh_at_the_next_lookup() {
+    let okta = FakeOkta::start().await;
+    let alice = okta.user("alice");
+    let client = forward_auth::groups::OktaGroupsClient::new(
+        reqwest::Client::new(),
+        &okta.org_issuer(),
+        forward_auth::config::Secret::new(FakeOkta::API_TOKEN.into()),
+    )
+    .unwrap();
+    let cache = forward_auth::groups::GroupsCache::new(client, Duration::from_secs(3600));
+    assert_eq!(
+        cache.groups_of(&alice.id).await.unwrap().header,
+        "Everyone,admins"
+    );
+    okta.set_groups(&alice.id, vec![everyone()]);
+    assert_eq!(
+        cache.groups_of(&alice.id).await.unwrap().header,
+        "Everyone,admins",
+        "cached for an hour"
+    );
+    cache.invalidate(&alice.id).await.unwrap();
+    assert_eq!(cache.groups_of(&alice.id).await.unwrap().header, "Everyone");
+    assert_eq!(okta.groups_calls_for(&alice.id), 2);
+}

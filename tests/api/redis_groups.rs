@@ -556,10 +556,15 @@ async fn an_entry_counts_only_when_recent_enough_and_a_newer_one_is_never_overwr
     let keep = Duration::from_secs(60);
     let hold = Duration::from_secs(1);
     let groups = vec![group("Everyone"), group("admins")];
+    assert_eq!(
+        shared.take("u", "p", keep, 0).await.unwrap(),
+        Take::Leased { blocked_until: 0 }
+    );
     assert!(shared
-        .publish("u", 1000, Some(&groups), keep)
+        .publish("u", "p", 1000, Some(&groups), keep)
         .await
         .unwrap());
+    assert!(shared.release("u", "p", None, hold).await.unwrap());
     let Take::Entry(entry) = shared.take("u", "t", hold, 1000).await.unwrap() else {
         panic!("an entry fetched at the limit counts");
     };
@@ -572,13 +577,15 @@ async fn an_entry_counts_only_when_recent_enough_and_a_newer_one_is_never_overwr
         Take::Leased { blocked_until: 0 },
         "an older entry does not count: the taker gets the lease instead"
     );
-    assert!(shared.release("u", "t", None, hold).await.unwrap());
-
     assert!(
-        !shared.publish("u", 900, Some(&[]), keep).await.unwrap(),
+        !shared
+            .publish("u", "t", 900, Some(&[]), keep)
+            .await
+            .unwrap(),
         "an answer older than the stored one is dropped"
     );
-    assert!(shared.publish("u", 2000, None, keep).await.unwrap());
+    assert!(shared.publish("u", "t", 2000, None, keep).await.unwrap());
+    assert!(shared.release("u", "t", None, hold).await.unwrap());
     let Take::Entry(entry) = shared.take("u", "t", hold, 0).await.unwrap() else {
         panic!("the newer entry");
     };
@@ -588,11 +595,35 @@ async fn an_entry_counts_only_when_recent_enough_and_a_newer_one_is_never_overwr
         "Okta does not know u"
     );
 
+    // Only the lease holder publishes.
+    assert!(
+        !shared
+            .publish("w", "nobody", now_ms(), Some(&groups), keep)
+            .await
+            .unwrap(),
+        "a publisher without the lease is refused"
+    );
+    assert_eq!(
+        shared.take("w", "t", hold, 0).await.unwrap(),
+        Take::Leased { blocked_until: 0 }
+    );
+
     // Entries expire in Redis after `keep`.
+    assert_eq!(
+        shared.take("v", "p", hold, 0).await.unwrap(),
+        Take::Leased { blocked_until: 0 }
+    );
     assert!(shared
-        .publish("v", now_ms(), Some(&groups), Duration::from_millis(300))
+        .publish(
+            "v",
+            "p",
+            now_ms(),
+            Some(&groups),
+            Duration::from_millis(300)
+        )
         .await
         .unwrap());
+    assert!(shared.release("v", "p", None, hold).await.unwrap());
     assert!(matches!(
         shared.take("v", "t", hold, 0).await.unwrap(),
         Take::Entry(_)
@@ -602,6 +633,45 @@ async fn an_entry_counts_only_when_recent_enough_and_a_newer_one_is_never_overwr
         shared.take("v", "t", hold, 0).await.unwrap(),
         Take::Leased { blocked_until: 0 }
     );
+}
+
+#[tokio::test]
+async fn an_invalidation_forgets_the_shared_answer_and_voids_the_fetch_under_way() {
+    let Some(redis) = RedisServer::start(false) else {
+        return;
+    };
+    let shared = RedisGroups::new(&redis.url()).unwrap();
+    let keep = Duration::from_secs(60);
+    let groups = vec![group("Everyone"), group("admins")];
+    shared.take("u", "a", keep, 0).await.unwrap();
+    assert!(shared
+        .publish("u", "a", now_ms(), Some(&groups), keep)
+        .await
+        .unwrap());
+    assert!(shared.release("u", "a", None, keep).await.unwrap());
+    // Replica B is fetching u again when the invalidation comes.
+    assert_eq!(
+        shared.take("u", "b", keep, now_ms() + 1).await.unwrap(),
+        Take::Leased { blocked_until: 0 }
+    );
+    shared.invalidate("u", "origin").await.unwrap();
+    assert_eq!(
+        shared.take("u", "c", keep, 0).await.unwrap(),
+        Take::Leased { blocked_until: 0 },
+        "no answer from before, and the lease is free for a fresh fetch"
+    );
+    assert!(
+        !shared
+            .publish("u", "b", now_ms(), Some(&groups), keep)
+            .await
+            .unwrap(),
+        "the fetch that began before the invalidation is not shared"
+    );
+    assert!(!shared.release("u", "b", None, keep).await.unwrap());
+    assert!(shared
+        .publish("u", "c", now_ms(), Some(&[]), keep)
+        .await
+        .unwrap());
 }
 
 #[tokio::test]
@@ -651,5 +721,121 @@ async fn the_okta_block_only_rises_reaches_lease_takers_and_ends_at_its_instant(
     assert!(
         (198..=200).contains(&ttl),
         "expires at the raised instant: TTL {ttl}"
+    );
+}
+
+/// Asks `cache` for the user's groups until they read `expected` or `within`
+/// has passed; the last answer.
+async fn groups_until(
+    cache: &GroupsCache,
+    user_id: &str,
+    expected: &str,
+    within: Duration,
+) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let seen = cache
+            .groups_of(user_id)
+            .await
+            .map(|g| g.header.clone())
+            .unwrap_or_else(|e| e.to_string());
+        if seen == expected || Instant::now() >= deadline {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_invalidation_on_one_replica_makes_every_replica_fetch_afresh_within_a_second() {
+    let Some(redis) = RedisServer::start(false) else {
+        return;
+    };
+    let okta = FakeOkta::start().await;
+    let alice = okta.user("alice");
+    let ttl = Duration::from_secs(3600);
+    let caches: Vec<GroupsCache> = (0..3)
+        .map(|_| cache_for(&okta, &redis.url(), ttl))
+        .collect();
+    // Let every replica subscribe before anything is cached.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for cache in &caches {
+        assert_eq!(
+            names(&cache.groups_of(&alice.id).await.unwrap()),
+            "Everyone,admins"
+        );
+    }
+    assert_eq!(okta.groups_calls_for(&alice.id), 1);
+
+    okta.set_groups(&alice.id, vec![everyone()]);
+    assert_eq!(
+        names(&caches[2].groups_of(&alice.id).await.unwrap()),
+        "Everyone,admins",
+        "an hour-long TTL: nothing would ask Okta again"
+    );
+    caches[0].invalidate(&alice.id).await.unwrap();
+    let invalidated = Instant::now();
+    assert_eq!(
+        names(&caches[0].groups_of(&alice.id).await.unwrap()),
+        "Everyone",
+        "the invalidating replica's next lookup asks Okta"
+    );
+    for cache in &caches[1..] {
+        assert_eq!(
+            groups_until(cache, &alice.id, "Everyone", Duration::from_secs(1)).await,
+            "Everyone",
+            "another replica still answers from before the invalidation"
+        );
+    }
+    assert!(invalidated.elapsed() < Duration::from_secs(1));
+    assert_eq!(
+        okta.groups_calls_for(&alice.id),
+        2,
+        "one fresh Okta call for the three replicas"
+    );
+}
+
+#[tokio::test]
+async fn a_fetch_under_way_when_the_invalidation_comes_is_not_kept_on_any_replica() {
+    let Some(redis) = RedisServer::start(false) else {
+        return;
+    };
+    let okta = FakeOkta::start().await;
+    let bob = okta.user("bob");
+    let ttl = Duration::from_secs(3600);
+    let (a, b, c) = (
+        cache_for(&okta, &redis.url(), ttl),
+        cache_for(&okta, &redis.url(), ttl),
+        cache_for(&okta, &redis.url(), ttl),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    okta.set_groups_delay(Duration::from_millis(600));
+    let lookup = {
+        let (a, id) = (a.clone(), bob.id.clone());
+        tokio::spawn(async move { a.groups_of(&id).await.map(|g| g.header.clone()) })
+    };
+    // The call is in flight at Okta when the invalidation comes from B.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while okta.groups_calls_for(&bob.id) == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    b.invalidate(&bob.id).await.unwrap();
+    okta.set_groups_delay(Duration::ZERO);
+    assert_eq!(lookup.await.unwrap().as_deref(), Ok("Everyone,staff"));
+    assert_eq!(
+        okta.groups_calls_for(&bob.id),
+        2,
+        "the answer begun before the invalidation was replaced by a fresh call"
+    );
+    for cache in [&a, &b, &c] {
+        assert_eq!(
+            names(&cache.groups_of(&bob.id).await.unwrap()),
+            "Everyone,staff"
+        );
+    }
+    assert_eq!(
+        okta.groups_calls_for(&bob.id),
+        2,
+        "and the fresh answer serves every replica"
     );
 }

@@ -1,0 +1,227 @@
+//! The Okta management API as far as access goes: `GET /api/v1/users/{id}/groups`
+//! with `SSWS`, following every `Link: rel="next"`. Okta's 429 (and a used-up
+//! quota) stops all calls until `X-Rate-Limit-Reset`; calls in flight are capped.
+//! Knows nothing of caching or replicas.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION};
+use reqwest::StatusCode;
+use serde::Deserialize;
+use tokio::sync::Semaphore;
+use url::Url;
+
+use super::{Group, GroupsError};
+use crate::config::Secret;
+use crate::metrics;
+use crate::session::now;
+
+/// Okta calls in flight at once, across all users.
+const MAX_CALLS_IN_FLIGHT: usize = 4;
+/// A user with more pages than this is cut off (200 groups a page = 10 000 groups).
+const MAX_PAGES: usize = 50;
+/// Upper bound for a 429 back-off, whatever `X-Rate-Limit-Reset` says.
+const MAX_BACKOFF_SECS: u64 = 3600;
+
+/// The Okta management API, as far as groups go.
+#[derive(Clone)]
+pub struct OktaGroupsClient {
+    http: reqwest::Client,
+    org: Url,
+    token: Secret,
+    in_flight: Arc<Semaphore>,
+    /// Epoch seconds before which Okta must not be called (429 or quota used up).
+    blocked_until: Arc<AtomicU64>,
+}
+
+#[derive(Deserialize)]
+struct OktaGroup {
+    id: String,
+    profile: OktaGroupProfile,
+}
+
+#[derive(Deserialize)]
+struct OktaGroupProfile {
+    name: String,
+}
+
+impl OktaGroupsClient {
+    pub fn new(
+        http: reqwest::Client,
+        org_url: &str,
+        token: Secret,
+    ) -> Result<OktaGroupsClient, String> {
+        let org = Url::parse(org_url).map_err(|e| format!("org URL {org_url}: {e}"))?;
+        Ok(OktaGroupsClient {
+            http,
+            org,
+            token,
+            in_flight: Arc::new(Semaphore::new(MAX_CALLS_IN_FLIGHT)),
+            blocked_until: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Epoch seconds before which Okta must not be called (0: no block).
+    pub fn blocked_until(&self) -> u64 {
+        self.blocked_until.load(Ordering::Relaxed)
+    }
+
+    /// No call before `until` (epoch seconds), e.g. because another replica saw
+    /// a 429; a later block already in force stays.
+    pub fn raise_block(&self, until: u64) {
+        let until = until.min(now().saturating_add(MAX_BACKOFF_SECS));
+        self.blocked_until.fetch_max(until, Ordering::Relaxed);
+    }
+
+    /// All groups of a user, every page.
+    pub async fn fetch(&self, user_id: &str) -> Result<Vec<Group>, GroupsError> {
+        let mut url = self.org.clone();
+        url.path_segments_mut()
+            .map_err(|_| GroupsError::Unavailable("org URL cannot take a path".into()))?
+            .pop_if_empty()
+            .extend(["api", "v1", "users", user_id, "groups"]);
+        url.set_query(Some("limit=200"));
+        let mut groups = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let (page, next) = self.page(&url).await?;
+            groups.extend(page);
+            match next {
+                Some(next) => url = next,
+                None => return Ok(groups),
+            }
+        }
+        tracing::warn!(user = %user_id, pages = MAX_PAGES, "user has more groups than we read; the rest are ignored");
+        Ok(groups)
+    }
+
+    async fn page(&self, url: &Url) -> Result<(Vec<Group>, Option<Url>), GroupsError> {
+        if now() < self.blocked_until.load(Ordering::Relaxed) {
+            return Err(GroupsError::RateLimited);
+        }
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|_| GroupsError::Unavailable("shutting down".into()))?;
+        metrics::OKTA_GROUPS_CALLS.inc();
+        let response = self
+            .http
+            .get(url.clone())
+            .header(AUTHORIZATION, format!("SSWS {}", self.token.expose()))
+            .header(ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| GroupsError::Unavailable(crate::oidc::error_chain(&e)))?;
+        let status = response.status();
+        self.note_rate_limit(status, response.headers());
+        match status {
+            StatusCode::TOO_MANY_REQUESTS => {
+                metrics::OKTA_RATE_LIMITED.inc();
+                return Err(GroupsError::RateLimited);
+            }
+            StatusCode::NOT_FOUND => return Err(GroupsError::UserNotFound),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                tracing::error!(status = status.as_u16(), "Okta refused IDP_SERVICE_ACCOUNT: check the API token (revoked, expired after 30 days unused, or its admin lost the role)");
+                return Err(GroupsError::Unavailable(format!("Okta answered {status}")));
+            }
+            s if !s.is_success() => {
+                return Err(GroupsError::Unavailable(format!("Okta answered {s}")))
+            }
+            _ => {}
+        }
+        let next = next_link(response.headers()).filter(|next| next.origin() == self.org.origin());
+        let page: Vec<OktaGroup> = response
+            .json()
+            .await
+            .map_err(|e| GroupsError::Unavailable(format!("groups body: {e}")))?;
+        let page = page
+            .into_iter()
+            .map(|g| Group {
+                id: g.id,
+                name: g.profile.name,
+            })
+            .collect();
+        Ok((page, next))
+    }
+
+    /// After a 429, or when the quota is used up, no call until the reset.
+    fn note_rate_limit(&self, status: StatusCode, headers: &HeaderMap) {
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        let exhausted = header("x-rate-limit-remaining") == Some(0);
+        if status != StatusCode::TOO_MANY_REQUESTS && !exhausted {
+            return;
+        }
+        let now = now();
+        let reset = header("x-rate-limit-reset")
+            .unwrap_or(now + 60)
+            .clamp(now + 1, now + MAX_BACKOFF_SECS);
+        self.blocked_until.fetch_max(reset, Ordering::Relaxed);
+        tracing::warn!(
+            retry_in_secs = reset - now,
+            "Okta rate limit reached; no groups calls until its reset"
+        );
+    }
+}
+
+/// The `rel="next"` target among all `Link` headers (Okta sends `self` and `next`
+/// as separate headers; one header may also hold several links).
+pub fn next_link(headers: &HeaderMap) -> Option<Url> {
+    headers
+        .get_all(reqwest::header::LINK)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|link| {
+            let (target, params) = link.trim().strip_prefix('<')?.split_once('>')?;
+            let is_next = params.split(';').any(|p| {
+                let p = p.trim();
+                p.eq_ignore_ascii_case("rel=\"next\"") || p.eq_ignore_ascii_case("rel=next")
+            });
+            is_next.then(|| Url::parse(target).ok()).flatten()
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{HeaderValue, LINK};
+
+    fn headers(links: &[&str]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for l in links {
+            map.append(LINK, HeaderValue::from_str(l).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn next_link_is_found_among_separate_link_headers() {
+        let h = headers(&[
+            "<https://o.okta.com/api/v1/users/u/groups?limit=2>; rel=\"self\"",
+            "<https://o.okta.com/api/v1/users/u/groups?after=00g2&limit=2>; rel=\"next\"",
+        ]);
+        assert_eq!(
+            next_link(&h).unwrap().as_str(),
+            "https://o.okta.com/api/v1/users/u/groups?after=00g2&limit=2"
+        );
+    }
+
+    #[test]
+    fn next_link_is_found_in_a_combined_header() {
+        let h = headers(&["<https://o/a>; rel=\"self\", <https://o/b>; rel=\"next\""]);
+        assert_eq!(next_link(&h).unwrap().as_str(), "https://o/b");
+    }
+
+    #[test]
+    fn no_next_link_ends_pagination() {
+        assert!(next_link(&headers(&["<https://o/a>; rel=\"self\""])).is_none());
+        assert!(next_link(&headers(&[])).is_none());
+        assert!(next_link(&headers(&["garbage; rel=\"next\""])).is_none());
+    }
+}
