@@ -80,10 +80,12 @@ pub struct RawConfig {
     pub metrics_address: Option<String>,
     pub log_level: Option<String>,
     pub log_format: Option<String>,
+    pub okta_event_hook_secret: Option<String>,
+    pub okta_event_hook_secret_file: Option<String>,
 }
 
 /// The variables we read, as they are spelled in the environment.
-pub const KNOWN_VARIABLES: [&str; 26] = [
+pub const KNOWN_VARIABLES: [&str; 28] = [
     "IDP_PROVIDER",
     "IDP_PROVIDER_URL",
     "IDP_CLIENT_ID",
@@ -110,10 +112,12 @@ pub const KNOWN_VARIABLES: [&str; 26] = [
     "METRICS_ADDRESS",
     "LOG_LEVEL",
     "LOG_FORMAT",
+    "OKTA_EVENT_HOOK_SECRET",
+    "OKTA_EVENT_HOOK_SECRET_FILE",
 ];
 
 /// Prefixes of our variables: an unknown variable with one of them is likely a typo.
-const OUR_PREFIXES: [&str; 9] = [
+const OUR_PREFIXES: [&str; 10] = [
     "IDP_",
     "COOKIE_",
     "ALLOWED_",
@@ -123,6 +127,7 @@ const OUR_PREFIXES: [&str; 9] = [
     "TRUSTED_",
     "METRICS_",
     "LOG_",
+    "OKTA_",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,6 +203,9 @@ pub struct Config {
     pub metrics_address: Option<String>,
     pub log_level: String,
     pub log_format: LogFormat,
+    /// `OKTA_EVENT_HOOK_SECRET`: the `Authorization` value Okta's event hook
+    /// sends; `Some` enables `/oauth2/okta/events`.
+    pub event_hook_secret: Option<Secret>,
 }
 
 /// Everything wrong with the configuration, each with how to fix it.
@@ -390,6 +398,14 @@ impl TryFrom<RawConfig> for Config {
             Ok(account) => account,
             Err(()) => None,
         };
+
+        let event_hook_secret = secret(
+            "OKTA_EVENT_HOOK_SECRET",
+            get(&raw.okta_event_hook_secret),
+            get(&raw.okta_event_hook_secret_file),
+            &mut p,
+        )
+        .unwrap_or(None);
 
         let scopes = get(&raw.idp_scopes).map_or_else(
             || {
@@ -590,6 +606,7 @@ impl TryFrom<RawConfig> for Config {
             metrics_address,
             log_level,
             log_format,
+            event_hook_secret,
         })
     }
 }
@@ -1266,6 +1283,30 @@ mod tests {
             Some(API_TOKEN)
         );
         assert_eq!(c.cookie.keys.len(), 1);
+    }
+
+    #[test]
+    fn the_event_hook_secret_comes_from_its_variable_or_its_file_twin() {
+        assert!(load(&[]).event_hook_secret.is_none(), "off by default");
+        let c = load(&[("OKTA_EVENT_HOOK_SECRET", Some("hook-secret"))]);
+        assert_eq!(
+            c.event_hook_secret.as_ref().map(Secret::expose),
+            Some("hook-secret")
+        );
+        let file = TempFile::new("hook", "hook-secret-from-file\n");
+        let c = load(&[("OKTA_EVENT_HOOK_SECRET_FILE", Some(file.path()))]);
+        assert_eq!(
+            c.event_hook_secret.as_ref().map(Secret::expose),
+            Some("hook-secret-from-file")
+        );
+        assert_one_problem(
+            &[
+                ("OKTA_EVENT_HOOK_SECRET", Some("a")),
+                ("OKTA_EVENT_HOOK_SECRET_FILE", Some(file.path())),
+            ],
+            &["OKTA_EVENT_HOOK_SECRET and OKTA_EVENT_HOOK_SECRET_FILE are both set"],
+        );
+        assert!(!format!("{c:?}").contains("hook-secret-from-file"));
     }
 
     #[test]

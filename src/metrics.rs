@@ -152,5 +152,125 @@ pub fn render() -> String {
             }
         }
     }
+    OKTA_EVENTS.render(&mut out);
+    OKTA_EVENT_DELIVERIES.render(&mut out);
     out
 }
+
+/// Counters with two labels, one per row and column: every combination is
+/// rendered, zeros included, so dashboards see each series from the start.
+pub struct CounterGrid<const R: usize, const C: usize> {
+    name: &'static str,
+    help: &'static str,
+    row_label: &'static str,
+    rows: [&'static str; R],
+    column_label: &'static str,
+    columns: [&'static str; C],
+    values: [[AtomicU64; C]; R],
+}
+
+impl<const R: usize, const C: usize> CounterGrid<R, C> {
+    const fn new(
+        name: &'static str,
+        help: &'static str,
+        (row_label, rows): (&'static str, [&'static str; R]),
+        (column_label, columns): (&'static str, [&'static str; C]),
+    ) -> Self {
+        CounterGrid {
+            name,
+            help,
+            row_label,
+            rows,
+            column_label,
+            columns,
+            values: [const { [const { AtomicU64::new(0) }; C] }; R],
+        }
+    }
+
+    /// Counts one for (`row`, `column`); a name not in the grid counts
+    /// under the last row or column (the catch-all, e.g. `other`).
+    pub fn inc(&self, row: &str, column: &str) {
+        let r = self.rows.iter().position(|x| *x == row).unwrap_or(R - 1);
+        let c = self
+            .columns
+            .iter()
+            .position(|x| *x == column)
+            .unwrap_or(C - 1);
+        self.values[r][c].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn get(&self, row: &str, column: &str) -> u64 {
+        let r = self.rows.iter().position(|x| *x == row).unwrap_or(R - 1);
+        let c = self
+            .columns
+            .iter()
+            .position(|x| *x == column)
+            .unwrap_or(C - 1);
+        self.values[r][c].load(Ordering::Relaxed)
+    }
+
+    fn render(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP {} {}\n# TYPE {} counter",
+            self.name, self.help, self.name
+        );
+        for (r, row) in self.rows.iter().enumerate() {
+            for (c, column) in self.columns.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "{}{{{}=\"{}\",{}=\"{}\"}} {}",
+                    self.name,
+                    self.row_label,
+                    row,
+                    self.column_label,
+                    column,
+                    self.values[r][c].load(Ordering::Relaxed)
+                );
+            }
+        }
+    }
+}
+
+/// Okta event-hook events by type (the last row counts types we do not act
+/// on) and outcome (the last column is the catch-all).
+pub static OKTA_EVENTS: CounterGrid<9, 5> = CounterGrid::new(
+    "forward_auth_okta_events_total",
+    "Okta event-hook events by type and outcome (applied, duplicate, ignored, retried, failed).",
+    (
+        "type",
+        [
+            "group.user_membership.add",
+            "group.user_membership.remove",
+            "user.lifecycle.deactivate",
+            "user.lifecycle.suspend",
+            "user.lifecycle.delete.initiated",
+            "user.session.clear",
+            "user.session.end",
+            "application.user_membership.remove",
+            "other",
+        ],
+    ),
+    (
+        "outcome",
+        ["applied", "duplicate", "ignored", "retried", "failed"],
+    ),
+);
+
+/// Okta event-hook deliveries (POSTs) by answer.
+pub static OKTA_EVENT_DELIVERIES: CounterGrid<1, 6> = CounterGrid::new(
+    "forward_auth_okta_event_deliveries_total",
+    "Okta event-hook deliveries by answer.",
+    ("hook", ["okta"]),
+    (
+        "outcome",
+        [
+            "accepted",
+            "unauthorized",
+            "malformed",
+            "too_large",
+            "busy",
+            "other",
+        ],
+    ),
+);

@@ -13,6 +13,7 @@ use actix_web::{web, App, HttpServer};
 use crate::config::{Config, Provider, StoreKind};
 use crate::groups::{GroupsCache, OktaGroupsClient, RedisGroups};
 use crate::oidc::Oidc;
+use crate::okta_events::{EventHooks, Ledger};
 use crate::routes::{self, AppState};
 use crate::session::{MemoryStore, RedisStore, SessionStore};
 
@@ -101,7 +102,26 @@ impl Application {
         let oidc = Arc::new(Oidc::new(&config, http));
         discover_until_ready(oidc.clone()).await;
 
-        let state = web::Data::new(AppState::new(config.clone(), store, oidc, groups));
+        let event_hooks = match &config.event_hook_secret {
+            Some(secret) => {
+                let ledger = match &config.session_store {
+                    StoreKind::Memory => Ledger::in_memory(),
+                    StoreKind::Redis(url) => Ledger::with_redis(url.as_str())
+                        .map_err(|e| StartupError::Setup(format!("SESSION_STORE: {e}")))?,
+                };
+                Some(EventHooks::start(
+                    secret,
+                    &config.client_id,
+                    store.clone(),
+                    groups.clone(),
+                    ledger,
+                ))
+            }
+            None => None,
+        };
+        let state = web::Data::new(
+            AppState::new(config.clone(), store, oidc, groups).with_event_hooks(event_hooks),
+        );
         let port = local_port(&listener, &config.address)?;
         let app_state = state.clone();
         let server = HttpServer::new(move || {

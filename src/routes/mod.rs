@@ -12,6 +12,7 @@ use crate::config::{Config, Provider};
 use crate::error::AppError;
 use crate::groups::{Group, GroupsCache, GroupsError, UserGroups};
 use crate::oidc::{Oidc, RefreshError};
+use crate::okta_events::EventHooks;
 use crate::session::{now, CookieCodec, Session, SessionId, SessionStore};
 
 mod auth;
@@ -20,6 +21,7 @@ mod cookies;
 mod frontchannel;
 mod global_logout;
 mod info;
+mod okta_events;
 mod sign_in;
 mod sign_out;
 
@@ -35,6 +37,8 @@ pub struct AppState {
     pub groups: Option<GroupsCache>,
     /// Coalesces concurrent refreshes of one session into one Okta call.
     refreshes: Cache<SessionId, Arc<Session>>,
+    /// `Some` with `OKTA_EVENT_HOOK_SECRET`: the event-hook receiver.
+    pub event_hooks: Option<EventHooks>,
 }
 
 impl AppState {
@@ -54,7 +58,14 @@ impl AppState {
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(5))
                 .build(),
+            event_hooks: None,
         }
+    }
+
+    /// Enables `/oauth2/okta/events` with this receiver.
+    pub fn with_event_hooks(mut self, hooks: Option<EventHooks>) -> AppState {
+        self.event_hooks = hooks;
+        self
     }
 
     /// The session the request's cookie names, refreshed when its tokens are due.
@@ -188,6 +199,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .app_data(backchannel::form_config())
                 .route(web::post().to(backchannel::backchannel_logout)),
         )
+        .route("/oauth2/okta/events", web::get().to(okta_events::verify))
+        .route("/oauth2/okta/events", web::post().to(okta_events::deliver))
         .service(
             web::resource("/oauth2/global-token-revocation")
                 .app_data(global_logout::payload_config())

@@ -14,6 +14,7 @@ mod health;
 mod healthcheck;
 mod helpers;
 mod logs;
+mod okta_events;
 mod proxies;
 mod redis;
 mod redis_groups;
