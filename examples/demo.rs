@@ -59,6 +59,8 @@ pub struct Demo {
     pub listen: String,
     /// `AUTHENTICATE_SERVICE_URL`.
     pub service_url: String,
+    /// `OKTA_EVENT_HOOK_SECRET`, fresh for each run.
+    pub hook_secret: String,
 }
 
 /// The demo users: login prefix as typed on the form.
@@ -92,6 +94,7 @@ pub async fn start(settings: &Settings) -> Result<Demo, String> {
         .service_url
         .clone()
         .unwrap_or_else(|| format!("http://{listen}"));
+    let hook_secret = random_cookie_secret()?;
     let vars = [
         ("IDP_PROVIDER", "okta".to_string()),
         ("IDP_PROVIDER_URL", okta.org_issuer()),
@@ -104,6 +107,7 @@ pub async fn start(settings: &Settings) -> Result<Demo, String> {
         // Plain HTTP on loopback: a `Secure` cookie would not come back.
         ("COOKIE_SECURE", "false".to_string()),
         ("LOG_LEVEL", settings.log_level.clone()),
+        ("OKTA_EVENT_HOOK_SECRET", hook_secret.clone()),
     ]
     .map(|(name, value)| (name.to_string(), value));
     let (config, _warnings) = Config::from_vars(vars).map_err(|e| e.to_string())?;
@@ -115,7 +119,15 @@ pub async fn start(settings: &Settings) -> Result<Demo, String> {
         app,
         listen,
         service_url,
+        hook_secret,
     })
+}
+
+/// Registers the service's `/oauth2/okta/events` as the fake Okta's event
+/// hook (Okta's verification included): the service must be running.
+pub async fn connect_event_hook(okta: &FakeOkta, listen: &str, secret: &str) -> Result<(), String> {
+    okta.register_event_hook(&format!("http://{listen}/oauth2/okta/events"), secret)
+        .await
 }
 
 /// The fake accepts only loopback redirect URIs (as a dev app registered in Okta
@@ -182,6 +194,10 @@ Try it:
   sign in:   {service}/oauth2/start?rd=/oauth2/userinfo
              (the fake Okta's form; type alice; your session as JSON)
   sign out:  {service}/oauth2/sign_out?rd=/oauth2/userinfo
+  end access: {okta}/demo/admin
+             (the fake Okta's admin page: remove bob from staff or deactivate
+             him; the event hook tells forward-auth at once, and his next
+             check shows it)
 {behind_proxy}
   nginx: copy integrations/nginx/forward-auth.conf into nginx's http {{}}
          (e.g. /etc/nginx/conf.d/), change `listen 80;` to
@@ -217,8 +233,23 @@ async fn main() -> std::process::ExitCode {
         }
     };
     println!("{}", banner(&demo));
-    match demo.app.run_until_stopped().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+    let Demo {
+        okta,
+        app,
+        listen,
+        hook_secret,
+        ..
+    } = demo;
+    let server = actix_web::rt::spawn(app.run_until_stopped());
+    if let Err(e) = connect_event_hook(&okta, &listen, &hook_secret).await {
+        eprintln!("demo: the fake Okta's event hook is not connected: {e}");
+    }
+    match server.await {
+        Ok(Ok(())) => std::process::ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!("demo: the service stopped: {e}");
+            std::process::ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("demo: the service stopped: {e}");
             std::process::ExitCode::FAILURE

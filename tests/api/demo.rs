@@ -132,3 +132,77 @@ async fn the_demo_refuses_a_public_url_that_is_not_on_loopback() {
         assert!(problem.contains("loopback"), "{problem}");
     }
 }
+
+#[tokio::test]
+async fn the_demo_s_fake_okta_admin_page_ends_bob_s_access_at_his_next_check() {
+    let demo = start_demo().await;
+    let (service, okta, listen) = (
+        demo.service_url.clone(),
+        demo.okta.clone(),
+        demo.listen.clone(),
+    );
+    let secret = demo.hook_secret.clone();
+    tokio::spawn(demo.app.run_until_stopped());
+    example::connect_event_hook(&okta, &listen, &secret)
+        .await
+        .expect("the service answers Okta's verification");
+    let client = browser(Arc::new(Jar::default()));
+    let bob = okta.user("bob");
+
+    // bob signs in on the fake Okta's form.
+    let start = client
+        .get(format!("{service}/oauth2/start?rd=/oauth2/userinfo"))
+        .send()
+        .await
+        .unwrap();
+    let authorize = Url::parse(&location(&start)).unwrap();
+    let mut fields: Vec<(String, String)> = authorize.query_pairs().into_owned().collect();
+    fields.push(("username".into(), "bob".into()));
+    let approved = client
+        .post(format!("{}/oauth2/v1/authorize/login", okta.base_url()))
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    let back = client.get(location(&approved)).send().await.unwrap();
+    assert_eq!(back.status(), StatusCode::FOUND, "signed in");
+    let me = || client.get(format!("{service}/oauth2/userinfo")).send();
+    assert_eq!(me().await.unwrap().status(), StatusCode::OK);
+
+    // The admin page lists bob with a deactivate button; pressing it ends his
+    // session through the event hook.
+    let admin = format!("{}/demo/admin", okta.base_url());
+    let page = client
+        .get(&admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("bob@example.com") && page.contains("deactivate"),
+        "{page}"
+    );
+    assert!(
+        page.contains("/oauth2/okta/events"),
+        "the hook is shown: {page}"
+    );
+    let pressed = client
+        .post(format!("{admin}/deactivate"))
+        .form(&[("user", bob.id.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pressed.status(), StatusCode::FOUND);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let status = me().await.unwrap().status();
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "bob still has access");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(!okta.user("bob").active, "and he is deactivated in Okta");
+}
