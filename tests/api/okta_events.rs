@@ -567,3 +567,42 @@ async fn on_redis_a_group_removal_shows_on_all_three_replicas() {
         took.join(", ")
     );
 }
+
+#[tokio::test]
+async fn a_delivery_is_answered_at_once_while_redis_is_stuck_and_applied_afterwards() {
+    let Some(redis) = RedisServer::start(false) else {
+        return;
+    };
+    let url = redis.url();
+    let app = app_with_hook(&[("SESSION_STORE", url.as_str())]).await;
+    let bob = app.okta.user("bob");
+    let cookie = signed_in(&app, "bob").await;
+    // A script that spins for two seconds holds every other Redis command.
+    let stuck = std::thread::spawn(move || {
+        let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
+        let _: () = redis::cmd("EVAL")
+            .arg(
+                "local t = redis.call('TIME'); local s = tonumber(t[1]) + 2; \
+                  while tonumber(redis.call('TIME')[1]) < s do end; return nil",
+            )
+            .arg(0)
+            .query(&mut con)
+            .unwrap();
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut events: Vec<Value> = (0..299)
+        .map(|i| {
+            app.okta
+                .event("user.session.end", &format!("00ustuck{i:012}"), vec![])
+        })
+        .collect();
+    events.push(app.okta.event("user.lifecycle.deactivate", &bob.id, vec![]));
+    let sent = Instant::now();
+    assert_eq!(app.okta.deliver_events(events).await, StatusCode::OK);
+    eprintln!(
+        "Redis stuck for 2 s: a delivery of 300 events answered in {:?}",
+        sent.elapsed()
+    );
+    stuck.join().unwrap();
+    refused_after(&app, &cookie, sent).await;
+}
