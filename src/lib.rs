@@ -3,9 +3,9 @@
 //! `forwardAuth`, Caddy `forward_auth`).
 //!
 //! The modules follow the request: `routes` calls `forwarded`, `session`,
-//! `oidc`, `logout_token`, `groups`, `policy`, `identity_headers` and
-//! `redirect`, which rest on `config` and `error`. `startup` is the only module
-//! that knows them all.
+//! `oidc`, `logout_token`, `revocation_token`, `okta_events`, `groups`,
+//! `policy`, `identity_headers` and `redirect`, which rest on `config` and
+//! `error`. `startup` is the only module that knows them all.
 
 pub mod config;
 pub mod error;
