@@ -17,6 +17,7 @@ pub mod identity_headers;
 pub mod logout_token;
 pub mod metrics;
 pub mod oidc;
+pub mod pending;
 pub mod policy;
 pub mod redirect;
 mod redis_connection;

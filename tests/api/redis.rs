@@ -109,6 +109,36 @@ impl RedisServer {
         }
     }
 
+    /// A numeric field of `INFO` (e.g. `used_memory`), read over a plain socket.
+    pub(crate) fn info_number(&self, field: &str) -> Option<u64> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        stream.write_all(b"INFO\r\n").ok()?;
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 4096];
+        // A bulk string: `$<length>\r\n<text>\r\n`.
+        loop {
+            let n = stream.read(&mut buf).ok()?;
+            if n == 0 {
+                return None;
+            }
+            reply.extend_from_slice(&buf[..n]);
+            let header_end = reply.windows(2).position(|w| w == b"\r\n")?;
+            let length: usize = std::str::from_utf8(reply.get(1..header_end)?)
+                .ok()?
+                .parse()
+                .ok()?;
+            if reply.len() >= header_end + 2 + length {
+                let text = String::from_utf8_lossy(&reply[header_end + 2..header_end + 2 + length]);
+                let prefix = format!("{field}:");
+                return text
+                    .lines()
+                    .find_map(|l| l.strip_prefix(prefix.as_str()))
+                    .and_then(|v| v.trim().parse().ok());
+            }
+        }
+    }
+
     /// Starts it again on the same port and directory.
     pub(crate) fn restart(&mut self) {
         self.stop();
