@@ -19,6 +19,8 @@ pub mod metrics;
 pub mod oidc;
 pub mod pending;
 pub mod policy;
+#[cfg(test)]
+mod proptests;
 pub mod redirect;
 mod redis_connection;
 pub mod routes;
