@@ -68,6 +68,19 @@ impl AllowLists {
     /// parameter given with an empty value is an error too (it would otherwise
     /// silently allow everybody).
     pub fn from_query(query: &str) -> Result<AllowLists, PolicyError> {
+        Self::parse_query(query, true)
+    }
+
+    /// [`from_query`](Self::from_query) for `/oauth2/forward`, where a Caddyfile
+    /// written `uri /oauth2/forward` (without `?`) passes the client's own query
+    /// along: a parameter whose name does not start with `allowed_` is ignored
+    /// there (it cannot be a rule); a misspelt rule (`allowed_emails`), a
+    /// repeated one or an empty one is still refused.
+    pub fn from_forward_query(query: &str) -> Result<AllowLists, PolicyError> {
+        Self::parse_query(query, false)
+    }
+
+    fn parse_query(query: &str, strict: bool) -> Result<AllowLists, PolicyError> {
         let mut lists = AllowLists::default();
         let mut seen = [false; 3];
         for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
@@ -75,6 +88,7 @@ impl AllowLists {
                 "allowed_groups" => (&mut lists.groups, Kind::Group, 0),
                 "allowed_users" => (&mut lists.users, Kind::User, 1),
                 "allowed_domains" => (&mut lists.domains, Kind::Domain, 2),
+                _ if !strict && !key.starts_with("allowed_") => continue,
                 _ => {
                     return Err(PolicyError(format!(
                         "unknown parameter `{}`: the auth endpoints take only allowed_groups, \
@@ -268,6 +282,19 @@ mod tests {
         ] {
             let err = AllowLists::from_query(q).unwrap_err();
             assert!(err.0.contains(name), "{q}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_forward_endpoint_ignores_only_what_cannot_be_a_rule() {
+        let l = AllowLists::from_forward_query("x=1&allowed_groups=ops&page=2").unwrap();
+        assert_eq!(l.groups, vec!["ops"]);
+        for q in [
+            "x=1&allowed_emails=a@b.c",
+            "allowed_groups=a&allowed_groups=b",
+            "allowed_users=",
+        ] {
+            assert!(AllowLists::from_forward_query(q).is_err(), "{q}");
         }
     }
 

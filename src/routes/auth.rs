@@ -39,8 +39,11 @@ pub async fn forward(req: HttpRequest, state: web::Data<AppState>) -> Result<All
 }
 
 async fn check(req: &HttpRequest, state: &AppState, mode: Mode) -> Result<Allowed, Denied> {
-    let route = AllowLists::from_query(req.query_string())
-        .map_err(|e| Denied::Error(AppError::BadRequest(e.to_string())))?;
+    let route = match mode {
+        Mode::Nginx => AllowLists::from_query(req.query_string()),
+        Mode::Forward => AllowLists::from_forward_query(req.query_string()),
+    }
+    .map_err(|e| Denied::Error(AppError::BadRequest(e.to_string())))?;
     let Some((_, session)) = state.current_session(req).await.map_err(Denied::Error)? else {
         metrics::AUTH_UNAUTHENTICATED.inc();
         // Only a stranger's answer needs the original URL (for `rd`): read it here.

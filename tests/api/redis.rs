@@ -190,7 +190,10 @@ async fn sign_out_on(app: &TestApp, cookie: &str, query: &str) {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
-        .get(app.url(&format!("/oauth2/sign_out{query}")))
+        // A POST from the service's own origin, as everywhere=true needs.
+        .post(app.url(&format!("/oauth2/sign_out{query}")))
+        .header("Origin", app.address.as_str())
+        .header("Sec-Fetch-Site", "same-origin")
         .header("Cookie", cookie)
         .send()
         .await
