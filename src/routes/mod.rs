@@ -152,7 +152,8 @@ impl AppState {
                         Ok(false) => return Err("the session ended during the refresh".to_owned()),
                         Err(e) if attempt < SAVE_ATTEMPTS => {
                             tracing::warn!(user = %session.login, error = %e, "could not save the refreshed session; retrying");
-                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            let pause = 250 * u64::from(attempt);
+                            tokio::time::sleep(Duration::from_millis(pause)).await;
                         }
                         Err(e) => tracing::error!(
                             user = %session.login,

@@ -520,3 +520,53 @@ async fn a_comma_in_a_group_name_stays_one_group_in_the_header() {
     assert_eq!(check.status(), StatusCode::OK);
     assert_eq!(header(&check, "x-auth-request-groups"), "Sales%2C EMEA,ops");
 }
+
+/// Failed script calls (EVAL refused on a read-only server) so far.
+fn failed_evals(port: u16) -> u64 {
+    ["cmdstat_eval.failed_calls", "cmdstat_eval.rejected_calls"]
+        .iter()
+        .filter_map(|f| RedisServer::info_number_on(port, f))
+        .sum()
+}
+
+#[tokio::test]
+async fn a_failed_save_after_a_refresh_is_retried_so_the_rotated_token_is_kept() {
+    let Some(redis) = RedisServer::start(false) else {
+        return;
+    };
+    let url = redis.url();
+    let a = spawn_app_with(&[("SESSION_STORE", &url)]).await;
+    let b = crate::helpers::spawn_app_for(a.okta.clone(), &[("SESSION_STORE", &url)]).await;
+    // Tokens due at once: every check past the coalescing window refreshes.
+    a.okta.set_token_lifetime(5);
+    a.login_as("alice").await;
+    let cookie = format!("{COOKIE_NAME}={}", a.session_cookie().unwrap());
+    let port = redis.port();
+    let failed_before = failed_evals(port);
+    // Redis turns read-only (a replica of nothing) until the save has failed once.
+    let free = crate::proxies::free_port();
+    let reply = RedisServer::command_on(port, &format!("REPLICAOF 127.0.0.1 {free}"));
+    assert_eq!(reply.as_deref(), Some("+OK"));
+    let watcher = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while failed_evals(port) == failed_before && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        RedisServer::command_on(port, "REPLICAOF NO ONE")
+    });
+    assert_eq!(
+        a.auth_with_cookie(&cookie, ORIGINAL).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(watcher.await.unwrap().as_deref(), Some("+OK"));
+    assert!(failed_evals(port) > failed_before, "the first save failed");
+    assert_eq!(a.okta.refresh_calls(), 1);
+    // Another replica refreshes with the stored token: the rotated one, or
+    // Okta (which kills a refresh token on use) refuses and the session ends.
+    assert_eq!(
+        b.auth_with_cookie(&cookie, ORIGINAL).await.status(),
+        StatusCode::OK,
+        "the rotated refresh token was lost"
+    );
+    assert_eq!(a.okta.refresh_calls(), 2);
+}

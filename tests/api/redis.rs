@@ -109,11 +109,36 @@ impl RedisServer {
         }
     }
 
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Sends one inline command (e.g. `REPLICAOF NO ONE`) to the server on
+    /// `port`; its first reply line.
+    pub(crate) fn command_on(port: u16, line: &str) -> Option<String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        stream.write_all(format!("{line}\r\n").as_bytes()).ok()?;
+        let mut reply = Vec::new();
+        let mut byte = [0u8; 1];
+        while !reply.ends_with(b"\r\n") {
+            stream.read_exact(&mut byte).ok()?;
+            reply.push(byte[0]);
+        }
+        Some(String::from_utf8_lossy(&reply).trim_end().to_string())
+    }
+
     /// A numeric field of `INFO` (e.g. `used_memory`), read over a plain socket.
     pub(crate) fn info_number(&self, field: &str) -> Option<u64> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        Self::info_number_on(self.port, field)
+    }
+
+    /// [`info_number`](Self::info_number) on the server at `port`; `field` may
+    /// also name one counter of a `commandstats` line (`cmdstat_eval.failed_calls`).
+    pub(crate) fn info_number_on(port: u16, field: &str) -> Option<u64> {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
         stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        stream.write_all(b"INFO\r\n").ok()?;
+        stream.write_all(b"INFO everything\r\n").ok()?;
         let mut reply = Vec::new();
         let mut buf = [0u8; 4096];
         // A bulk string: `$<length>\r\n<text>\r\n`.
@@ -130,11 +155,22 @@ impl RedisServer {
                 .ok()?;
             if reply.len() >= header_end + 2 + length {
                 let text = String::from_utf8_lossy(&reply[header_end + 2..header_end + 2 + length]);
-                let prefix = format!("{field}:");
-                return text
-                    .lines()
-                    .find_map(|l| l.strip_prefix(prefix.as_str()))
-                    .and_then(|v| v.trim().parse().ok());
+                let (line, counter) = field.split_once('.').unwrap_or((field, ""));
+                let prefix = format!("{line}:");
+                let value = text.lines().find_map(|l| l.strip_prefix(prefix.as_str()));
+                if counter.is_empty() {
+                    return value.and_then(|v| v.trim().parse().ok());
+                }
+                // An absent line (the command never ran) counts 0.
+                return Some(
+                    value
+                        .and_then(|v| {
+                            v.split(',')
+                                .find_map(|kv| kv.strip_prefix(&format!("{counter}=")))
+                        })
+                        .and_then(|n| n.trim().parse().ok())
+                        .unwrap_or(0),
+                );
             }
         }
     }
