@@ -3,8 +3,8 @@
 //! `forwardAuth`, Caddy `forward_auth`).
 //!
 //! The modules follow the request: `routes` calls `forwarded`, `session`,
-//! `oidc`, `logout_token`, `groups`, `policy`, `identity_headers` and
-//! `redirect`, which rest on `config` and `error`. `startup` is the only module
+//! `pending`, `oidc`, `logout_token`, `groups`, `policy`, `identity_headers`
+//! and `redirect`, which rest on `config` and `error`. `startup` is the only module
 //! that knows them all.
 
 pub mod config;
