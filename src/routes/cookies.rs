@@ -2,7 +2,9 @@
 //! configured attributes and names: `__Host-` (Secure, no Domain) or, with
 //! `COOKIE_DOMAIN`, `__Secure-` in front of `COOKIE_NAME` whenever the cookies
 //! are Secure, so a sibling subdomain cannot plant them; the unprefixed names of
-//! earlier versions are still read for one `COOKIE_EXPIRE`. Values are never logged.
+//! earlier versions are still read for as long as a cookie they set can live
+//! (the session's for one `COOKIE_EXPIRE`, the binding's for 10 minutes) after
+//! this process started. Values are never logged.
 
 use actix_web::http::header;
 use actix_web::HttpRequest;
@@ -98,6 +100,9 @@ pub struct CookieNames {
     /// Seconds since the epoch: one `COOKIE_EXPIRE` after this process started,
     /// when every session cookie an earlier version set has expired.
     legacy_until: u64,
+    /// The same for binding cookies, which live [`PENDING_TTL`](crate::session::PENDING_TTL):
+    /// reading a plantable name longer would only serve a login-CSRF attempt.
+    legacy_binding_until: u64,
 }
 
 impl CookieNames {
@@ -108,12 +113,23 @@ impl CookieNames {
             legacy: (!prefix(settings).is_empty())
                 .then(|| (settings.name.clone(), format!("{}_csrf", settings.name))),
             legacy_until: started.saturating_add(settings.expire.as_secs()),
+            legacy_binding_until: started
+                .saturating_add(crate::session::PENDING_TTL.as_secs())
+                .min(started.saturating_add(settings.expire.as_secs())),
         }
     }
 
     /// The old names, while they are still read at `now`.
     fn legacy(&self, now: u64) -> Option<&(String, String)> {
         self.legacy.as_ref().filter(|_| now < self.legacy_until)
+    }
+
+    /// The old binding cookie's name, while it is still read at `now`.
+    fn legacy_binding(&self, now: u64) -> Option<&str> {
+        self.legacy
+            .as_ref()
+            .filter(|_| now < self.legacy_binding_until)
+            .map(|(_, binding)| binding.as_str())
     }
 
     /// The session cookie's values: today's name first, then the old one.
@@ -132,7 +148,7 @@ impl CookieNames {
         req: &'r HttpRequest,
         now: u64,
     ) -> impl Iterator<Item = &'r str> + 'r {
-        let old = self.legacy(now).map(|(_, binding)| binding.as_str());
+        let old = self.legacy_binding(now);
         cookie_values(req, &self.binding).chain(old.into_iter().flat_map(|n| cookie_values(req, n)))
     }
 
@@ -188,9 +204,20 @@ mod tests {
 
     #[test]
     fn old_names_are_read_for_one_cookie_lifetime_only() {
+        let mut long = settings(true, None);
+        long.expire = Duration::from_secs(50_000);
+        let names = CookieNames::new(&long, 1_000);
+        assert!(names.legacy(50_999).is_some());
+        assert!(names.legacy(51_000).is_none());
+        assert!(names.legacy_binding(1_599).is_some());
+        assert!(
+            names.legacy_binding(1_600).is_none(),
+            "an old binding cookie lives 10 minutes"
+        );
         let names = CookieNames::new(&settings(true, None), 1_000);
         assert!(names.legacy(1_099).is_some());
         assert!(names.legacy(1_100).is_none());
+        assert!(names.legacy_binding(1_100).is_none());
         assert_eq!(names.clear_legacy(&settings(true, None)).len(), 2);
         let unchanged = CookieNames::new(&settings(false, None), 1_000);
         assert!(unchanged.legacy(1_000).is_none());
