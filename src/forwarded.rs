@@ -84,10 +84,34 @@ const FORWARDED_HEADERS: [&str; 6] = [
     "x-forwarded-method",
 ];
 
-/// Reads the original request. `header(name)` returns a request header's value
-/// (first one, as text) by lowercase name. `default_scheme` is used with the
-/// `Host` fallback and when `X-Forwarded-Proto` is absent.
+/// Which headers name the original URL first when a proxy sends both kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prefer {
+    /// `X-Original-URL`, then `X-Forwarded-*`: what nginx configs send
+    /// (`/oauth2/auth`).
+    OriginalUrl,
+    /// `X-Forwarded-Proto/Host/Uri/Method`, then `X-Original-URL`: what Traefik
+    /// and Caddy set themselves, while they may pass on a client's own
+    /// `X-Original-URL` (`/oauth2/forward`).
+    ForwardedHeaders,
+}
+
+/// Reads the original request, `X-Original-URL` first. `header(name)` returns
+/// a request header's value (first one, as text) by lowercase name.
+/// `default_scheme` is used with the `Host` fallback and when
+/// `X-Forwarded-Proto` is absent.
 pub fn original_request<'h>(
+    peer: Option<IpAddr>,
+    header: impl Fn(&str) -> Option<&'h str>,
+    trusted: &TrustedProxies,
+    default_scheme: &str,
+) -> Result<OriginalRequest, ForwardedError> {
+    original_request_preferring(Prefer::OriginalUrl, peer, header, trusted, default_scheme)
+}
+
+/// [`original_request`] with the headers read in the order `prefer` says.
+pub fn original_request_preferring<'h>(
+    prefer: Prefer,
     peer: Option<IpAddr>,
     header: impl Fn(&str) -> Option<&'h str>,
     trusted: &TrustedProxies,
@@ -113,7 +137,9 @@ pub fn original_request<'h>(
         ));
     }
 
-    if let Some(original) = header("x-original-url") {
+    let forwarded_first =
+        prefer == Prefer::ForwardedHeaders && header("x-forwarded-host").is_some();
+    if let Some(original) = header("x-original-url").filter(|_| !forwarded_first) {
         let method = method(header("x-original-method"), "X-Original-Method")?;
         let url = original_url(original.trim(), &header, &default_scheme)?;
         return Ok(OriginalRequest {
@@ -635,5 +661,45 @@ mod tests {
         for (name, peer, headers, want) in cases {
             assert_eq!(read(peer, &headers), want, "{name}");
         }
+    }
+
+    #[test]
+    fn the_forward_endpoint_prefers_the_proxys_own_forwarded_headers() {
+        let headers = [
+            ("x-original-url", "https://evil-choice.example.com/admin"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "app.example.com"),
+            ("x-forwarded-uri", "/page"),
+        ];
+        let lookup = |name: &str| -> Option<&'static str> {
+            headers.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
+        };
+        let read = |prefer| {
+            original_request_preferring(prefer, ip("127.0.0.1"), lookup, &trusted(), "https")
+        };
+        let forward = read(Prefer::ForwardedHeaders).unwrap();
+        assert_eq!(
+            forward.url.unwrap().as_str(),
+            "https://app.example.com/page"
+        );
+        assert_eq!(forward.source, Source::ForwardedHeaders);
+        let nginx = read(Prefer::OriginalUrl).unwrap();
+        assert_eq!(
+            nginx.url.unwrap().as_str(),
+            "https://evil-choice.example.com/admin"
+        );
+        // Without X-Forwarded-Host, the forward endpoint still reads X-Original-URL.
+        let only_original = |name: &str| -> Option<&'static str> {
+            (name == "x-original-url").then_some("https://app.example.com/x")
+        };
+        let got = original_request_preferring(
+            Prefer::ForwardedHeaders,
+            ip("127.0.0.1"),
+            only_original,
+            &trusted(),
+            "https",
+        )
+        .unwrap();
+        assert_eq!(got.source, Source::OriginalUrl);
     }
 }

@@ -1,7 +1,9 @@
 //! The identity headers a 2xx carries for the proxy to copy upstream
 //! (`X-Auth-Request-User`, `-Email`, `-Groups`, `-Preferred-Username`). Values are
 //! made header-safe here (control characters dropped) so that rendering cannot
-//! fail on an allow path. Pure functions: no I/O, no actix.
+//! fail on an allow path. In `X-Auth-Request-Groups`, a `,` or `%` inside a group
+//! name is percent-encoded (`%2C`, `%25`), so a name with a comma stays one group.
+//! Pure functions: no I/O, no actix.
 
 use crate::policy::Group;
 
@@ -15,7 +17,7 @@ pub const PREFERRED_USERNAME: &str = "x-auth-request-preferred-username";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserGroups {
     pub list: Vec<Group>,
-    /// Comma-separated names, header-safe.
+    /// Comma-separated names, header-safe, commas and `%` in names encoded.
     pub header: String,
 }
 
@@ -26,7 +28,12 @@ impl UserGroups {
             if i > 0 {
                 header.push(',');
             }
-            push_safe(&mut header, &g.name);
+            if g.name.contains([',', '%']) {
+                let escaped = g.name.replace('%', "%25").replace(',', "%2C");
+                push_safe(&mut header, &escaped);
+            } else {
+                push_safe(&mut header, &g.name);
+            }
         }
         UserGroups { list, header }
     }
@@ -99,6 +106,13 @@ mod tests {
         let groups = UserGroups::new(vec![group("Équipe"), group("開発")]);
         assert_eq!(render("zoë", "z@example.com", &groups)[2].1, "Équipe,開発");
         assert_eq!(render("zoë", "z@example.com", &groups)[0].1, "zoë");
+    }
+
+    #[test]
+    fn a_comma_in_a_group_name_does_not_make_two_groups() {
+        let groups = UserGroups::new(vec![group("Sales, EMEA"), group("100%"), group("ops")]);
+        assert_eq!(groups.header, "Sales%2C EMEA,100%25,ops");
+        assert_eq!(groups.header.split(',').count(), 3);
     }
 
     #[test]

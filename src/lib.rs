@@ -3,9 +3,9 @@
 //! `forwardAuth`, Caddy `forward_auth`).
 //!
 //! The modules follow the request: `routes` calls `forwarded`, `session`,
-//! `oidc`, `logout_token`, `revocation_token`, `okta_events`, `groups`,
-//! `policy`, `identity_headers` and `redirect`, which rest on `config` and
-//! `error`. `startup` is the only module that knows them all.
+//! `pending`, `oidc`, `logout_token`, `revocation_token`, `okta_events`,
+//! `groups`, `policy`, `identity_headers` and `redirect`, which rest on
+//! `config` and `error`. `startup` is the only module that knows them all.
 
 pub mod config;
 pub mod error;
@@ -18,7 +18,10 @@ pub mod logout_token;
 pub mod metrics;
 pub mod oidc;
 pub mod okta_events;
+pub mod pending;
 pub mod policy;
+#[cfg(test)]
+mod proptests;
 pub mod redirect;
 mod redis_connection;
 pub mod revocation_token;

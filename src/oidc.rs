@@ -550,10 +550,15 @@ fn to_jwk_set(jwks: &JsonWebKeySet<CoreJsonWebKey>) -> jsonwebtoken::jwk::JwkSet
     jsonwebtoken::jwk::JwkSet { keys }
 }
 
+/// `(sub, login, email, name)`. An email the IdP does not vouch for
+/// (`email_verified` absent or false) is left out: anyone may type any address
+/// into a profile, so it must neither match `allowed_users`/`allowed_domains`
+/// nor reach apps in `X-Auth-Request-Email`.
 fn identity(claims: &Claims) -> (String, String, String, String) {
     let sub = claims.subject().as_str().to_owned();
     let email = claims
         .email()
+        .filter(|_| claims.email_verified() == Some(true))
         .map(|e| e.as_str().to_owned())
         .unwrap_or_default();
     let login = claims

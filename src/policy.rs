@@ -60,18 +60,48 @@ impl AllowLists {
     }
 
     /// From the auth URL's raw query string, e.g.
-    /// `allowed_groups=admins,ops&allowed_domains=example.com`. Other parameters are
-    /// ignored. A parameter given with an empty value is an error (it would
-    /// otherwise silently allow everybody).
+    /// `allowed_groups=admins,ops&allowed_domains=example.com`. Shipped proxy
+    /// configs send these three parameters and nothing else, each at most once:
+    /// anything else is an error rather than ignored or merged, since a
+    /// parameter that reached us from a client's link (or a misspelt rule, such
+    /// as oauth2-proxy's `allowed_emails`) must not silently change the check. A
+    /// parameter given with an empty value is an error too (it would otherwise
+    /// silently allow everybody).
     pub fn from_query(query: &str) -> Result<AllowLists, PolicyError> {
+        Self::parse_query(query, true)
+    }
+
+    /// [`from_query`](Self::from_query) for `/oauth2/forward`, where a Caddyfile
+    /// written `uri /oauth2/forward` (without `?`) passes the client's own query
+    /// along: a parameter whose name does not start with `allowed_` is ignored
+    /// there (it cannot be a rule); a misspelt rule (`allowed_emails`), a
+    /// repeated one or an empty one is still refused.
+    pub fn from_forward_query(query: &str) -> Result<AllowLists, PolicyError> {
+        Self::parse_query(query, false)
+    }
+
+    fn parse_query(query: &str, strict: bool) -> Result<AllowLists, PolicyError> {
         let mut lists = AllowLists::default();
+        let mut seen = [false; 3];
         for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
-            let (list, kind) = match key.as_ref() {
-                "allowed_groups" => (&mut lists.groups, Kind::Group),
-                "allowed_users" => (&mut lists.users, Kind::User),
-                "allowed_domains" => (&mut lists.domains, Kind::Domain),
-                _ => continue,
+            let (list, kind, index) = match key.as_ref() {
+                "allowed_groups" => (&mut lists.groups, Kind::Group, 0),
+                "allowed_users" => (&mut lists.users, Kind::User, 1),
+                "allowed_domains" => (&mut lists.domains, Kind::Domain, 2),
+                _ if !strict && !key.starts_with("allowed_") => continue,
+                _ => {
+                    return Err(PolicyError(format!(
+                        "unknown parameter `{}`: the auth endpoints take only allowed_groups, \
+                         allowed_users and allowed_domains (check the proxy's auth URL)",
+                        printable(&key)
+                    )))
+                }
             };
+            if std::mem::replace(&mut seen[index], true) {
+                return Err(PolicyError(format!(
+                    "{key} is given more than once: give one comma-separated list"
+                )));
+            }
             // A value of only commas and spaces is as empty as no value at all.
             if entries(&value).next().is_none() {
                 return Err(PolicyError(format!(
@@ -86,6 +116,15 @@ impl AllowLists {
     pub fn is_empty(&self) -> bool {
         self.groups.is_empty() && self.users.is_empty() && self.domains.is_empty()
     }
+}
+
+/// A parameter name fit for an error message: at most 40 characters, printable
+/// ASCII only.
+fn printable(name: &str) -> String {
+    name.chars()
+        .take(40)
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect()
 }
 
 /// The non-empty, trimmed entries of a comma-separated list.
@@ -206,9 +245,9 @@ mod tests {
     }
 
     #[test]
-    fn query_lists_are_read_and_other_parameters_ignored() {
+    fn query_lists_are_read() {
         let l = AllowLists::from_query(
-            "rd=%2Fx&allowed_groups=admins,ops&allowed_users=Alice%40Example.com&allowed_domains=%40example.com",
+            "allowed_groups=admins,ops&allowed_users=Alice%40Example.com&allowed_domains=%40example.com",
         )
         .unwrap();
         assert_eq!(
@@ -218,15 +257,50 @@ mod tests {
     }
 
     #[test]
-    fn repeated_query_parameters_are_unioned() {
-        let l = AllowLists::from_query("allowed_groups=a,b&allowed_groups=b,c").unwrap();
-        assert_eq!(l.groups, vec!["a", "b", "c"]);
+    fn repeated_query_parameters_are_refused_not_unioned() {
+        for q in [
+            "allowed_groups=a,b&allowed_groups=b,c",
+            "allowed_users=a@x.com&allowed_domains=x.com&allowed_users=b@x.com",
+            "allowed_groups=a&allowed_groups=",
+        ] {
+            let err = AllowLists::from_query(q).unwrap_err();
+            assert!(err.0.contains("more than once"), "{q}: {err}");
+        }
+    }
+
+    #[test]
+    fn unknown_query_parameters_are_refused_by_name() {
+        for (q, name) in [
+            ("foo=bar", "`foo`"),
+            (
+                "allowed_groups=a&allowed_emails=x@y.com",
+                "`allowed_emails`",
+            ),
+            ("rd=%2Fx", "`rd`"),
+            ("Allowed_Groups=a", "`Allowed_Groups`"),
+            ("%0D%0Aevil=1", "`??evil`"),
+        ] {
+            let err = AllowLists::from_query(q).unwrap_err();
+            assert!(err.0.contains(name), "{q}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_forward_endpoint_ignores_only_what_cannot_be_a_rule() {
+        let l = AllowLists::from_forward_query("x=1&allowed_groups=ops&page=2").unwrap();
+        assert_eq!(l.groups, vec!["ops"]);
+        for q in [
+            "x=1&allowed_emails=a@b.c",
+            "allowed_groups=a&allowed_groups=b",
+            "allowed_users=",
+        ] {
+            assert!(AllowLists::from_forward_query(q).is_err(), "{q}");
+        }
     }
 
     #[test]
     fn an_empty_query_gives_no_lists() {
         assert!(AllowLists::from_query("").unwrap().is_empty());
-        assert!(AllowLists::from_query("foo=bar").unwrap().is_empty());
     }
 
     #[test]
@@ -236,7 +310,6 @@ mod tests {
             "allowed_groups",
             "allowed_users=%20,%20",
             "allowed_domains=,",
-            "allowed_groups=a&allowed_groups=",
         ] {
             let err = AllowLists::from_query(q).unwrap_err();
             assert!(err.0.contains("is empty"), "{q}: {err}");

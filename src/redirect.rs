@@ -86,8 +86,15 @@ impl AllowedRedirects {
     }
 
     /// Checks `rd` and returns the value to put in `Location` (the relative path
-    /// or the absolute URL, normalised). Empty `rd` is an error; callers default it.
+    /// or the absolute URL, normalised, and over [`MAX_URL`] cut to its origin +
+    /// path, else the origin's `/`). Empty `rd` is an error; callers default it.
     pub fn validate(&self, rd: &str) -> Result<String, RedirectError> {
+        let whole = self.validate_whole(rd)?;
+        shortened(&whole, |_| true)
+            .ok_or_else(|| RedirectError("The redirect target is too long.".to_string()))
+    }
+
+    fn validate_whole(&self, rd: &str) -> Result<String, RedirectError> {
         let refuse = |why: &str| Err(RedirectError(why.to_string()));
         if rd.is_empty() {
             return refuse("The redirect target is empty.");
@@ -95,11 +102,11 @@ impl AllowedRedirects {
         if rd.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return refuse("The redirect target contains spaces or control characters.");
         }
-        if rd.contains('\\') || rd.to_ascii_lowercase().contains("%5c") {
-            return refuse("The redirect target contains a backslash.");
-        }
         // Browsers and proxies differ in how often they decode: look once more.
         let decoded = percent_decode(rd);
+        if backslash_decides_where(rd) || backslash_decides_where(&decoded) {
+            return refuse("The redirect target contains a backslash in its scheme, host or first path segment.");
+        }
         if decoded
             .chars()
             .next()
@@ -142,6 +149,55 @@ impl AllowedRedirects {
     pub fn allows(&self, url: &Url) -> bool {
         matches!(url.scheme(), "http" | "https") && self.rules.iter().any(|r| r.matches(url))
     }
+}
+
+/// Longest URL or `rd` we keep or echo whole (DESIGN §3); longer ones are cut.
+pub const MAX_URL: usize = 2048;
+
+/// Whether a backslash (raw; callers also pass the decoded text) sits where a
+/// browser could read it as a path separator that moves the authority: in the
+/// scheme or authority of an absolute URL, or at the start of the path. One in
+/// the query, the fragment or further down the path changes nothing and is fine.
+fn backslash_decides_where(value: &str) -> bool {
+    let lower = value.to_ascii_lowercase();
+    let rest = if let Some(after) = ["http://", "https://"]
+        .iter()
+        .find_map(|scheme| lower.strip_prefix(scheme))
+    {
+        let end = after.find(['/', '?', '#']).unwrap_or(after.len());
+        if after[..end].contains('\\') {
+            return true;
+        }
+        &after[end..]
+    } else {
+        lower.as_str()
+    };
+    let path_start = rest.strip_prefix('/').unwrap_or(rest);
+    rest.starts_with('\\') || path_start.starts_with('\\') || path_start.starts_with("%5c")
+}
+
+/// `value` (an allowed `rd` or original URL: a path or an absolute http(s) URL)
+/// as the longest of these whose length `fits` accepts and that is at most
+/// [`MAX_URL`]: the whole value, its origin + path (query and fragment cut), the
+/// origin's `/`. `None` when not even that fits (a giant host name).
+pub fn shortened(value: &str, fits: impl Fn(&str) -> bool) -> Option<String> {
+    let ok = |candidate: &str| candidate.len() <= MAX_URL && fits(candidate);
+    if ok(value) {
+        return Some(value.to_owned());
+    }
+    let (origin, path) = if value.starts_with('/') {
+        let end = value.find(['?', '#']).unwrap_or(value.len());
+        (String::new(), value[..end].to_owned())
+    } else {
+        let url = Url::parse(value).ok()?;
+        (url.origin().ascii_serialization(), url.path().to_owned())
+    };
+    let with_path = format!("{origin}{path}");
+    if ok(&with_path) {
+        return Some(with_path);
+    }
+    let root = format!("{origin}/");
+    ok(&root).then_some(root)
 }
 
 /// Percent-decodes once, lossily (only used to look for hidden prefixes).
@@ -363,6 +419,71 @@ mod tests {
             let err = r.validate(rd).expect_err(rd);
             assert!(err.0.contains(why), "{rd:?}: {err}");
         }
+    }
+
+    #[test]
+    fn a_backslash_after_the_first_path_segment_is_fine() {
+        let r = standard();
+        for rd in [
+            "/search?q=a\\b",
+            "/search?q=a%5Cb",
+            "/a/b%5Cc",
+            "/a/b\\c",
+            "https://app.example.net/x?path=C:%5Cdir",
+            "https://app.example.net/x#a\\b",
+        ] {
+            assert!(r.validate(rd).is_ok(), "{rd}: {:?}", r.validate(rd));
+        }
+        for rd in [
+            "https://app.example.net\\@evil.com/",
+            "https://app.example.net%5C@evil.com/",
+            "https://evil.com\\.app.example.net/",
+            "/%5C%5Cevil.com",
+            "%5C%5Cevil.com",
+        ] {
+            assert!(r.validate(rd).is_err(), "{rd} was allowed");
+        }
+    }
+
+    #[test]
+    fn long_targets_are_cut_to_origin_and_path_then_to_the_origin() {
+        let r = standard();
+        let long_query = format!("https://app.example.net/deep/link?q={}", "x".repeat(5000));
+        assert_eq!(
+            r.validate(&long_query).as_deref(),
+            Ok("https://app.example.net/deep/link")
+        );
+        let long_path = format!("https://app.example.net/{}?q=1", "p".repeat(5000));
+        assert_eq!(
+            r.validate(&long_path).as_deref(),
+            Ok("https://app.example.net/")
+        );
+        let relative = format!("/deep?q={}", "x".repeat(5000));
+        assert_eq!(r.validate(&relative).as_deref(), Ok("/deep"));
+        assert_eq!(
+            r.validate(&format!("/{}", "p".repeat(5000))).as_deref(),
+            Ok("/")
+        );
+        let short = "https://app.example.net/a?b=c";
+        assert_eq!(r.validate(short).as_deref(), Ok(short));
+    }
+
+    #[test]
+    fn shortened_honours_the_callers_bound() {
+        let url = format!("https://app.example.net/path?q={}", "x".repeat(100));
+        assert_eq!(
+            shortened(&url, |c| c.len() <= 200).as_deref(),
+            Some(url.as_str())
+        );
+        assert_eq!(
+            shortened(&url, |c| c.len() <= 40).as_deref(),
+            Some("https://app.example.net/path")
+        );
+        assert_eq!(
+            shortened(&url, |c| c.len() <= 25).as_deref(),
+            Some("https://app.example.net/")
+        );
+        assert_eq!(shortened(&url, |c| c.len() <= 5), None);
     }
 
     #[test]

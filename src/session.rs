@@ -1,6 +1,6 @@
 //! Sessions: the cookie codec (an opaque random id authenticated with HMAC-SHA256
-//! under `COOKIE_SECRET`, rotation-aware), the server-side [`Session`], the
-//! pending sign-ins of `/oauth2/start`, and the [`SessionStore`] they live in.
+//! under `COOKIE_SECRET`, rotation-aware), the server-side [`Session`], and the
+//! [`SessionStore`] they live in (with the used sign-in states).
 //! The browser only ever holds the id; tokens stay here. No actix types.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -230,41 +230,7 @@ impl Session {
     }
 }
 
-/// What `/oauth2/start` remembers until `/oauth2/callback` (keyed by `state`).
-#[derive(Clone, Serialize, Deserialize)]
-pub struct PendingSignIn {
-    pub nonce: String,
-    #[serde(with = "secret")]
-    pub pkce_verifier: Secret,
-    /// Where to go afterwards, already validated.
-    pub rd: String,
-    /// The browser-binding token that the start set as a cookie.
-    pub binding: String,
-    pub created_at: u64,
-}
-
-impl std::fmt::Debug for PendingSignIn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PendingSignIn")
-            .field("rd", &self.rd)
-            .field("created_at", &self.created_at)
-            .finish_non_exhaustive()
-    }
-}
-
 /// Secrets are stored as plain strings in the store's encoding; `Debug` still hides them.
-mod secret {
-    use super::Secret;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(s: &Secret, ser: S) -> Result<S::Ok, S::Error> {
-        ser.serialize_str(s.expose())
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Secret, D::Error> {
-        String::deserialize(de).map(Secret::new)
-    }
-}
-
 mod opt_secret {
     use super::Secret;
     use serde::{Deserialize, Deserializer, Serializer};
@@ -320,7 +286,7 @@ pub const ONE_TIME_TTL: Duration = Duration::from_secs(600);
 #[error("session store: {0}")]
 pub struct StoreError(pub String);
 
-/// Where sessions and pending sign-ins live. One conformance suite
+/// Where sessions and used sign-in states live. One conformance suite
 /// (`tests/api/session_store.rs`) runs against every implementation.
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
@@ -354,10 +320,11 @@ pub trait SessionStore: Send + Sync + 'static {
         token_id: &str,
         ending: Ending<'_>,
     ) -> Result<Option<Vec<Session>>, StoreError>;
-    /// Remembers a pending sign-in for [`PENDING_TTL`].
-    async fn save_pending(&self, state: &str, pending: &PendingSignIn) -> Result<(), StoreError>;
-    /// Returns and forgets a pending sign-in: a state works once.
-    async fn take_pending(&self, state: &str) -> Result<Option<PendingSignIn>, StoreError>;
+    /// Records that a sign-in's `state` was used, for [`PENDING_TTL`] (as long
+    /// as the state is valid at all): `false` if it was recorded before, so a
+    /// replayed callback is refused. Called only once Okta vouched for the
+    /// sign-in, so strangers cannot fill the store.
+    async fn use_state(&self, state: &str) -> Result<bool, StoreError>;
     /// Whether the store answers, for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -10,9 +10,10 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
 use crate::error::AppError;
-use crate::forwarded::{original_request, OriginalRequest};
+use crate::forwarded::{original_request_preferring, OriginalRequest, Prefer};
 use crate::groups::{GroupsError, UserGroups};
 use crate::policy::{decide, AllowLists, Decision, Subject};
+use crate::redirect::shortened;
 use crate::routes::AppState;
 use crate::session::Session;
 use crate::{html, identity_headers, metrics};
@@ -27,7 +28,10 @@ enum Mode {
 }
 
 pub async fn auth(req: HttpRequest, state: web::Data<AppState>) -> Result<Allowed, Denied> {
-    check(&req, &state, Mode::Nginx).await
+    // nginx never shows these bodies, and a body costs it the keep-alive connection.
+    check(&req, &state, Mode::Nginx)
+        .await
+        .map_err(|denied| Denied::Bodiless(Box::new(denied)))
 }
 
 pub async fn forward(req: HttpRequest, state: web::Data<AppState>) -> Result<Allowed, Denied> {
@@ -35,12 +39,15 @@ pub async fn forward(req: HttpRequest, state: web::Data<AppState>) -> Result<All
 }
 
 async fn check(req: &HttpRequest, state: &AppState, mode: Mode) -> Result<Allowed, Denied> {
-    let route = AllowLists::from_query(req.query_string())
-        .map_err(|e| Denied::Error(AppError::BadRequest(e.to_string())))?;
+    let route = match mode {
+        Mode::Nginx => AllowLists::from_query(req.query_string()),
+        Mode::Forward => AllowLists::from_forward_query(req.query_string()),
+    }
+    .map_err(|e| Denied::Error(AppError::BadRequest(e.to_string())))?;
     let Some((_, session)) = state.current_session(req).await.map_err(Denied::Error)? else {
         metrics::AUTH_UNAUTHENTICATED.inc();
         // Only a stranger's answer needs the original URL (for `rd`): read it here.
-        let original = read_original(req, state)?;
+        let original = read_original(req, state, mode)?;
         return Err(unauthenticated(req, state, mode, &original));
     };
     let groups = state
@@ -60,14 +67,26 @@ async fn check(req: &HttpRequest, state: &AppState, mode: Mode) -> Result<Allowe
     )
 }
 
-fn read_original(req: &HttpRequest, state: &AppState) -> Result<OriginalRequest, Denied> {
+/// Each endpoint reads first the headers its proxies set: nginx configs send
+/// `X-Original-URL`; Traefik and Caddy send `X-Forwarded-*` and may pass a
+/// client's own `X-Original-URL` along.
+fn read_original(
+    req: &HttpRequest,
+    state: &AppState,
+    mode: Mode,
+) -> Result<OriginalRequest, Denied> {
     let headers = req.headers();
     let scheme = if state.config.service_url.starts_with("https:") {
         "https"
     } else {
         "http"
     };
-    original_request(
+    let prefer = match mode {
+        Mode::Nginx => Prefer::OriginalUrl,
+        Mode::Forward => Prefer::ForwardedHeaders,
+    };
+    original_request_preferring(
+        prefer,
         req.peer_addr().map(|a| a.ip()),
         |name| headers.get(name).and_then(|v| v.to_str().ok()),
         &state.config.trusted_proxies,
@@ -129,15 +148,18 @@ fn unauthenticated(
     original: &OriginalRequest,
 ) -> Denied {
     let mut start = format!("{}/oauth2/start", state.config.service_url);
-    if let Some(url) = original
+    // The original URL, cut so that the whole Location stays under 4 KB.
+    let encoded =
+        |rd: &str| url::form_urlencoded::byte_serialize(rd.as_bytes()).collect::<String>();
+    let room = MAX_LOCATION.saturating_sub(start.len() + "?rd=".len());
+    if let Some(rd) = original
         .url
         .as_ref()
         .filter(|u| state.config.redirects.allows(u))
+        .and_then(|u| shortened(u.as_str(), |rd| encoded(rd).len() <= room))
     {
         start.push_str("?rd=");
-        start.extend(url::form_urlencoded::byte_serialize(
-            url.as_str().as_bytes(),
-        ));
+        start.push_str(&encoded(&rd));
     }
     match mode {
         Mode::Nginx => Denied::Unauthenticated {
@@ -164,6 +186,9 @@ fn unauthenticated(
         }
     }
 }
+
+/// Longest `Location` we send (every header we send stays under 4 KB).
+const MAX_LOCATION: usize = 4000;
 
 /// XHR, fetch, API clients and WebSockets get a 401 instead of a redirect they
 /// cannot follow.
@@ -219,6 +244,9 @@ pub enum Denied {
     Forbidden { login: String, sign_out: String },
     /// Bad request or unavailable.
     Error(AppError),
+    /// Any of the above with its status and headers but an empty body
+    /// (`/oauth2/auth`).
+    Bodiless(Box<Denied>),
 }
 
 impl std::fmt::Display for Denied {
@@ -227,6 +255,7 @@ impl std::fmt::Display for Denied {
             Denied::Unauthenticated { .. } => f.write_str("not signed in"),
             Denied::Forbidden { .. } => f.write_str("not allowed"),
             Denied::Error(e) => write!(f, "{e}"),
+            Denied::Bodiless(inner) => inner.fmt(f),
         }
     }
 }
@@ -237,6 +266,7 @@ impl ResponseError for Denied {
             Denied::Unauthenticated { status, .. } => *status,
             Denied::Forbidden { .. } => StatusCode::FORBIDDEN,
             Denied::Error(e) => e.status_code(),
+            Denied::Bodiless(inner) => inner.status_code(),
         }
     }
 
@@ -282,6 +312,16 @@ impl ResponseError for Denied {
                     Some((sign_out, "Sign out and use another account")),
                 )),
             Denied::Error(e) => e.error_response(),
+            Denied::Bodiless(inner) => {
+                let full = inner.error_response();
+                let mut response = HttpResponse::new(full.status());
+                for (name, value) in full.headers() {
+                    if name != header::CONTENT_TYPE {
+                        response.headers_mut().append(name.clone(), value.clone());
+                    }
+                }
+                response
+            }
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::error::AppError;
 use crate::groups::{Group, GroupsCache, GroupsError, UserGroups};
 use crate::oidc::{Oidc, RefreshError};
 use crate::okta_events::EventHooks;
+use crate::pending::PendingCodec;
 use crate::session::{now, CookieCodec, Session, SessionId, SessionStore};
 
 mod auth;
@@ -25,7 +26,12 @@ mod okta_events;
 mod sign_in;
 mod sign_out;
 
-pub use cookies::{cookie_values, session_cookie_header};
+pub use cookies::{cookie_values, session_cookie_header, CookieNames};
+
+/// At most this many of a request's session cookie values with a valid MAC are
+/// looked up: a browser sends one or two (one per domain); more is an attack
+/// that would otherwise cost a store read each.
+pub const MAX_SESSION_LOOKUPS: usize = 3;
 
 /// Everything a handler needs, shared by all workers.
 pub struct AppState {
@@ -39,6 +45,10 @@ pub struct AppState {
     refreshes: Cache<SessionId, Arc<Session>>,
     /// `Some` with `OKTA_EVENT_HOOK_SECRET`: the event-hook receiver.
     pub event_hooks: Option<EventHooks>,
+    /// Seals the pending sign-ins the binding cookie carries.
+    pub pending: PendingCodec,
+    /// Our cookies' names (prefixed) and the old ones still read.
+    pub cookie_names: CookieNames,
 }
 
 impl AppState {
@@ -50,6 +60,8 @@ impl AppState {
     ) -> AppState {
         AppState {
             codec: CookieCodec::new(config.cookie.keys.clone()),
+            pending: PendingCodec::new(&config.cookie.keys),
+            cookie_names: CookieNames::new(&config.cookie, now()),
             config,
             store,
             oidc,
@@ -93,10 +105,12 @@ impl AppState {
         &self,
         req: &HttpRequest,
     ) -> Result<Option<(SessionId, Arc<Session>)>, AppError> {
-        for value in cookie_values(req, &self.config.cookie.name) {
-            let Some(id) = self.codec.decode_session(value) else {
-                continue;
-            };
+        let ids = self
+            .cookie_names
+            .session_values(req, now())
+            .filter_map(|value| self.codec.decode_session(value))
+            .take(MAX_SESSION_LOOKUPS);
+        for id in ids {
             let session = self
                 .store
                 .load(&id)
@@ -143,10 +157,24 @@ impl AppState {
                 }
                 let renewed = Arc::new(renewed);
                 // A sign-out while Okta was answering must not be undone by the save.
-                match self.store.update(id, &renewed).await {
-                    Ok(true) => {}
-                    Ok(false) => return Err("the session ended during the refresh".to_owned()),
-                    Err(e) => tracing::warn!(error = %e, "could not save the refreshed session"),
+                // A failed save would lose Okta's rotated refresh token (the old
+                // one no longer works): retry once, then say so loudly.
+                for attempt in 1..=SAVE_ATTEMPTS {
+                    match self.store.update(id, &renewed).await {
+                        Ok(true) => break,
+                        Ok(false) => return Err("the session ended during the refresh".to_owned()),
+                        Err(e) if attempt < SAVE_ATTEMPTS => {
+                            tracing::warn!(user = %session.login, error = %e, "could not save the refreshed session; retrying");
+                            let pause = 250 * u64::from(attempt);
+                            tokio::time::sleep(Duration::from_millis(pause)).await;
+                        }
+                        Err(e) => tracing::error!(
+                            user = %session.login,
+                            error = %e,
+                            rotated_refresh_token = fresh_token_rotated(&session, &renewed),
+                            "could not save the refreshed session: the next check refreshes again and, if Okta rotated the refresh token, may end the session"
+                        ),
+                    }
                 }
                 Ok(renewed)
             })
@@ -181,6 +209,18 @@ impl AppState {
                     .collect(),
             ))),
         }
+    }
+}
+
+/// Saves of a refreshed session before giving up.
+const SAVE_ATTEMPTS: u32 = 3;
+
+/// Whether a refresh left the session with another refresh token than it had.
+fn fresh_token_rotated(before: &Session, after: &Session) -> bool {
+    match (&before.refresh_token, &after.refresh_token) {
+        (Some(a), Some(b)) => a.expose() != b.expose(),
+        (None, Some(_)) => true,
+        _ => false,
     }
 }
 

@@ -1,16 +1,22 @@
 //! `/oauth2/start` and `/oauth2/callback`: the authorization code flow with state,
-//! nonce and PKCE, bound to the browser that started it by a short-lived signed
-//! cookie (a callback finished in another browser is refused: no login CSRF).
+//! nonce and PKCE. The pending sign-in travels in the browser's encrypted
+//! binding cookie (`crate::pending`), so a start costs the server nothing and a
+//! callback finished in another browser is refused (no login CSRF); the
+//! callback takes its entry out of the cookie and marks the state used.
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use crate::error::AppError;
-use crate::routes::cookies::{binding_cookie_header, binding_cookie_name, cookie_values};
+use crate::pending::{self, PendingSignIn};
+use crate::routes::cookies::binding_cookie_header;
 use crate::routes::{session_cookie_header, AppState};
-use crate::session::{now, random_token, PendingSignIn, Session, SessionId};
+use crate::session::{now, Session, SessionId};
 use crate::{metrics, oidc};
+
+/// At most this many binding cookie values are opened per request.
+const MAX_BINDING_VALUES: usize = 2;
 
 #[derive(Deserialize)]
 pub struct StartQuery {
@@ -27,34 +33,46 @@ pub async fn start(
         .oidc
         .authorize()
         .map_err(|e| AppError::Unavailable(e.to_string()))?;
-    // Several tabs may sign in at once: reuse this browser's binding if it has one.
-    let binding = cookie_values(&req, &binding_cookie_name(&state.config.cookie))
-        .find_map(|v| state.codec.verify(b"binding", v))
-        .and_then(|b| String::from_utf8(b).ok())
-        .unwrap_or_else(random_token);
-    let pending = PendingSignIn {
+    let now = now();
+    let new = PendingSignIn {
+        state: authorize.state,
         nonce: authorize.nonce,
         pkce_verifier: authorize.pkce_verifier,
         rd,
-        binding: binding.clone(),
-        created_at: now(),
+        created_at: now,
     };
-    state
-        .store
-        .save_pending(&authorize.state, &pending)
-        .await
-        .map_err(|e| AppError::Unavailable(e.to_string()))?;
+    // Several tabs may sign in at once: keep this browser's other sign-ins.
+    let list = pending::push(new, pending_in(&req, &state, now), now);
+    let sealed = state
+        .pending
+        .seal(&list)
+        .ok_or_else(|| AppError::Internal("the pending sign-in does not fit its cookie".into()))?;
     Ok(HttpResponse::Found()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((
             header::SET_COOKIE,
-            binding_cookie_header(
-                &state.config.cookie,
-                Some(&state.codec.sign(b"binding", binding.as_bytes())),
-            ),
+            binding_cookie_header(&state.config.cookie, Some(&sealed)),
         ))
         .insert_header((header::LOCATION, authorize.url.as_str()))
         .finish())
+}
+
+/// The sign-ins this browser has in progress.
+fn pending_in(req: &HttpRequest, state: &AppState, now: u64) -> Vec<PendingSignIn> {
+    state
+        .cookie_names
+        .binding_values(req, now)
+        .take(MAX_BINDING_VALUES)
+        .flat_map(|value| state.pending.open(value))
+        .collect()
+}
+
+/// `Set-Cookie` for the binding cookie holding `rest` (cleared when empty).
+fn binding_cookie_for(state: &AppState, rest: &[PendingSignIn]) -> String {
+    let sealed = (!rest.is_empty())
+        .then(|| state.pending.seal(rest))
+        .flatten();
+    binding_cookie_header(&state.config.cookie, sealed.as_deref())
 }
 
 #[derive(Deserialize)]
@@ -71,7 +89,11 @@ pub async fn callback(
     query: web::Query<CallbackQuery>,
 ) -> Result<HttpResponse, AppError> {
     let result = finish(&req, &state, &query).await;
-    if result.is_err() {
+    // A refusal may come as a rendered page (to clear what it consumed).
+    if !result
+        .as_ref()
+        .is_ok_and(|r| r.status() == actix_web::http::StatusCode::FOUND)
+    {
         metrics::SIGN_IN_FAILURES.inc();
     }
     result
@@ -82,13 +104,24 @@ async fn finish(
     state: &AppState,
     query: &CallbackQuery,
 ) -> Result<HttpResponse, AppError> {
-    let pending = match query.state.as_deref() {
-        Some(s) if !s.is_empty() && s.len() <= 512 => state
-            .store
-            .take_pending(s)
-            .await
-            .map_err(|e| AppError::Unavailable(e.to_string()))?,
-        _ => None,
+    let now = now();
+    let (pending, rest) = match query.state.as_deref() {
+        Some(s) if !s.is_empty() && s.len() <= 512 => {
+            pending::take(pending_in(req, state, now), s, now)
+        }
+        _ => (None, Vec::new()),
+    };
+    // What this callback consumed leaves the cookie, whatever happens next.
+    let binding_cookie = pending.is_some().then(|| binding_cookie_for(state, &rest));
+    let refuse = |error: AppError| -> Result<HttpResponse, AppError> {
+        let Some(cookie) = &binding_cookie else {
+            return Err(error);
+        };
+        let mut response = actix_web::ResponseError::error_response(&error);
+        if let Ok(value) = header::HeaderValue::from_str(cookie) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+        Ok(response)
     };
     if let Some(error) = &query.error {
         let error: String = error
@@ -97,28 +130,47 @@ async fn finish(
             .take(64)
             .collect();
         tracing::info!(%error, description = ?query.error_description, "Okta refused the sign-in");
-        return Err(AppError::SignInDenied(format!(
+        return refuse(AppError::SignInDenied(format!(
             "Okta did not complete the sign-in ({error})."
         )));
     }
-    let pending = pending.ok_or_else(|| {
-        AppError::SignIn(
-            "This sign-in link has expired or was already used. Please start again.".into(),
-        )
-    })?;
-    let code = query
-        .code
-        .as_deref()
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| AppError::SignIn("Okta's answer had no authorization code.".into()))?;
-    let bound = cookie_values(req, &binding_cookie_name(&state.config.cookie))
-        .filter_map(|v| state.codec.verify(b"binding", v))
-        .any(|b| constant_time_eq(&b, pending.binding.as_bytes()));
-    if !bound {
+    let Some(pending) = pending else {
         return Err(AppError::SignIn(
-            "This sign-in was started in another browser (or its cookie was blocked). Please start again here.".into(),
+            "This sign-in has expired, was already used, or was started in another browser \
+             (or its cookie was blocked). Please start again here."
+                .into(),
         ));
+    };
+    let Some(code) = query.code.as_deref().filter(|c| !c.is_empty()) else {
+        return refuse(AppError::SignIn(
+            "Okta's answer had no authorization code.".into(),
+        ));
+    };
+    match sign_in(state, &pending, code, now).await {
+        Ok(session_cookie) => {
+            let mut response = HttpResponse::Found();
+            response
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .append_header((header::SET_COOKIE, session_cookie));
+            if let Some(cookie) = binding_cookie {
+                response.append_header((header::SET_COOKIE, cookie));
+            }
+            Ok(response
+                .insert_header((header::LOCATION, pending.rd.as_str()))
+                .finish())
+        }
+        Err(error) => refuse(error),
     }
+}
+
+/// Exchanges the code, checks the ID token, marks the state used and creates
+/// the session; returns the session cookie's `Set-Cookie`.
+async fn sign_in(
+    state: &AppState,
+    pending: &PendingSignIn,
+    code: &str,
+    now: u64,
+) -> Result<String, AppError> {
     let signed_in = state
         .oidc
         .finish(code, &pending.pkce_verifier, &pending.nonce)
@@ -133,7 +185,18 @@ async fn finish(
                 AppError::SignIn("Okta's answer could not be verified. Please start again.".into())
             }
         })?;
-    let now = now();
+    // Okta vouched for this sign-in: only now does it cost the store a marker,
+    // which refuses a replay of the same callback (cookie, state and code).
+    let first_use = state
+        .store
+        .use_state(&pending.state)
+        .await
+        .map_err(|e| AppError::Unavailable(e.to_string()))?;
+    if !first_use {
+        return Err(AppError::SignIn(
+            "This sign-in link was already used. Please start again.".into(),
+        ));
+    }
     let keep_id_token = signed_in.refresh_token.is_none();
     let session = Session {
         sub: signed_in.sub,
@@ -166,16 +229,8 @@ async fn finish(
     }
     metrics::SIGN_INS.inc();
     tracing::info!(user = %session.login, "signed in");
-    Ok(HttpResponse::Found()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .append_header((
-            header::SET_COOKIE,
-            session_cookie_header(&state.config.cookie, Some(&state.codec.encode_session(&id))),
-        ))
-        .insert_header((header::LOCATION, pending.rd.as_str()))
-        .finish())
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    Ok(session_cookie_header(
+        &state.config.cookie,
+        Some(&state.codec.encode_session(&id)),
+    ))
 }

@@ -1,6 +1,8 @@
-//! `/oauth2/sign_out`: ends the server-side session (or, with `everywhere=true`,
-//! all of the user's sessions), clears the cookie, and when Okta offers an
-//! `end_session_endpoint` sends the browser there to end the Okta session too.
+//! `/oauth2/sign_out`: ends the server-side session (or, with `everywhere=true`
+//! in a POST from our own origin, all of the user's sessions), clears the
+//! cookies, and when Okta offers an `end_session_endpoint` sends the browser
+//! there to end the Okta session too. A GET or cross-site `everywhere=true`
+//! (a link or form on any site) ends only the current session.
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -23,7 +25,11 @@ pub async fn sign_out(
     query: web::Query<SignOutQuery>,
 ) -> Result<HttpResponse, AppError> {
     let rd = state.return_address(query.rd.as_deref())?;
-    let everywhere = matches!(query.everywhere.as_deref(), Some("true" | "1" | "yes"));
+    let asked_everywhere = matches!(query.everywhere.as_deref(), Some("true" | "1" | "yes"));
+    let everywhere = asked_everywhere && is_same_origin_post(&req, &state.config.service_url);
+    if asked_everywhere && !everywhere {
+        tracing::info!("sign-out everywhere needs a POST from this service's origin; ending the current session only");
+    }
     let session = state.current_session_without_refresh(&req).await?;
     let mut location = rd.clone();
     if let Some((id, session)) = session {
@@ -46,14 +52,37 @@ pub async fn sign_out(
             }
         }
     }
-    Ok(HttpResponse::Found()
+    let mut response = HttpResponse::Found();
+    response
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((
             header::SET_COOKIE,
             session_cookie_header(&state.config.cookie, None),
-        ))
+        ));
+    for clear in state.cookie_names.clear_legacy(&state.config.cookie) {
+        response.append_header((header::SET_COOKIE, clear));
+    }
+    Ok(response
         .insert_header((header::LOCATION, location))
         .finish())
+}
+
+/// A POST that the browser says comes from a page of our own origin:
+/// `Sec-Fetch-Site: same-origin`, else an `Origin` equal to the service's.
+/// Without either header (an old browser, a script) the answer is no.
+fn is_same_origin_post(req: &HttpRequest, service_url: &str) -> bool {
+    if req.method() != actix_web::http::Method::POST {
+        return false;
+    }
+    let value = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = value("sec-fetch-site") {
+        return site.eq_ignore_ascii_case("same-origin");
+    }
+    let ours = url::Url::parse(service_url).map(|u| u.origin().ascii_serialization());
+    match (value("origin"), ours) {
+        (Some(origin), Ok(ours)) => origin.eq_ignore_ascii_case(&ours),
+        _ => false,
+    }
 }
 
 /// The `id_token_hint` Okta's sign-out wants. Sessions with a refresh token do

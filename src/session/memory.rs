@@ -2,8 +2,9 @@
 //! sharded hash map (a read lock per lookup, no allocation): at ~50 bytes of
 //! overhead per entry it holds 100k sessions in a fraction of what a general
 //! cache costs (moka measured ~400 bytes per entry). Expired sessions are never
-//! returned and are swept out at most once a minute, on writes. Pending sign-ins
-//! stay in a moka cache bounded in count and time.
+//! returned and are swept out at most once a minute, on writes. Used sign-in
+//! states stay in a moka cache bounded in count (of small fixed-size entries,
+//! recorded only after Okta vouched for the sign-in) and time.
 
 use std::sync::Arc;
 
@@ -12,11 +13,11 @@ use moka::future::Cache;
 
 use super::sharded::ShardedMap;
 use super::{
-    ending_matches, now, Ending, PendingSignIn, Session, SessionId, SessionStore, StoreError,
-    ONE_TIME_TTL, PENDING_TTL,
+    ending_matches, now, Ending, Session, SessionId, SessionStore, StoreError, ONE_TIME_TTL,
+    PENDING_TTL,
 };
 
-/// At most this many sign-ins can be pending at once; the oldest go first.
+/// At most this many used states and one-time tokens are remembered; the oldest go first.
 const MAX_PENDING: u64 = 100_000;
 /// Seconds between sweeps of expired sessions.
 const SWEEP_EVERY_SECS: u64 = 60;
@@ -24,7 +25,7 @@ const SWEEP_EVERY_SECS: u64 = 60;
 /// Sessions in this process only.
 pub struct MemoryStore {
     sessions: ShardedMap<Arc<Session>>,
-    pending: Cache<String, Arc<PendingSignIn>>,
+    used_states: Cache<String, ()>,
     used_tokens: Cache<String, ()>,
 }
 
@@ -32,7 +33,7 @@ impl MemoryStore {
     pub fn new() -> MemoryStore {
         MemoryStore {
             sessions: ShardedMap::new(),
-            pending: Cache::builder()
+            used_states: Cache::builder()
                 .max_capacity(MAX_PENDING)
                 .time_to_live(PENDING_TTL)
                 .build(),
@@ -159,19 +160,13 @@ impl SessionStore for MemoryStore {
         Ok(Some(taken.iter().map(|s| Session::clone(s)).collect()))
     }
 
-    async fn save_pending(&self, state: &str, pending: &PendingSignIn) -> Result<(), StoreError> {
-        self.pending
-            .insert(state.to_owned(), Arc::new(pending.clone()))
-            .await;
-        Ok(())
-    }
-
-    async fn take_pending(&self, state: &str) -> Result<Option<PendingSignIn>, StoreError> {
+    async fn use_state(&self, state: &str) -> Result<bool, StoreError> {
         Ok(self
-            .pending
-            .remove(state)
+            .used_states
+            .entry_by_ref(state)
+            .or_insert(())
             .await
-            .map(|p| PendingSignIn::clone(&p)))
+            .is_fresh())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -4,8 +4,8 @@
 //! set of that user's session keys, for `remove_user`), `fa:i:<sid>` (the same
 //! for an IdP session, for back-channel logout), `fa:m:<email>` (the same for
 //! an email, lower-cased, for Universal Logout), `fa:j:<jti>` (one-time token
-//! ids seen) and `fa:p:<state>`
-//! (pending sign-in JSON, taken once with GETDEL: Redis ≥ 6.2). One
+//! ids seen) and `fa:st:<state>`
+//! (a used sign-in state, set once with SET NX). One
 //! `ConnectionManager` reconnects by itself. Errors never name a key: keys hold
 //! session ids and states, which are credentials. Checks read a local copy
 //! first (`LocalSessions`), invalidated across replicas through pub/sub.
@@ -20,8 +20,8 @@ use redis::{Client, RedisError};
 
 use super::local::{LocalSessions, LOCAL_TTL};
 use super::{
-    ending_matches, now, Ending, PendingSignIn, Session, SessionId, SessionStore, StoreError,
-    ONE_TIME_TTL, PENDING_TTL,
+    ending_matches, now, Ending, Session, SessionId, SessionStore, StoreError, ONE_TIME_TTL,
+    PENDING_TTL,
 };
 use crate::metrics;
 use crate::redis_connection::{self, describe, query_idempotent};
@@ -211,8 +211,8 @@ fn user_key(sub: &str) -> String {
     format!("fa:u:{sub}")
 }
 
-fn pending_key(state: &str) -> String {
-    format!("fa:p:{state}")
+fn used_state_key(state: &str) -> String {
+    format!("fa:st:{state}")
 }
 
 fn sid_key(sid: &str) -> String {
@@ -415,28 +415,18 @@ impl SessionStore for RedisStore {
         .await
     }
 
-    async fn save_pending(&self, state: &str, pending: &PendingSignIn) -> Result<(), StoreError> {
-        let json = serde_json::to_vec(pending).map_err(|_| corrupt("pending sign-in"))?;
-        redis::cmd("SET")
-            .arg(pending_key(state))
-            .arg(json)
+    async fn use_state(&self, state: &str) -> Result<bool, StoreError> {
+        // SET NX: of two callbacks racing with one state, only one sets it.
+        let set: Option<String> = redis::cmd("SET")
+            .arg(used_state_key(state))
+            .arg(1)
+            .arg("NX")
             .arg("EX")
             .arg(PENDING_TTL.as_secs())
-            .query_async::<()>(&mut self.connection())
-            .await
-            .map_err(|e| fail("SET pending sign-in", &e))
-    }
-
-    async fn take_pending(&self, state: &str) -> Result<Option<PendingSignIn>, StoreError> {
-        // GETDEL: of two callbacks racing with one state, only one gets it.
-        let bytes: Option<Vec<u8>> = redis::cmd("GETDEL")
-            .arg(pending_key(state))
             .query_async(&mut self.connection())
             .await
-            .map_err(|e| fail("GETDEL pending sign-in", &e))?;
-        bytes
-            .map(|b| serde_json::from_slice(&b).map_err(|_| corrupt("pending sign-in")))
-            .transpose()
+            .map_err(|e| fail("SET NX used sign-in state", &e))?;
+        Ok(set.is_some())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -121,6 +121,8 @@ pub enum TokenTweak {
     UnknownKid,
     BadSignature,
     NoneAlg,
+    /// A valid token whose `email_verified` is false.
+    EmailUnverified,
 }
 
 /// How the token endpoint answers `grant_type=refresh_token`.
@@ -612,7 +614,7 @@ impl FakeOkta {
             "auth_time": grant.auth_time,
             "sid": grant.sid,
             "email": user.email,
-            "email_verified": true,
+            "email_verified": tweak != TokenTweak::EmailUnverified,
             "name": user.name,
             "preferred_username": user.login,
             "groups": user.group_names(),

@@ -109,6 +109,72 @@ impl RedisServer {
         }
     }
 
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Sends one inline command (e.g. `REPLICAOF NO ONE`) to the server on
+    /// `port`; its first reply line.
+    pub(crate) fn command_on(port: u16, line: &str) -> Option<String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        stream.write_all(format!("{line}\r\n").as_bytes()).ok()?;
+        let mut reply = Vec::new();
+        let mut byte = [0u8; 1];
+        while !reply.ends_with(b"\r\n") {
+            stream.read_exact(&mut byte).ok()?;
+            reply.push(byte[0]);
+        }
+        Some(String::from_utf8_lossy(&reply).trim_end().to_string())
+    }
+
+    /// A numeric field of `INFO` (e.g. `used_memory`), read over a plain socket.
+    pub(crate) fn info_number(&self, field: &str) -> Option<u64> {
+        Self::info_number_on(self.port, field)
+    }
+
+    /// [`info_number`](Self::info_number) on the server at `port`; `field` may
+    /// also name one counter of a `commandstats` line (`cmdstat_eval.failed_calls`).
+    pub(crate) fn info_number_on(port: u16, field: &str) -> Option<u64> {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        stream.write_all(b"INFO everything\r\n").ok()?;
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 4096];
+        // A bulk string: `$<length>\r\n<text>\r\n`.
+        loop {
+            let n = stream.read(&mut buf).ok()?;
+            if n == 0 {
+                return None;
+            }
+            reply.extend_from_slice(&buf[..n]);
+            let header_end = reply.windows(2).position(|w| w == b"\r\n")?;
+            let length: usize = std::str::from_utf8(reply.get(1..header_end)?)
+                .ok()?
+                .parse()
+                .ok()?;
+            if reply.len() >= header_end + 2 + length {
+                let text = String::from_utf8_lossy(&reply[header_end + 2..header_end + 2 + length]);
+                let (line, counter) = field.split_once('.').unwrap_or((field, ""));
+                let prefix = format!("{line}:");
+                let value = text.lines().find_map(|l| l.strip_prefix(prefix.as_str()));
+                if counter.is_empty() {
+                    return value.and_then(|v| v.trim().parse().ok());
+                }
+                // An absent line (the command never ran) counts 0.
+                return Some(
+                    value
+                        .and_then(|v| {
+                            v.split(',')
+                                .find_map(|kv| kv.strip_prefix(&format!("{counter}=")))
+                        })
+                        .and_then(|n| n.trim().parse().ok())
+                        .unwrap_or(0),
+                );
+            }
+        }
+    }
+
     /// Starts it again on the same port and directory.
     pub(crate) fn restart(&mut self) {
         self.stop();
@@ -160,7 +226,10 @@ async fn sign_out_on(app: &TestApp, cookie: &str, query: &str) {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
-        .get(app.url(&format!("/oauth2/sign_out{query}")))
+        // A POST from the service's own origin, as everywhere=true needs.
+        .post(app.url(&format!("/oauth2/sign_out{query}")))
+        .header("Origin", app.address.as_str())
+        .header("Sec-Fetch-Site", "same-origin")
         .header("Cookie", cookie)
         .send()
         .await

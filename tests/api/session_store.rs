@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use forward_auth::config::Secret;
 use forward_auth::session::{
-    now, Ending, MemoryStore, PendingSignIn, RedisStore, Session, SessionId, SessionStore,
+    now, Ending, MemoryStore, RedisStore, Session, SessionId, SessionStore,
 };
 
 use crate::redis::RedisServer;
@@ -26,16 +26,6 @@ fn session(sub: &str, lifetime: u64) -> Session {
         refresh_not_before: 0,
         refresh_token: Some(Secret::new("rt".into())),
         id_token: Some(Secret::new("idt".into())),
-    }
-}
-
-fn pending(rd: &str) -> PendingSignIn {
-    PendingSignIn {
-        nonce: "n".into(),
-        pkce_verifier: Secret::new("v".into()),
-        rd: rd.into(),
-        binding: "b".into(),
-        created_at: now(),
     }
 }
 
@@ -310,18 +300,11 @@ pub async fn conformance(store: Arc<dyn SessionStore>) {
         .unwrap();
     assert_eq!(none.map(|v| v.len()), Some(0));
 
-    // pending sign-ins are one-time
-    store.save_pending("state-1", &pending("/x")).await.unwrap();
-    assert!(store.take_pending("state-2").await.unwrap().is_none());
-    let taken = store
-        .take_pending("state-1")
-        .await
-        .unwrap()
-        .expect("pending loads");
-    assert_eq!(taken.rd, "/x");
-    assert_eq!(taken.pkce_verifier.expose(), "v");
+    // a sign-in state is used once
+    assert!(store.use_state("state-1").await.unwrap(), "first use");
+    assert!(store.use_state("state-2").await.unwrap(), "another state");
     assert!(
-        store.take_pending("state-1").await.unwrap().is_none(),
+        !store.use_state("state-1").await.unwrap(),
         "a state works once"
     );
 }

@@ -286,15 +286,16 @@ async fn the_session_cookie_is_opaque_small_and_http_only() {
         .iter()
         .map(|v| v.to_str().unwrap().to_string())
         .collect();
+    // Secure with a COOKIE_DOMAIN: the `__Secure-` prefix.
     let cookie = set_cookie
         .iter()
-        .find(|c| c.starts_with("_forward_auth="))
+        .find(|c| c.starts_with("__Secure-_forward_auth="))
         .expect("session cookie");
     let value = cookie
         .split(';')
         .next()
         .unwrap()
-        .trim_start_matches("_forward_auth=");
+        .trim_start_matches("__Secure-_forward_auth=");
     assert!(value.len() < 100, "cookie value is {} bytes", value.len());
     for attr in [
         "HttpOnly",
