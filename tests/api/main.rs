@@ -20,4 +20,5 @@ mod refresh;
 mod session_store;
 mod sign_in;
 mod sign_out;
+mod tls;
 mod traefik;

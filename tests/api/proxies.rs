@@ -297,6 +297,102 @@ async fn the_shipped_caddyfile_in_caddy_2_11_signs_in_and_protects_the_upstream(
     run_checklist(&stack).await;
 }
 
+/// Caddy's own automatic HTTPS, as most Caddy users run it: the Caddyfile
+/// with `tls internal` on a loopback name (Caddy's local CA; in production
+/// the site name gets a public certificate the same way), the service with
+/// its default `COOKIE_SECURE=true`. A client that trusts Caddy's root signs
+/// in, reaches the app with its identity and without our cookie, and signs
+/// out. Debian's 2.6 and current 2.11.
+#[tokio::test]
+async fn the_shipped_caddyfile_serves_https_with_tls_internal_on_localhost() {
+    for build in [Build::DebianCaddy, Build::CurrentCaddy] {
+        let Some(binary) = installed(build) else {
+            continue;
+        };
+        https_with_tls_internal(build, &binary).await;
+    }
+}
+
+async fn https_with_tls_internal(build: Build, binary: &Path) {
+    let port = free_port();
+    let proxy = format!("https://localhost:{port}");
+    let app = spawn_app_with(&[
+        ("AUTHENTICATE_SERVICE_URL", proxy.as_str()),
+        ("COOKIE_SECURE", "true"),
+    ])
+    .await;
+    let echo = Echo::start();
+    let dir = TempDir::new("caddy-tls-internal");
+    let child = start_caddy(
+        binary,
+        &dir,
+        &format!("localhost:{port} {{\n\ttls internal"),
+        "\tauto_https disable_redirects\n\tskip_install_trust\n",
+        &[app.port],
+        echo.port,
+    );
+    let root = dir.path("data/caddy/pki/authorities/local/root.crt");
+    let running = Running {
+        child,
+        dir,
+        name: "caddy",
+    };
+    running.wait_for(port);
+    // Caddy makes its CA and the site's certificate just after it listens.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let jar = Arc::new(Jar::default());
+    let client = loop {
+        if let Ok(pem) = std::fs::read_to_string(&root) {
+            let client = crate::tls::client_trusting(&pem, Some(jar.clone()));
+            if client.get(format!("{proxy}/healthz")).send().await.is_ok() {
+                break client;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{build:?}: no HTTPS with tls internal:\n{}",
+            running.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let stack = Stack {
+        flavor: Flavor::Caddy,
+        proxy,
+        app,
+        echo,
+        _process: Box::new(running),
+    };
+    sign_in_through(&stack, &client, "alice").await;
+    let page = stack.url("/private/page");
+    let landed = get_html(&client, &page, &[]).await;
+    assert_eq!(
+        landed.status(),
+        StatusCode::OK,
+        "{build:?}: signed in over HTTPS"
+    );
+    let seen = echoed(landed).await;
+    assert_eq!(seen.header("x-auth-request-user"), "alice@example.com");
+    assert_eq!(seen.header("x-forwarded-proto"), "https", "{build:?}");
+    assert!(
+        !seen.header("cookie").contains(COOKIE_NAME),
+        "{build:?}: our cookie stays away from the app: {}",
+        seen.header("cookie")
+    );
+    let signed_out = get_html(&client, &stack.url("/oauth2/sign_out"), &[]).await;
+    assert_eq!(
+        signed_out.status(),
+        StatusCode::FOUND,
+        "{build:?}: sign-out"
+    );
+    let again = get_html(&client, &page, &[]).await;
+    assert_eq!(again.status(), StatusCode::FOUND, "{build:?}: signed out");
+    assert!(
+        location(&again).starts_with(&stack.url("/oauth2/start?rd=")),
+        "{build:?}: {}",
+        location(&again)
+    );
+}
+
 pub(crate) async fn run_checklist(stack: &Stack) {
     let flavor = stack.flavor;
     // Traefik has no way to remove one cookie from the Cookie header (the known
@@ -641,14 +737,16 @@ pub(crate) async fn run_checklist(stack: &Stack) {
 pub(crate) async fn sign_in_through(stack: &Stack, client: &reqwest::Client, login: &str) {
     let user = stack.app.okta.user(login);
     stack.app.okta.sign_in_as(&user.id);
-    let mut response = get_html(client, &stack.url("/"), &[]).await;
+    let mut url = stack.url("/");
+    let mut response = get_html(client, &url, &[]).await;
     for _ in 0..4 {
-        assert_eq!(
-            response.status(),
-            StatusCode::FOUND,
-            "sign-in step for {login}"
-        );
-        response = get_html(client, &location(&response), &[]).await;
+        if response.status() != StatusCode::FOUND {
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            panic!("sign-in step for {login}: {status} from {url}: {body}");
+        }
+        url = location(&response);
+        response = get_html(client, &url, &[]).await;
     }
     assert_ne!(response.status(), StatusCode::FOUND, "{login} is signed in");
 }
@@ -768,7 +866,10 @@ pub(crate) async fn launch(
                     tls.key.display()
                 ),
             };
-            start_caddy(binary, &dir, &site, "", services, app)
+            // No listener on :80 for redirects (several tests run at once),
+            // and never the system's trust store.
+            let global = "\tauto_https disable_redirects\n\tskip_install_trust\n";
+            start_caddy(binary, &dir, &site, global, services, app)
         }
         Flavor::Traefik => start_traefik(binary, &dir, port, services, app, tls),
     };
