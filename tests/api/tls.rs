@@ -22,7 +22,6 @@ pub(crate) struct TestCa {
     _dir: TempDir,
     /// The server's certificate (with the CA's after it) and key.
     pub(crate) files: TlsFiles,
-    ca_pem: String,
     /// base64 of the SHA-256 of the server key's SubjectPublicKeyInfo.
     pub(crate) spki_sha256: String,
 }
@@ -64,15 +63,8 @@ impl TestCa {
         TestCa {
             _dir: dir,
             files,
-            ca_pem: ca.pem(),
             spki_sha256,
         }
-    }
-
-    /// A client that trusts this CA (and only the usual roots besides),
-    /// never follows redirects and keeps cookies in `jar` when given.
-    pub(crate) fn client(&self, jar: Option<Arc<Jar>>) -> reqwest::Client {
-        client_trusting(&self.ca_pem, jar)
     }
 }
 
