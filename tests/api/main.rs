@@ -12,6 +12,7 @@ mod groups;
 mod health;
 mod healthcheck;
 mod helpers;
+mod kubernetes;
 mod logs;
 mod proxies;
 mod redis;
