@@ -4,14 +4,18 @@
 //! from a Secret, probes, ports, two replicas on one Redis, a disruption
 //! budget), and the ingress-nginx example against the tested
 //! `integrations/nginx/forward-auth.conf` (check endpoint, sign-in URL,
-//! identity headers, the cookie-stripping patterns).
+//! identity headers, the cookie-stripping patterns), whose snippet also runs
+//! in real nginx.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Command, Stdio};
 
 use forward_auth::config::KNOWN_VARIABLES;
 use serde_yaml_ng::Value;
 
-use crate::proxies::integration_file;
+use crate::proxies::{
+    echoed, free_port, installed, integration_file, Build, Echo, Running, TempDir,
+};
 
 /// What the service cannot start without (DESIGN.md §4, Okta provider).
 const REQUIRED: [&str; 7] = [
@@ -222,4 +226,91 @@ fn the_ingress_nginx_example_sets_what_the_tested_nginx_file_sets() {
     assert!(nginx.contains("proxy_set_header Cookie $cookie_without_auth;"));
     assert!(snippet.contains("set $cookie_without_auth $http_cookie;"));
     assert!(snippet.contains("proxy_set_header Cookie $cookie_without_auth;"));
+}
+
+/// The snippet's `if`/`set` steps in a real nginx location (as the controller
+/// puts a configuration-snippet into the Ingress's location): our cookies go
+/// in every spelling, the app's stay.
+#[tokio::test]
+async fn the_ingress_nginx_cookie_snippet_strips_our_cookies_in_real_nginx() {
+    let Some(binary) = installed(Build::DebianNginx) else {
+        return;
+    };
+    let ingress = documents(&integration_file("nginx/ingress-nginx.yaml"));
+    let snippet = text(
+        &find(&ingress, "Ingress", "app")["metadata"]["annotations"]
+            ["nginx.ingress.kubernetes.io/configuration-snippet"],
+    );
+    let echo = Echo::start();
+    let port = free_port();
+    let dir = TempDir::new("nginx-snippet");
+    let d = dir.path("").display().to_string();
+    let config = format!(
+        "pid {d}/nginx.pid;\n\
+         error_log {d}/error.log info;\n\
+         worker_processes 1;\n\
+         events {{ worker_connections 64; }}\n\
+         http {{\n\
+         access_log off;\n\
+         client_body_temp_path {d}/client_body;\n\
+         proxy_temp_path {d}/proxy;\n\
+         fastcgi_temp_path {d}/fastcgi;\n\
+         uwsgi_temp_path {d}/uwsgi;\n\
+         scgi_temp_path {d}/scgi;\n\
+         server {{\n\
+         listen 127.0.0.1:{port};\n\
+         location / {{\n\
+         {snippet}\n\
+         proxy_pass http://127.0.0.1:{};\n\
+         }}\n\
+         }}\n\
+         }}\n",
+        echo.port
+    );
+    std::fs::write(dir.path("nginx.conf"), config).unwrap();
+    let child = Command::new(&binary)
+        .arg("-p")
+        .arg(dir.path(""))
+        .arg("-e")
+        .arg(dir.path("error.log"))
+        .arg("-c")
+        .arg(dir.path("nginx.conf"))
+        .args(["-g", "daemon off;"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path("stderr.log")).unwrap())
+        .spawn()
+        .expect("start nginx");
+    let nginx = Running {
+        child,
+        dir,
+        name: "nginx",
+    };
+    nginx.wait_for(port);
+
+    let client = reqwest::Client::new();
+    let cases = [
+        ("_forward_auth=s; theme=dark", Some("theme=dark")),
+        ("a=1; __Host-_forward_auth=s; b=2", Some("a=1; b=2")),
+        (
+            "__Secure-_forward_auth_csrf=x; a=1; _forward_auth_csrf_2=y",
+            Some("a=1"),
+        ),
+        ("__Host-_forward_auth=s", None),
+        ("theme=dark", Some("theme=dark")),
+    ];
+    for (sent, expected) in cases {
+        let answer = client
+            .get(format!("http://127.0.0.1:{port}/page"))
+            .header("Cookie", sent)
+            .send()
+            .await
+            .expect("nginx answers");
+        let seen = echoed(answer).await;
+        assert_eq!(
+            seen.headers.get("cookie").map(String::as_str),
+            expected,
+            "{sent}"
+        );
+    }
 }
