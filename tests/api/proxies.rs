@@ -798,7 +798,7 @@ pub(crate) struct Stack {
     pub(crate) proxy: String,
     pub(crate) app: TestApp,
     pub(crate) echo: Echo,
-    /// Stops the proxy on drop: a [`Running`] process, or the Traefik replay.
+    /// Stops the proxy on drop: a [`Running`] process.
     pub(crate) _process: Box<dyn std::any::Any + Send + Sync>,
 }
 
