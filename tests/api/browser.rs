@@ -249,8 +249,8 @@ async fn https_in_a_browser(build: Build) {
 
     // 3. /admin/ is for `admins`: a 403 page a person can read, no sign-in
     //    loop, nothing reaches the app. Caddy and Traefik pass the service's
-    //    page on; nginx shows its own 403 page. (Chromium's own requests, such
-    //    as /favicon.ico, may reach the app: count the pages.)
+    //    page on; nginx shows the config's own page. (Chromium's own requests,
+    //    such as /favicon.ico, may reach the app: count the pages.)
     let reached = |prefix: &str| {
         stack
             .echo
@@ -266,7 +266,7 @@ async fn https_in_a_browser(build: Build) {
     let text = page_text(&browser).await;
     let url = browser.current_url().await.expect("the URL");
     let readable = match flavor {
-        Flavor::Nginx => text.contains("403 Forbidden"),
+        Flavor::Nginx => text.contains("Access denied") && text.contains("Sign out"),
         Flavor::Caddy | Flavor::Traefik => {
             text.contains("Access denied") && text.contains("carol@example.com")
         }

@@ -646,7 +646,8 @@ pub(crate) async fn run_checklist(stack: &Stack) {
     );
     assert_eq!(stack.echo.count(), before, "{flavor:?}");
 
-    // 6. A signed-in non-member on the admin location gets 403, not a sign-in loop.
+    // 6. A signed-in non-member on the admin location gets 403, not a sign-in
+    //    loop, with a page that says so (the service's, or nginx's own).
     let carol_client = browser(Arc::new(Jar::default()));
     sign_in_through(stack, &carol_client, "carol").await;
     let admin = get_html(&carol_client, &stack.url("/admin/settings"), &[]).await;
@@ -654,6 +655,12 @@ pub(crate) async fn run_checklist(stack: &Stack) {
         admin.status(),
         StatusCode::FORBIDDEN,
         "{flavor:?}: non-member 403"
+    );
+    assert!(admin.headers().get("location").is_none(), "{flavor:?}");
+    let page_text = admin.text().await.unwrap_or_default();
+    assert!(
+        page_text.contains("Access denied") && page_text.contains("/oauth2/sign_out"),
+        "{flavor:?}: a readable 403 page: {page_text}"
     );
     let admin_for_alice = get_html(&client, &stack.url("/admin/settings"), &[]).await;
     assert_eq!(
