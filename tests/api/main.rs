@@ -15,6 +15,7 @@ mod helpers;
 mod kubernetes;
 mod logs;
 mod proxies;
+mod proxy_harness;
 mod redis;
 mod redis_groups;
 mod refresh;
