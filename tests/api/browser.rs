@@ -177,6 +177,7 @@ async fn https_in_a_browser(build: Build) {
         proxy,
         app,
         echo,
+        strips_our_cookie: build.strips_our_cookie(),
         _process: Box::new(running),
     };
     let okta = stack.app.okta.clone();
@@ -219,7 +220,7 @@ async fn https_in_a_browser(build: Build) {
         .await
     };
     // Traefik cannot remove our cookie (integrations/traefik/README.md).
-    let cookie_leaks = flavor != Flavor::Traefik && seen.header("cookie").contains("_forward_auth");
+    let cookie_leaks = stack.strips_our_cookie && seen.header("cookie").contains("_forward_auth");
     if seen.header("x-auth-request-user") != "carol@example.com"
         || seen.header("x-forwarded-proto") != "https"
         || cookie_leaks

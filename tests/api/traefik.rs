@@ -29,6 +29,18 @@ async fn the_shipped_traefik_config_signs_in_and_protects_the_upstream() {
     assert_no_warnings(&stack);
 }
 
+/// The README's optional variant: the bundled local plugin removes our
+/// cookies too, so the whole checklist holds as for nginx and Caddy.
+#[tokio::test]
+async fn the_shipped_traefik_config_with_the_bundled_cookie_plugin_strips_our_cookies() {
+    let Some(stack) = Stack::start_build(Build::CurrentTraefikWithCookiePlugin).await else {
+        return;
+    };
+    assert!(stack.strips_our_cookie);
+    run_checklist(&stack).await;
+    assert_no_warnings(&stack);
+}
+
 #[tokio::test]
 async fn through_traefik_scripts_get_a_json_401_and_non_members_the_services_403() {
     let Some(stack) = Stack::start(Flavor::Traefik).await else {
