@@ -6,10 +6,17 @@
 //! the signed-in page are kept in `target/browser-sign-in-form.png` and
 //! `target/browser-signed-in.png`.
 //!
+//! Then the default, secure setup over HTTPS, once per proxy (nginx, Caddy
+//! 2.11, Traefik 3.7): the proxy serves a certificate from a throw-away CA
+//! made by the test (Chromium trusts the server key by its SPKI hash), the
+//! service keeps `COOKIE_SECURE=true`, a non-member signs in on the form, sees
+//! the page with her identity, gets a human-readable 403 under `/admin/`, and
+//! signs out. A failed step leaves `target/browser-https-<proxy>-failure.png`.
+//!
 //! Chromium runs headless with a fresh profile, its background networking off
 //! and every host name but the loopback address unresolvable, and is only ever
-//! sent to 127.0.0.1 URLs. Missing `chromium`, `chromedriver` (or nginx) skips
-//! loudly; with `CI=true` it fails.
+//! sent to 127.0.0.1 URLs. Missing `chromium`, `chromedriver` (or the proxy)
+//! skips loudly; with `CI=true` it fails.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -20,7 +27,11 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{json, Value};
 use url::Url;
 
-use crate::proxies::{find_binary, free_port, Flavor, Seen, Stack, TempDir};
+use crate::helpers::spawn_app_with;
+use crate::proxies::{
+    find_binary, free_port, installed, launch, Build, Echo, Flavor, Seen, Stack, TempDir,
+};
+use crate::tls::TestCa;
 
 /// How long a page may take to arrive in the browser.
 const PAGE_WAIT: Duration = Duration::from_secs(20);
@@ -39,13 +50,13 @@ async fn a_browser_signs_in_through_nginx_on_the_okta_form_and_signs_out() {
     // after sign-out the form is what a new sign-in meets again.
     okta.sign_out_browser();
     let driver = Driver::start(&chromedriver);
-    let browser = driver.open(&chromium).await;
+    let browser = driver.open(&chromium, None).await;
 
     // 1. A protected page without a session: nginx sends the browser through
     //    /oauth2/start to the fake Okta's sign-in form.
     let page = stack.url("/private/page?from=browser");
     browser.goto(&page).await.expect("open the protected page");
-    let username = wait_for_sign_in_form(&browser, &okta.base_url()).await;
+    let username = wait_for_sign_in_form(&browser, &okta.base_url(), "browser").await;
     assert_eq!(stack.echo.count(), 0, "nothing reached the upstream yet");
 
     // 2. Type the name and submit: back on the original URL, served by the app.
@@ -95,7 +106,7 @@ async fn a_browser_signs_in_through_nginx_on_the_okta_form_and_signs_out() {
         .goto(&stack.url("/oauth2/sign_out"))
         .await
         .expect("open the sign-out URL");
-    wait_for_sign_in_form(&browser, &okta.base_url()).await;
+    wait_for_sign_in_form(&browser, &okta.base_url(), "browser").await;
     assert_eq!(okta.logout_calls().len(), 1, "Okta's session was ended too");
     let cookies = browser
         .get_all_cookies()
@@ -108,7 +119,7 @@ async fn a_browser_signs_in_through_nginx_on_the_okta_form_and_signs_out() {
 
     // 5. The protected page again: the sign-in form, and the app sees nothing.
     browser.goto(&page).await.expect("open the protected page");
-    wait_for_sign_in_form(&browser, &okta.base_url()).await;
+    wait_for_sign_in_form(&browser, &okta.base_url(), "browser").await;
     assert_eq!(
         stack.echo.count(),
         served,
@@ -118,8 +129,206 @@ async fn a_browser_signs_in_through_nginx_on_the_okta_form_and_signs_out() {
     browser.close().await.expect("end the WebDriver session");
 }
 
-/// Waits for the fake Okta's sign-in form; returns its username field.
-async fn wait_for_sign_in_form(browser: &Client, okta: &str) -> fantoccini::elements::Element {
+#[tokio::test]
+async fn a_browser_signs_in_over_https_through_nginx_with_secure_cookies() {
+    https_in_a_browser(Build::DebianNginx).await;
+}
+
+#[tokio::test]
+async fn a_browser_signs_in_over_https_through_caddy_with_secure_cookies() {
+    https_in_a_browser(Build::CurrentCaddy).await;
+}
+
+#[tokio::test]
+async fn a_browser_signs_in_over_https_through_traefik_with_secure_cookies() {
+    https_in_a_browser(Build::CurrentTraefik).await;
+}
+
+/// The default setup in a real browser: HTTPS, `COOKIE_SECURE=true`.
+async fn https_in_a_browser(build: Build) {
+    let Some((chromium, chromedriver)) = browser_binaries() else {
+        return;
+    };
+    let Some(binary) = installed(build) else {
+        return;
+    };
+    let flavor = build.flavor();
+    let label = format!("browser-https-{flavor:?}").to_ascii_lowercase();
+    let ca = TestCa::new();
+    let port = free_port();
+    let proxy = format!("https://127.0.0.1:{port}");
+    let app = spawn_app_with(&[
+        ("AUTHENTICATE_SERVICE_URL", proxy.as_str()),
+        ("COOKIE_SECURE", "true"),
+    ])
+    .await;
+    let echo = Echo::start();
+    let running = launch(
+        build,
+        &binary,
+        port,
+        &[app.port],
+        echo.port,
+        Some(&ca.files),
+    )
+    .await;
+    let stack = Stack {
+        flavor,
+        proxy,
+        app,
+        echo,
+        strips_our_cookie: build.strips_our_cookie(),
+        _process: Box::new(running),
+    };
+    let okta = stack.app.okta.clone();
+    okta.sign_out_browser();
+    let driver = Driver::start(&chromedriver);
+    let browser = driver.open(&chromium, Some(&ca.spki_sha256)).await;
+
+    // 1. A protected page over HTTPS: the fake Okta's sign-in form.
+    let page = stack.url("/private/page?from=https");
+    browser.goto(&page).await.expect("open the protected page");
+    let username = wait_for_sign_in_form(&browser, &okta.base_url(), &label).await;
+
+    // 2. carol (not in `admins`) signs in and is back on the page, which shows
+    //    her identity; the session cookie is Secure.
+    username
+        .send_keys("carol")
+        .await
+        .expect("type the username");
+    browser
+        .find(Locator::Id("okta-signin-submit"))
+        .await
+        .expect("the sign-in button")
+        .click()
+        .await
+        .expect("submit the sign-in form");
+    let landed = Url::parse(&page).unwrap();
+    if let Err(e) = browser.wait().at_most(PAGE_WAIT).for_url(&landed).await {
+        fail(&browser, &label, format!("not back on {page}: {e}")).await;
+    }
+    let text = page_text(&browser).await;
+    let Ok(seen) = serde_json::from_str::<Seen>(&text) else {
+        fail(
+            &browser,
+            &label,
+            format!(
+                "not the app's page:
+{text}"
+            ),
+        )
+        .await
+    };
+    // Traefik cannot remove our cookie (integrations/traefik/README.md).
+    let cookie_leaks = stack.strips_our_cookie && seen.header("cookie").contains("_forward_auth");
+    if seen.header("x-auth-request-user") != "carol@example.com"
+        || seen.header("x-forwarded-proto") != "https"
+        || cookie_leaks
+    {
+        fail(
+            &browser,
+            &label,
+            format!("{flavor:?}: the app saw {seen:?}"),
+        )
+        .await;
+    }
+    let cookies = browser.get_all_cookies().await.expect("the cookies");
+    let session = cookies
+        .iter()
+        .find(|c| c.name().trim_start_matches("__Host-") == "_forward_auth");
+    match session {
+        Some(cookie) if cookie.secure() == Some(true) && cookie.http_only() == Some(true) => {}
+        other => {
+            fail(
+                &browser,
+                &label,
+                format!("a Secure, HttpOnly session cookie: {other:?} in {cookies:?}"),
+            )
+            .await
+        }
+    }
+
+    // 3. /admin/ is for `admins`: a 403 page a person can read, no sign-in
+    //    loop, nothing reaches the app. Caddy and Traefik pass the service's
+    //    page on; nginx shows the config's own page. (Chromium's own requests,
+    //    such as /favicon.ico, may reach the app: count the pages.)
+    let reached = |prefix: &str| {
+        stack
+            .echo
+            .seen()
+            .iter()
+            .filter(|r| r.path.starts_with(prefix))
+            .count()
+    };
+    browser
+        .goto(&stack.url("/admin/settings"))
+        .await
+        .expect("open the admin page");
+    let text = page_text(&browser).await;
+    let url = browser.current_url().await.expect("the URL");
+    let readable = match flavor {
+        Flavor::Nginx => text.contains("Access denied") && text.contains("Sign out"),
+        Flavor::Caddy | Flavor::Traefik => {
+            text.contains("Access denied") && text.contains("carol@example.com")
+        }
+    };
+    if !readable || !url.as_str().starts_with(&stack.url("/admin/")) || reached("/admin/") != 0 {
+        fail(
+            &browser,
+            &label,
+            format!(
+                "{flavor:?}: at {url}:
+{text}"
+            ),
+        )
+        .await;
+    }
+    save_screenshot(&browser, &format!("{label}-403.png")).await;
+
+    // 4. Sign out: the sign-in form again, the session cookie gone.
+    let served = reached("/private/");
+    browser
+        .goto(&stack.url("/oauth2/sign_out"))
+        .await
+        .expect("open the sign-out URL");
+    wait_for_sign_in_form(&browser, &okta.base_url(), &label).await;
+    let cookies = browser.get_all_cookies().await.expect("the cookies");
+    // (The sign-in form was reached through /oauth2/start, which set a new
+    // binding cookie: only the session cookie must be gone.)
+    if cookies
+        .iter()
+        .any(|c| c.name().trim_start_matches("__Host-") == "_forward_auth")
+    {
+        fail(
+            &browser,
+            &label,
+            format!("session cookie left: {cookies:?}"),
+        )
+        .await;
+    }
+    browser.goto(&page).await.expect("open the protected page");
+    wait_for_sign_in_form(&browser, &okta.base_url(), &label).await;
+    assert_eq!(
+        reached("/private/"),
+        served,
+        "signed out: the page did not reach the app"
+    );
+    browser.close().await.expect("end the WebDriver session");
+}
+
+/// Keeps a screenshot of the failure in target/, then fails.
+async fn fail(browser: &Client, label: &str, message: String) -> ! {
+    save_screenshot(browser, &format!("{label}-failure.png")).await;
+    panic!("{message}");
+}
+
+/// Waits for the fake Okta's sign-in form; returns its username field. A
+/// failure leaves `target/<label>-failure.png`.
+async fn wait_for_sign_in_form(
+    browser: &Client,
+    okta: &str,
+    label: &str,
+) -> fantoccini::elements::Element {
     let field = browser
         .wait()
         .at_most(PAGE_WAIT)
@@ -130,7 +339,12 @@ async fn wait_for_sign_in_form(browser: &Client, okta: &str) -> fantoccini::elem
         Ok(field) => field,
         Err(e) => {
             let source = browser.source().await.unwrap_or_default();
-            panic!("no sign-in form at {url}: {e}\n{source}");
+            fail(
+                browser,
+                label,
+                format!("no sign-in form at {url}: {e}\n{source}"),
+            )
+            .await
         }
     };
     assert!(
@@ -224,9 +438,13 @@ impl Driver {
         driver
     }
 
-    /// A new headless Chromium session with a fresh profile.
-    async fn open(&self, chromium: &Path) -> Client {
+    /// A new headless Chromium session with a fresh profile; with `spki`, it
+    /// trusts the server key of that SPKI hash (base64 of its SHA-256).
+    async fn open(&self, chromium: &Path, spki: Option<&str>) -> Client {
         let profile = self.dir.path("profile");
+        let trust = spki
+            .map(|hash| format!("--ignore-certificate-errors-spki-list={hash}"))
+            .unwrap_or_else(|| "--no-default-browser-check".to_string());
         let capabilities = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
@@ -246,6 +464,7 @@ impl Driver {
                     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
                     "--window-size=1000,700",
                     format!("--user-data-dir={}", profile.display()),
+                    trust,
                 ],
             },
         });

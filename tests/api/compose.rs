@@ -196,7 +196,11 @@ fn every_check_catches_a_file_broken_its_way() {
         ),
         (
             "compose interpolates a variable that is not ours",
-            shipped.with(COMPOSE, "image: caddy:2.8", "image: caddy:${CADDY_VERSION}"),
+            shipped.with(
+                COMPOSE,
+                "image: caddy:2.11",
+                "image: caddy:${CADDY_VERSION}",
+            ),
             variables,
             "CADDY_VERSION",
         ),

@@ -812,10 +812,18 @@ impl AuthorizeRequest {
     }
 }
 
-/// Every loopback URL counts as registered on the fake app.
+/// Every loopback URL counts as registered on the fake app (https too: the
+/// HTTPS tests through the proxies).
 fn is_registered_redirect(uri: &str) -> bool {
-    (uri.starts_with("http://127.0.0.1") || uri.starts_with("http://localhost"))
-        && Url::parse(uri).is_ok()
+    let loopback = [
+        "http://127.0.0.1",
+        "http://localhost",
+        "https://127.0.0.1",
+        "https://localhost",
+    ]
+    .iter()
+    .any(|origin| uri.starts_with(origin));
+    loopback && Url::parse(uri).is_ok()
 }
 
 async fn authorize(req: HttpRequest, fake: web::Data<FakeOkta>) -> HttpResponse {

