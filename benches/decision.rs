@@ -29,6 +29,7 @@ fn session() -> Session {
         refresh_not_before: 0,
         refresh_token: Some(Secret::new("rt".into())),
         id_token: None,
+        cookie_domain: None,
     }
 }
 

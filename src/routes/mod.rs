@@ -18,8 +18,10 @@ mod auth;
 mod backchannel;
 mod cookies;
 mod info;
+mod jwks;
 mod sign_in;
 mod sign_out;
+mod site;
 
 pub use cookies::{cookie_values, session_cookie_header};
 
@@ -33,6 +35,10 @@ pub struct AppState {
     pub groups: Option<GroupsCache>,
     /// Coalesces concurrent refreshes of one session into one Okta call.
     refreshes: Cache<SessionId, Arc<Session>>,
+    /// `Some` with `BEARER_AUDIENCE`: verified access tokens, cached.
+    pub bearer: Option<crate::bearer::BearerVerifier>,
+    /// `Some` with `IDENTITY_JWT_KEY`: the `X-Auth-Request-Jwt` signer and cache.
+    pub identity_tokens: Option<crate::identity_jwt::IdentityTokens>,
 }
 
 impl AppState {
@@ -43,6 +49,14 @@ impl AppState {
         groups: Option<GroupsCache>,
     ) -> AppState {
         AppState {
+            bearer: config
+                .bearer
+                .clone()
+                .map(|b| crate::bearer::BearerVerifier::new(b, &config.issuer)),
+            identity_tokens: config
+                .identity_keys
+                .clone()
+                .map(crate::identity_jwt::IdentityTokens::new),
             codec: CookieCodec::new(config.cookie.keys.clone()),
             config,
             store,
@@ -187,6 +201,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(backchannel::backchannel_logout)),
         )
         .route("/oauth2/userinfo", web::get().to(info::userinfo))
+        .route("/oauth2/jwks.json", web::get().to(jwks::jwks))
         .route("/healthz", web::get().to(info::healthz))
         .route("/readyz", web::get().to(info::readyz));
 }

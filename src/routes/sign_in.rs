@@ -23,9 +23,11 @@ pub async fn start(
     query: web::Query<StartQuery>,
 ) -> Result<HttpResponse, AppError> {
     let rd = state.return_address(query.rd.as_deref())?;
+    // Several root domains: sign in through the service URL of this one.
+    let site = state.site_of_request(&req, Some(&rd));
     let authorize = state
         .oidc
-        .authorize()
+        .authorize_for(site.map(|s| s.redirect_uri.as_str()))
         .map_err(|e| AppError::Unavailable(e.to_string()))?;
     // Several tabs may sign in at once: reuse this browser's binding if it has one.
     let binding = cookie_values(&req, &binding_cookie_name(&state.config.cookie))
@@ -119,9 +121,17 @@ async fn finish(
             "This sign-in was started in another browser (or its cookie was blocked). Please start again here.".into(),
         ));
     }
+    // Okta compares the token request's redirect URI with the authorize one:
+    // a callback on another domain than its start fails there.
+    let site = state.site_of_request(req, None);
     let signed_in = state
         .oidc
-        .finish(code, &pending.pkce_verifier, &pending.nonce)
+        .finish_for(
+            code,
+            &pending.pkce_verifier,
+            &pending.nonce,
+            site.map(|s| s.redirect_uri.as_str()),
+        )
         .await
         .map_err(|e| match e {
             oidc::OidcError::NotReady => AppError::Unavailable(e.to_string()),
@@ -150,6 +160,7 @@ async fn finish(
         // An Okta ID token is ~1 kB, more than the rest of the session together:
         // with a refresh token, sign-out gets a fresh one instead of keeping it.
         id_token: keep_id_token.then_some(signed_in.id_token),
+        cookie_domain: site.map(|s| s.cookie_domain.clone()),
     };
     // A fresh id for every sign-in: a cookie planted before cannot become a session.
     let id = SessionId::random();
@@ -170,7 +181,10 @@ async fn finish(
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .append_header((
             header::SET_COOKIE,
-            session_cookie_header(&state.config.cookie, Some(&state.codec.encode_session(&id))),
+            session_cookie_header(
+                &state.cookie_of(site),
+                Some(&state.codec.encode_session(&id)),
+            ),
         ))
         .insert_header((header::LOCATION, pending.rd.as_str()))
         .finish())

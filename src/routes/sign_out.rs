@@ -25,6 +25,7 @@ pub async fn sign_out(
     let rd = state.return_address(query.rd.as_deref())?;
     let everywhere = matches!(query.everywhere.as_deref(), Some("true" | "1" | "yes"));
     let session = state.current_session_without_refresh(&req).await?;
+    let site = state.site_of_request(&req, Some(&rd));
     let mut location = rd.clone();
     if let Some((id, session)) = session {
         let unavailable = |e: crate::session::StoreError| AppError::Unavailable(e.to_string());
@@ -40,7 +41,7 @@ pub async fn sign_out(
             tracing::info!(user = %session.login, "signed out");
         }
         if let Some(id_token) = okta_sign_out_hint(&state, &session).await {
-            let post_logout = absolute(&state.config.service_url, &rd);
+            let post_logout = absolute(state.service_url_of(site), &rd);
             if let Some(url) = state.oidc.end_session_url(id_token.expose(), &post_logout) {
                 location = url.into();
             }
@@ -50,7 +51,7 @@ pub async fn sign_out(
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((
             header::SET_COOKIE,
-            session_cookie_header(&state.config.cookie, None),
+            session_cookie_header(&state.cookie_of(site), None),
         ))
         .insert_header((header::LOCATION, location))
         .finish())
