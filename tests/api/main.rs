@@ -1,5 +1,6 @@
 //! Integration tests: the real service against a fake Okta on loopback.
 
+mod api_clients;
 mod auth;
 mod backchannel;
 mod browser;
