@@ -21,4 +21,5 @@ mod refresh;
 mod session_store;
 mod sign_in;
 mod sign_out;
+mod signed_identity;
 mod traefik;
