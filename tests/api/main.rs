@@ -15,6 +15,7 @@ mod healthcheck;
 mod helpers;
 mod logs;
 mod proxies;
+mod public_routes;
 mod redis;
 mod redis_groups;
 mod refresh;
