@@ -20,6 +20,7 @@ mod redis;
 mod redis_groups;
 mod refresh;
 mod session_store;
+mod several_domains;
 mod sign_in;
 mod sign_out;
 mod signed_identity;
