@@ -49,7 +49,7 @@ async fn check(req: &HttpRequest, state: &AppState, mode: Mode) -> Result<Allowe
         return Ok(Allowed::public());
     }
     if let Some(token) = api_clients::bearer_token(req, state) {
-        return api_clients::check_bearer(req, state, mode, &route, original.as_ref(), token).await;
+        return api_clients::check_bearer(state, mode, &route, original.as_ref(), token).await;
     }
     let host = original.as_ref().and_then(|o| o.url.as_ref()?.host_str());
     let session = state.current_session(req).await.map_err(Denied::Error)?;

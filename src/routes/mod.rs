@@ -21,7 +21,7 @@ mod info;
 mod jwks;
 mod sign_in;
 mod sign_out;
-mod site;
+pub(crate) mod site;
 
 pub use cookies::{cookie_values, session_cookie_header};
 

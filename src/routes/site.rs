@@ -75,7 +75,7 @@ impl AppState {
 }
 
 /// `host` without `:port` (IPv6 literals keep their brackets' content whole).
-fn strip_port(host: &str) -> &str {
+pub(crate) fn strip_port(host: &str) -> &str {
     let host = host.trim();
     if host.starts_with('[') {
         return host.split(']').next().map_or(host, |h| &h[1..]);

@@ -90,14 +90,12 @@ pub struct Who<'a> {
 /// A check with an access token. A bad token is a 401 `invalid_token` on both
 /// endpoints, whatever cookie comes with it.
 pub async fn check_bearer(
-    req: &HttpRequest,
     state: &AppState,
     mode: Mode,
     route: &AllowLists,
     original: Option<&OriginalRequest>,
     token: &str,
 ) -> Result<Allowed, Denied> {
-    let _ = req;
     let Some(verifier) = &state.bearer else {
         return Err(Denied::Error(AppError::Internal(
             "bearer check without a verifier".into(),
