@@ -187,13 +187,9 @@ impl BearerVerifier {
     /// The identity of a valid token: from the cache, else verified against the
     /// issuer's keys (an unknown `kid` reloads them once, rate-limited in [`Oidc`]).
     pub async fn verify(&self, oidc: &Oidc, token: &str) -> Result<Arc<TokenIdentity>, E> {
-        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some(hit) = self.cache.get(&key).await {
-            if now() < hit.expires_at + CLOCK_SKEW {
-                return Ok(hit);
-            }
-            self.cache.invalidate(&key).await;
-            return Err(E::Expired);
+        let key = cache_key(token);
+        if let Some(known) = self.cached(&key).await {
+            return known;
         }
         let keys = oidc.signing_keys().ok_or(E::NotReady)?;
         let identity = match self.verify_with_keys(token, &keys, now()) {
@@ -204,9 +200,38 @@ impl BearerVerifier {
             }
             other => other,
         }?;
+        Ok(self.remember(key, identity).await)
+    }
+
+    /// [`verify`](Self::verify) with the given keys (no reload): the cache,
+    /// else the keys. For benchmarks and tests without an IdP.
+    pub async fn verify_with_cache(
+        &self,
+        token: &str,
+        keys: &JwkSet,
+    ) -> Result<Arc<TokenIdentity>, E> {
+        let key = cache_key(token);
+        if let Some(known) = self.cached(&key).await {
+            return known;
+        }
+        let identity = self.verify_with_keys(token, keys, now())?;
+        Ok(self.remember(key, identity).await)
+    }
+
+    /// A cached token's identity, or `Expired` once its `exp` passed.
+    async fn cached(&self, key: &[u8; 32]) -> Option<Result<Arc<TokenIdentity>, E>> {
+        let hit = self.cache.get(key).await?;
+        if now() < hit.expires_at + CLOCK_SKEW {
+            return Some(Ok(hit));
+        }
+        self.cache.invalidate(key).await;
+        Some(Err(E::Expired))
+    }
+
+    async fn remember(&self, key: [u8; 32], identity: TokenIdentity) -> Arc<TokenIdentity> {
         let identity = Arc::new(identity);
         self.cache.insert(key, identity.clone()).await;
-        Ok(identity)
+        identity
     }
 
     /// Verifies a token against the given keys at time `now` (seconds since the
@@ -345,6 +370,11 @@ fn identity(claims: Claims) -> Result<TokenIdentity, E> {
         // Neither a user nor a client: nobody to name in the headers.
         (None, None) => Err(E::Malformed),
     }
+}
+
+/// The cache key: SHA-256 of the token, so the cache holds no usable token.
+fn cache_key(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
 }
 
 /// The protected header, read before any key is chosen.
