@@ -41,9 +41,10 @@ async fn check(req: &HttpRequest, state: &AppState, mode: Mode) -> Result<Allowe
         .map_err(|e| Denied::Error(AppError::BadRequest(e.to_string())))?;
     // Public routes, API clients, several domains and the signed identity need
     // the original URL on every check; otherwise only strangers do.
-    let original = match api_clients::needs_original(state) {
-        true => Some(read_original(req, state)?),
-        false => None,
+    let original = if api_clients::needs_original(state) {
+        Some(read_original(req, state)?)
+    } else {
+        None
     };
     if api_clients::is_public(req, state, original.as_ref()) {
         return Ok(Allowed::public());
