@@ -238,7 +238,7 @@ impl BadToken {
     /// RFC 6750 §3: the error and a description that never holds the token.
     pub fn response(&self) -> HttpResponse {
         let challenge = format!(
-            "Bearer realm=\"forward-auth\", error=\"{}\", error_description=\"{}\"",
+            "Bearer error=\"{}\", error_description=\"{}\"",
             self.code(),
             self.error
         );
