@@ -180,6 +180,12 @@ async fn bad_tokens_get_invalid_token_on_both_endpoints_and_never_a_redirect() {
     ];
     // A valid session in the same request does not rescue a bad token.
     assert_eq!(app.login_as("bob").await.status(), StatusCode::FOUND);
+    let session_alone = app.auth(ORIGINAL).await;
+    assert_eq!(
+        session_alone.status(),
+        StatusCode::OK,
+        "the session is valid"
+    );
     for (what, token) in &cases {
         for endpoint in ["/oauth2/auth", "/oauth2/forward"] {
             let response = check(&app, endpoint, token).await;

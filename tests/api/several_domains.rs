@@ -268,3 +268,34 @@ async fn one_service_signs_in_on_two_root_domains_and_never_mixes_their_cookies(
         .unwrap();
     assert_eq!(elsewhere.status(), StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn domains_and_service_urls_must_pair_up() {
+    let okta = crate::fake_okta::FakeOkta::start().await;
+    for (domains, urls, needle) in [
+        (
+            ".a.test,.b.test",
+            "http://app.a.test",
+            "COOKIE_DOMAIN lists 2 domains but AUTHENTICATE_SERVICE_URL lists 1",
+        ),
+        (
+            ".a.test",
+            "http://app.a.test,http://app.b.test",
+            "lists 1 domains but AUTHENTICATE_SERVICE_URL lists 2",
+        ),
+        (
+            ".a.test,.b.test",
+            "http://app.b.test,http://app.a.test",
+            "is not under its COOKIE_DOMAIN entry",
+        ),
+    ] {
+        let mut vars = crate::helpers::base_vars(&okta, 4180);
+        vars.retain(|(k, _)| k != "AUTHENTICATE_SERVICE_URL");
+        vars.push(("COOKIE_DOMAIN".into(), domains.into()));
+        vars.push(("AUTHENTICATE_SERVICE_URL".into(), urls.into()));
+        let error = forward_auth::config::Config::from_vars(vars)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(needle), "{domains} / {urls}: {error}");
+    }
+}

@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::fake_okta::FakeOkta;
-use crate::helpers::{header, spawn_app_for, spawn_app_with, TestApp};
+use crate::helpers::{base_vars, header, spawn_app_for, spawn_app_with, TestApp};
 
 pub const ES256_PEM: &str = include_str!("../keys/identity-es256.pem");
 const ES256_NEXT_PEM: &str = include_str!("../keys/identity-es256-next.pem");
@@ -175,4 +175,27 @@ async fn without_a_key_there_is_no_header_and_no_jwks() {
         .await
         .unwrap();
     assert_eq!(jwks.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_key_that_cannot_sign_stops_the_start_without_showing_it() {
+    let okta = FakeOkta::start().await;
+    let p384 = include_str!("../keys/identity-p384.pem");
+    let file = std::env::temp_dir().join(format!("identity-{}.pem", std::process::id()));
+    std::fs::write(&file, format!("{ES256_PEM}{p384}")).unwrap();
+    for (name, value) in [
+        ("IDENTITY_JWT_KEY", p384.to_string()),
+        ("IDENTITY_JWT_KEY", "not a key".to_string()),
+        ("IDENTITY_JWT_KEY_FILE", file.display().to_string()),
+    ] {
+        let mut vars = base_vars(&okta, 4180);
+        vars.push((name.to_string(), value));
+        let error = forward_auth::config::Config::from_vars(vars)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(name), "{error}");
+        assert!(error.contains("EC P-256 or Ed25519"), "{error}");
+        assert!(!error.contains("MIG"), "no key material: {error}");
+    }
+    let _ = std::fs::remove_file(file);
 }
