@@ -23,8 +23,8 @@ use crate::session::now;
 
 /// How long a signed identity is valid.
 pub const LIFETIME: u64 = 300;
-/// Identities and audiences whose token is kept.
-const CACHE_CAPACITY: u64 = 100_000;
+/// Identities and audiences whose token is kept (~0.7 kB each: at most ~14 MB).
+const CACHE_CAPACITY: u64 = 20_000;
 /// Group names beyond this many bytes are left out of the token (and
 /// `groups_truncated` is set), so the header stays well under 4 KB.
 const GROUPS_BUDGET: usize = 2_000;

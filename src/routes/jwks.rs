@@ -1,5 +1,6 @@
 //! `GET /oauth2/jwks.json`: the public keys of `IDENTITY_JWT_KEY`, with which
-//! apps verify `X-Auth-Request-Jwt`. 404 when no key is configured.
+//! apps verify `X-Auth-Request-Jwt`, rendered once at start (public parts
+//! only). 404 when no key is configured.
 
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
