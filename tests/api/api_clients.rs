@@ -288,3 +288,56 @@ async fn without_bearer_audience_a_token_is_no_sign_in() {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert!(!header(&response, "www-authenticate").contains("invalid_token"));
 }
+
+/// Through the shipped nginx config: its `/api/` location (a bare 401, no
+/// sign-in redirect) passes a valid token's identity upstream and relays the
+/// `invalid_token` challenge (nginx's auth_request copies `WWW-Authenticate`).
+#[tokio::test]
+async fn through_the_shipped_nginx_config_tokens_reach_the_api() {
+    use crate::proxies::{echoed, find_binary, free_port, start_nginx, Echo, Running, TempDir};
+    let Some(binary) = find_binary("nginx") else {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "nginx is not installed (CI=true: a missing proxy is a failure)"
+        );
+        eprintln!(
+            "\n!!!!! SKIPPED: nginx not installed; bearer tokens NOT tested through it !!!!!\n"
+        );
+        return;
+    };
+    let port = free_port();
+    let proxy = format!("http://127.0.0.1:{port}");
+    let app = api_app(&[("AUTHENTICATE_SERVICE_URL", proxy.as_str())]).await;
+    let echo = Echo::start();
+    let dir = TempDir::new("nginx-bearer");
+    let nginx = Running {
+        child: start_nginx(&binary, &dir, port, &[app.port], echo.port),
+        dir,
+        name: "nginx",
+    };
+    nginx.wait_for(port);
+    let alice = app.okta.user("alice");
+    let token = app
+        .okta
+        .mint_access_token(Some(&alice), CLIENT, &["items.read"]);
+    let client = reqwest::Client::new();
+    let ok = client
+        .get(format!("{proxy}/api/items"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    let seen = echoed(ok).await;
+    assert_eq!(seen.header("x-auth-request-user"), alice.login);
+    assert_eq!(seen.header("x-auth-request-groups"), "Everyone,admins");
+    let refused = client
+        .get(format!("{proxy}/api/items"))
+        .bearer_auth("00Topaque-org-server-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert!(header(&refused, "www-authenticate").starts_with("Bearer error=\"invalid_token\""));
+    assert_eq!(echo.count(), 1, "the refused request never reached the app");
+}
