@@ -341,3 +341,16 @@ async fn through_the_shipped_nginx_config_tokens_reach_the_api() {
     assert!(header(&refused, "www-authenticate").starts_with("Bearer error=\"invalid_token\""));
     assert_eq!(echo.count(), 1, "the refused request never reached the app");
 }
+
+#[tokio::test]
+async fn a_token_of_a_user_okta_no_longer_knows_is_refused() {
+    let app = api_app(&[]).await;
+    let carol = app.okta.user("carol");
+    let token = app
+        .okta
+        .mint_access_token(Some(&carol), CLIENT, &["items.read"]);
+    app.okta.delete_user(&carol.id);
+    let response = check(&app, "/oauth2/auth", &token).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(header(&response, "x-auth-request-user"), "");
+}
