@@ -68,7 +68,7 @@ async fn check(req: &HttpRequest, state: &AppState, mode: Mode) -> Result<Allowe
     let groups = state
         .groups_of(&session)
         .await
-        .map_err(|e| groups_denied(state, &session, e))?;
+        .map_err(|e| api_clients::on_site(groups_denied(state, &session, e), state, host))?;
     let subject = Subject {
         login: &session.login,
         email: &session.email,
@@ -79,7 +79,8 @@ async fn check(req: &HttpRequest, state: &AppState, mode: Mode) -> Result<Allowe
         state,
         &session,
         &groups,
-    )?;
+    )
+    .map_err(|denied| api_clients::on_site(denied, state, host))?;
     let who = api_clients::Who {
         subject: &session.sub,
         login: &session.login,

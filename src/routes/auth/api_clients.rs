@@ -210,6 +210,18 @@ pub async fn with_signed_identity(
     }
 }
 
+/// Several root domains: a 403's sign-out link goes to the service URL of the
+/// domain the check was for (its cookie is the one to clear).
+pub fn on_site(denied: Denied, state: &AppState, host: Option<&str>) -> Denied {
+    match (denied, state.site_of_host(host)) {
+        (Denied::Forbidden { login, .. }, Some(site)) => Denied::Forbidden {
+            login,
+            sign_out: format!("{}/oauth2/sign_out", site.service_url),
+        },
+        (denied, _) => denied,
+    }
+}
+
 /// A refused bearer token and how to say so.
 #[derive(Debug)]
 pub struct BadToken {
