@@ -29,6 +29,7 @@ fn session() -> Session {
         refresh_not_before: 0,
         refresh_token: Some(Secret::new("rt".into())),
         id_token: None,
+        cookie_domain: None,
     }
 }
 
@@ -125,6 +126,70 @@ fn benches(c: &mut Criterion) {
                 "https",
             )
         })
+    });
+
+    api_client_benches(c, &runtime);
+}
+
+/// Issue 13's hot paths: a bearer check's verification (cached, and the first
+/// one) and the signed identity (cached, and a signature).
+fn api_client_benches(c: &mut Criterion, runtime: &tokio::runtime::Runtime) {
+    use forward_auth::bearer::{BearerSettings, BearerVerifier};
+    use forward_auth::identity_jwt::{Identity, IdentityKeys, IdentityTokens};
+    use jsonwebtoken::{jwk::JwkSet, Algorithm, EncodingKey, Header};
+
+    let issuer = "https://example.okta.com/oauth2/default";
+    let settings = BearerSettings::parse(Some("api://default".into()), None, None)
+        .unwrap()
+        .unwrap();
+    let keys: JwkSet = serde_json::from_str(&format!(
+        "{{\"keys\":[{}]}}",
+        include_str!("../tests/keys/test-key-1.jwk.json")
+    ))
+    .unwrap();
+    let signing =
+        EncodingKey::from_rsa_pem(include_str!("../tests/keys/test-key-1.pem").as_bytes()).unwrap();
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("test-key-1".into());
+    let token = |i: u64| {
+        let claims = serde_json::json!({
+            "ver": 1, "jti": format!("AT.{i}"), "iss": issuer, "aud": "api://default",
+            "iat": now(), "exp": now() + 3600, "cid": "0oaclient", "uid": "00ualice",
+            "sub": "alice@example.com", "scp": ["openid", "items.read"],
+        });
+        jsonwebtoken::encode(&header, &claims, &signing).unwrap()
+    };
+    let verifier = BearerVerifier::new(settings.clone(), issuer);
+    let cached = token(0);
+    runtime
+        .block_on(verifier.verify_with_cache(&cached, &keys))
+        .unwrap();
+    c.bench_function("bearer: cached token (SHA-256 + cache hit)", |b| {
+        b.iter(|| runtime.block_on(verifier.verify_with_cache(black_box(&cached), &keys)))
+    });
+    let fresh = BearerVerifier::new(settings, issuer);
+    c.bench_function("bearer: first verification (RS256 + claims)", |b| {
+        b.iter(|| fresh.verify_with_keys(black_box(&cached), &keys, now()))
+    });
+
+    let pem = include_str!("../tests/keys/identity-es256.pem");
+    let tokens = IdentityTokens::new(IdentityKeys::parse(pem, "IDENTITY_JWT_KEY").unwrap());
+    let names: Vec<String> = groups(20).into_iter().map(|g| g.name).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let identity = Identity {
+        issuer: "https://auth.example.com",
+        audience: "https://app.example.com",
+        subject: "00ualice0000000000000",
+        email: "alice@example.com",
+        preferred_username: "alice@example.com",
+        groups: &names,
+    };
+    runtime.block_on(tokens.token(&identity)).unwrap();
+    c.bench_function("signed identity: cached token (20 groups)", |b| {
+        b.iter(|| runtime.block_on(tokens.token(black_box(&identity))))
+    });
+    c.bench_function("signed identity: ES256 signature (a miss)", |b| {
+        b.iter(|| tokens.sign(black_box(&identity), now()))
     });
 }
 

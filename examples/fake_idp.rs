@@ -77,6 +77,13 @@ async fn main() -> std::process::ExitCode {
     println!("FAKE_IDP_URL={}", okta.base_url());
     println!("FAKE_IDP_STATS=http://127.0.0.1:{stats_port}/__stats");
     println!("FAKE_IDP_USER={}", okta.user(SIGNED_IN).login);
+    // An access token of the custom server `default` for the bearer runs
+    // (alice's, audience api://default, valid for an hour).
+    let user = okta.user(SIGNED_IN);
+    println!(
+        "FAKE_IDP_ACCESS_TOKEN={}",
+        okta.mint_access_token(Some(&user), FakeOkta::CLIENT_ID, &["openid"])
+    );
     // The script reads these lines from a file while we keep running.
     let _ = std::io::stdout().flush();
     match server.await {

@@ -63,6 +63,7 @@ fn session(i: usize, sub: &str) -> Session {
         refresh_token: Some(Secret::new(format!("{i:043}"))),
         // With a refresh token the service keeps no ID token (sign-out refreshes).
         id_token: None,
+        cookie_domain: None,
     }
 }
 

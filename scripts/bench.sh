@@ -11,6 +11,8 @@
 #   - maximum throughput with wrk: ours, ours with sessions in Redis (a second
 #     instance with SESSION_STORE=redis:// on a redis-server started here), the
 #     bare handler, mod_auth_openidc, nginx -> ours, nginx -> bare, nginx static;
+#     and a third instance (custom server issuer, BEARER_AUDIENCE,
+#     IDENTITY_JWT_KEY) checked with a cookie and with a bearer token;
 #   - latency percentiles at a fixed rate of half our median maximum, with the
 #     open-loop generator examples/open_loop.rs (or oha with --oha): ours (both
 #     stores), and the bare handler and nginx static as controls at the same rate;
@@ -286,6 +288,24 @@ if $REDIS; then
   check_200 ours_redis "$SVCR/oauth2/auth" "${AUTH_HEADERS_REDIS[@]}"
 fi
 
+say "a third forward-auth: API clients and the signed identity (custom server, BEARER_AUDIENCE, IDENTITY_JWT_KEY)"
+SVCA_PORT=$(free_port)
+SVCA=http://127.0.0.1:$SVCA_PORT
+# env applies its assignments in order: this IDP_PROVIDER_URL replaces the org issuer.
+start_forward_auth forward-auth-api "$SVCA_PORT" IDP_PROVIDER_URL="$IDP/oauth2/default" \
+  BEARER_AUDIENCE=api://default IDENTITY_JWT_KEY_FILE="$ROOT/tests/keys/identity-es256.pem"
+SVCA_PID=${PIDS[-1]}
+ASESSION=$(sign_in forward-auth-api "$SVCA")
+check_headers "$ASESSION"
+AUTH_HEADERS_JWT=("${HEADERS[@]}")
+check_200 ours_jwt "$SVCA/oauth2/auth" "${AUTH_HEADERS_JWT[@]}" | grep -qi '^x-auth-request-jwt: ey' ||
+  die "no X-Auth-Request-Jwt from forward-auth-api"
+ACCESS_TOKEN=$(grep -m1 '^FAKE_IDP_ACCESS_TOKEN=' "$WORK/fake_idp.out" | cut -d= -f2-)
+[ -n "$ACCESS_TOKEN" ] || die "the fake Okta printed no access token"
+AUTH_HEADERS_BEARER=(-H "Authorization: Bearer $ACCESS_TOKEN" -H "X-Original-URL: http://app.example.com/bench/page" -H "X-Original-Method: GET")
+check_200 ours_bearer "$SVCA/oauth2/auth" "${AUTH_HEADERS_BEARER[@]}" | grep -qi '^x-auth-request-user: alice@example.com' ||
+  die "the bearer check of forward-auth-api is not alice"
+
 say "bare actix-web handler (examples/bare_auth.rs)"
 start bare_auth "${SERVER_PIN[@]}" "$BIN/examples/bare_auth" 0
 BARE_PID=${PIDS[-1]}
@@ -454,13 +474,14 @@ fi
 # The targets: name, URL, request headers.
 TARGETS=(ours)
 $REDIS && TARGETS+=(ours_redis)
-TARGETS+=(bare)
+TARGETS+=(ours_jwt ours_bearer bare)
 $APACHE && TARGETS+=(apache)
 TARGETS+=(nginx_us nginx_bare nginx_static)
 target_args() {
   case "$1" in
     ours) echo "$SVC/oauth2/auth" ;;
     ours_redis) echo "$SVCR/oauth2/auth" ;;
+    ours_jwt | ours_bearer) echo "$SVCA/oauth2/auth" ;;
     bare) echo "$BARE/oauth2/auth" ;;
     apache) echo "$AP/bench/ok.txt" ;;
     nginx_us) echo "$NGX/us/page" ;;
@@ -472,6 +493,8 @@ target_headers() {
   case "$1" in
     ours | bare) HEADERS=("${AUTH_HEADERS[@]}") ;;
     ours_redis) HEADERS=("${AUTH_HEADERS_REDIS[@]}") ;;
+    ours_jwt) HEADERS=("${AUTH_HEADERS_JWT[@]}") ;;
+    ours_bearer) HEADERS=("${AUTH_HEADERS_BEARER[@]}") ;;
     apache) HEADERS=(-H "Cookie: mod_auth_openidc_session=$AP_SESSION") ;;
     *) HEADERS=(-H "Cookie: $COOKIE_NAME=$SESSION") ;;
   esac
@@ -490,6 +513,7 @@ under_test() {
   case "$1" in
     ours) echo "$SVC_PID" ;;
     ours_redis) echo "$SVCR_PID" "$REDIS_PID" ;;
+    ours_jwt | ours_bearer) echo "$SVCA_PID" ;;
     bare) echo "$BARE_PID" ;;
     apache) echo "$AP_PID" $(pgrep -P "$AP_PID") ;;
     nginx_us) echo "$SVC_PID" "$NGX_PID" $(pgrep -P "$NGX_PID") ;;
@@ -612,6 +636,8 @@ redis_stats after
 # The same checks still pass after the load.
 check_200 ours "$SVC/oauth2/auth" "${AUTH_HEADERS[@]}" >/dev/null
 $REDIS && check_200 ours_redis "$SVCR/oauth2/auth" "${AUTH_HEADERS_REDIS[@]}" >/dev/null
+check_200 ours_jwt "$SVCA/oauth2/auth" "${AUTH_HEADERS_JWT[@]}" >/dev/null
+check_200 ours_bearer "$SVCA/oauth2/auth" "${AUTH_HEADERS_BEARER[@]}" >/dev/null
 $APACHE && check_200 apache "$AP/bench/ok.txt" -H "Cookie: mod_auth_openidc_session=$AP_SESSION" >/dev/null
 
 # ---------------------------------------------------------------------------

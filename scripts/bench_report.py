@@ -21,6 +21,8 @@ import sys
 LABELS = {
     "ours": "forward-auth `/oauth2/auth`",
     "ours_redis": "forward-auth `/oauth2/auth`, sessions in Redis",
+    "ours_jwt": "forward-auth `/oauth2/auth`, cookie + signed identity (`X-Auth-Request-Jwt`)",
+    "ours_bearer": "forward-auth `/oauth2/auth`, `Authorization: Bearer` + signed identity",
     "bare": "bare actix-web handler",
     "apache": "Apache + mod_auth_openidc",
     "nginx_us": "nginx → auth_request → forward-auth",
@@ -196,6 +198,14 @@ def report(out):
     if r is not None:
         checks.append(("Redis store / memory store", show(r, spread, percent),
                        "(cost of SESSION_STORE=redis://)", None))
+    r, spread = ratio("ours_jwt", "ours")
+    if r is not None:
+        checks.append(("signed identity / plain cookie check", show(r, spread, percent),
+                       "(cost of IDENTITY_JWT_KEY)", None))
+    r, spread = ratio("ours_bearer", "ours_jwt")
+    if r is not None:
+        checks.append(("bearer token / cookie (both signed)", show(r, spread, percent),
+                       "(a bearer check vs a cookie check)", None))
     r, spread = ratio("ours", "apache")
     checks.append(("ours / mod_auth_openidc", show(r, spread, times), "≥ 3×",
                    None if r is None else r >= 3.0))

@@ -85,10 +85,17 @@ pub struct RawConfig {
     pub log_format: Option<String>,
     pub okta_event_hook_secret: Option<String>,
     pub okta_event_hook_secret_file: Option<String>,
+    pub bearer_audience: Option<String>,
+    pub bearer_client_ids: Option<String>,
+    pub bearer_scopes: Option<String>,
+    pub skip_auth_routes: Option<String>,
+    pub skip_auth_preflight: Option<String>,
+    pub identity_jwt_key: Option<String>,
+    pub identity_jwt_key_file: Option<String>,
 }
 
 /// The variables we read, as they are spelled in the environment.
-pub const KNOWN_VARIABLES: [&str; 28] = [
+pub const KNOWN_VARIABLES: &[&str] = &[
     "IDP_PROVIDER",
     "IDP_PROVIDER_URL",
     "IDP_CLIENT_ID",
@@ -117,10 +124,17 @@ pub const KNOWN_VARIABLES: [&str; 28] = [
     "LOG_FORMAT",
     "OKTA_EVENT_HOOK_SECRET",
     "OKTA_EVENT_HOOK_SECRET_FILE",
+    "BEARER_AUDIENCE",
+    "BEARER_CLIENT_IDS",
+    "BEARER_SCOPES",
+    "SKIP_AUTH_ROUTES",
+    "SKIP_AUTH_PREFLIGHT",
+    "IDENTITY_JWT_KEY",
+    "IDENTITY_JWT_KEY_FILE",
 ];
 
 /// Prefixes of our variables: an unknown variable with one of them is likely a typo.
-const OUR_PREFIXES: [&str; 10] = [
+const OUR_PREFIXES: &[&str] = &[
     "IDP_",
     "COOKIE_",
     "ALLOWED_",
@@ -131,6 +145,9 @@ const OUR_PREFIXES: [&str; 10] = [
     "METRICS_",
     "LOG_",
     "OKTA_",
+    "BEARER_",
+    "SKIP_",
+    "IDENTITY_",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,6 +226,15 @@ pub struct Config {
     /// `OKTA_EVENT_HOOK_SECRET`: the `Authorization` value Okta's event hook
     /// sends; `Some` enables `/oauth2/okta/events`.
     pub event_hook_secret: Option<Secret>,
+    /// `BEARER_AUDIENCE` & co.; `None`: bearer tokens are not accepted.
+    pub bearer: Option<crate::bearer::BearerSettings>,
+    /// `SKIP_AUTH_ROUTES`, `SKIP_AUTH_PREFLIGHT`; `None`: nothing is public.
+    pub skip_routes: Option<crate::skip_routes::SkipRoutes>,
+    /// `IDENTITY_JWT_KEY`; `None`: no `X-Auth-Request-Jwt`.
+    pub identity_keys: Option<crate::identity_jwt::IdentityKeys>,
+    /// Several root domains; empty with one (then `cookie.domain` and
+    /// `service_url` are the only ones, else they are the first site's).
+    pub sites: crate::sites::Sites,
 }
 
 /// Everything wrong with the configuration, each with how to fix it.
@@ -288,6 +314,14 @@ impl Config {
                      domain of {host} or leave it unset"
                 ));
             }
+        }
+        if self.bearer.is_some() && !self.issuer.contains("/oauth2/") {
+            warnings.push(format!(
+                "BEARER_AUDIENCE is set but IDP_PROVIDER_URL {} is Okta's org authorization \
+                 server, whose access tokens are opaque: every bearer token will be refused; use a \
+                 custom authorization server, e.g. {}/oauth2/default",
+                self.issuer, self.org_url
+            ));
         }
         if self.cookie.secure && service.scheme() == "http" && !is_loopback(&service) {
             warnings.push(format!(
@@ -433,7 +467,12 @@ impl TryFrom<RawConfig> for Config {
             );
         }
 
-        let service = match get(&raw.authenticate_service_url) {
+        let several = crate::sites::Sites::split(
+            get(&raw.cookie_domain),
+            get(&raw.authenticate_service_url),
+            &mut p.0,
+        );
+        let service = match several.service_url.clone() {
             Some(v) => parse_service_url(&v, &mut p),
             None => p.add(
                 "AUTHENTICATE_SERVICE_URL is not set: set it to this service's public base URL, e.g. https://auth.example.com",
@@ -475,7 +514,7 @@ impl TryFrom<RawConfig> for Config {
             ));
         }
 
-        let cookie_domain = get(&raw.cookie_domain).map(|d| d.to_ascii_lowercase());
+        let cookie_domain = several.cookie_domain.map(|d| d.to_ascii_lowercase());
         let cookie_domain = match cookie_domain {
             Some(d) if is_domain(d.strip_prefix('.').unwrap_or(&d)) => Some(d),
             Some(d) => {
@@ -511,7 +550,7 @@ impl TryFrom<RawConfig> for Config {
             raw.allowed_domains.as_deref(),
         );
 
-        let redirect_entries: Vec<String> = raw
+        let mut redirect_entries: Vec<String> = raw
             .allowed_redirect_domains
             .as_deref()
             .unwrap_or_default()
@@ -520,6 +559,8 @@ impl TryFrom<RawConfig> for Config {
             .filter(|e| !e.is_empty())
             .map(str::to_string)
             .collect();
+        // Several root domains: the other domains and service hosts are allowed too.
+        redirect_entries.extend(several.sites.redirect_entries());
         // Without a valid service URL, still check the entries against a stand-in.
         let stand_in = Url::parse("https://service.invalid/").ok();
         let redirects = match service.as_ref().map(|(url, _)| url).or(stand_in.as_ref()) {
@@ -574,6 +615,48 @@ impl TryFrom<RawConfig> for Config {
             }
         };
 
+        let bearer = crate::bearer::BearerSettings::parse(
+            get(&raw.bearer_audience),
+            get(&raw.bearer_client_ids),
+            get(&raw.bearer_scopes),
+        )
+        .map_err(|e| p.0.extend(e))
+        .ok()
+        .flatten();
+        let skip_preflight = match get(&raw.skip_auth_preflight).map(|v| v.to_ascii_lowercase()) {
+            None => false,
+            Some(v) if matches!(v.as_str(), "true" | "1" | "yes") => true,
+            Some(v) if matches!(v.as_str(), "false" | "0" | "no") => false,
+            Some(v) => {
+                p.push(format!(
+                    "SKIP_AUTH_PREFLIGHT `{v}` is not a boolean: use true or false"
+                ));
+                false
+            }
+        };
+        let skip_routes = crate::skip_routes::SkipRoutes::parse(
+            get(&raw.skip_auth_routes).as_deref(),
+            skip_preflight,
+        )
+        .map_err(|e| p.0.extend(e))
+        .ok()
+        .flatten();
+        let identity_keys = match (get(&raw.identity_jwt_key), get(&raw.identity_jwt_key_file)) {
+            (None, None) => None,
+            (Some(_), Some(_)) => {
+                p.add("IDENTITY_JWT_KEY and IDENTITY_JWT_KEY_FILE are both set: keep only one")
+            }
+            (Some(pem), None) => crate::identity_jwt::IdentityKeys::parse(&pem, "IDENTITY_JWT_KEY")
+                .map_err(|e| p.0.extend(e))
+                .ok(),
+            (None, Some(path)) => read_secret_file("IDENTITY_JWT_KEY_FILE", &path, &mut p)
+                .and_then(|pem| {
+                    crate::identity_jwt::IdentityKeys::parse(&pem, "IDENTITY_JWT_KEY_FILE")
+                        .map_err(|e| p.0.extend(e))
+                        .ok()
+                }),
+        };
+
         if !p.0.is_empty() {
             return Err(ConfigError { problems: p.0 });
         }
@@ -610,6 +693,10 @@ impl TryFrom<RawConfig> for Config {
             log_level,
             log_format,
             event_hook_secret,
+            bearer,
+            skip_routes,
+            identity_keys,
+            sites: several.sites,
         })
     }
 }

@@ -7,6 +7,7 @@
 //! `groups`, `policy`, `identity_headers` and `redirect`, which rest on
 //! `config` and `error`. `startup` is the only module that knows them all.
 
+pub mod bearer;
 pub mod config;
 pub mod error;
 pub mod forwarded;
@@ -14,6 +15,7 @@ pub mod groups;
 pub mod healthcheck;
 pub mod html;
 pub mod identity_headers;
+pub mod identity_jwt;
 pub mod logout_token;
 pub mod metrics;
 pub mod oidc;
@@ -27,5 +29,7 @@ mod redis_connection;
 pub mod revocation_token;
 pub mod routes;
 pub mod session;
+pub mod sites;
+pub mod skip_routes;
 pub mod startup;
 pub mod telemetry;

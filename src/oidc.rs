@@ -246,6 +246,12 @@ impl Oidc {
 
     /// A fresh authorize URL with random state, nonce and PKCE (S256) challenge.
     pub fn authorize(&self) -> Result<Authorize, OidcError> {
+        self.authorize_for(None)
+    }
+
+    /// [`authorize`](Self::authorize) with another redirect URI than the
+    /// configured one (several root domains: each has its own).
+    pub fn authorize_for(&self, redirect_uri: Option<&str>) -> Result<Authorize, OidcError> {
         let provider = self.provider().ok_or(OidcError::NotReady)?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request = provider.client.authorize_url(
@@ -255,6 +261,11 @@ impl Oidc {
         );
         for scope in self.scopes.iter().filter(|s| s.as_str() != "openid") {
             request = request.add_scope(Scope::new(scope.clone()));
+        }
+        if let Some(uri) = redirect_uri {
+            let uri = RedirectUrl::new(uri.to_owned())
+                .map_err(|e| OidcError::Discovery(format!("redirect URI: {e}")))?;
+            request = request.set_redirect_uri(std::borrow::Cow::Owned(uri));
         }
         let (url, state, nonce) = request.set_pkce_challenge(challenge).url();
         Ok(Authorize {
@@ -272,12 +283,30 @@ impl Oidc {
         pkce_verifier: &Secret,
         nonce: &str,
     ) -> Result<SignedIn, OidcError> {
+        self.finish_for(code, pkce_verifier, nonce, None).await
+    }
+
+    /// [`finish`](Self::finish) for a sign-in that [`authorize_for`](Self::authorize_for)
+    /// started with `redirect_uri`: the token request must name the same one.
+    pub async fn finish_for(
+        &self,
+        code: &str,
+        pkce_verifier: &Secret,
+        nonce: &str,
+        redirect_uri: Option<&str>,
+    ) -> Result<SignedIn, OidcError> {
         let provider = self.provider().ok_or(OidcError::NotReady)?;
-        let tokens = provider
+        let mut request = provider
             .client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .map_err(|e| OidcError::Exchange(e.to_string()))?
-            .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.expose().to_owned()))
+            .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.expose().to_owned()));
+        if let Some(uri) = redirect_uri {
+            let uri = RedirectUrl::new(uri.to_owned())
+                .map_err(|e| OidcError::Exchange(format!("redirect URI: {e}")))?;
+            request = request.set_redirect_uri(std::borrow::Cow::Owned(uri));
+        }
+        let tokens = request
             .request_async(&self.http)
             .await
             .map_err(|e| OidcError::Exchange(token_error(&e)))?;

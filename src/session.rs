@@ -206,6 +206,10 @@ pub struct Session {
     /// Kept only as `id_token_hint` for sign-out at Okta.
     #[serde(with = "opt_secret")]
     pub id_token: Option<Secret>,
+    /// Several root domains: the cookie domain the session was made for; a
+    /// check on another domain does not accept it. `None` with one domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookie_domain: Option<String>,
 }
 
 impl std::fmt::Debug for Session {
@@ -408,6 +412,7 @@ mod tests {
             refresh_not_before: 0,
             refresh_token: Some(Secret::new("rt-secret-value".into())),
             id_token: Some(Secret::new("idt-secret-value".into())),
+            cookie_domain: None,
         };
         let text = format!("{s:?}");
         assert!(!text.contains("secret-value"), "{text}");

@@ -18,6 +18,8 @@ use crate::routes::AppState;
 use crate::session::Session;
 use crate::{html, identity_headers, metrics};
 
+mod api_clients;
+
 /// Which endpoint is asking: they differ only in how "who are you?" is said.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -44,27 +46,54 @@ async fn check(req: &HttpRequest, state: &AppState, mode: Mode) -> Result<Allowe
         Mode::Forward => AllowLists::from_forward_query(req.query_string()),
     }
     .map_err(|e| Denied::Error(AppError::BadRequest(e.to_string())))?;
-    let Some((_, session)) = state.current_session(req).await.map_err(Denied::Error)? else {
+    // Public routes, API clients, several domains and the signed identity need
+    // the original URL on every check; otherwise only strangers do.
+    let original = if api_clients::needs_original(state) {
+        Some(read_original(req, state, mode)?)
+    } else {
+        None
+    };
+    if api_clients::is_public(req, state, original.as_ref()) {
+        return Ok(Allowed::public());
+    }
+    if let Some(token) = api_clients::bearer_token(req, state) {
+        return api_clients::check_bearer(state, mode, &route, original.as_ref(), token).await;
+    }
+    let host = original.as_ref().and_then(|o| o.url.as_ref()?.host_str());
+    let session = state.current_session(req).await.map_err(Denied::Error)?;
+    // Several root domains: a cookie of one domain is never a session on another.
+    let session = session.filter(|(_, s)| state.session_fits_host(s, host));
+    let Some((_, session)) = session else {
         metrics::AUTH_UNAUTHENTICATED.inc();
         // Only a stranger's answer needs the original URL (for `rd`): read it here.
-        let original = read_original(req, state, mode)?;
+        let original = match original {
+            Some(original) => original,
+            None => read_original(req, state, mode)?,
+        };
         return Err(unauthenticated(req, state, mode, &original));
     };
     let groups = state
         .groups_of(&session)
         .await
-        .map_err(|e| groups_denied(state, &session, e))?;
+        .map_err(|e| api_clients::on_site(groups_denied(state, &session, e), state, host))?;
     let subject = Subject {
         login: &session.login,
         email: &session.email,
         groups: &groups.list,
     };
-    permit(
+    let allowed = permit(
         decide(&state.config.policy, &route, &subject),
         state,
         &session,
         &groups,
     )
+    .map_err(|denied| api_clients::on_site(denied, state, host))?;
+    let who = api_clients::Who {
+        subject: &session.sub,
+        login: &session.login,
+        email: &session.email,
+    };
+    api_clients::with_signed_identity(allowed, state, original.as_ref(), &who, &groups).await
 }
 
 /// Each endpoint reads first the headers its proxies set: nginx configs send
@@ -95,31 +124,47 @@ fn read_original(
     .map_err(|e| Denied::Error(AppError::BadRequest(e.to_string())))
 }
 
-/// The only way to an [`Allowed`].
+/// The only way to an [`Allowed`] with identity headers.
 fn permit(
     decision: Decision,
     state: &AppState,
     session: &Session,
     groups: &UserGroups,
 ) -> Result<Allowed, Denied> {
+    permit_as(decision, state, &session.login, &session.email, groups)
+}
+
+/// [`permit`] for a user or client that may not have a session (API clients).
+fn permit_as(
+    decision: Decision,
+    state: &AppState,
+    login: &str,
+    email: &str,
+    groups: &UserGroups,
+) -> Result<Allowed, Denied> {
     match decision {
         Decision::Allow => {
             metrics::AUTH_ALLOWED.inc();
             Ok(Allowed {
-                headers: identity_headers::render(&session.login, &session.email, groups),
+                headers: Some(identity_headers::render(login, email, groups)),
+                jwt: None,
             })
         }
         Decision::Deny(reason) => {
             metrics::AUTH_FORBIDDEN.inc();
-            tracing::info!(user = %session.login, reason, "access denied");
-            Err(forbidden(state, session))
+            tracing::info!(user = %login, reason, "access denied");
+            Err(forbidden_as(state, login))
         }
     }
 }
 
 fn forbidden(state: &AppState, session: &Session) -> Denied {
+    forbidden_as(state, &session.login)
+}
+
+fn forbidden_as(state: &AppState, login: &str) -> Denied {
     Denied::Forbidden {
-        login: session.login.clone(),
+        login: login.to_owned(),
         sign_out: format!("{}/oauth2/sign_out", state.config.service_url),
     }
 }
@@ -147,7 +192,8 @@ fn unauthenticated(
     mode: Mode,
     original: &OriginalRequest,
 ) -> Denied {
-    let mut start = format!("{}/oauth2/start", state.config.service_url);
+    let site = state.site_of_host(original.url.as_ref().and_then(|u| u.host_str()));
+    let mut start = format!("{}/oauth2/start", state.service_url_of(site));
     // The original URL, cut so that the whole Location stays under 4 KB.
     let encoded =
         |rd: &str| url::form_urlencoded::byte_serialize(rd.as_bytes()).collect::<String>();
@@ -208,9 +254,13 @@ fn is_api_request(req: &HttpRequest) -> bool {
         || !value("accept").to_ascii_lowercase().contains("text/html")
 }
 
-/// A 200 with the identity headers. Constructed only by [`permit`].
+/// A 200 with the identity headers. Constructed only by [`permit`], or
+/// without identity headers for a public route ([`Allowed::public`]).
 pub struct Allowed {
-    headers: [(&'static str, String); 4],
+    /// `None` for a public route: no identity at all.
+    headers: Option<[(&'static str, String); 4]>,
+    /// `X-Auth-Request-Jwt`, with `IDENTITY_JWT_KEY`.
+    jwt: Option<std::sync::Arc<str>>,
 }
 
 impl actix_web::Responder for Allowed {
@@ -220,7 +270,12 @@ impl actix_web::Responder for Allowed {
         let mut response = HttpResponse::Ok().finish();
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        for (name, value) in self.headers {
+        if let Some(jwt) = self.jwt {
+            if let Ok(value) = HeaderValue::from_str(&jwt) {
+                headers.insert(HeaderName::from_static(api_clients::JWT_HEADER), value);
+            }
+        }
+        for (name, value) in self.headers.into_iter().flatten() {
             // Values were stripped of control characters, so this cannot fail; the
             // String's buffer becomes the header's without a copy.
             if let Ok(value) = HeaderValue::from_maybe_shared(web::Bytes::from(value)) {
@@ -247,6 +302,9 @@ pub enum Denied {
     /// Any of the above with its status and headers but an empty body
     /// (`/oauth2/auth`).
     Bodiless(Box<Denied>),
+    /// An `Authorization: Bearer` token that is not accepted: 401
+    /// `invalid_token`, or 403 `insufficient_scope`; never a redirect.
+    BadToken(api_clients::BadToken),
 }
 
 impl std::fmt::Display for Denied {
@@ -256,6 +314,7 @@ impl std::fmt::Display for Denied {
             Denied::Forbidden { .. } => f.write_str("not allowed"),
             Denied::Error(e) => write!(f, "{e}"),
             Denied::Bodiless(inner) => inner.fmt(f),
+            Denied::BadToken(t) => write!(f, "{}", t.error),
         }
     }
 }
@@ -267,6 +326,7 @@ impl ResponseError for Denied {
             Denied::Forbidden { .. } => StatusCode::FORBIDDEN,
             Denied::Error(e) => e.status_code(),
             Denied::Bodiless(inner) => inner.status_code(),
+            Denied::BadToken(t) => t.status(),
         }
     }
 
@@ -322,6 +382,7 @@ impl ResponseError for Denied {
                 }
                 response
             }
+            Denied::BadToken(t) => t.response(),
         }
     }
 }

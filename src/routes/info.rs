@@ -13,7 +13,11 @@ pub async fn userinfo(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let Some((_, session)) = state.current_session(&req).await? else {
+    // Several root domains: a session answers on its own domain only.
+    let host = req.headers().get("host").and_then(|h| h.to_str().ok());
+    let host = host.map(crate::routes::site::strip_port);
+    let session = state.current_session(&req).await?;
+    let Some((_, session)) = session.filter(|(_, s)| state.session_fits_host(s, host)) else {
         return Ok(HttpResponse::Unauthorized()
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(json!({"error": "unauthenticated", "message": "Sign in first."})));

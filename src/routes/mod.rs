@@ -23,8 +23,10 @@ mod frontchannel;
 mod global_logout;
 mod info;
 mod okta_events;
+mod jwks;
 mod sign_in;
 mod sign_out;
+pub(crate) mod site;
 
 pub use cookies::{cookie_values, session_cookie_header, CookieNames};
 
@@ -49,6 +51,10 @@ pub struct AppState {
     pub pending: PendingCodec,
     /// Our cookies' names (prefixed) and the old ones still read.
     pub cookie_names: CookieNames,
+    /// `Some` with `BEARER_AUDIENCE`: verified access tokens, cached.
+    pub bearer: Option<crate::bearer::BearerVerifier>,
+    /// `Some` with `IDENTITY_JWT_KEY`: the `X-Auth-Request-Jwt` signer and cache.
+    pub identity_tokens: Option<crate::identity_jwt::IdentityTokens>,
 }
 
 impl AppState {
@@ -59,6 +65,14 @@ impl AppState {
         groups: Option<GroupsCache>,
     ) -> AppState {
         AppState {
+            bearer: config
+                .bearer
+                .clone()
+                .map(|b| crate::bearer::BearerVerifier::new(b, &config.issuer)),
+            identity_tokens: config
+                .identity_keys
+                .clone()
+                .map(crate::identity_jwt::IdentityTokens::new),
             codec: CookieCodec::new(config.cookie.keys.clone()),
             pending: PendingCodec::new(&config.cookie.keys),
             cookie_names: CookieNames::new(&config.cookie, now()),
@@ -251,6 +265,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::get().to(frontchannel::frontchannel_logout),
         )
         .route("/oauth2/userinfo", web::get().to(info::userinfo))
+        .route("/oauth2/jwks.json", web::get().to(jwks::jwks))
         .route("/healthz", web::get().to(info::healthz))
         .route("/readyz", web::get().to(info::readyz));
 }

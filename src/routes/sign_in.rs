@@ -29,9 +29,11 @@ pub async fn start(
     query: web::Query<StartQuery>,
 ) -> Result<HttpResponse, AppError> {
     let rd = state.return_address(query.rd.as_deref())?;
+    // Several root domains: sign in through the service URL of this one.
+    let site = state.site_of_request(&req, Some(&rd));
     let authorize = state
         .oidc
-        .authorize()
+        .authorize_for(site.map(|s| s.redirect_uri.as_str()))
         .map_err(|e| AppError::Unavailable(e.to_string()))?;
     let now = now();
     let new = PendingSignIn {
@@ -146,7 +148,7 @@ async fn finish(
             "Okta's answer had no authorization code.".into(),
         ));
     };
-    match sign_in(state, &pending, code, now).await {
+    match sign_in(state, req, &pending, code, now).await {
         Ok(session_cookie) => {
             let mut response = HttpResponse::Found();
             response
@@ -167,13 +169,22 @@ async fn finish(
 /// the session; returns the session cookie's `Set-Cookie`.
 async fn sign_in(
     state: &AppState,
+    req: &HttpRequest,
     pending: &PendingSignIn,
     code: &str,
     now: u64,
 ) -> Result<String, AppError> {
+    // Okta compares the token request's redirect URI with the authorize one:
+    // a callback on another domain than its start fails there.
+    let site = state.site_of_request(req, None);
     let signed_in = state
         .oidc
-        .finish(code, &pending.pkce_verifier, &pending.nonce)
+        .finish_for(
+            code,
+            &pending.pkce_verifier,
+            &pending.nonce,
+            site.map(|s| s.redirect_uri.as_str()),
+        )
         .await
         .map_err(|e| match e {
             oidc::OidcError::NotReady => AppError::Unavailable(e.to_string()),
@@ -213,6 +224,7 @@ async fn sign_in(
         // An Okta ID token is ~1 kB, more than the rest of the session together:
         // with a refresh token, sign-out gets a fresh one instead of keeping it.
         id_token: keep_id_token.then_some(signed_in.id_token),
+        cookie_domain: site.map(|s| s.cookie_domain.clone()),
     };
     // A fresh id for every sign-in: a cookie planted before cannot become a session.
     let id = SessionId::random();
@@ -230,7 +242,7 @@ async fn sign_in(
     metrics::SIGN_INS.inc();
     tracing::info!(user = %session.login, "signed in");
     Ok(session_cookie_header(
-        &state.config.cookie,
+        &state.cookie_of(site),
         Some(&state.codec.encode_session(&id)),
     ))
 }

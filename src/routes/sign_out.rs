@@ -25,8 +25,9 @@ pub async fn sign_out(
     query: web::Query<SignOutQuery>,
 ) -> Result<HttpResponse, AppError> {
     let rd = state.return_address(query.rd.as_deref())?;
+    let site = state.site_of_request(&req, Some(&rd));
     let asked_everywhere = matches!(query.everywhere.as_deref(), Some("true" | "1" | "yes"));
-    let everywhere = asked_everywhere && is_same_origin_post(&req, &state.config.service_url);
+    let everywhere = asked_everywhere && is_same_origin_post(&req, state.service_url_of(site));
     if asked_everywhere && !everywhere {
         tracing::info!("sign-out everywhere needs a POST from this service's origin; ending the current session only");
     }
@@ -46,7 +47,7 @@ pub async fn sign_out(
             tracing::info!(user = %session.login, "signed out");
         }
         if let Some(id_token) = okta_sign_out_hint(&state, &session).await {
-            let post_logout = absolute(&state.config.service_url, &rd);
+            let post_logout = absolute(state.service_url_of(site), &rd);
             if let Some(url) = state.oidc.end_session_url(id_token.expose(), &post_logout) {
                 location = url.into();
             }
@@ -57,9 +58,9 @@ pub async fn sign_out(
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((
             header::SET_COOKIE,
-            session_cookie_header(&state.config.cookie, None),
+            session_cookie_header(&state.cookie_of(site), None),
         ));
-    for clear in state.cookie_names.clear_legacy(&state.config.cookie) {
+    for clear in state.cookie_names.clear_legacy(&state.cookie_of(site)) {
         response.append_header((header::SET_COOKIE, clear));
     }
     Ok(response

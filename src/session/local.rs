@@ -145,6 +145,7 @@ mod tests {
             refresh_not_before: 0,
             refresh_token: None,
             id_token: None,
+            cookie_domain: None,
         })
     }
 

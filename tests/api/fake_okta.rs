@@ -538,6 +538,45 @@ impl FakeOkta {
             .expect("sign with a test key")
     }
 
+    /// The audience of the custom authorization server `default`'s access tokens.
+    pub const API_AUDIENCE: &'static str = "api://default";
+
+    /// An access token of the custom authorization server `default`, shaped
+    /// like Okta's (header `kid` + `alg` RS256; `ver`, `jti`, `iss`, `aud`,
+    /// `iat`, `exp`, `cid`, `scp`, and for a user `uid` and `sub` = login),
+    /// signed with the current key. `user`: `None` for a client-credentials
+    /// (machine) token, whose `sub` is the client id.
+    pub fn mint_access_token(&self, user: Option<&FakeUser>, cid: &str, scp: &[&str]) -> String {
+        let now = now_secs();
+        let mut claims = json!({
+            "ver": 1,
+            "jti": format!("AT.{}", random_token()),
+            "iss": self.custom_issuer(),
+            "aud": Self::API_AUDIENCE,
+            "iat": now,
+            "exp": now + 3600,
+            "cid": cid,
+            "scp": scp,
+            "sub": cid,
+        });
+        if let Some(user) = user {
+            claims["uid"] = json!(user.id);
+            claims["sub"] = json!(user.login);
+            claims["auth_time"] = json!(now);
+        }
+        self.sign_access_token(&claims)
+    }
+
+    /// Any claims signed like an access token (RS256, current `kid`), for
+    /// tests that spoil one claim.
+    pub fn sign_access_token(&self, claims: &Value) -> String {
+        let key = self.lock().key;
+        let mut header = Header::new(Algorithm::RS256);
+        header.typ = None;
+        header.kid = Some(key.kid().to_string());
+        jsonwebtoken::encode(&header, claims, self.encoding_key(key)).expect("sign with a test key")
+    }
+
     fn encoding_key(&self, key: SigningKey) -> &EncodingKey {
         match key {
             SigningKey::One => &self.state.keys[0],
@@ -813,7 +852,8 @@ impl AuthorizeRequest {
 }
 
 /// Every loopback URL counts as registered on the fake app (https too: the
-/// HTTPS tests through the proxies).
+/// HTTPS tests through the proxies), and so do the reserved `.test` names that
+/// tests resolve to loopback (several domains).
 fn is_registered_redirect(uri: &str) -> bool {
     let loopback = [
         "http://127.0.0.1",
@@ -823,7 +863,11 @@ fn is_registered_redirect(uri: &str) -> bool {
     ]
     .iter()
     .any(|origin| uri.starts_with(origin));
-    loopback && Url::parse(uri).is_ok()
+    let test_name = Url::parse(uri)
+        .ok()
+        .and_then(|u| u.host_str().map(|h| h.ends_with(".test")))
+        .unwrap_or(false);
+    (loopback || test_name) && Url::parse(uri).is_ok()
 }
 
 async fn authorize(req: HttpRequest, fake: web::Data<FakeOkta>) -> HttpResponse {

@@ -1,6 +1,7 @@
 //! Integration tests: the real service against a fake Okta on loopback.
 
 mod access_end;
+mod api_clients;
 mod auth;
 mod backchannel;
 mod browser;
@@ -19,12 +20,15 @@ mod logs;
 mod okta_events;
 mod proxies;
 mod proxy_harness;
+mod public_routes;
 mod redis;
 mod redis_groups;
 mod refresh;
 mod service_process;
 mod session_store;
+mod several_domains;
 mod sign_in;
 mod sign_out;
+mod signed_identity;
 mod tls;
 mod traefik;

@@ -524,6 +524,7 @@ mod invalidation {
             refresh_not_before: 0,
             refresh_token: Some(Secret::new("rt".into())),
             id_token: None,
+            cookie_domain: None,
         }
     }
 

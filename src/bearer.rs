@@ -1,0 +1,475 @@
+//! API clients (`BEARER_AUDIENCE`): an Okta custom authorization server's access
+//! token in `Authorization: Bearer`, verified locally against the issuer's JWKS
+//! (RS256 only, `iss`, `aud`, `exp`, `nbf`, optional `cid` allow-list and
+//! required scopes) with no Okta call per request. A verified token is cached,
+//! keyed by its SHA-256, until its `exp`. Errors never contain the token; the
+//! org server's opaque tokens get their own error. No actix types.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use moka::future::Cache;
+use serde::Deserialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::oidc::Oidc;
+use crate::session::now;
+
+/// Clock difference tolerated between Okta and us, in seconds.
+const CLOCK_SKEW: u64 = 30;
+/// Verified tokens kept at most (each entry is a few hundred bytes).
+const CACHE_CAPACITY: u64 = 50_000;
+/// Longest an access token is longer than a JWT should be; Okta's are ~1 kB.
+const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// `BEARER_AUDIENCE`, `BEARER_CLIENT_IDS`, `BEARER_SCOPES`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BearerSettings {
+    /// A token's `aud` must contain it (e.g. `api://default`).
+    pub audience: String,
+    /// When not empty, a token's `cid` must be one of these.
+    pub client_ids: Vec<String>,
+    /// Every one must be in the token's `scp`.
+    pub scopes: Vec<String>,
+}
+
+impl BearerSettings {
+    /// `Ok(None)` when `BEARER_AUDIENCE` is unset (bearer tokens are not accepted).
+    pub fn parse(
+        audience: Option<String>,
+        client_ids: Option<String>,
+        scopes: Option<String>,
+    ) -> Result<Option<BearerSettings>, Vec<String>> {
+        let list = |v: Option<String>| -> Vec<String> {
+            v.unwrap_or_default()
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        let (client_ids, scopes) = (list(client_ids), list(scopes));
+        let Some(audience) = audience else {
+            let mut problems = Vec::new();
+            for (name, given) in [
+                ("BEARER_CLIENT_IDS", !client_ids.is_empty()),
+                ("BEARER_SCOPES", !scopes.is_empty()),
+            ] {
+                if given {
+                    problems.push(format!(
+                        "{name} is set but BEARER_AUDIENCE is not: set BEARER_AUDIENCE to the \
+                         audience of your Okta authorization server (e.g. api://default) to \
+                         accept access tokens, or remove {name}"
+                    ));
+                }
+            }
+            return if problems.is_empty() {
+                Ok(None)
+            } else {
+                Err(problems)
+            };
+        };
+        Ok(Some(BearerSettings {
+            audience,
+            client_ids,
+            scopes,
+        }))
+    }
+}
+
+/// Who a verified access token speaks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenIdentity {
+    /// The Okta user id (`uid`) of a user's token; the client id (`cid`) of a
+    /// client-credentials token.
+    pub subject: String,
+    /// The user's login (`sub`), or the client id for a machine.
+    pub login: String,
+    /// The login when it is an email address, else empty.
+    pub email: String,
+    /// A client-credentials token: no user, no groups.
+    pub machine: bool,
+    /// The token's `groups` claim, if the authorization server adds one.
+    pub groups_claim: Option<Vec<String>>,
+    /// The token's `exp`.
+    pub expires_at: u64,
+}
+
+/// Why a bearer token was refused. The text goes to logs and to
+/// `WWW-Authenticate`'s `error_description`; it never contains the token.
+#[derive(Debug, Clone, Copy, thiserror::Error, PartialEq, Eq)]
+pub enum BearerError {
+    #[error("the issuer's signing keys are not loaded yet")]
+    NotReady,
+    #[error(
+        "the access token is not a JWT: Okta's org authorization server issues opaque tokens \
+         that only Okta can read; use a custom authorization server"
+    )]
+    Opaque,
+    #[error("the access token is malformed")]
+    Malformed,
+    #[error("the access token's alg must be RS256")]
+    Algorithm,
+    #[error("the access token is signed with a key the issuer does not list")]
+    UnknownKey,
+    #[error("the access token's signature does not verify")]
+    Signature,
+    #[error("the access token is from another issuer")]
+    Issuer,
+    #[error("the access token is for another audience")]
+    Audience,
+    #[error("the access token has expired")]
+    Expired,
+    #[error("the access token is not valid yet")]
+    NotYetValid,
+    #[error("the access token's client (cid) is not allowed")]
+    Client,
+    #[error("the access token lacks a required scope")]
+    Scope,
+}
+
+impl BearerError {
+    /// RFC 6750 §3.1: a missing scope is `insufficient_scope` (403), the rest
+    /// `invalid_token` (401), except keys not loaded, which is ours (503).
+    pub fn is_insufficient_scope(self) -> bool {
+        self == BearerError::Scope
+    }
+}
+
+use BearerError as E;
+
+/// The token of an `Authorization: Bearer …` header; `None` for any other scheme.
+pub fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+/// Verifies access tokens and remembers the ones that passed until they expire.
+pub struct BearerVerifier {
+    settings: BearerSettings,
+    issuer: String,
+    cache: Cache<[u8; 32], Arc<TokenIdentity>>,
+}
+
+/// Each cached token lives until its own `exp`.
+struct UntilExpiry;
+
+impl moka::Expiry<[u8; 32], Arc<TokenIdentity>> for UntilExpiry {
+    fn expire_after_create(
+        &self,
+        _: &[u8; 32],
+        value: &Arc<TokenIdentity>,
+        _: Instant,
+    ) -> Option<Duration> {
+        Some(Duration::from_secs(value.expires_at.saturating_sub(now())))
+    }
+}
+
+impl BearerVerifier {
+    pub fn new(settings: BearerSettings, issuer: &str) -> BearerVerifier {
+        BearerVerifier {
+            settings,
+            issuer: issuer.to_string(),
+            cache: Cache::builder()
+                .max_capacity(CACHE_CAPACITY)
+                .expire_after(UntilExpiry)
+                .build(),
+        }
+    }
+
+    /// The identity of a valid token: from the cache, else verified against the
+    /// issuer's keys (an unknown `kid` reloads them once, rate-limited in [`Oidc`]).
+    pub async fn verify(&self, oidc: &Oidc, token: &str) -> Result<Arc<TokenIdentity>, E> {
+        let key = cache_key(token);
+        if let Some(known) = self.cached(&key).await {
+            return known;
+        }
+        let keys = oidc.signing_keys().ok_or(E::NotReady)?;
+        let identity = match self.verify_with_keys(token, &keys, now()) {
+            Err(E::UnknownKey) => {
+                oidc.reload_signing_keys().await;
+                let keys = oidc.signing_keys().ok_or(E::NotReady)?;
+                self.verify_with_keys(token, &keys, now())
+            }
+            other => other,
+        }?;
+        Ok(self.remember(key, identity).await)
+    }
+
+    /// [`verify`](Self::verify) with the given keys (no reload): the cache,
+    /// else the keys. For benchmarks and tests without an IdP.
+    pub async fn verify_with_cache(
+        &self,
+        token: &str,
+        keys: &JwkSet,
+    ) -> Result<Arc<TokenIdentity>, E> {
+        let key = cache_key(token);
+        if let Some(known) = self.cached(&key).await {
+            return known;
+        }
+        let identity = self.verify_with_keys(token, keys, now())?;
+        Ok(self.remember(key, identity).await)
+    }
+
+    /// A cached token's identity, or `Expired` once its `exp` passed.
+    async fn cached(&self, key: &[u8; 32]) -> Option<Result<Arc<TokenIdentity>, E>> {
+        let hit = self.cache.get(key).await?;
+        if now() < hit.expires_at + CLOCK_SKEW {
+            return Some(Ok(hit));
+        }
+        self.cache.invalidate(key).await;
+        Some(Err(E::Expired))
+    }
+
+    async fn remember(&self, key: [u8; 32], identity: TokenIdentity) -> Arc<TokenIdentity> {
+        let identity = Arc::new(identity);
+        self.cache.insert(key, identity.clone()).await;
+        identity
+    }
+
+    /// Verifies a token against the given keys at time `now` (seconds since the
+    /// epoch). The header is checked before the key is chosen, the signature
+    /// before any claim is believed.
+    pub fn verify_with_keys(
+        &self,
+        token: &str,
+        keys: &JwkSet,
+        now: u64,
+    ) -> Result<TokenIdentity, E> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(E::Malformed);
+        }
+        let header = read_header(token)?;
+        if header.alg.as_deref() != Some("RS256") {
+            return Err(E::Algorithm);
+        }
+        if header.crit.is_some() {
+            return Err(E::Malformed);
+        }
+        let key = choose_key(keys, header.kid.as_deref())?;
+        let claims = self.decode(token, key)?;
+        // jsonwebtoken checked exp and nbf with its own clock; ours decides.
+        if claims.exp + CLOCK_SKEW <= now {
+            return Err(E::Expired);
+        }
+        if claims.nbf.is_some_and(|nbf| nbf > now + CLOCK_SKEW) {
+            return Err(E::NotYetValid);
+        }
+        if !self.settings.client_ids.is_empty()
+            && !claims
+                .cid
+                .as_ref()
+                .is_some_and(|cid| self.settings.client_ids.contains(cid))
+        {
+            return Err(E::Client);
+        }
+        let scopes = claims.scp.as_ref().map(Scopes::list).unwrap_or_default();
+        if !self
+            .settings
+            .scopes
+            .iter()
+            .all(|wanted| scopes.contains(&wanted.as_str()))
+        {
+            return Err(E::Scope);
+        }
+        identity(claims)
+    }
+
+    fn decode(&self, token: &str, key: &Jwk) -> Result<Claims, E> {
+        let key = DecodingKey::from_jwk(key).map_err(|_| E::Signature)?;
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_required_spec_claims(&["iss", "aud", "exp"]);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.settings.audience]);
+        validation.leeway = CLOCK_SKEW;
+        validation.validate_nbf = true;
+        jsonwebtoken::decode::<Claims>(token, &key, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
+                ErrorKind::InvalidSignature => E::Signature,
+                ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => E::Algorithm,
+                ErrorKind::InvalidIssuer => E::Issuer,
+                ErrorKind::InvalidAudience => E::Audience,
+                ErrorKind::MissingRequiredClaim(c) if c == "iss" => E::Issuer,
+                ErrorKind::MissingRequiredClaim(c) if c == "aud" => E::Audience,
+                ErrorKind::MissingRequiredClaim(_) | ErrorKind::ExpiredSignature => E::Expired,
+                ErrorKind::ImmatureSignature => E::NotYetValid,
+                _ => E::Malformed,
+            })
+    }
+}
+
+/// The claims of an Okta access token that matter here.
+#[derive(Deserialize)]
+struct Claims {
+    exp: u64,
+    nbf: Option<u64>,
+    sub: Option<String>,
+    uid: Option<String>,
+    cid: Option<String>,
+    scp: Option<Scopes>,
+    groups: Option<Vec<String>>,
+}
+
+/// Okta writes `scp` as an array; RFC 9068's `scope` style (one string) is read too.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Scopes {
+    List(Vec<String>),
+    Text(String),
+}
+
+impl Scopes {
+    fn list(&self) -> Vec<&str> {
+        match self {
+            Scopes::List(list) => list.iter().map(String::as_str).collect(),
+            Scopes::Text(text) => text.split_whitespace().collect(),
+        }
+    }
+}
+
+fn identity(claims: Claims) -> Result<TokenIdentity, E> {
+    let non_empty = |v: Option<String>| v.filter(|s| !s.is_empty());
+    let (uid, cid, sub) = (
+        non_empty(claims.uid),
+        non_empty(claims.cid),
+        non_empty(claims.sub),
+    );
+    match (uid, cid) {
+        (Some(uid), _) => {
+            let login = sub.unwrap_or_else(|| uid.clone());
+            let email = if login.contains('@') {
+                login.clone()
+            } else {
+                String::new()
+            };
+            Ok(TokenIdentity {
+                subject: uid,
+                login,
+                email,
+                machine: false,
+                groups_claim: claims.groups,
+                expires_at: claims.exp,
+            })
+        }
+        (None, Some(cid)) => Ok(TokenIdentity {
+            subject: cid.clone(),
+            login: cid,
+            email: String::new(),
+            machine: true,
+            groups_claim: None,
+            expires_at: claims.exp,
+        }),
+        // Neither a user nor a client: nobody to name in the headers.
+        (None, None) => Err(E::Malformed),
+    }
+}
+
+/// The cache key: SHA-256 of the token, so the cache holds no usable token.
+fn cache_key(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// The protected header, read before any key is chosen.
+#[derive(Deserialize)]
+struct Header {
+    alg: Option<String>,
+    kid: Option<String>,
+    crit: Option<Value>,
+}
+
+fn read_header(token: &str) -> Result<Header, E> {
+    let mut parts = token.split('.');
+    let (Some(header), Some(_), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        // Okta's org server hands out opaque tokens (no dots, or a JWE's five parts).
+        return Err(E::Opaque);
+    };
+    let json = URL_SAFE_NO_PAD.decode(header).map_err(|_| E::Opaque)?;
+    serde_json::from_slice(&json).map_err(|_| E::Malformed)
+}
+
+/// The key named by `kid`; without a `kid`, the issuer's only RS256 key.
+fn choose_key<'k>(keys: &'k JwkSet, kid: Option<&str>) -> Result<&'k Jwk, E> {
+    let mut usable = keys.keys.iter().filter(|key| {
+        matches!(key.algorithm, AlgorithmParameters::RSA(_))
+            && matches!(
+                key.common.public_key_use,
+                None | Some(PublicKeyUse::Signature)
+            )
+            && matches!(key.common.key_algorithm, None | Some(KeyAlgorithm::RS256))
+    });
+    match kid {
+        Some(kid) => usable
+            .find(|key| key.common.key_id.as_deref() == Some(kid))
+            .ok_or(E::UnknownKey),
+        None => match (usable.next(), usable.next()) {
+            (Some(only), None) => Ok(only),
+            _ => Err(E::UnknownKey),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_bearer_scheme_yields_a_token() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer  abc "), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer"), None);
+    }
+
+    #[test]
+    fn scopes_and_client_ids_need_an_audience() {
+        assert_eq!(BearerSettings::parse(None, None, None), Ok(None));
+        let problems = BearerSettings::parse(None, Some("0oa1".into()), Some("a".into()))
+            .expect_err("no audience");
+        assert_eq!(problems.len(), 2);
+        assert!(
+            problems[0].contains("BEARER_CLIENT_IDS") && problems[0].contains("BEARER_AUDIENCE")
+        );
+        let s = BearerSettings::parse(
+            Some("api://default".into()),
+            Some("0oa1, 0oa2".into()),
+            Some("read write".into()),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(s.client_ids, ["0oa1", "0oa2"]);
+        assert_eq!(s.scopes, ["read", "write"]);
+    }
+
+    #[test]
+    fn opaque_and_malformed_tokens_are_told_apart() {
+        let v = BearerVerifier::new(
+            BearerSettings::parse(Some("api://default".into()), None, None)
+                .unwrap()
+                .unwrap(),
+            "https://example.okta.com/oauth2/default",
+        );
+        let keys = JwkSet { keys: Vec::new() };
+        assert_eq!(v.verify_with_keys("00Tabcdef", &keys, 0), Err(E::Opaque));
+        assert_eq!(v.verify_with_keys("a.b.c.d.e", &keys, 0), Err(E::Opaque));
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#);
+        assert_eq!(
+            v.verify_with_keys(&format!("{header}.e30."), &keys, 0),
+            Err(E::Algorithm)
+        );
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","kid":"k"}"#);
+        assert_eq!(
+            v.verify_with_keys(&format!("{header}.e30.sig"), &keys, 0),
+            Err(E::UnknownKey)
+        );
+    }
+}

@@ -1,0 +1,201 @@
+//! Signed identity (`IDENTITY_JWT_KEY`): `X-Auth-Request-Jwt` on every 2xx,
+//! verified here with jsonwebtoken against the keys `/oauth2/jwks.json`
+//! publishes — an independent verifier, not the service's signing code.
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::fake_okta::FakeOkta;
+use crate::helpers::{base_vars, header, spawn_app_for, spawn_app_with, TestApp};
+
+pub const ES256_PEM: &str = include_str!("../keys/identity-es256.pem");
+const ES256_NEXT_PEM: &str = include_str!("../keys/identity-es256-next.pem");
+const ED25519_PEM: &str = include_str!("../keys/identity-ed25519.pem");
+
+/// The published keys.
+pub async fn jwks(client: &reqwest::Client, url: &str) -> JwkSet {
+    let response = client.get(url).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
+
+/// Verifies a signed identity with the published keys, for `audience`, and
+/// returns its claims.
+pub fn verify(token: &str, keys: &JwkSet, issuer: &str, audience: &str) -> Value {
+    let head = decode_header(token).unwrap();
+    let kid = head.kid.expect("a kid");
+    let jwk = keys.find(&kid).expect("the kid is published");
+    assert!(
+        matches!(head.alg, Algorithm::ES256 | Algorithm::EdDSA),
+        "{:?}",
+        head.alg
+    );
+    let mut validation = Validation::new(head.alg);
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(&[audience]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    decode::<Value>(token, &DecodingKey::from_jwk(jwk).unwrap(), &validation)
+        .unwrap_or_else(|e| panic!("X-Auth-Request-Jwt does not verify: {e}"))
+        .claims
+}
+
+async fn signed_in(key: &str) -> TestApp {
+    let app = spawn_app_with(&[("IDENTITY_JWT_KEY", key)]).await;
+    assert_eq!(app.login_as("alice").await.status(), StatusCode::FOUND);
+    app
+}
+
+#[tokio::test]
+async fn every_2xx_carries_a_short_lived_identity_that_verifies_with_the_published_key() {
+    let app = signed_in(ES256_PEM).await;
+    let keys = jwks(&app.client, &app.url("/oauth2/jwks.json")).await;
+    assert_eq!(keys.keys.len(), 1);
+    let alice = app.okta.user("alice");
+    for (endpoint, check) in [
+        (
+            "auth",
+            app.auth("https://app.example.com/reports?x=1").await,
+        ),
+        (
+            "forward",
+            app.forward("GET", "app.example.com", "/reports", &[]).await,
+        ),
+    ] {
+        assert_eq!(check.status(), StatusCode::OK, "{endpoint}");
+        let token = header(&check, "x-auth-request-jwt");
+        assert!(!token.is_empty(), "{endpoint}: no X-Auth-Request-Jwt");
+        assert_eq!(decode_header(&token).unwrap().alg, Algorithm::ES256);
+        let claims = verify(&token, &keys, &app.address, "https://app.example.com");
+        assert_eq!(claims["sub"], alice.id.as_str());
+        assert_eq!(claims["email"], alice.email.as_str());
+        assert_eq!(claims["groups"], serde_json::json!(["Everyone", "admins"]));
+        let lifetime = claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap();
+        assert!((60..=600).contains(&lifetime), "{lifetime} s");
+    }
+}
+
+#[tokio::test]
+async fn the_identity_is_for_one_origin_and_reused_rather_than_signed_per_check() {
+    let app = signed_in(ES256_PEM).await;
+    let keys = jwks(&app.client, &app.url("/oauth2/jwks.json")).await;
+    let first = header(
+        &app.auth("https://app.example.com/a").await,
+        "x-auth-request-jwt",
+    );
+    let again = header(
+        &app.auth("https://app.example.com/b").await,
+        "x-auth-request-jwt",
+    );
+    assert_eq!(first, again, "the same origin reuses the token");
+    let other = header(
+        &app.auth("https://wiki.example.com/").await,
+        "x-auth-request-jwt",
+    );
+    assert_ne!(first, other);
+    verify(&other, &keys, &app.address, "https://wiki.example.com");
+    // A token for one app is refused by another (aud).
+    let head = decode_header(&first).unwrap();
+    let mut validation = Validation::new(head.alg);
+    validation.set_audience(&["https://wiki.example.com"]);
+    let jwk = keys.find(head.kid.as_deref().unwrap()).unwrap();
+    assert!(decode::<Value>(&first, &DecodingKey::from_jwk(jwk).unwrap(), &validation).is_err());
+}
+
+#[tokio::test]
+async fn ed25519_signs_first_and_every_listed_key_is_published() {
+    let app = signed_in(&format!("{ED25519_PEM},{ES256_NEXT_PEM}")).await;
+    let response = app
+        .client
+        .get(app.url("/oauth2/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    assert!(header(&response, "cache-control").contains("max-age"));
+    let body = response.text().await.unwrap();
+    assert!(!body.contains("\"d\""), "no private key material: {body}");
+    let keys: JwkSet = serde_json::from_str(&body).unwrap();
+    assert_eq!(keys.keys.len(), 2);
+    let token = header(
+        &app.auth("https://app.example.com/").await,
+        "x-auth-request-jwt",
+    );
+    assert_eq!(decode_header(&token).unwrap().alg, Algorithm::EdDSA);
+    verify(&token, &keys, &app.address, "https://app.example.com");
+}
+
+#[tokio::test]
+async fn an_api_client_gets_a_signed_identity_too() {
+    let okta = FakeOkta::start().await;
+    let issuer = okta.custom_issuer();
+    let app = spawn_app_for(
+        okta,
+        &[
+            ("IDP_PROVIDER_URL", issuer.as_str()),
+            ("BEARER_AUDIENCE", FakeOkta::API_AUDIENCE),
+            ("IDENTITY_JWT_KEY", ES256_PEM),
+        ],
+    )
+    .await;
+    let token = app
+        .okta
+        .mint_access_token(None, "0oamachine", &["items.read"]);
+    let response = app
+        .client
+        .get(app.url("/oauth2/auth"))
+        .header("X-Original-URL", "https://api.example.com/items")
+        .header("Authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let keys = jwks(&app.client, &app.url("/oauth2/jwks.json")).await;
+    let claims = verify(
+        &header(&response, "x-auth-request-jwt"),
+        &keys,
+        &app.address,
+        "https://api.example.com",
+    );
+    assert_eq!(claims["sub"], "0oamachine");
+    assert_eq!(claims["groups"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn without_a_key_there_is_no_header_and_no_jwks() {
+    let app = spawn_app_with(&[]).await;
+    app.login_as("alice").await;
+    let check = app.auth("https://app.example.com/").await;
+    assert_eq!(check.status(), StatusCode::OK);
+    assert!(check.headers().get("x-auth-request-jwt").is_none());
+    let jwks = app
+        .client
+        .get(app.url("/oauth2/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(jwks.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_key_that_cannot_sign_stops_the_start_without_showing_it() {
+    let okta = FakeOkta::start().await;
+    let p384 = include_str!("../keys/identity-p384.pem");
+    let file = std::env::temp_dir().join(format!("identity-{}.pem", std::process::id()));
+    std::fs::write(&file, format!("{ES256_PEM}{p384}")).unwrap();
+    for (name, value) in [
+        ("IDENTITY_JWT_KEY", p384.to_string()),
+        ("IDENTITY_JWT_KEY", "not a key".to_string()),
+        ("IDENTITY_JWT_KEY_FILE", file.display().to_string()),
+    ] {
+        let mut vars = base_vars(&okta, 4180);
+        vars.push((name.to_string(), value));
+        let error = forward_auth::config::Config::from_vars(vars)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(name), "{error}");
+        assert!(error.contains("EC P-256 or Ed25519"), "{error}");
+        assert!(!error.contains("MIG"), "no key material: {error}");
+    }
+    let _ = std::fs::remove_file(file);
+}
