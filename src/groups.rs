@@ -23,7 +23,7 @@ use crate::session::now;
 mod okta;
 mod redis;
 mod shared;
-pub use self::okta::{next_link, OktaGroupsClient};
+pub use self::okta::{next_link, status_grants_access, OktaGroupsClient};
 pub use self::redis::{RedisGroups, SharedEntry, SharedError, Take};
 use self::shared::Shared;
 
@@ -42,6 +42,10 @@ pub enum GroupsError {
     RateLimited,
     #[error("Okta does not know this user")]
     UserNotFound,
+    /// Okta knows the user, but their status (e.g. `SUSPENDED`,
+    /// `DEPROVISIONED`) no longer grants access.
+    #[error("the user's Okta status is {0}")]
+    UserInactive(String),
     #[error("Okta groups API unavailable: {0}")]
     Unavailable(String),
 }
@@ -50,7 +54,10 @@ impl GroupsError {
     /// Okta's own answer about the user, as opposed to Okta not answering:
     /// kept like groups, never replaced by last known groups.
     fn is_definitive(&self) -> bool {
-        matches!(self, GroupsError::UserNotFound)
+        matches!(
+            self,
+            GroupsError::UserNotFound | GroupsError::UserInactive(_)
+        )
     }
 }
 
@@ -90,8 +97,7 @@ impl Entry {
         Entry {
             answer: shared
                 .groups
-                .map(|groups| Arc::new(UserGroups::new(groups)))
-                .ok_or(GroupsError::UserNotFound),
+                .map(|groups| Arc::new(UserGroups::new(groups))),
             // Only an age beyond the monotonic clock's origin could fail; such
             // an entry would have expired in Redis long ago.
             fetched_at: Instant::now().checked_sub(age).unwrap_or_else(Instant::now),
@@ -489,7 +495,7 @@ mod tests {
         let entry = Entry::from_shared(
             SharedEntry {
                 fetched_at_ms,
-                groups: Some(vec![]),
+                groups: Ok(vec![]),
             },
             Instant::now(),
         );
@@ -504,7 +510,7 @@ mod tests {
         let gone = Entry::from_shared(
             SharedEntry {
                 fetched_at_ms,
-                groups: None,
+                groups: Err(GroupsError::UserNotFound),
             },
             Instant::now(),
         );

@@ -155,15 +155,15 @@ impl Shared {
         let result = client.fetch(user_id).await;
         self.share_block(client).await;
         let published = match &result {
-            Ok(groups) => Some((Some(groups.as_slice()), keep)),
-            // Kept only while fresh: an old "unknown" is asked again, not served.
-            Err(GroupsError::UserNotFound) => Some((None, ttl)),
+            Ok(groups) => Some((Ok(groups.as_slice()), keep)),
+            // Kept only while fresh: an old "no" is asked again, not served.
+            Err(error) if error.is_definitive() => Some((Err(error), ttl)),
             Err(_) => None,
         };
-        if let Some((groups, keep)) = published {
+        if let Some((answer, keep)) = published {
             if let Err(error) = self
                 .redis
-                .publish(user_id, token, started_ms, groups, keep)
+                .publish(user_id, token, started_ms, answer, keep)
                 .await
             {
                 self.trouble(&error);

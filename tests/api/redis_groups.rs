@@ -561,7 +561,7 @@ async fn an_entry_counts_only_when_recent_enough_and_a_newer_one_is_never_overwr
         Take::Leased { blocked_until: 0 }
     );
     assert!(shared
-        .publish("u", "p", 1000, Some(&groups), keep)
+        .publish("u", "p", 1000, Ok(&groups), keep)
         .await
         .unwrap());
     assert!(shared.release("u", "p", None, hold).await.unwrap());
@@ -570,7 +570,7 @@ async fn an_entry_counts_only_when_recent_enough_and_a_newer_one_is_never_overwr
     };
     assert_eq!(
         (entry.fetched_at_ms, entry.groups),
-        (1000, Some(groups.clone()))
+        (1000, Ok(groups.clone()))
     );
     assert_eq!(
         shared.take("u", "t", hold, 1001).await.unwrap(),
@@ -578,27 +578,27 @@ async fn an_entry_counts_only_when_recent_enough_and_a_newer_one_is_never_overwr
         "an older entry does not count: the taker gets the lease instead"
     );
     assert!(
-        !shared
-            .publish("u", "t", 900, Some(&[]), keep)
-            .await
-            .unwrap(),
+        !shared.publish("u", "t", 900, Ok(&[]), keep).await.unwrap(),
         "an answer older than the stored one is dropped"
     );
-    assert!(shared.publish("u", "t", 2000, None, keep).await.unwrap());
+    assert!(shared
+        .publish("u", "t", 2000, Err(&GroupsError::UserNotFound), keep)
+        .await
+        .unwrap());
     assert!(shared.release("u", "t", None, hold).await.unwrap());
     let Take::Entry(entry) = shared.take("u", "t", hold, 0).await.unwrap() else {
         panic!("the newer entry");
     };
     assert_eq!(
         (entry.fetched_at_ms, entry.groups),
-        (2000, None),
+        (2000, Err(GroupsError::UserNotFound)),
         "Okta does not know u"
     );
 
     // Only the lease holder publishes.
     assert!(
         !shared
-            .publish("w", "nobody", now_ms(), Some(&groups), keep)
+            .publish("w", "nobody", now_ms(), Ok(&groups), keep)
             .await
             .unwrap(),
         "a publisher without the lease is refused"
@@ -614,13 +614,7 @@ async fn an_entry_counts_only_when_recent_enough_and_a_newer_one_is_never_overwr
         Take::Leased { blocked_until: 0 }
     );
     assert!(shared
-        .publish(
-            "v",
-            "p",
-            now_ms(),
-            Some(&groups),
-            Duration::from_millis(300)
-        )
+        .publish("v", "p", now_ms(), Ok(&groups), Duration::from_millis(300))
         .await
         .unwrap());
     assert!(shared.release("v", "p", None, hold).await.unwrap());
@@ -645,7 +639,7 @@ async fn an_invalidation_forgets_the_shared_answer_and_voids_the_fetch_under_way
     let groups = vec![group("Everyone"), group("admins")];
     shared.take("u", "a", keep, 0).await.unwrap();
     assert!(shared
-        .publish("u", "a", now_ms(), Some(&groups), keep)
+        .publish("u", "a", now_ms(), Ok(&groups), keep)
         .await
         .unwrap());
     assert!(shared.release("u", "a", None, keep).await.unwrap());
@@ -662,14 +656,14 @@ async fn an_invalidation_forgets_the_shared_answer_and_voids_the_fetch_under_way
     );
     assert!(
         !shared
-            .publish("u", "b", now_ms(), Some(&groups), keep)
+            .publish("u", "b", now_ms(), Ok(&groups), keep)
             .await
             .unwrap(),
         "the fetch that began before the invalidation is not shared"
     );
     assert!(!shared.release("u", "b", None, keep).await.unwrap());
     assert!(shared
-        .publish("u", "c", now_ms(), Some(&[]), keep)
+        .publish("u", "c", now_ms(), Ok(&[]), keep)
         .await
         .unwrap());
 }
