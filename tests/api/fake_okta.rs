@@ -212,6 +212,8 @@ struct Calls {
     groups_by_user: HashMap<String, usize>,
     /// `GET /api/v1/users/{id}` requests, by user id.
     user_by_id: HashMap<String, usize>,
+    /// When each groups API request arrived, by user id.
+    groups_times_by_user: HashMap<String, Vec<std::time::Instant>>,
     token: usize,
     refresh: usize,
     discovery: usize,
@@ -412,6 +414,16 @@ impl FakeOkta {
         inner
             .statuses
             .insert(user_id.to_string(), status.to_string());
+    }
+
+    /// When each groups API request for this user arrived, oldest first.
+    pub fn groups_call_times_for(&self, user_id: &str) -> Vec<std::time::Instant> {
+        self.lock()
+            .calls
+            .groups_times_by_user
+            .get(user_id)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// `GET /api/v1/users/{id}` requests for this user (asked for by id or login).
@@ -1167,6 +1179,12 @@ async fn user_groups(
             .user_by_id_or_login(&asked)
             .map_or_else(|| asked.clone(), |u| u.id.clone());
         inner.calls.groups += 1;
+        inner
+            .calls
+            .groups_times_by_user
+            .entry(counted_as.clone())
+            .or_default()
+            .push(std::time::Instant::now());
         *inner.calls.groups_by_user.entry(counted_as).or_default() += 1;
         inner.groups_delay
     };

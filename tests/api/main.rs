@@ -9,6 +9,7 @@ mod demo;
 mod fake_okta;
 mod fake_okta_shapes;
 mod groups;
+mod groups_freshness;
 mod health;
 mod healthcheck;
 mod helpers;
