@@ -8,8 +8,8 @@
 //! replicas share answers, fetch leases, the 429 block and invalidations
 //! (`shared`). The Okta client is `okta`. No actix types.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use moka::future::Cache;
@@ -34,6 +34,9 @@ pub const DEFAULT_STALE_IF_ERROR: Duration = Duration::from_secs(15 * 60);
 const NEGATIVE_TTL: Duration = Duration::from_secs(2);
 /// Lookups in a row that an invalidation may void before a check gives up.
 const LOOKUP_ATTEMPTS: usize = 3;
+/// While invalidations from other replicas cannot be received, how long an
+/// answer is used before Redis is asked again (as for sessions).
+const UNCONFIRMED_FOR: Duration = Duration::from_secs(1);
 
 /// Why a user's groups are not known.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -73,6 +76,8 @@ struct Entry {
     /// When this replica began the lookup (Okta call or Redis read) that gave
     /// the entry: an invalidation after this instant voids it.
     looked_up_at: Instant,
+    /// Set by the first check that plans this answer's refresh.
+    refresh_planned: Arc<AtomicBool>,
 }
 
 impl Entry {
@@ -88,6 +93,7 @@ impl Entry {
             fetched_at: started,
             fetched_at_ms: started_ms,
             looked_up_at: started,
+            refresh_planned: Arc::default(),
         }
     }
 
@@ -103,6 +109,7 @@ impl Entry {
             fetched_at: Instant::now().checked_sub(age).unwrap_or_else(Instant::now),
             fetched_at_ms: shared.fetched_at_ms,
             looked_up_at,
+            refresh_planned: Arc::default(),
         }
     }
 
@@ -159,6 +166,18 @@ fn refresh_lead(ttl: Duration) -> Duration {
     (ttl / 10).min(Duration::from_secs(30))
 }
 
+/// What answer a lookup needs.
+#[derive(Clone, Copy)]
+enum Want {
+    /// One fetched within the TTL.
+    Fresh,
+    /// One fetched after this instant (epoch ms): a refresh.
+    NewerThan(u64),
+    /// This one (fetched at this instant) if it still stands, or a newer one;
+    /// never an Okta call just because Redis cannot answer.
+    Confirm(u64),
+}
+
 /// The groups of users, cached.
 #[derive(Clone)]
 pub struct GroupsCache {
@@ -177,8 +196,6 @@ struct Inner {
     failures: Cache<String, GroupsError>,
     /// When each user's groups were last invalidated on this replica.
     invalidated: Cache<String, Instant>,
-    /// Users whose background refresh is scheduled or running.
-    refreshing: Mutex<HashSet<String>>,
     shared: Option<Shared>,
 }
 
@@ -228,7 +245,6 @@ impl GroupsCache {
                     // before them has expired.
                     .time_to_live(ttl + stale_if_error)
                     .build(),
-                refreshing: Mutex::new(HashSet::new()),
                 shared,
             }),
         };
@@ -245,6 +261,9 @@ impl GroupsCache {
         if let Some(entry) = &known {
             let age = entry.age();
             if age < inner.ttl {
+                if !inner.trusted(entry) {
+                    return self.confirm(user_id, entry).await;
+                }
                 if age >= inner.ttl / 2 {
                     self.refresh_ahead(user_id, entry);
                 }
@@ -256,7 +275,7 @@ impl GroupsCache {
             return self.stale_or(user_id, known, error).await;
         }
         metrics::GROUPS_WAITED.inc();
-        match self.look_up(user_id, None).await {
+        match self.look_up(user_id, Want::Fresh).await {
             Ok(entry) => entry.answer,
             Err(error) => {
                 inner
@@ -293,6 +312,19 @@ impl GroupsCache {
         self.inner.cache.insert(user_id.to_owned(), entry).await;
     }
 
+    /// An answer within the TTL that an invalidation might have voided
+    /// unseen (the channel is down): Redis says whether it still stands, or
+    /// gives the newer one. If Redis cannot say, it stands.
+    async fn confirm(&self, user_id: &str, entry: &Entry) -> Result<Arc<UserGroups>, GroupsError> {
+        match self
+            .look_up(user_id, Want::Confirm(entry.fetched_at_ms))
+            .await
+        {
+            Ok(confirmed) => confirmed.answer,
+            Err(_) => entry.answer.clone(),
+        }
+    }
+
     /// Past the TTL and Okta could not be asked: the last known answer while
     /// within `GROUPS_STALE_IF_ERROR`, else the error.
     async fn stale_or(
@@ -316,18 +348,13 @@ impl GroupsCache {
 
     /// Okta's answer (or another replica's, through Redis) from a lookup that
     /// no invalidation voided, stored for the next checks. Concurrent lookups
-    /// of one user are one. `newer_than_ms`: only an answer fetched after this
-    /// instant will do (a refresh); else one younger than the TTL.
-    async fn look_up(
-        &self,
-        user_id: &str,
-        newer_than_ms: Option<u64>,
-    ) -> Result<Entry, GroupsError> {
+    /// of one user are one.
+    async fn look_up(&self, user_id: &str, want: Want) -> Result<Entry, GroupsError> {
         let inner = &self.inner;
         for _ in 0..LOOKUP_ATTEMPTS {
             let result = inner
                 .lookups
-                .try_get_with_by_ref(user_id, self.obtain(user_id, newer_than_ms))
+                .try_get_with_by_ref(user_id, self.obtain(user_id, want))
                 .await;
             // The next lookup asks again; those that joined this one have it.
             inner.lookups.invalidate(user_id).await;
@@ -361,16 +388,13 @@ impl GroupsCache {
 
     /// One lookup: another replica's answer through Redis when there is one
     /// recent enough, else Okta's (under the lease, when Redis answers).
-    async fn obtain(
-        &self,
-        user_id: &str,
-        newer_than_ms: Option<u64>,
-    ) -> Result<Entry, GroupsError> {
+    async fn obtain(&self, user_id: &str, want: Want) -> Result<Entry, GroupsError> {
         let inner = &self.inner;
         let looked_up_at = Instant::now();
-        let counts_from_ms = match newer_than_ms {
-            Some(ms) => ms.saturating_add(1),
-            None => now_ms().saturating_sub(as_ms(inner.ttl)),
+        let counts_from_ms = match want {
+            Want::Fresh => now_ms().saturating_sub(as_ms(inner.ttl)),
+            Want::NewerThan(ms) => ms.saturating_add(1),
+            Want::Confirm(ms) => ms,
         };
         if let Some(shared) = inner.shared.as_ref().filter(|s| s.available()) {
             match shared
@@ -396,7 +420,12 @@ impl GroupsCache {
                     return Ok(entry);
                 }
                 Ok(Err(error)) => return Err(error),
-                Err(error) => shared.trouble(&error),
+                Err(error) => {
+                    shared.trouble(&error);
+                    if let Want::Confirm(_) = want {
+                        return Err(GroupsError::Unavailable(error.to_string()));
+                    }
+                }
             }
         }
         if inner.shared.is_some() {
@@ -423,13 +452,9 @@ impl GroupsCache {
             // shared) any other: nobody can have newer groups.
             return;
         }
-        let Ok(mut refreshing) = self.inner.refreshing.lock() else {
-            return;
-        };
-        if !refreshing.insert(user_id.to_owned()) {
-            return; // one refresh per user at a time
+        if entry.refresh_planned.swap(true, Ordering::Relaxed) {
+            return; // one refresh per answer
         }
-        drop(refreshing);
         let this = self.clone();
         let user_id = user_id.to_owned();
         let (fetched_at, fetched_at_ms) = (entry.fetched_at, entry.fetched_at_ms);
@@ -446,18 +471,23 @@ impl GroupsCache {
                 .is_some_and(|e| e.fetched_at_ms == fetched_at_ms);
             if unchanged {
                 metrics::GROUPS_REFRESHED_AHEAD.inc();
-                if let Err(error) = this.look_up(&user_id, Some(fetched_at_ms)).await {
+                if let Err(error) = this.look_up(&user_id, Want::NewerThan(fetched_at_ms)).await {
                     tracing::warn!(user = %user_id, %error, "could not refresh groups ahead of their TTL");
                 }
-            }
-            if let Ok(mut refreshing) = inner.refreshing.lock() {
-                refreshing.remove(&user_id);
             }
         });
     }
 }
 
 impl Inner {
+    /// Whether a local answer may be used without asking Redis: always
+    /// without Redis, and while invalidations from the other replicas are
+    /// received or Redis cannot answer anyway; else only for a moment.
+    fn trusted(&self, entry: &Entry) -> bool {
+        self.shared.as_ref().is_none_or(Shared::trusts_local)
+            || entry.looked_up_at.elapsed() < UNCONFIRMED_FOR
+    }
+
     /// Whether no invalidation came since the entry's lookup began.
     async fn current(&self, user_id: &str, entry: &Entry) -> bool {
         self.invalidated
@@ -476,6 +506,13 @@ impl Inner {
             .await;
         self.cache.invalidate(user_id).await;
         self.failures.invalidate(user_id).await;
+    }
+
+    /// Whether invalidations from other replicas are received.
+    fn set_live(&self, live: bool) {
+        if let Some(shared) = &self.shared {
+            shared.set_live(live);
+        }
     }
 
     /// Forgets every user (invalidations may have been missed).
