@@ -2,8 +2,12 @@
 //! over three replicas cost one Okta call, a due entry is refreshed by one call
 //! for all replicas and the change reaches every one, a user deleted in Okta
 //! loses access everywhere, a 429 seen by one replica holds the others back until
-//! the reset, and a replica that died holding a fetch lease is replaced. The Lua
-//! steps (lease, publish, block) are checked against the real redis-server.
+//! the reset, and a replica that died holding a fetch lease is replaced. Issue 9:
+//! past the TTL the first check on every replica sees a change (groups or a
+//! suspension) for one call, active replicas refresh ahead at one call per TTL
+//! among them, and an invalidation reaches every replica within a second, also
+//! voiding a fetch under way. The Lua steps (lease, publish, block,
+//! invalidate) are checked against the real redis-server.
 //!
 //! A Redis outage cannot be watched through checks: sessions live in the same
 //! Redis, so every check answers 503 before groups are looked at (redis.rs).
@@ -832,4 +836,95 @@ async fn a_fetch_under_way_when_the_invalidation_comes_is_not_kept_on_any_replic
         2,
         "and the fresh answer serves every replica"
     );
+}
+
+#[tokio::test]
+async fn past_the_ttl_the_first_check_on_every_replica_sees_the_change_for_one_okta_call() {
+    let Some(redis) = RedisServer::start(false) else {
+        return;
+    };
+    let apps = replicas(&redis, 3, &[("GROUPS_CACHE_TTL", "2s")]).await;
+    let okta = apps[0].okta.clone();
+    let (alice, bob) = (okta.user("alice"), okta.user("bob"));
+    apps[0].login_as("alice").await;
+    let (bob_jar, bob_browser) = apps[0].new_browser();
+    apps[0].login_in(&bob_browser, "bob").await;
+    let signed_in = Instant::now();
+    let alice_cookie = cookie_of(&apps[0]);
+    let bob_cookie = format!(
+        "{COOKIE_NAME}={}",
+        crate::helpers::session_cookie_in(&bob_jar, &apps[0].address).expect("bob signed in")
+    );
+    for app in &apps {
+        assert_eq!(
+            check(app, ADMINS_ONLY, &alice_cookie).await.0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            check(app, "/oauth2/auth", &bob_cookie).await.0,
+            StatusCode::OK
+        );
+    }
+    okta.set_groups(&alice.id, vec![everyone()]);
+    okta.set_status(&bob.id, "SUSPENDED");
+    tokio::time::sleep(
+        (signed_in + Duration::from_millis(2100)).saturating_duration_since(Instant::now()),
+    )
+    .await;
+    for app in &apps {
+        assert_eq!(
+            check(app, ADMINS_ONLY, &alice_cookie).await.0,
+            StatusCode::FORBIDDEN,
+            "a replica's first check after the TTL used the old groups"
+        );
+        assert_eq!(
+            check(app, "/oauth2/auth", &bob_cookie).await.0,
+            StatusCode::FORBIDDEN,
+            "a replica's first check after the TTL let a suspended user in"
+        );
+    }
+    for user in [&alice, &bob] {
+        assert_eq!(
+            (
+                okta.groups_calls_for(&user.id),
+                okta.user_calls_for(&user.id)
+            ),
+            (2, 2),
+            "the sign-in's calls and one lookup for all replicas"
+        );
+    }
+}
+
+#[tokio::test]
+async fn refresh_ahead_across_replicas_costs_one_call_per_ttl_for_all_of_them() {
+    let Some(redis) = RedisServer::start(false) else {
+        return;
+    };
+    let ttl = Duration::from_secs(3);
+    let apps = replicas(&redis, 3, &[("GROUPS_CACHE_TTL", "3s")]).await;
+    let okta = apps[0].okta.clone();
+    let alice = okta.user("alice");
+    apps[0].login_as("alice").await;
+    let signed_in = Instant::now();
+    let cookie = cookie_of(&apps[0]);
+    let mut i = 0;
+    while Instant::now() < signed_in + 3 * ttl {
+        let (status, _) = check(&apps[i % 3], "/oauth2/auth", &cookie).await;
+        assert_eq!(status, StatusCode::OK);
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let times = okta.groups_call_times_for(&alice.id);
+    assert!(
+        (3..=4).contains(&times.len()),
+        "{} groups calls in three TTLs on three active replicas",
+        times.len()
+    );
+    for pair in times.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap < ttl && gap > ttl / 2,
+            "calls {gap:?} apart: a replica waited, or refreshed on its own"
+        );
+    }
 }
