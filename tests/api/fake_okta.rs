@@ -657,6 +657,11 @@ impl FakeOkta {
             "preferred_username": user.login,
             "groups": user.group_names(),
         });
+        if user.groups.is_empty() {
+            // Okta leaves the claim out when the app's groups filter matches
+            // none of the user's groups.
+            claims.as_object_mut().map(|c| c.remove("groups"));
+        }
         if let Some(nonce) = &grant.nonce {
             claims["nonce"] = match tweak {
                 TokenTweak::WrongNonce => json!("not-the-nonce-you-sent"),
