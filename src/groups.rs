@@ -300,8 +300,21 @@ impl GroupsCache {
         }
     }
 
-    /// Fetches now, for the sign-in callback (warms the cache) and tests.
+    /// Fetches now, for the sign-in callback (warms the cache) and tests. Okta
+    /// just let the user sign in, so a "no" known from before (suspended,
+    /// deactivated, unknown) is asked again, on every replica.
     pub async fn prefetch(&self, user_id: &str) -> Result<(), GroupsError> {
+        let refused_before = self
+            .inner
+            .cache
+            .get(user_id)
+            .await
+            .is_some_and(|entry| entry.answer.is_err());
+        if refused_before {
+            if let Err(error) = self.invalidate(user_id).await {
+                tracing::warn!(%error, "could not tell the other replicas that a refused user signed in again");
+            }
+        }
         self.groups_of(user_id).await.map(|_| ())
     }
 
@@ -359,7 +372,7 @@ impl GroupsCache {
             // The next lookup asks again; those that joined this one have it.
             inner.lookups.invalidate(user_id).await;
             let entry = result.map_err(|e| GroupsError::clone(&e))?;
-            if entry.age() < inner.ttl && self.store(user_id, &entry).await {
+            if self.satisfies(&entry, want) && self.store(user_id, &entry).await {
                 return Ok(entry);
             }
             // Voided by an invalidation (or left over from a lookup long
@@ -368,6 +381,17 @@ impl GroupsCache {
         Err(GroupsError::Unavailable(
             "the user's groups were invalidated during every lookup".into(),
         ))
+    }
+
+    /// Whether `entry` is what the lookup wanted (one that joined another
+    /// lookup may get an answer wanted differently).
+    fn satisfies(&self, entry: &Entry, want: Want) -> bool {
+        entry.age() < self.inner.ttl
+            && match want {
+                Want::Fresh => true,
+                Want::NewerThan(ms) => entry.fetched_at_ms > ms,
+                Want::Confirm(ms) => entry.fetched_at_ms >= ms,
+            }
     }
 
     /// Keeps `entry` unless an invalidation since its lookup voided it; says
@@ -447,6 +471,9 @@ impl GroupsCache {
     /// user is active, so refresh them shortly before the TTL runs out, once,
     /// in the background. Users without checks cost no call.
     fn refresh_ahead(&self, user_id: &str, entry: &Entry) {
+        if entry.refresh_planned.load(Ordering::Relaxed) {
+            return; // the common case: planned by an earlier check
+        }
         if now() < self.inner.client.blocked_until() {
             // Okta may not be asked before its reset, by this replica or (when
             // shared) any other: nobody can have newer groups.

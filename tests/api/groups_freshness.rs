@@ -272,3 +272,18 @@ async fn suspended_and_deactivated_users_are_refused_within_the_ttl_and_a_locked
     }
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_reactivated_user_who_signs_in_again_is_let_in_at_once() {
+    let app = spawn_app_with(&[("GROUPS_CACHE_TTL", "3s")]).await;
+    let alice = app.okta.user("alice");
+    let fetched = signed_in_alice(&app).await;
+    app.okta.set_status(&alice.id, "SUSPENDED");
+    sleep_until(fetched + Duration::from_millis(3100)).await;
+    assert_eq!(app.auth(ORIGINAL).await.status(), StatusCode::FORBIDDEN);
+    // The admin unsuspends her; she signs in again (Okta allows it): the
+    // refusal learnt a moment ago must not outlive that sign-in.
+    app.okta.set_status(&alice.id, "ACTIVE");
+    app.login_as("alice").await;
+    assert_eq!(app.auth(ORIGINAL).await.status(), StatusCode::OK);
+}
