@@ -928,3 +928,55 @@ async fn refresh_ahead_across_replicas_costs_one_call_per_ttl_for_all_of_them() 
         );
     }
 }
+
+#[tokio::test]
+async fn a_replica_that_cannot_hear_invalidations_confirms_its_answers_in_redis_after_a_second() {
+    let Some(redis) = RedisServer::start(false) else {
+        return;
+    };
+    let okta = FakeOkta::start().await;
+    let alice = okta.user("alice");
+    let ttl = Duration::from_secs(3600);
+    let (a, b) = (
+        cache_for(&okta, &redis.url(), ttl),
+        cache_for(&okta, &redis.url(), ttl),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for cache in [&a, &b] {
+        assert_eq!(
+            names(&cache.groups_of(&alice.id).await.unwrap()),
+            "Everyone,admins"
+        );
+    }
+    // B loses its subscription and cannot get it back (SUBSCRIBE refused),
+    // so it will not hear A's invalidation.
+    let client = ::redis::Client::open(redis.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = ::redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("default")
+        .arg("-subscribe")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let _: u64 = ::redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    okta.set_groups(&alice.id, vec![everyone()]);
+    a.invalidate(&alice.id).await.unwrap();
+    // An hour-long TTL: only asking Redis again can end B's old answer.
+    assert_eq!(
+        groups_until(&b, &alice.id, "Everyone", Duration::from_secs(3)).await,
+        "Everyone",
+        "a replica without the invalidation channel kept a voided answer"
+    );
+    assert_eq!(okta.groups_calls_for(&alice.id), 2);
+    // Still deaf, but with a confirmed answer: no further Okta call.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(names(&b.groups_of(&alice.id).await.unwrap()), "Everyone");
+    assert_eq!(okta.groups_calls_for(&alice.id), 2);
+}
