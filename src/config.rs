@@ -79,6 +79,7 @@ pub struct RawConfig {
     pub allowed_redirect_domains: Option<String>,
     pub trusted_proxies: Option<String>,
     pub groups_cache_ttl: Option<String>,
+    pub groups_stale_if_error: Option<String>,
     pub session_store: Option<String>,
     pub metrics_address: Option<String>,
     pub log_level: Option<String>,
@@ -118,6 +119,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "ALLOWED_REDIRECT_DOMAINS",
     "TRUSTED_PROXIES",
     "GROUPS_CACHE_TTL",
+    "GROUPS_STALE_IF_ERROR",
     "SESSION_STORE",
     "METRICS_ADDRESS",
     "LOG_LEVEL",
@@ -219,6 +221,9 @@ pub struct Config {
     pub redirects: AllowedRedirects,
     pub trusted_proxies: TrustedProxies,
     pub groups_cache_ttl: Duration,
+    /// `GROUPS_STALE_IF_ERROR`: how long past the TTL last known groups may
+    /// serve while Okta fails or rate-limits; zero denies at once.
+    pub groups_stale_if_error: Duration,
     pub session_store: StoreKind,
     pub metrics_address: Option<String>,
     pub log_level: String,
@@ -543,6 +548,12 @@ impl TryFrom<RawConfig> for Config {
         let cookie_expire = duration("COOKIE_EXPIRE", get(&raw.cookie_expire), "14h", &mut p);
         let groups_cache_ttl =
             duration("GROUPS_CACHE_TTL", get(&raw.groups_cache_ttl), "5m", &mut p);
+        let groups_stale_if_error = duration_or_zero(
+            "GROUPS_STALE_IF_ERROR",
+            get(&raw.groups_stale_if_error),
+            "15m",
+            &mut p,
+        );
 
         let policy = AllowLists::from_env_lists(
             raw.allowed_groups.as_deref(),
@@ -688,6 +699,7 @@ impl TryFrom<RawConfig> for Config {
             redirects: redirects.ok_or_else(missing)?,
             trusted_proxies: trusted_proxies.ok_or_else(missing)?,
             groups_cache_ttl: groups_cache_ttl.ok_or_else(missing)?,
+            groups_stale_if_error: groups_stale_if_error.ok_or_else(missing)?,
             session_store: session_store.ok_or_else(missing)?,
             metrics_address,
             log_level,
@@ -978,6 +990,25 @@ fn duration(
         )),
         Err(_) => p.add(&format!(
             "{name} `{value}` is not a duration: use e.g. 90s, 5m or 14h"
+        )),
+    }
+}
+
+/// A duration such as `90s` or `15m`, where `0` is allowed (and means "none").
+fn duration_or_zero(
+    name: &str,
+    value: Option<String>,
+    default: &str,
+    p: &mut Problems,
+) -> Option<Duration> {
+    let value = value.unwrap_or_else(|| default.to_string());
+    if value.trim() == "0" {
+        return Some(Duration::ZERO);
+    }
+    match humantime::parse_duration(&value) {
+        Ok(d) => Some(d),
+        Err(_) => p.add(&format!(
+            "{name} `{value}` is not a duration: use e.g. 0 (none), 30s, 15m or 1h"
         )),
     }
 }
@@ -1454,9 +1485,23 @@ mod tests {
             ("COOKIE_EXPIRE", "0s", "longer than zero"),
             ("GROUPS_CACHE_TTL", "five minutes", "not a duration"),
             ("GROUPS_CACHE_TTL", "-5m", "not a duration"),
+            ("GROUPS_STALE_IF_ERROR", "15", "not a duration"),
+            ("GROUPS_STALE_IF_ERROR", "-1m", "not a duration"),
+            ("GROUPS_STALE_IF_ERROR", "forever", "not a duration"),
         ] {
             assert_one_problem(&[(name, Some(value))], &[name, needle]);
         }
+    }
+
+    #[test]
+    fn groups_stale_if_error_defaults_to_15_minutes_and_zero_means_none() {
+        assert_eq!(load(&[]).groups_stale_if_error, Duration::from_secs(900));
+        for zero in ["0", "0s", " 0 "] {
+            let c = load(&[("GROUPS_STALE_IF_ERROR", Some(zero))]);
+            assert_eq!(c.groups_stale_if_error, Duration::ZERO, "{zero:?}");
+        }
+        let c = load(&[("GROUPS_STALE_IF_ERROR", Some("1h 30s"))]);
+        assert_eq!(c.groups_stale_if_error, Duration::from_secs(3630));
     }
 
     #[test]

@@ -8,8 +8,8 @@
 //! replicas share answers, fetch leases, the 429 block and invalidations
 //! (`shared`). The Okta client is `okta`. No actix types.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use moka::future::Cache;
@@ -23,7 +23,7 @@ use crate::session::now;
 mod okta;
 mod redis;
 mod shared;
-pub use self::okta::{next_link, OktaGroupsClient};
+pub use self::okta::{next_link, status_grants_access, OktaGroupsClient};
 pub use self::redis::{RedisGroups, SharedEntry, SharedError, Take};
 use self::shared::Shared;
 
@@ -34,6 +34,9 @@ pub const DEFAULT_STALE_IF_ERROR: Duration = Duration::from_secs(15 * 60);
 const NEGATIVE_TTL: Duration = Duration::from_secs(2);
 /// Lookups in a row that an invalidation may void before a check gives up.
 const LOOKUP_ATTEMPTS: usize = 3;
+/// While invalidations from other replicas cannot be received, how long an
+/// answer is used before Redis is asked again (as for sessions).
+const UNCONFIRMED_FOR: Duration = Duration::from_secs(1);
 
 /// Why a user's groups are not known.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,6 +45,10 @@ pub enum GroupsError {
     RateLimited,
     #[error("Okta does not know this user")]
     UserNotFound,
+    /// Okta knows the user, but their status (e.g. `SUSPENDED`,
+    /// `DEPROVISIONED`) no longer grants access.
+    #[error("the user's Okta status is {0}")]
+    UserInactive(String),
     #[error("Okta groups API unavailable: {0}")]
     Unavailable(String),
 }
@@ -50,7 +57,10 @@ impl GroupsError {
     /// Okta's own answer about the user, as opposed to Okta not answering:
     /// kept like groups, never replaced by last known groups.
     fn is_definitive(&self) -> bool {
-        matches!(self, GroupsError::UserNotFound)
+        matches!(
+            self,
+            GroupsError::UserNotFound | GroupsError::UserInactive(_)
+        )
     }
 }
 
@@ -66,6 +76,8 @@ struct Entry {
     /// When this replica began the lookup (Okta call or Redis read) that gave
     /// the entry: an invalidation after this instant voids it.
     looked_up_at: Instant,
+    /// Set by the first check that plans this answer's refresh.
+    refresh_planned: Arc<AtomicBool>,
 }
 
 impl Entry {
@@ -81,6 +93,7 @@ impl Entry {
             fetched_at: started,
             fetched_at_ms: started_ms,
             looked_up_at: started,
+            refresh_planned: Arc::default(),
         }
     }
 
@@ -90,13 +103,13 @@ impl Entry {
         Entry {
             answer: shared
                 .groups
-                .map(|groups| Arc::new(UserGroups::new(groups)))
-                .ok_or(GroupsError::UserNotFound),
+                .map(|groups| Arc::new(UserGroups::new(groups))),
             // Only an age beyond the monotonic clock's origin could fail; such
             // an entry would have expired in Redis long ago.
             fetched_at: Instant::now().checked_sub(age).unwrap_or_else(Instant::now),
             fetched_at_ms: shared.fetched_at_ms,
             looked_up_at,
+            refresh_planned: Arc::default(),
         }
     }
 
@@ -147,10 +160,22 @@ fn as_ms(d: Duration) -> u64 {
 }
 
 /// How long before the TTL runs out an active user's refresh starts: a tenth
-/// of the TTL, at most 30 s (an Okta call takes well under a second; the HTTP
-/// client gives up after 10 s).
+/// of the TTL, at most 10 s (an Okta call takes well under a second; the HTTP
+/// client gives up after 10 s). With the default 5m, 1.03 lookups per TTL.
 fn refresh_lead(ttl: Duration) -> Duration {
-    (ttl / 10).min(Duration::from_secs(30))
+    (ttl / 10).min(Duration::from_secs(10))
+}
+
+/// What answer a lookup needs.
+#[derive(Clone, Copy)]
+enum Want {
+    /// One fetched within the TTL.
+    Fresh,
+    /// One fetched after this instant (epoch ms): a refresh.
+    NewerThan(u64),
+    /// This one (fetched at this instant) if it still stands, or a newer one;
+    /// never an Okta call just because Redis cannot answer.
+    Confirm(u64),
 }
 
 /// The groups of users, cached.
@@ -171,8 +196,6 @@ struct Inner {
     failures: Cache<String, GroupsError>,
     /// When each user's groups were last invalidated on this replica.
     invalidated: Cache<String, Instant>,
-    /// Users whose background refresh is scheduled or running.
-    refreshing: Mutex<HashSet<String>>,
     shared: Option<Shared>,
 }
 
@@ -222,7 +245,6 @@ impl GroupsCache {
                     // before them has expired.
                     .time_to_live(ttl + stale_if_error)
                     .build(),
-                refreshing: Mutex::new(HashSet::new()),
                 shared,
             }),
         };
@@ -239,6 +261,9 @@ impl GroupsCache {
         if let Some(entry) = &known {
             let age = entry.age();
             if age < inner.ttl {
+                if !inner.trusted(entry) {
+                    return self.confirm(user_id, entry).await;
+                }
                 if age >= inner.ttl / 2 {
                     self.refresh_ahead(user_id, entry);
                 }
@@ -250,7 +275,7 @@ impl GroupsCache {
             return self.stale_or(user_id, known, error).await;
         }
         metrics::GROUPS_WAITED.inc();
-        match self.look_up(user_id, None).await {
+        match self.look_up(user_id, Want::Fresh).await {
             Ok(entry) => entry.answer,
             Err(error) => {
                 inner
@@ -275,8 +300,21 @@ impl GroupsCache {
         }
     }
 
-    /// Fetches now, for the sign-in callback (warms the cache) and tests.
+    /// Fetches now, for the sign-in callback (warms the cache) and tests. Okta
+    /// just let the user sign in, so a "no" known from before (suspended,
+    /// deactivated, unknown) is asked again, on every replica.
     pub async fn prefetch(&self, user_id: &str) -> Result<(), GroupsError> {
+        let refused_before = self
+            .inner
+            .cache
+            .get(user_id)
+            .await
+            .is_some_and(|entry| entry.answer.is_err());
+        if refused_before {
+            if let Err(error) = self.invalidate(user_id).await {
+                tracing::warn!(%error, "could not tell the other replicas that a refused user signed in again");
+            }
+        }
         self.groups_of(user_id).await.map(|_| ())
     }
 
@@ -285,6 +323,19 @@ impl GroupsCache {
     pub async fn remember(&self, user_id: &str, groups: Vec<Group>) {
         let entry = Entry::fetched(Ok(groups), Instant::now(), now_ms());
         self.inner.cache.insert(user_id.to_owned(), entry).await;
+    }
+
+    /// An answer within the TTL that an invalidation might have voided
+    /// unseen (the channel is down): Redis says whether it still stands, or
+    /// gives the newer one. If Redis cannot say, it stands.
+    async fn confirm(&self, user_id: &str, entry: &Entry) -> Result<Arc<UserGroups>, GroupsError> {
+        match self
+            .look_up(user_id, Want::Confirm(entry.fetched_at_ms))
+            .await
+        {
+            Ok(confirmed) => confirmed.answer,
+            Err(_) => entry.answer.clone(),
+        }
     }
 
     /// Past the TTL and Okta could not be asked: the last known answer while
@@ -310,23 +361,18 @@ impl GroupsCache {
 
     /// Okta's answer (or another replica's, through Redis) from a lookup that
     /// no invalidation voided, stored for the next checks. Concurrent lookups
-    /// of one user are one. `newer_than_ms`: only an answer fetched after this
-    /// instant will do (a refresh); else one younger than the TTL.
-    async fn look_up(
-        &self,
-        user_id: &str,
-        newer_than_ms: Option<u64>,
-    ) -> Result<Entry, GroupsError> {
+    /// of one user are one.
+    async fn look_up(&self, user_id: &str, want: Want) -> Result<Entry, GroupsError> {
         let inner = &self.inner;
         for _ in 0..LOOKUP_ATTEMPTS {
             let result = inner
                 .lookups
-                .try_get_with_by_ref(user_id, self.obtain(user_id, newer_than_ms))
+                .try_get_with_by_ref(user_id, self.obtain(user_id, want))
                 .await;
             // The next lookup asks again; those that joined this one have it.
             inner.lookups.invalidate(user_id).await;
             let entry = result.map_err(|e| GroupsError::clone(&e))?;
-            if entry.age() < inner.ttl && self.store(user_id, &entry).await {
+            if self.satisfies(&entry, want) && self.store(user_id, &entry).await {
                 return Ok(entry);
             }
             // Voided by an invalidation (or left over from a lookup long
@@ -335,6 +381,17 @@ impl GroupsCache {
         Err(GroupsError::Unavailable(
             "the user's groups were invalidated during every lookup".into(),
         ))
+    }
+
+    /// Whether `entry` is what the lookup wanted (one that joined another
+    /// lookup may get an answer wanted differently).
+    fn satisfies(&self, entry: &Entry, want: Want) -> bool {
+        entry.age() < self.inner.ttl
+            && match want {
+                Want::Fresh => true,
+                Want::NewerThan(ms) => entry.fetched_at_ms > ms,
+                Want::Confirm(ms) => entry.fetched_at_ms >= ms,
+            }
     }
 
     /// Keeps `entry` unless an invalidation since its lookup voided it; says
@@ -355,16 +412,13 @@ impl GroupsCache {
 
     /// One lookup: another replica's answer through Redis when there is one
     /// recent enough, else Okta's (under the lease, when Redis answers).
-    async fn obtain(
-        &self,
-        user_id: &str,
-        newer_than_ms: Option<u64>,
-    ) -> Result<Entry, GroupsError> {
+    async fn obtain(&self, user_id: &str, want: Want) -> Result<Entry, GroupsError> {
         let inner = &self.inner;
         let looked_up_at = Instant::now();
-        let counts_from_ms = match newer_than_ms {
-            Some(ms) => ms.saturating_add(1),
-            None => now_ms().saturating_sub(as_ms(inner.ttl)),
+        let counts_from_ms = match want {
+            Want::Fresh => now_ms().saturating_sub(as_ms(inner.ttl)),
+            Want::NewerThan(ms) => ms.saturating_add(1),
+            Want::Confirm(ms) => ms,
         };
         if let Some(shared) = inner.shared.as_ref().filter(|s| s.available()) {
             match shared
@@ -390,7 +444,12 @@ impl GroupsCache {
                     return Ok(entry);
                 }
                 Ok(Err(error)) => return Err(error),
-                Err(error) => shared.trouble(&error),
+                Err(error) => {
+                    shared.trouble(&error);
+                    if let Want::Confirm(_) = want {
+                        return Err(GroupsError::Unavailable(error.to_string()));
+                    }
+                }
             }
         }
         if inner.shared.is_some() {
@@ -412,18 +471,17 @@ impl GroupsCache {
     /// user is active, so refresh them shortly before the TTL runs out, once,
     /// in the background. Users without checks cost no call.
     fn refresh_ahead(&self, user_id: &str, entry: &Entry) {
+        if entry.refresh_planned.load(Ordering::Relaxed) {
+            return; // the common case: planned by an earlier check
+        }
         if now() < self.inner.client.blocked_until() {
             // Okta may not be asked before its reset, by this replica or (when
             // shared) any other: nobody can have newer groups.
             return;
         }
-        let Ok(mut refreshing) = self.inner.refreshing.lock() else {
-            return;
-        };
-        if !refreshing.insert(user_id.to_owned()) {
-            return; // one refresh per user at a time
+        if entry.refresh_planned.swap(true, Ordering::Relaxed) {
+            return; // one refresh per answer
         }
-        drop(refreshing);
         let this = self.clone();
         let user_id = user_id.to_owned();
         let (fetched_at, fetched_at_ms) = (entry.fetched_at, entry.fetched_at_ms);
@@ -440,18 +498,23 @@ impl GroupsCache {
                 .is_some_and(|e| e.fetched_at_ms == fetched_at_ms);
             if unchanged {
                 metrics::GROUPS_REFRESHED_AHEAD.inc();
-                if let Err(error) = this.look_up(&user_id, Some(fetched_at_ms)).await {
+                if let Err(error) = this.look_up(&user_id, Want::NewerThan(fetched_at_ms)).await {
                     tracing::warn!(user = %user_id, %error, "could not refresh groups ahead of their TTL");
                 }
-            }
-            if let Ok(mut refreshing) = inner.refreshing.lock() {
-                refreshing.remove(&user_id);
             }
         });
     }
 }
 
 impl Inner {
+    /// Whether a local answer may be used without asking Redis: always
+    /// without Redis, and while invalidations from the other replicas are
+    /// received or Redis cannot answer anyway; else only for a moment.
+    fn trusted(&self, entry: &Entry) -> bool {
+        self.shared.as_ref().is_none_or(Shared::trusts_local)
+            || entry.looked_up_at.elapsed() < UNCONFIRMED_FOR
+    }
+
     /// Whether no invalidation came since the entry's lookup began.
     async fn current(&self, user_id: &str, entry: &Entry) -> bool {
         self.invalidated
@@ -472,6 +535,13 @@ impl Inner {
         self.failures.invalidate(user_id).await;
     }
 
+    /// Whether invalidations from other replicas are received.
+    fn set_live(&self, live: bool) {
+        if let Some(shared) = &self.shared {
+            shared.set_live(live);
+        }
+    }
+
     /// Forgets every user (invalidations may have been missed).
     fn forget_all(&self) {
         self.cache.invalidate_all();
@@ -489,7 +559,7 @@ mod tests {
         let entry = Entry::from_shared(
             SharedEntry {
                 fetched_at_ms,
-                groups: Some(vec![]),
+                groups: Ok(vec![]),
             },
             Instant::now(),
         );
@@ -504,7 +574,7 @@ mod tests {
         let gone = Entry::from_shared(
             SharedEntry {
                 fetched_at_ms,
-                groups: None,
+                groups: Err(GroupsError::UserNotFound),
             },
             Instant::now(),
         );
@@ -512,18 +582,22 @@ mod tests {
     }
 
     #[test]
-    fn the_refresh_starts_a_tenth_of_the_ttl_early_and_at_most_30_s() {
+    fn the_refresh_starts_a_tenth_of_the_ttl_early_and_at_most_10_s() {
         assert_eq!(
             refresh_lead(Duration::from_secs(3)),
             Duration::from_millis(300)
         );
         assert_eq!(
+            refresh_lead(Duration::from_secs(60)),
+            Duration::from_secs(6)
+        );
+        assert_eq!(
             refresh_lead(Duration::from_secs(300)),
-            Duration::from_secs(30)
+            Duration::from_secs(10)
         );
         assert_eq!(
             refresh_lead(Duration::from_secs(3600)),
-            Duration::from_secs(30)
+            Duration::from_secs(10)
         );
     }
 }

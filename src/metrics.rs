@@ -64,6 +64,11 @@ pub static OKTA_GROUPS_CALLS: Counter = Counter::new(
     "Requests to Okta's groups API.",
     None,
 );
+pub static OKTA_USER_CALLS: Counter = Counter::new(
+    "forward_auth_okta_user_requests_total",
+    "Requests to Okta's user API (a user's status).",
+    None,
+);
 pub static OKTA_RATE_LIMITED: Counter = Counter::new(
     "forward_auth_okta_rate_limited_total",
     "Okta 429 answers.",
@@ -111,7 +116,7 @@ pub static SESSION_READS_REDIS: Counter = Counter::new(
     Some("source=\"redis\""),
 );
 
-static ALL: [&Counter; 16] = [
+static ALL: [&Counter; 17] = [
     &AUTH_ALLOWED,
     &AUTH_UNAUTHENTICATED,
     &AUTH_FORBIDDEN,
@@ -119,6 +124,7 @@ static ALL: [&Counter; 16] = [
     &SIGN_INS,
     &SIGN_IN_FAILURES,
     &OKTA_GROUPS_CALLS,
+    &OKTA_USER_CALLS,
     &OKTA_RATE_LIMITED,
     &GROUPS_STALE_SERVED,
     &GROUPS_SHARED_HITS,

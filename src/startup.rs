@@ -84,17 +84,22 @@ impl Application {
             (Provider::Okta, Some(token)) => {
                 let client = OktaGroupsClient::new(http.clone(), &config.org_url, token.clone())
                     .map_err(StartupError::Setup)?;
-                let ttl = config.groups_cache_ttl;
-                Some(match &config.session_store {
-                    StoreKind::Memory => GroupsCache::new(client, ttl),
-                    // Replicas share groups, fetch leases and Okta's 429 through
-                    // the same Redis as sessions (its own connection).
-                    StoreKind::Redis(url) => {
-                        let redis = RedisGroups::new(url.as_str())
-                            .map_err(|e| StartupError::Setup(format!("SESSION_STORE: {e}")))?;
-                        GroupsCache::with_redis(client, ttl, redis)
-                    }
-                })
+                let redis = match &config.session_store {
+                    StoreKind::Memory => None,
+                    // Replicas share groups, fetch leases, Okta's 429 and
+                    // invalidations through the same Redis as sessions (its
+                    // own connections).
+                    StoreKind::Redis(url) => Some(
+                        RedisGroups::new(url.as_str())
+                            .map_err(|e| StartupError::Setup(format!("SESSION_STORE: {e}")))?,
+                    ),
+                };
+                Some(GroupsCache::configured(
+                    client,
+                    config.groups_cache_ttl,
+                    config.groups_stale_if_error,
+                    redis,
+                ))
             }
             _ => None,
         };

@@ -1,7 +1,9 @@
 //! The Okta management API as far as access goes: `GET /api/v1/users/{id}/groups`
-//! with `SSWS`, following every `Link: rel="next"`. Okta's 429 (and a used-up
-//! quota) stops all calls until `X-Rate-Limit-Reset`; calls in flight are capped.
-//! Knows nothing of caching or replicas.
+//! with `SSWS`, following every `Link: rel="next"`, then the user's `status`
+//! (`GET /api/v1/users/{id}`), since suspended and deactivated users keep their
+//! groups. Okta's 429 (and a used-up quota) stops all calls until
+//! `X-Rate-Limit-Reset`; calls in flight are capped. Knows nothing of caching
+//! or replicas.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -46,6 +48,33 @@ struct OktaGroupProfile {
     name: String,
 }
 
+#[derive(Deserialize)]
+struct OktaUser {
+    status: String,
+}
+
+/// Whether a user with this Okta status keeps access. `ACTIVE`, and the
+/// statuses of an existing account that is mid-way through a password or
+/// unlock flow (`PROVISIONED`, `RECOVERY`, `PASSWORD_EXPIRED`, `LOCKED_OUT`)
+/// do; `SUSPENDED`, `DEPROVISIONED` (deactivated), `STAGED` (never activated)
+/// and any status Okta may add later do not: unknown means no.
+pub fn status_grants_access(status: &str) -> bool {
+    matches!(
+        status,
+        "ACTIVE" | "PROVISIONED" | "RECOVERY" | "PASSWORD_EXPIRED" | "LOCKED_OUT"
+    )
+}
+
+/// A status as it may appear in logs: Okta's words are upper-case letters
+/// and underscores; anything else is cut off.
+fn printable(status: &str) -> String {
+    status
+        .chars()
+        .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+        .take(32)
+        .collect()
+}
+
 impl OktaGroupsClient {
     pub fn new(
         http: reqwest::Client,
@@ -74,28 +103,78 @@ impl OktaGroupsClient {
         self.blocked_until.fetch_max(until, Ordering::Relaxed);
     }
 
-    /// All groups of a user, every page.
+    /// All groups of a user, every page, then the user's status: a user Okta
+    /// does not know, or whose status no longer grants access
+    /// ([`status_grants_access`]), is a definitive `Err`. Groups first, so a
+    /// deleted user costs one call.
     pub async fn fetch(&self, user_id: &str) -> Result<Vec<Group>, GroupsError> {
-        let mut url = self.org.clone();
-        url.path_segments_mut()
-            .map_err(|_| GroupsError::Unavailable("org URL cannot take a path".into()))?
-            .pop_if_empty()
-            .extend(["api", "v1", "users", user_id, "groups"]);
+        let mut url = self.user_url(user_id, Some("groups"))?;
         url.set_query(Some("limit=200"));
         let mut groups = Vec::new();
+        let mut complete = false;
         for _ in 0..MAX_PAGES {
             let (page, next) = self.page(&url).await?;
             groups.extend(page);
             match next {
                 Some(next) => url = next,
-                None => return Ok(groups),
+                None => {
+                    complete = true;
+                    break;
+                }
             }
         }
-        tracing::warn!(user = %user_id, pages = MAX_PAGES, "user has more groups than we read; the rest are ignored");
+        if !complete {
+            tracing::warn!(user = %user_id, pages = MAX_PAGES, "user has more groups than we read; the rest are ignored");
+        }
+        let status = self.status(user_id).await?;
+        if !status_grants_access(&status) {
+            return Err(GroupsError::UserInactive(printable(&status)));
+        }
         Ok(groups)
     }
 
+    /// `{org}/api/v1/users/{id}` (and `/{tail}`).
+    fn user_url(&self, user_id: &str, tail: Option<&str>) -> Result<Url, GroupsError> {
+        let mut url = self.org.clone();
+        url.path_segments_mut()
+            .map_err(|_| GroupsError::Unavailable("org URL cannot take a path".into()))?
+            .pop_if_empty()
+            .extend(["api", "v1", "users", user_id])
+            .extend(tail);
+        Ok(url)
+    }
+
+    /// The user's `status` from `GET /api/v1/users/{id}`.
+    async fn status(&self, user_id: &str) -> Result<String, GroupsError> {
+        let url = self.user_url(user_id, None)?;
+        let (_, body) = self.call(&url, &metrics::OKTA_USER_CALLS).await?;
+        let user: OktaUser = serde_json::from_slice(&body)
+            .map_err(|e| GroupsError::Unavailable(format!("user body: {e}")))?;
+        Ok(user.status)
+    }
+
     async fn page(&self, url: &Url) -> Result<(Vec<Group>, Option<Url>), GroupsError> {
+        let (headers, body) = self.call(url, &metrics::OKTA_GROUPS_CALLS).await?;
+        let next = next_link(&headers).filter(|next| next.origin() == self.org.origin());
+        let page: Vec<OktaGroup> = serde_json::from_slice(&body)
+            .map_err(|e| GroupsError::Unavailable(format!("groups body: {e}")))?;
+        let page = page
+            .into_iter()
+            .map(|g| Group {
+                id: g.id,
+                name: g.profile.name,
+            })
+            .collect();
+        Ok((page, next))
+    }
+
+    /// One GET to the management API, counted in `counter`: the headers and
+    /// body of a 2xx, else the error it stands for.
+    async fn call(
+        &self,
+        url: &Url,
+        counter: &metrics::Counter,
+    ) -> Result<(HeaderMap, Vec<u8>), GroupsError> {
         if now() < self.blocked_until.load(Ordering::Relaxed) {
             return Err(GroupsError::RateLimited);
         }
@@ -104,7 +183,7 @@ impl OktaGroupsClient {
             .acquire()
             .await
             .map_err(|_| GroupsError::Unavailable("shutting down".into()))?;
-        metrics::OKTA_GROUPS_CALLS.inc();
+        counter.inc();
         let response = self
             .http
             .get(url.clone())
@@ -130,19 +209,12 @@ impl OktaGroupsClient {
             }
             _ => {}
         }
-        let next = next_link(response.headers()).filter(|next| next.origin() == self.org.origin());
-        let page: Vec<OktaGroup> = response
-            .json()
+        let headers = response.headers().clone();
+        let body = response
+            .bytes()
             .await
-            .map_err(|e| GroupsError::Unavailable(format!("groups body: {e}")))?;
-        let page = page
-            .into_iter()
-            .map(|g| Group {
-                id: g.id,
-                name: g.profile.name,
-            })
-            .collect();
-        Ok((page, next))
+            .map_err(|e| GroupsError::Unavailable(crate::oidc::error_chain(&e)))?;
+        Ok((headers, body.to_vec()))
     }
 
     /// After a 429, or when the quota is used up, no call until the reset.
@@ -198,6 +270,36 @@ mod tests {
             map.append(LINK, HeaderValue::from_str(l).unwrap());
         }
         map
+    }
+
+    #[test]
+    fn only_the_statuses_of_an_existing_usable_account_grant_access() {
+        for status in [
+            "ACTIVE",
+            "PROVISIONED",
+            "RECOVERY",
+            "PASSWORD_EXPIRED",
+            "LOCKED_OUT",
+        ] {
+            assert!(status_grants_access(status), "{status}");
+        }
+        for status in [
+            "SUSPENDED",
+            "DEPROVISIONED",
+            "STAGED",
+            "",
+            "active",
+            "SOMETHING_NEW",
+        ] {
+            assert!(!status_grants_access(status), "{status}");
+        }
+    }
+
+    #[test]
+    fn a_status_is_logged_only_as_okta_spells_statuses() {
+        assert_eq!(printable("SUSPENDED"), "SUSPENDED");
+        assert_eq!(printable("DE\nPROVISIONED"), "DE");
+        assert_eq!(printable(&"A".repeat(100)).len(), 32);
     }
 
     #[test]

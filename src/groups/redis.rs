@@ -104,10 +104,11 @@ pub struct SharedError(String);
 /// A user's groups as some replica last fetched them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SharedEntry {
-    /// When the replica got Okta's answer, epoch milliseconds.
+    /// When the replica asked Okta, epoch milliseconds.
     pub fetched_at_ms: u64,
-    /// `None`: Okta answered that it does not know the user (404).
-    pub groups: Option<Vec<Group>>,
+    /// The groups, or Okta's definitive "no": [`GroupsError::UserNotFound`]
+    /// (404) or [`GroupsError::UserInactive`] (the user's status).
+    pub groups: Result<Vec<Group>, GroupsError>,
 }
 
 /// The outcome of [`RedisGroups::take`].
@@ -124,7 +125,7 @@ pub enum Take {
     Failed(GroupsError),
 }
 
-/// Exactly one of the two fields: an entry that is neither is unreadable, not
+/// Exactly one of the three fields: an entry that is none is unreadable, not
 /// a user without groups.
 #[derive(Serialize, Deserialize)]
 struct Body {
@@ -134,6 +135,43 @@ struct Body {
     /// Okta does not know the user.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     gone: bool,
+    /// The user's Okta status, which no longer grants access.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    inactive: Option<String>,
+}
+
+impl Body {
+    fn of(answer: Result<&[Group], &GroupsError>) -> Body {
+        let mut body = Body {
+            groups: None,
+            gone: false,
+            inactive: None,
+        };
+        match answer {
+            Ok(list) => {
+                body.groups = Some(
+                    list.iter()
+                        .map(|g| (g.id.clone(), g.name.clone()))
+                        .collect(),
+                )
+            }
+            Err(GroupsError::UserInactive(status)) => body.inactive = Some(status.clone()),
+            Err(_) => body.gone = true,
+        }
+        body
+    }
+
+    fn answer(self) -> Option<Result<Vec<Group>, GroupsError>> {
+        match (self.groups, self.gone, self.inactive) {
+            (Some(list), false, None) => Some(Ok(list
+                .into_iter()
+                .map(|(id, name)| Group { id, name })
+                .collect())),
+            (None, true, None) => Some(Err(GroupsError::UserNotFound)),
+            (None, false, Some(status)) => Some(Err(GroupsError::UserInactive(status))),
+            _ => None,
+        }
+    }
 }
 
 /// The shared groups layer in Redis, one multiplexed connection of its own.
@@ -238,8 +276,10 @@ impl RedisGroups {
         }
     }
 
-    /// Publishes what Okta answered at `fetched_at_ms`: the groups, or `None`
-    /// for a user Okta does not know. Kept for `keep`. Only while `token` still
+    /// Publishes what Okta answered to a call made at `fetched_at_ms`: the
+    /// groups, or a definitive "no" (a user Okta does not know, or whose status
+    /// denies; other errors are not answers and are stored as "unknown user").
+    /// Kept for `keep`. Only while `token` still
     /// holds the user's lease (an invalidation since the lease was taken voids
     /// the answer), and an entry fetched later is not overwritten; the answer
     /// says whether this one was stored.
@@ -248,17 +288,10 @@ impl RedisGroups {
         user_id: &str,
         token: &str,
         fetched_at_ms: u64,
-        groups: Option<&[Group]>,
+        answer: Result<&[Group], &GroupsError>,
         keep: Duration,
     ) -> Result<bool, SharedError> {
-        let body = Body {
-            groups: groups.map(|list| {
-                list.iter()
-                    .map(|g| (g.id.clone(), g.name.clone()))
-                    .collect()
-            }),
-            gone: groups.is_none(),
-        };
+        let body = Body::of(answer);
         let json = serde_json::to_string(&body)
             .map_err(|_| SharedError("groups entry could not be written".into()))?;
         let stored: i64 = self
@@ -290,7 +323,7 @@ impl RedisGroups {
         marker_for: Duration,
     ) -> Result<bool, SharedError> {
         let marker = match failed {
-            None | Some(GroupsError::UserNotFound) => "",
+            None | Some(GroupsError::UserNotFound | GroupsError::UserInactive(_)) => "",
             Some(GroupsError::RateLimited) => FAILED_LIMITED,
             Some(GroupsError::Unavailable(_)) => FAILED_UNAVAILABLE,
         };
@@ -356,16 +389,9 @@ fn parse_entry(value: &str) -> Result<SharedEntry, SharedError> {
     let (at, json) = value.split_once(' ').ok_or_else(unreadable)?;
     let fetched_at_ms = at.parse().map_err(|_| unreadable())?;
     let body: Body = serde_json::from_str(json).map_err(|_| unreadable())?;
-    if body.gone == body.groups.is_some() {
-        return Err(unreadable());
-    }
     Ok(SharedEntry {
         fetched_at_ms,
-        groups: body.groups.map(|list| {
-            list.into_iter()
-                .map(|(id, name)| Group { id, name })
-                .collect()
-        }),
+        groups: body.answer().ok_or_else(unreadable)?,
     })
 }
 
@@ -375,24 +401,30 @@ mod tests {
 
     #[test]
     fn an_entry_reads_back_as_written_and_garbage_is_an_error_not_a_user() {
-        let body = serde_json::to_string(&Body {
-            groups: Some(vec![("00g1".into(), "Every one, \"quoted\"".into())]),
-            gone: false,
-        })
-        .unwrap();
+        let groups = [Group {
+            id: "00g1".into(),
+            name: "Every one, \"quoted\"".into(),
+        }];
+        let body = serde_json::to_string(&Body::of(Ok(&groups))).unwrap();
         let entry = parse_entry(&format!("1700000000123 {body}")).unwrap();
         assert_eq!(entry.fetched_at_ms, 1_700_000_000_123);
-        assert_eq!(
-            entry.groups,
-            Some(vec![Group {
-                id: "00g1".into(),
-                name: "Every one, \"quoted\"".into()
-            }])
-        );
+        assert_eq!(entry.groups, Ok(groups.to_vec()));
         let gone = parse_entry("5 {\"gone\":true}").unwrap();
-        assert_eq!(gone.groups, None, "Okta does not know the user");
+        assert_eq!(
+            gone.groups,
+            Err(GroupsError::UserNotFound),
+            "Okta does not know the user"
+        );
+        let inactive = serde_json::to_string(&Body::of(Err(&GroupsError::UserInactive(
+            "SUSPENDED".into(),
+        ))))
+        .unwrap();
+        assert_eq!(
+            parse_entry(&format!("5 {inactive}")).unwrap().groups,
+            Err(GroupsError::UserInactive("SUSPENDED".into()))
+        );
         let none = parse_entry("5 {\"groups\":[]}").unwrap();
-        assert_eq!(none.groups, Some(vec![]));
+        assert_eq!(none.groups, Ok(vec![]));
         for bad in [
             "",
             "5",
@@ -401,6 +433,8 @@ mod tests {
             "5 {}",
             "5 {\"groups\":3}",
             "5 {\"groups\":[],\"gone\":true}",
+            "5 {\"groups\":[],\"inactive\":\"SUSPENDED\"}",
+            "5 {\"gone\":true,\"inactive\":\"SUSPENDED\"}",
         ] {
             assert!(parse_entry(bad).is_err(), "{bad:?}");
         }

@@ -6,7 +6,7 @@
 //! Redis trouble pauses sharing for a moment (lookups ask Okta directly) and
 //! is logged once a minute. The cache policy is `GroupsCache`'s, not this file's.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -53,6 +53,8 @@ pub(super) struct Shared {
     redis: RedisGroups,
     /// Tags this replica's invalidation messages, which it ignores on receipt.
     origin: Arc<str>,
+    /// The invalidation channel is subscribed.
+    live: AtomicBool,
     /// Epoch ms before which Redis is not asked again, after it failed.
     paused_until_ms: AtomicU64,
     /// Epoch ms of the last warning about Redis, so an outage warns once a minute.
@@ -66,10 +68,22 @@ impl Shared {
         Shared {
             redis,
             origin: random_token().into(),
+            live: AtomicBool::new(false),
             paused_until_ms: AtomicU64::new(0),
             warned_at_ms: AtomicU64::new(0),
             block_known: AtomicU64::new(0),
         }
+    }
+
+    /// Whether this replica's answers stay valid until the TTL: while it
+    /// receives invalidations, or while Redis cannot answer (then nobody can
+    /// send one through it, and asking it again would only cost time).
+    pub(super) fn trusts_local(&self) -> bool {
+        self.live.load(Ordering::Acquire) || !self.available()
+    }
+
+    pub(super) fn set_live(&self, live: bool) {
+        self.live.store(live, Ordering::Release);
     }
 
     pub(super) fn available(&self) -> bool {
@@ -155,15 +169,15 @@ impl Shared {
         let result = client.fetch(user_id).await;
         self.share_block(client).await;
         let published = match &result {
-            Ok(groups) => Some((Some(groups.as_slice()), keep)),
-            // Kept only while fresh: an old "unknown" is asked again, not served.
-            Err(GroupsError::UserNotFound) => Some((None, ttl)),
+            Ok(groups) => Some((Ok(groups.as_slice()), keep)),
+            // Kept only while fresh: an old "no" is asked again, not served.
+            Err(error) if error.is_definitive() => Some((Err(error), ttl)),
             Err(_) => None,
         };
-        if let Some((groups, keep)) = published {
+        if let Some((answer, keep)) = published {
             if let Err(error) = self
                 .redis
-                .publish(user_id, token, started_ms, groups, keep)
+                .publish(user_id, token, started_ms, answer, keep)
                 .await
             {
                 self.trouble(&error);
@@ -233,6 +247,7 @@ async fn listen(client: redis::Client, cache: Weak<Inner>, origin: Arc<str>) {
             Ok(Ok(pubsub)) => {
                 let Some(inner) = cache.upgrade() else { return };
                 inner.forget_all();
+                inner.set_live(true);
                 drop(inner);
                 delay = Duration::from_millis(100);
                 was_up = true;
@@ -248,7 +263,8 @@ async fn listen(client: redis::Client, cache: Weak<Inner>, origin: Arc<str>) {
                     };
                     let Some(inner) = cache.upgrade() else { return };
                     let Some(message) = message else {
-                        tracing::warn!("groups: lost the invalidation channel; reconnecting");
+                        inner.set_live(false);
+                        tracing::warn!("groups: lost the invalidation channel; each answer is checked against Redis after a second until it is back");
                         break;
                     };
                     let payload = message.get_payload_bytes();

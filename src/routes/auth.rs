@@ -176,6 +176,13 @@ fn groups_denied(state: &AppState, session: &Session, error: GroupsError) -> Den
             tracing::info!(user = %session.login, "denied: Okta no longer knows this user");
             forbidden(state, session)
         }
+        // Signed in, but Okta says the account is suspended or deactivated:
+        // "not you" (403), never a sign-in loop; Okta refuses a new sign-in anyway.
+        GroupsError::UserInactive(status) => {
+            metrics::AUTH_FORBIDDEN.inc();
+            tracing::info!(user = %session.login, %status, "denied: the user's Okta status no longer grants access");
+            forbidden(state, session)
+        }
         other => {
             metrics::AUTH_UNAVAILABLE.inc();
             Denied::Error(AppError::Unavailable(format!(

@@ -26,6 +26,9 @@ pub async fn userinfo(
         GroupsError::UserNotFound => {
             AppError::SignInDenied("Okta no longer knows this account.".into())
         }
+        GroupsError::UserInactive(_) => {
+            AppError::SignInDenied("This account is suspended or deactivated in Okta.".into())
+        }
         other => AppError::Unavailable(other.to_string()),
     })?;
     let names: Vec<&str> = groups.list.iter().map(|g| g.name.as_str()).collect();

@@ -154,7 +154,10 @@ impl AppState {
                         if fresh.refresh_token.is_some() {
                             renewed.refresh_token = fresh.refresh_token;
                         }
-                        if fresh.groups_claim.is_some() {
+                        // A new ID token speaks for the groups: one without a
+                        // `groups` claim means none (Okta leaves the claim out
+                        // when no group matches the app's filter).
+                        if fresh.id_token.is_some() {
                             renewed.groups_claim = fresh.groups_claim;
                         }
                         tracing::debug!(user = %session.login, "tokens refreshed");

@@ -2,7 +2,8 @@
 //!
 //! It serves the org authorization server and the custom server `default` (discovery, JWKS,
 //! authorize, token, userinfo, logout, revoke) and the management API's groups endpoint over
-//! plain HTTP on 127.0.0.1, port 0, inside the test process. Its shapes and rules follow
+//! plain HTTP on 127.0.0.1, port 0, inside the test process (and a user's status at
+//! `/api/v1/users/{id}`). Its shapes and rules follow
 //! `OKTA.md`: exact issuers, PKCE, one-time codes, rotating refresh tokens, separate `Link`
 //! headers, `X-Rate-Limit-*` headers and Okta error bodies. Tests steer it through `FakeOkta`.
 //! It signs only with the throwaway keys in `tests/keys/` and never talks to a network.
@@ -211,6 +212,10 @@ struct CodeEntry {
 struct Calls {
     groups: usize,
     groups_by_user: HashMap<String, usize>,
+    /// `GET /api/v1/users/{id}` requests, by user id.
+    user_by_id: HashMap<String, usize>,
+    /// When each groups API request arrived, by user id.
+    groups_times_by_user: HashMap<String, Vec<std::time::Instant>>,
     token: usize,
     refresh: usize,
     discovery: usize,
@@ -232,6 +237,9 @@ struct Inner {
     rate_limit: u64,
     rate_window: (u64, u64),
     groups_failure: Option<u16>,
+    /// Okta statuses set by tests (`set_status`); others are `ACTIVE`, or
+    /// `DEPROVISIONED` for a user made inactive with `set_active(false)`.
+    statuses: HashMap<String, String>,
     calls: Calls,
     logout_calls: Vec<Url>,
     /// The Okta session id (`sid`) of the last approved sign-in.
@@ -322,6 +330,7 @@ impl FakeOkta {
             rate_limit: DEFAULT_RATE_LIMIT,
             rate_window: (0, 0),
             groups_failure: None,
+            statuses: HashMap::new(),
             calls: Calls::default(),
             logout_calls: Vec::new(),
             last_sid: None,
@@ -395,7 +404,41 @@ impl FakeOkta {
     /// A deactivated user keeps answering on the groups API (like Okta), but can neither
     /// sign in nor refresh.
     pub fn set_active(&self, user_id: &str, active: bool) {
-        self.lock().user_by_id_mut(user_id).active = active;
+        let mut inner = self.lock();
+        inner.user_by_id_mut(user_id).active = active;
+        inner.statuses.remove(user_id);
+    }
+
+    /// Sets the user's Okta status (`SUSPENDED`, `DEPROVISIONED`, `LOCKED_OUT`,
+    /// `ACTIVE`, ...), as `GET /api/v1/users/{id}` reports it. Like Okta, the
+    /// groups API keeps answering whatever the status; only an `ACTIVE` user can
+    /// sign in or refresh here.
+    pub fn set_status(&self, user_id: &str, status: &str) {
+        let mut inner = self.lock();
+        inner.user_by_id_mut(user_id).active = status == "ACTIVE";
+        inner
+            .statuses
+            .insert(user_id.to_string(), status.to_string());
+    }
+
+    /// When each groups API request for this user arrived, oldest first.
+    pub fn groups_call_times_for(&self, user_id: &str) -> Vec<std::time::Instant> {
+        self.lock()
+            .calls
+            .groups_times_by_user
+            .get(user_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// `GET /api/v1/users/{id}` requests for this user (asked for by id or login).
+    pub fn user_calls_for(&self, user_id: &str) -> usize {
+        self.lock()
+            .calls
+            .user_by_id
+            .get(user_id)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Afterwards the groups API answers 404 `E0000007` and refresh fails.
@@ -658,6 +701,11 @@ impl FakeOkta {
             "preferred_username": user.login,
             "groups": user.group_names(),
         });
+        if user.groups.is_empty() {
+            // Okta leaves the claim out when the app's groups filter matches
+            // none of the user's groups.
+            claims.as_object_mut().map(|c| c.remove("groups"));
+        }
         if let Some(nonce) = &grant.nonce {
             claims["nonce"] = match tweak {
                 TokenTweak::WrongNonce => json!("not-the-nonce-you-sent"),
@@ -730,6 +778,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route(&format!("{v1}/revoke"), web::post().to(revoke));
     }
     cfg.route("/api/v1/users/{id}/groups", web::get().to(user_groups));
+    cfg.route("/api/v1/users/{id}", web::get().to(get_user));
     demo_admin_routes(cfg);
 }
 
@@ -1193,6 +1242,12 @@ async fn user_groups(
             .user_by_id_or_login(&asked)
             .map_or_else(|| asked.clone(), |u| u.id.clone());
         inner.calls.groups += 1;
+        inner
+            .calls
+            .groups_times_by_user
+            .entry(counted_as.clone())
+            .or_default()
+            .push(std::time::Instant::now());
         *inner.calls.groups_by_user.entry(counted_as).or_default() += 1;
         inner.groups_delay
     };
@@ -1293,6 +1348,95 @@ async fn user_groups(
             ));
         }
     }
+    response.json(body)
+}
+
+/// `GET /api/v1/users/{id}` (Okta's Get User): the user object with its
+/// `status`, 404 `E0000007` for an unknown user, 429 while rate-limited. Its
+/// own per-minute bucket in Okta, so it does not count against the groups budget.
+async fn get_user(
+    req: HttpRequest,
+    path: web::Path<String>,
+    fake: web::Data<FakeOkta>,
+) -> HttpResponse {
+    let asked = path.into_inner();
+    let now = now_secs();
+    let mut inner = fake.lock();
+    let counted_as = inner
+        .user_by_id_or_login(&asked)
+        .map_or_else(|| asked.clone(), |u| u.id.clone());
+    *inner.calls.user_by_id.entry(counted_as).or_default() += 1;
+    let limited_until = inner.rate_limited_until.filter(|&until| now < until);
+    let rate = RateHeaders {
+        limit: DEFAULT_RATE_LIMIT,
+        remaining: if limited_until.is_some() {
+            0
+        } else {
+            DEFAULT_RATE_LIMIT - 1
+        },
+        reset: limited_until.unwrap_or(now - now % 60 + 60),
+    };
+    let authorized = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        == Some(&format!("SSWS {}", FakeOkta::API_TOKEN));
+    if !authorized {
+        return rate.okta_error(
+            StatusCode::UNAUTHORIZED,
+            "E0000011",
+            "Invalid token provided",
+        );
+    }
+    if limited_until.is_some() {
+        return rate.okta_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "E0000047",
+            "API call exceeded rate limit due to too many requests.",
+        );
+    }
+    let Some(user) = inner.user_by_id_or_login(&asked) else {
+        let summary = format!("Not found: Resource not found: {asked} (User)");
+        return rate.okta_error(StatusCode::NOT_FOUND, "E0000007", &summary);
+    };
+    let status = inner.statuses.get(&user.id).cloned().unwrap_or_else(|| {
+        if user.active {
+            "ACTIVE"
+        } else {
+            "DEPROVISIONED"
+        }
+        .to_string()
+    });
+    let base = fake.base_url();
+    let (first, last) = user.name.split_once(' ').unwrap_or((&user.name, ""));
+    let body = json!({
+        "id": user.id,
+        "status": status,
+        "created": "2024-01-15T09:30:00.000Z",
+        "activated": "2024-01-15T09:31:00.000Z",
+        "statusChanged": "2024-06-01T12:00:00.000Z",
+        "lastLogin": "2024-06-02T08:00:00.000Z",
+        "lastUpdated": "2024-06-01T12:00:00.000Z",
+        "passwordChanged": "2024-01-15T09:31:00.000Z",
+        "type": { "id": "oty1fakeoktatype0000" },
+        "profile": {
+            "firstName": first,
+            "lastName": last,
+            "mobilePhone": null,
+            "secondEmail": null,
+            "login": user.login,
+            "email": user.email,
+        },
+        "credentials": {
+            "password": {},
+            "provider": { "type": "OKTA", "name": "OKTA" },
+        },
+        "_links": {
+            "self": { "href": format!("{base}/api/v1/users/{}", user.id) },
+        },
+    });
+    let mut response = HttpResponse::Ok();
+    rate.apply(&mut response);
     response.json(body)
 }
 

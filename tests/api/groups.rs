@@ -192,9 +192,8 @@ async fn a_removed_group_is_noticed_once_the_cache_entry_is_due() {
 
     app.okta.set_groups(&alice.id, vec![everyone()]);
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    // A due entry is served once more (stale) while it is refreshed in the
-    // background, so the first check after expiry may still pass; a later one
-    // must see the new groups.
+    // Past the TTL a check waits for Okta (groups_freshness.rs holds the
+    // first check after the TTL to that); here: it is noticed, and stays so.
     let seen = poll_until(
         &app,
         admins_only,

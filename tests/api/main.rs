@@ -11,6 +11,7 @@ mod demo;
 mod fake_okta;
 mod fake_okta_shapes;
 mod groups;
+mod groups_freshness;
 mod hardening;
 mod health;
 mod healthcheck;

@@ -2,8 +2,12 @@
 //! over three replicas cost one Okta call, a due entry is refreshed by one call
 //! for all replicas and the change reaches every one, a user deleted in Okta
 //! loses access everywhere, a 429 seen by one replica holds the others back until
-//! the reset, and a replica that died holding a fetch lease is replaced. The Lua
-//! steps (lease, publish, block) are checked against the real redis-server.
+//! the reset, and a replica that died holding a fetch lease is replaced. Issue 9:
+//! past the TTL the first check on every replica sees a change (groups or a
+//! suspension) for one call, active replicas refresh ahead at one call per TTL
+//! among them, and an invalidation reaches every replica within a second, also
+//! voiding a fetch under way. The Lua steps (lease, publish, block,
+//! invalidate) are checked against the real redis-server.
 //!
 //! A Redis outage cannot be watched through checks: sessions live in the same
 //! Redis, so every check answers 503 before groups are looked at (redis.rs).
@@ -561,7 +565,7 @@ async fn an_entry_counts_only_when_recent_enough_and_a_newer_one_is_never_overwr
         Take::Leased { blocked_until: 0 }
     );
     assert!(shared
-        .publish("u", "p", 1000, Some(&groups), keep)
+        .publish("u", "p", 1000, Ok(&groups), keep)
         .await
         .unwrap());
     assert!(shared.release("u", "p", None, hold).await.unwrap());
@@ -570,7 +574,7 @@ async fn an_entry_counts_only_when_recent_enough_and_a_newer_one_is_never_overwr
     };
     assert_eq!(
         (entry.fetched_at_ms, entry.groups),
-        (1000, Some(groups.clone()))
+        (1000, Ok(groups.clone()))
     );
     assert_eq!(
         shared.take("u", "t", hold, 1001).await.unwrap(),
@@ -578,27 +582,27 @@ async fn an_entry_counts_only_when_recent_enough_and_a_newer_one_is_never_overwr
         "an older entry does not count: the taker gets the lease instead"
     );
     assert!(
-        !shared
-            .publish("u", "t", 900, Some(&[]), keep)
-            .await
-            .unwrap(),
+        !shared.publish("u", "t", 900, Ok(&[]), keep).await.unwrap(),
         "an answer older than the stored one is dropped"
     );
-    assert!(shared.publish("u", "t", 2000, None, keep).await.unwrap());
+    assert!(shared
+        .publish("u", "t", 2000, Err(&GroupsError::UserNotFound), keep)
+        .await
+        .unwrap());
     assert!(shared.release("u", "t", None, hold).await.unwrap());
     let Take::Entry(entry) = shared.take("u", "t", hold, 0).await.unwrap() else {
         panic!("the newer entry");
     };
     assert_eq!(
         (entry.fetched_at_ms, entry.groups),
-        (2000, None),
+        (2000, Err(GroupsError::UserNotFound)),
         "Okta does not know u"
     );
 
     // Only the lease holder publishes.
     assert!(
         !shared
-            .publish("w", "nobody", now_ms(), Some(&groups), keep)
+            .publish("w", "nobody", now_ms(), Ok(&groups), keep)
             .await
             .unwrap(),
         "a publisher without the lease is refused"
@@ -614,13 +618,7 @@ async fn an_entry_counts_only_when_recent_enough_and_a_newer_one_is_never_overwr
         Take::Leased { blocked_until: 0 }
     );
     assert!(shared
-        .publish(
-            "v",
-            "p",
-            now_ms(),
-            Some(&groups),
-            Duration::from_millis(300)
-        )
+        .publish("v", "p", now_ms(), Ok(&groups), Duration::from_millis(300))
         .await
         .unwrap());
     assert!(shared.release("v", "p", None, hold).await.unwrap());
@@ -645,7 +643,7 @@ async fn an_invalidation_forgets_the_shared_answer_and_voids_the_fetch_under_way
     let groups = vec![group("Everyone"), group("admins")];
     shared.take("u", "a", keep, 0).await.unwrap();
     assert!(shared
-        .publish("u", "a", now_ms(), Some(&groups), keep)
+        .publish("u", "a", now_ms(), Ok(&groups), keep)
         .await
         .unwrap());
     assert!(shared.release("u", "a", None, keep).await.unwrap());
@@ -662,14 +660,14 @@ async fn an_invalidation_forgets_the_shared_answer_and_voids_the_fetch_under_way
     );
     assert!(
         !shared
-            .publish("u", "b", now_ms(), Some(&groups), keep)
+            .publish("u", "b", now_ms(), Ok(&groups), keep)
             .await
             .unwrap(),
         "the fetch that began before the invalidation is not shared"
     );
     assert!(!shared.release("u", "b", None, keep).await.unwrap());
     assert!(shared
-        .publish("u", "c", now_ms(), Some(&[]), keep)
+        .publish("u", "c", now_ms(), Ok(&[]), keep)
         .await
         .unwrap());
 }
@@ -838,4 +836,147 @@ async fn a_fetch_under_way_when_the_invalidation_comes_is_not_kept_on_any_replic
         2,
         "and the fresh answer serves every replica"
     );
+}
+
+#[tokio::test]
+async fn past_the_ttl_the_first_check_on_every_replica_sees_the_change_for_one_okta_call() {
+    let Some(redis) = RedisServer::start(false) else {
+        return;
+    };
+    let apps = replicas(&redis, 3, &[("GROUPS_CACHE_TTL", "2s")]).await;
+    let okta = apps[0].okta.clone();
+    let (alice, bob) = (okta.user("alice"), okta.user("bob"));
+    apps[0].login_as("alice").await;
+    let (bob_jar, bob_browser) = apps[0].new_browser();
+    apps[0].login_in(&bob_browser, "bob").await;
+    let signed_in = Instant::now();
+    let alice_cookie = cookie_of(&apps[0]);
+    let bob_cookie = format!(
+        "{COOKIE_NAME}={}",
+        crate::helpers::session_cookie_in(&bob_jar, &apps[0].address).expect("bob signed in")
+    );
+    for app in &apps {
+        assert_eq!(
+            check(app, ADMINS_ONLY, &alice_cookie).await.0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            check(app, "/oauth2/auth", &bob_cookie).await.0,
+            StatusCode::OK
+        );
+    }
+    okta.set_groups(&alice.id, vec![everyone()]);
+    okta.set_status(&bob.id, "SUSPENDED");
+    tokio::time::sleep(
+        (signed_in + Duration::from_millis(2100)).saturating_duration_since(Instant::now()),
+    )
+    .await;
+    for app in &apps {
+        assert_eq!(
+            check(app, ADMINS_ONLY, &alice_cookie).await.0,
+            StatusCode::FORBIDDEN,
+            "a replica's first check after the TTL used the old groups"
+        );
+        assert_eq!(
+            check(app, "/oauth2/auth", &bob_cookie).await.0,
+            StatusCode::FORBIDDEN,
+            "a replica's first check after the TTL let a suspended user in"
+        );
+    }
+    for user in [&alice, &bob] {
+        assert_eq!(
+            (
+                okta.groups_calls_for(&user.id),
+                okta.user_calls_for(&user.id)
+            ),
+            (2, 2),
+            "the sign-in's calls and one lookup for all replicas"
+        );
+    }
+}
+
+#[tokio::test]
+async fn refresh_ahead_across_replicas_costs_one_call_per_ttl_for_all_of_them() {
+    let Some(redis) = RedisServer::start(false) else {
+        return;
+    };
+    let ttl = Duration::from_secs(3);
+    let apps = replicas(&redis, 3, &[("GROUPS_CACHE_TTL", "3s")]).await;
+    let okta = apps[0].okta.clone();
+    let alice = okta.user("alice");
+    apps[0].login_as("alice").await;
+    let signed_in = Instant::now();
+    let cookie = cookie_of(&apps[0]);
+    let mut i = 0;
+    while Instant::now() < signed_in + 3 * ttl {
+        let (status, _) = check(&apps[i % 3], "/oauth2/auth", &cookie).await;
+        assert_eq!(status, StatusCode::OK);
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let times = okta.groups_call_times_for(&alice.id);
+    assert!(
+        (3..=4).contains(&times.len()),
+        "{} groups calls in three TTLs on three active replicas",
+        times.len()
+    );
+    for pair in times.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap < ttl && gap > ttl / 2,
+            "calls {gap:?} apart: a replica waited, or refreshed on its own"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_replica_that_cannot_hear_invalidations_confirms_its_answers_in_redis_after_a_second() {
+    let Some(redis) = RedisServer::start(false) else {
+        return;
+    };
+    let okta = FakeOkta::start().await;
+    let alice = okta.user("alice");
+    let ttl = Duration::from_secs(3600);
+    let (a, b) = (
+        cache_for(&okta, &redis.url(), ttl),
+        cache_for(&okta, &redis.url(), ttl),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for cache in [&a, &b] {
+        assert_eq!(
+            names(&cache.groups_of(&alice.id).await.unwrap()),
+            "Everyone,admins"
+        );
+    }
+    // B loses its subscription and cannot get it back (SUBSCRIBE refused),
+    // so it will not hear A's invalidation.
+    let client = ::redis::Client::open(redis.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = ::redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("default")
+        .arg("-subscribe")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let _: u64 = ::redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    okta.set_groups(&alice.id, vec![everyone()]);
+    a.invalidate(&alice.id).await.unwrap();
+    // An hour-long TTL: only asking Redis again can end B's old answer.
+    assert_eq!(
+        groups_until(&b, &alice.id, "Everyone", Duration::from_secs(3)).await,
+        "Everyone",
+        "a replica without the invalidation channel kept a voided answer"
+    );
+    assert_eq!(okta.groups_calls_for(&alice.id), 2);
+    // Still deaf, but with a confirmed answer: no further Okta call.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(names(&b.groups_of(&alice.id).await.unwrap()), "Everyone");
+    assert_eq!(okta.groups_calls_for(&alice.id), 2);
 }

@@ -163,3 +163,29 @@ async fn without_offline_access_there_is_no_refresh_and_checks_keep_working() {
     }
     assert_eq!(app.okta.refresh_calls(), 0);
 }
+
+#[tokio::test]
+async fn with_the_oidc_provider_a_refreshed_id_token_without_a_groups_claim_means_no_groups() {
+    let app = spawn_app_with(&[("IDP_PROVIDER", "oidc")]).await;
+    let alice = app.okta.user("alice");
+    app.okta.set_token_lifetime(DUE_AT_ONCE);
+    app.login_as("alice").await;
+    let admins_only = "/oauth2/auth?allowed_groups=admins";
+    let check = app.auth_at(admins_only, ORIGINAL).await;
+    assert_eq!(check.status(), StatusCode::OK, "the sign-in's claim");
+    assert_eq!(app.okta.refresh_calls(), 1);
+    // Alice leaves every group the app's claim filter matches: Okta's next ID
+    // token has no `groups` claim at all.
+    app.okta.set_groups(&alice.id, vec![]);
+    tokio::time::sleep(Duration::from_millis(5200)).await; // past the refresh coalescing
+    let check = app.auth_at(admins_only, ORIGINAL).await;
+    assert_eq!(app.okta.refresh_calls(), 2, "the tokens were renewed");
+    assert_eq!(
+        check.status(),
+        StatusCode::FORBIDDEN,
+        "the old groups claim outlived the refresh"
+    );
+    let check = app.auth(ORIGINAL).await;
+    assert_eq!(check.status(), StatusCode::OK);
+    assert_eq!(crate::helpers::header(&check, "x-auth-request-groups"), "");
+}
