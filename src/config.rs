@@ -208,11 +208,10 @@ pub struct ConfigError {
 
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(
-            f,
-            "invalid configuration ({} problems):",
-            self.problems.len()
-        )?;
+        match self.problems.len() {
+            1 => writeln!(f, "invalid configuration (1 problem):")?,
+            n => writeln!(f, "invalid configuration ({n} problems):")?,
+        }
         for p in &self.problems {
             writeln!(f, "  - {p}")?;
         }
@@ -417,7 +416,7 @@ impl TryFrom<RawConfig> for Config {
         let service = match get(&raw.authenticate_service_url) {
             Some(v) => parse_service_url(&v, &mut p),
             None => p.add(
-                "AUTHENTICATE_SERVICE_URL is not set: set it to this service's public base URL, e.g. https://auth.example.com",
+                &format!("AUTHENTICATE_SERVICE_URL is not set: set it to this service's public base URL, {SERVICE_URL_EXAMPLE}"),
             ),
         };
 
@@ -699,12 +698,52 @@ fn parse_issuer(value: &str, p: &mut Problems) -> Option<(String, String)> {
              (without -admin), here https://{org}.{domain}"
         ));
     }
+    if let Some(issuer) = value
+        .trim_end_matches('/')
+        .strip_suffix("/.well-known/openid-configuration")
+    {
+        p.push(format!(
+            "{var} is the discovery document, not the issuer: use the part before \
+             /.well-known, here {issuer}"
+        ));
+    }
+    if url.host_str().is_some_and(is_placeholder_org) {
+        p.push(format!(
+            "{var} still names the placeholder org from an example: use your Okta org's \
+             own host (Okta admin console → your name at the top right), {example}"
+        ));
+    }
     if p.count() > before {
         return None;
     }
     // Okta's `iss` has no trailing slash, and `Url` would add one to a bare origin.
     let issuer = value.trim_end_matches('/').to_string();
     Some((issuer, url.origin().ascii_serialization()))
+}
+
+/// Whether `host` is a placeholder copied from an example (`ORG.okta.com`,
+/// `YOUR-ORG.okta.com`, `{yourOktaDomain}`…) rather than a real org.
+fn is_placeholder_org(host: &str) -> bool {
+    let first = host.split('.').next().unwrap_or_default();
+    let squashed: String = first
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    matches!(
+        squashed.as_str(),
+        "org"
+            | "yourorg"
+            | "yourokta"
+            | "youroktaorg"
+            | "youroktadomain"
+            | "yourdomain"
+            | "oktadomain"
+            | "orgname"
+            | "yourorgname"
+            | "subdomain"
+            | "yoursubdomain"
+    )
 }
 
 /// (`ORG`, domain) when `host` is `ORG-admin.okta.com` (or oktapreview.com, okta-emea.com).
@@ -714,9 +753,13 @@ fn okta_admin_org(host: &str) -> Option<(&str, &str)> {
     matches!(domain, "okta.com" | "oktapreview.com" | "okta-emea.com").then_some((org, domain))
 }
 
+/// How the README advises setting `AUTHENTICATE_SERVICE_URL`.
+const SERVICE_URL_EXAMPLE: &str = "e.g. https://app.example.com (the app's own origin, when \
+     the proxy routes /oauth2/ to this service)";
+
 /// `AUTHENTICATE_SERVICE_URL` -> (parsed URL, normalised string without trailing `/`).
 fn parse_service_url(value: &str, p: &mut Problems) -> Option<(Url, String)> {
-    let example = "e.g. https://auth.example.com";
+    let example = SERVICE_URL_EXAMPLE;
     let var = shown("AUTHENTICATE_SERVICE_URL", value);
     let Some(url) = Url::parse(value).ok().filter(|u| u.has_host()) else {
         return p.add(&format!("{var} is not an absolute URL: use {example}"));
@@ -1155,6 +1198,21 @@ mod tests {
                 &["without -admin", "https://acme.oktapreview.com"],
             ),
             ("https://acme-admin.okta-emea.com", &["without -admin"]),
+            (
+                "https://dev-123.okta.com/oauth2/default/.well-known/openid-configuration",
+                &[
+                    "discovery document, not the issuer",
+                    "https://dev-123.okta.com/oauth2/default",
+                ],
+            ),
+            (
+                "https://dev-123.okta.com/.well-known/openid-configuration/",
+                &["part before /.well-known, here https://dev-123.okta.com"],
+            ),
+            ("https://YOUR-ORG.okta.com", &["placeholder org"]),
+            ("https://ORG.okta.com/oauth2/default", &["placeholder org"]),
+            ("https://your_okta_domain.okta.com", &["placeholder org"]),
+            ("https://yourOktaDomain", &["placeholder org"]),
             ("http://dev-123.okta.com", &["uses http", "loopback"]),
             ("http://10.0.0.1:8080", &["uses http"]),
             ("ftp://dev-123.okta.com", &["https"]),
@@ -1169,6 +1227,31 @@ mod tests {
         for (given, needles) in cases {
             assert_one_problem(&[("IDP_PROVIDER_URL", Some(given))], needles);
         }
+    }
+
+    #[test]
+    fn the_error_counts_problems_in_words() {
+        let one = ConfigError {
+            problems: vec!["a".into()],
+        };
+        assert!(one
+            .to_string()
+            .starts_with("invalid configuration (1 problem):"));
+        let two = ConfigError {
+            problems: vec!["a".into(), "b".into()],
+        };
+        assert!(two
+            .to_string()
+            .starts_with("invalid configuration (2 problems):"));
+    }
+
+    #[test]
+    fn the_service_url_example_is_the_apps_own_origin() {
+        let problems = problems(&[("AUTHENTICATE_SERVICE_URL", None)]);
+        assert!(
+            problems.iter().any(|p| p.contains("the app's own origin")),
+            "{problems:#?}"
+        );
     }
 
     #[test]

@@ -5,8 +5,11 @@
 //! The modules follow the request: `routes` calls `forwarded`, `session`,
 //! `oidc`, `logout_token`, `groups`, `policy`, `identity_headers` and
 //! `redirect`, which rest on `config` and `error`. `startup` is the only module
-//! that knows them all.
+//! that knows them all. `cli` parses the command line; `check` and
+//! `healthcheck` are the two commands besides serving.
 
+pub mod check;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod forwarded;

@@ -3,6 +3,7 @@
 mod auth;
 mod backchannel;
 mod browser;
+mod cli;
 mod compose;
 mod config_errors;
 mod demo;
