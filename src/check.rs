@@ -9,7 +9,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use reqwest::header::{ACCEPT, AUTHORIZATION};
+use reqwest::header::ACCEPT;
 use reqwest::StatusCode;
 use serde::Deserialize;
 use url::Url;
@@ -17,6 +17,7 @@ use url::Url;
 use crate::config::{Config, Provider, StoreKind};
 use crate::groups::{GroupsError, OktaGroupsClient};
 use crate::oidc::error_chain;
+use crate::okta_api::{ApiCredential, ApiError};
 use crate::policy::{decide, AllowLists, Decision, Subject};
 use crate::session::random_token;
 
@@ -488,14 +489,23 @@ async fn check_api_credential(
     user: Option<&str>,
     report: &mut Report,
 ) {
-    let Some(token) = &config.service_account else {
-        report.fail(
-            "API credential",
-            "IDP_PROVIDER=okta needs an API credential",
-            "set IDP_SERVICE_ACCOUNT to an Okta API token",
-        );
-        return;
+    let credential = match crate::startup::api_credential(config) {
+        Ok(Some(credential)) => credential,
+        Ok(None) => {
+            report.fail(
+                "API credential",
+                "IDP_PROVIDER=okta needs an API credential",
+                "set OKTA_API_CLIENT_ID + OKTA_API_PRIVATE_KEY (service app) or IDP_SERVICE_ACCOUNT (API token)",
+            );
+            return;
+        }
+        Err(e) => {
+            report.fail("API credential", e, "see the message");
+            return;
+        }
     };
+    let service_app = matches!(credential, ApiCredential::ServiceApp(_));
+    let names = credential.names();
     let probe = format!("forward-auth-check-{}", random_token());
     let mut url = match Url::parse(&config.org_url) {
         Ok(url) => url,
@@ -514,27 +524,34 @@ async fn check_api_credential(
             .extend(["api", "v1", "users", &probe, "groups"]);
     }
     url.set_query(Some("limit=1"));
-    let answer = http
-        .get(url)
-        .header(AUTHORIZATION, format!("SSWS {}", token.expose()))
-        .header(ACCEPT, "application/json")
-        .send()
-        .await;
-    let fix_token = "create an API token (Security → API → Tokens) as an admin with at least the Read-only Administrator role, and set IDP_SERVICE_ACCOUNT to it";
-    match answer.map(|r| r.status()) {
+    let fix_refused = if service_app {
+        "in the service app: grant the okta.users.read scope (Okta API Scopes) and assign it the Read-only Administrator role"
+    } else {
+        "give the token's admin the Read-only Administrator role"
+    };
+    let fix_token = if service_app {
+        "check OKTA_API_CLIENT_ID and that the app's public keys hold the public half of OKTA_API_PRIVATE_KEY"
+    } else {
+        "create an API token (Security → API → Tokens) as an admin with at least the Read-only Administrator role, and set IDP_SERVICE_ACCOUNT to it"
+    };
+    match credential.get(http, &url).await.map(|r| r.status()) {
         Ok(StatusCode::NOT_FOUND) | Ok(StatusCode::OK) => report.ok(
             "API credential",
-            format!("the groups API at {} accepts IDP_SERVICE_ACCOUNT", config.org_url),
+            format!("the groups API at {} accepts {names}", config.org_url),
         ),
         Ok(StatusCode::UNAUTHORIZED) => report.fail(
             "API credential",
-            "Okta refused IDP_SERVICE_ACCOUNT (401): the token is wrong, revoked, or expired after 30 days unused",
+            if service_app {
+                "Okta refused the service app's access token (401)".to_string()
+            } else {
+                "Okta refused IDP_SERVICE_ACCOUNT (401): the token is wrong, revoked, or expired after 30 days unused".to_string()
+            },
             fix_token,
         ),
         Ok(StatusCode::FORBIDDEN) => report.fail(
             "API credential",
-            "IDP_SERVICE_ACCOUNT may not read users (403)",
-            "give the token's admin the Read-only Administrator role",
+            format!("{names} may not read users (403)"),
+            fix_refused,
         ),
         Ok(StatusCode::TOO_MANY_REQUESTS) => report.fail(
             "API credential",
@@ -546,14 +563,20 @@ async fn check_api_credential(
             format!("the groups API answered {status}"),
             fix_token,
         ),
-        Err(e) => report.fail(
+        Err(ApiError::Token(e)) if e.contains("invalid_scope") => report.fail(
             "API credential",
-            format!("{} cannot be reached: {}", config.org_url, error_chain(&e)),
+            format!("the service app may not ask for okta.users.read: {e}"),
+            fix_refused,
+        ),
+        Err(ApiError::Token(e)) => report.fail("API credential", e, fix_token),
+        Err(ApiError::Transport(e)) => report.fail(
+            "API credential",
+            format!("{} cannot be reached: {e}", config.org_url),
             "check the network path to Okta",
         ),
     }
     if let Some(login) = user {
-        check_user(config, http, token.clone(), login, report).await;
+        check_user(config, http, credential, login, report).await;
     }
 }
 
@@ -562,11 +585,12 @@ async fn check_api_credential(
 async fn check_user(
     config: &Config,
     http: &reqwest::Client,
-    token: crate::config::Secret,
+    credential: ApiCredential,
     login: &str,
     report: &mut Report,
 ) {
-    let client = match OktaGroupsClient::new(http.clone(), &config.org_url, token) {
+    let client = match OktaGroupsClient::with_credential(http.clone(), &config.org_url, credential)
+    {
         Ok(client) => client,
         Err(e) => {
             report.fail("user", e, "fix IDP_PROVIDER_URL");

@@ -10,6 +10,8 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::forwarded::TrustedProxies;
+use crate::okta_api::key::AssertionKey;
+pub use crate::okta_api::ServiceAppConfig;
 use crate::policy::AllowLists;
 use crate::redirect::AllowedRedirects;
 
@@ -61,6 +63,9 @@ pub struct RawConfig {
     pub idp_client_secret_file: Option<String>,
     pub idp_service_account: Option<String>,
     pub idp_service_account_file: Option<String>,
+    pub okta_api_client_id: Option<String>,
+    pub okta_api_private_key: Option<String>,
+    pub okta_api_private_key_file: Option<String>,
     pub idp_scopes: Option<String>,
     pub authenticate_service_url: Option<String>,
     pub address: Option<String>,
@@ -83,7 +88,7 @@ pub struct RawConfig {
 }
 
 /// The variables we read, as they are spelled in the environment.
-pub const KNOWN_VARIABLES: [&str; 26] = [
+pub const KNOWN_VARIABLES: [&str; 29] = [
     "IDP_PROVIDER",
     "IDP_PROVIDER_URL",
     "IDP_CLIENT_ID",
@@ -91,6 +96,9 @@ pub const KNOWN_VARIABLES: [&str; 26] = [
     "IDP_CLIENT_SECRET_FILE",
     "IDP_SERVICE_ACCOUNT",
     "IDP_SERVICE_ACCOUNT_FILE",
+    "OKTA_API_CLIENT_ID",
+    "OKTA_API_PRIVATE_KEY",
+    "OKTA_API_PRIVATE_KEY_FILE",
     "IDP_SCOPES",
     "AUTHENTICATE_SERVICE_URL",
     "ADDRESS",
@@ -181,8 +189,11 @@ pub struct Config {
     pub org_url: String,
     pub client_id: String,
     pub client_secret: Secret,
-    /// `IDP_SERVICE_ACCOUNT`; always `Some` for [`Provider::Okta`].
+    /// `IDP_SERVICE_ACCOUNT`. For [`Provider::Okta`], exactly one of this and
+    /// `service_app` is `Some`.
     pub service_account: Option<Secret>,
+    /// `OKTA_API_CLIENT_ID` + `OKTA_API_PRIVATE_KEY`: an Okta API service app.
+    pub service_app: Option<ServiceAppConfig>,
     pub scopes: Vec<String>,
     /// `AUTHENTICATE_SERVICE_URL` without a trailing `/`.
     pub service_url: String,
@@ -335,12 +346,6 @@ impl TryFrom<RawConfig> for Config {
         let mut p = Problems(Vec::new());
         // An empty value counts as unset (compose files often write `VAR=`),
         // except for TRUSTED_PROXIES where empty means "trust nobody".
-        let get = |v: &Option<String>| -> Option<String> {
-            v.as_deref()
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-        };
 
         let provider = match get(&raw.idp_provider).map(|v| v.to_ascii_lowercase()) {
             Some(v) if v == "okta" => Some(Provider::Okta),
@@ -375,17 +380,35 @@ impl TryFrom<RawConfig> for Config {
             ),
             Err(()) => None,
         };
+        let service_app = service_app(&raw, &mut p);
         let service_account = match secret(
             "IDP_SERVICE_ACCOUNT",
             get(&raw.idp_service_account),
             get(&raw.idp_service_account_file),
             &mut p,
         ) {
-            Ok(None) if provider == Some(Provider::Okta) => p.add(
-                "IDP_SERVICE_ACCOUNT is not set but IDP_PROVIDER is okta: set it (or \
-                 IDP_SERVICE_ACCOUNT_FILE) to an Okta API token (Security > API > Tokens), \
-                 or use IDP_PROVIDER=oidc to read groups from the ID token",
+            Ok(Some(_)) if service_app.is_some() => p.add(
+                "IDP_SERVICE_ACCOUNT and OKTA_API_CLIENT_ID are both set: keep one API \
+                 credential (the service app is what Okta recommends; remove IDP_SERVICE_ACCOUNT)",
             ),
+            Ok(None)
+                if provider == Some(Provider::Okta)
+                    && service_app.is_none()
+                    && [
+                        &raw.okta_api_client_id,
+                        &raw.okta_api_private_key,
+                        &raw.okta_api_private_key_file,
+                    ]
+                    .into_iter()
+                    .all(|v| get(v).is_none()) =>
+            {
+                p.add(
+                    "IDP_PROVIDER is okta but no API credential is set: set OKTA_API_CLIENT_ID + \
+                     OKTA_API_PRIVATE_KEY (an Okta API service app with the okta.users.read \
+                     scope, recommended) or IDP_SERVICE_ACCOUNT (an API token, Security > API > \
+                     Tokens), or use IDP_PROVIDER=oidc to read groups from the ID token",
+                )
+            }
             Ok(account) => account,
             Err(()) => None,
         };
@@ -570,6 +593,7 @@ impl TryFrom<RawConfig> for Config {
             client_id: client_id.ok_or_else(missing)?,
             client_secret: client_secret.ok_or_else(missing)?,
             service_account,
+            service_app,
             scopes,
             redirect_uri: format!("{service_url}/oauth2/callback"),
             service_url,
@@ -632,6 +656,43 @@ fn secret(
             .map(|v| Some(Secret::new(v)))
             .ok_or(()),
         (None, None) => Ok(None),
+    }
+}
+
+/// A variable's value; an empty one counts as unset (compose files often
+/// write `VAR=`). TRUSTED_PROXIES reads its raw value: there empty means
+/// "trust nobody".
+fn get(v: &Option<String>) -> Option<String> {
+    v.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// `OKTA_API_CLIENT_ID` + `OKTA_API_PRIVATE_KEY` (or its `_FILE`): both or neither.
+fn service_app(raw: &RawConfig, p: &mut Problems) -> Option<ServiceAppConfig> {
+    let client_id = get(&raw.okta_api_client_id);
+    let key = secret(
+        "OKTA_API_PRIVATE_KEY",
+        get(&raw.okta_api_private_key),
+        get(&raw.okta_api_private_key_file),
+        p,
+    );
+    match (client_id, key) {
+        (_, Err(())) => None,
+        (None, Ok(None)) => None,
+        (Some(_), Ok(None)) => p.add(
+            "OKTA_API_CLIENT_ID is set but OKTA_API_PRIVATE_KEY is not: set it (or \
+             OKTA_API_PRIVATE_KEY_FILE) to the service app's private key, as PEM or JWK",
+        ),
+        (None, Ok(Some(_))) => p.add(
+            "OKTA_API_PRIVATE_KEY is set but OKTA_API_CLIENT_ID is not: set it to the Client ID \
+             of the Okta API service app",
+        ),
+        (Some(client_id), Ok(Some(key))) => match AssertionKey::parse(key.expose()) {
+            Ok(key) => Some(ServiceAppConfig { client_id, key }),
+            Err(e) => p.add(&format!("OKTA_API_PRIVATE_KEY {e}")),
+        },
     }
 }
 
@@ -1072,8 +1133,65 @@ mod tests {
     fn the_okta_provider_needs_a_service_account() {
         assert_one_problem(
             &[("IDP_SERVICE_ACCOUNT", None)],
-            &["IDP_SERVICE_ACCOUNT", "okta", "oidc"],
+            &["IDP_SERVICE_ACCOUNT", "OKTA_API_CLIENT_ID", "okta", "oidc"],
         );
+    }
+
+    const SERVICE_APP_KEY: &str = include_str!("../tests/keys/test-key-2.pem");
+
+    #[test]
+    fn a_service_app_replaces_the_api_token() {
+        let c = load(&[
+            ("IDP_SERVICE_ACCOUNT", None),
+            ("OKTA_API_CLIENT_ID", Some("0oasvc")),
+            ("OKTA_API_PRIVATE_KEY", Some(SERVICE_APP_KEY)),
+        ]);
+        assert!(c.service_account.is_none());
+        let app = c.service_app.expect("the service app");
+        assert_eq!(app.client_id, "0oasvc");
+        assert!(!format!("{app:?}").contains("MII"), "Debug shows no key");
+    }
+
+    #[test]
+    fn exactly_one_api_credential_and_both_halves_of_the_service_app() {
+        type Changes<'a> = &'a [(&'a str, Option<&'a str>)];
+        let cases: &[(Changes, &[&str])] = &[
+            (
+                &[
+                    ("OKTA_API_CLIENT_ID", Some("0oasvc")),
+                    ("OKTA_API_PRIVATE_KEY", Some(SERVICE_APP_KEY)),
+                ],
+                &["IDP_SERVICE_ACCOUNT and OKTA_API_CLIENT_ID are both set"],
+            ),
+            (
+                &[
+                    ("IDP_SERVICE_ACCOUNT", None),
+                    ("OKTA_API_CLIENT_ID", Some("0oasvc")),
+                ],
+                &["OKTA_API_CLIENT_ID is set but OKTA_API_PRIVATE_KEY is not"],
+            ),
+            (
+                &[
+                    ("IDP_SERVICE_ACCOUNT", None),
+                    ("OKTA_API_PRIVATE_KEY", Some(SERVICE_APP_KEY)),
+                ],
+                &["OKTA_API_PRIVATE_KEY is set but OKTA_API_CLIENT_ID is not"],
+            ),
+            (
+                &[
+                    ("IDP_SERVICE_ACCOUNT", None),
+                    ("OKTA_API_CLIENT_ID", Some("0oasvc")),
+                    ("OKTA_API_PRIVATE_KEY", Some("hunter2")),
+                ],
+                &["OKTA_API_PRIVATE_KEY is neither a PEM nor a JWK"],
+            ),
+        ];
+        for (changes, needles) in cases {
+            assert_one_problem(changes, needles);
+            assert!(problems(changes)
+                .iter()
+                .all(|p| !p.contains("hunter2") && !p.contains("MII")));
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use moka::future::Cache;
 use moka::Expiry;
-use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION};
+use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use serde::Deserialize;
 use tokio::sync::Semaphore;
@@ -24,6 +24,7 @@ use url::Url;
 use crate::config::Secret;
 pub use crate::identity_headers::UserGroups;
 use crate::metrics;
+use crate::okta_api::ApiCredential;
 pub use crate::policy::Group;
 use crate::session::{now, random_token, take_turn};
 
@@ -430,7 +431,7 @@ impl GroupsCache {
 pub struct OktaGroupsClient {
     http: reqwest::Client,
     org: Url,
-    token: Secret,
+    credential: ApiCredential,
     in_flight: Arc<Semaphore>,
     /// Epoch seconds before which Okta must not be called (429 or quota used up).
     blocked_until: Arc<AtomicU64>,
@@ -448,16 +449,26 @@ struct OktaGroupProfile {
 }
 
 impl OktaGroupsClient {
+    /// With an `SSWS` API token.
     pub fn new(
         http: reqwest::Client,
         org_url: &str,
         token: Secret,
     ) -> Result<OktaGroupsClient, String> {
+        OktaGroupsClient::with_credential(http, org_url, ApiCredential::Ssws(token))
+    }
+
+    /// With either API credential.
+    pub fn with_credential(
+        http: reqwest::Client,
+        org_url: &str,
+        credential: ApiCredential,
+    ) -> Result<OktaGroupsClient, String> {
         let org = Url::parse(org_url).map_err(|e| format!("org URL {org_url}: {e}"))?;
         Ok(OktaGroupsClient {
             http,
             org,
-            token,
+            credential,
             in_flight: Arc::new(Semaphore::new(MAX_CALLS_IN_FLIGHT)),
             blocked_until: Arc::new(AtomicU64::new(0)),
         })
@@ -507,13 +518,10 @@ impl OktaGroupsClient {
             .map_err(|_| GroupsError::Unavailable("shutting down".into()))?;
         metrics::OKTA_GROUPS_CALLS.inc();
         let response = self
-            .http
-            .get(url.clone())
-            .header(AUTHORIZATION, format!("SSWS {}", self.token.expose()))
-            .header(ACCEPT, "application/json")
-            .send()
+            .credential
+            .get(&self.http, url)
             .await
-            .map_err(|e| GroupsError::Unavailable(crate::oidc::error_chain(&e)))?;
+            .map_err(|e| GroupsError::Unavailable(e.to_string()))?;
         let status = response.status();
         self.note_rate_limit(status, response.headers());
         match status {
@@ -523,7 +531,7 @@ impl OktaGroupsClient {
             }
             StatusCode::NOT_FOUND => return Err(GroupsError::UserNotFound),
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                tracing::error!(status = status.as_u16(), "Okta refused IDP_SERVICE_ACCOUNT: check the API token (revoked, expired after 30 days unused, or its admin lost the role)");
+                tracing::error!(status = status.as_u16(), credential = self.credential.names(), "Okta refused the API credential: an API token may be revoked, expired after 30 days unused, or its admin lost the role; a service app may lack the okta.users.read scope or an admin role (forward-auth check tells which)");
                 return Err(GroupsError::Unavailable(format!("Okta answered {status}")));
             }
             s if !s.is_success() => {

@@ -20,6 +20,7 @@ pub mod identity_headers;
 pub mod logout_token;
 pub mod metrics;
 pub mod oidc;
+pub mod okta_api;
 pub mod policy;
 pub mod redirect;
 mod redis_connection;

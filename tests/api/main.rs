@@ -18,6 +18,7 @@ mod proxies;
 mod redis;
 mod redis_groups;
 mod refresh;
+mod service_app;
 mod session_store;
 mod sign_in;
 mod sign_out;
