@@ -403,10 +403,11 @@ impl TryFrom<RawConfig> for Config {
                     .all(|v| get(v).is_none()) =>
             {
                 p.add(
-                    "IDP_PROVIDER is okta but no API credential is set: set OKTA_API_CLIENT_ID + \
-                     OKTA_API_PRIVATE_KEY (an Okta API service app with the okta.users.read \
-                     scope, recommended) or IDP_SERVICE_ACCOUNT (an API token, Security > API > \
-                     Tokens), or use IDP_PROVIDER=oidc to read groups from the ID token",
+                    "IDP_SERVICE_ACCOUNT is not set but IDP_PROVIDER is okta: set it (or \
+                     IDP_SERVICE_ACCOUNT_FILE) to an Okta API token (Security > API > Tokens), or \
+                     set OKTA_API_CLIENT_ID + OKTA_API_PRIVATE_KEY for an Okta API service app \
+                     with the okta.users.read scope (what Okta recommends), or use \
+                     IDP_PROVIDER=oidc to read groups from the ID token",
                 )
             }
             Ok(account) => account,
