@@ -10,6 +10,8 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::forwarded::TrustedProxies;
+use crate::okta_api::key::AssertionKey;
+pub use crate::okta_api::ServiceAppConfig;
 use crate::policy::AllowLists;
 use crate::redirect::AllowedRedirects;
 
@@ -64,6 +66,9 @@ pub struct RawConfig {
     pub idp_client_secret_file: Option<String>,
     pub idp_service_account: Option<String>,
     pub idp_service_account_file: Option<String>,
+    pub okta_api_client_id: Option<String>,
+    pub okta_api_private_key: Option<String>,
+    pub okta_api_private_key_file: Option<String>,
     pub idp_scopes: Option<String>,
     pub authenticate_service_url: Option<String>,
     pub address: Option<String>,
@@ -104,6 +109,9 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "IDP_CLIENT_SECRET_FILE",
     "IDP_SERVICE_ACCOUNT",
     "IDP_SERVICE_ACCOUNT_FILE",
+    "OKTA_API_CLIENT_ID",
+    "OKTA_API_PRIVATE_KEY",
+    "OKTA_API_PRIVATE_KEY_FILE",
     "IDP_SCOPES",
     "AUTHENTICATE_SERVICE_URL",
     "ADDRESS",
@@ -208,8 +216,11 @@ pub struct Config {
     pub org_url: String,
     pub client_id: String,
     pub client_secret: Secret,
-    /// `IDP_SERVICE_ACCOUNT`; always `Some` for [`Provider::Okta`].
+    /// `IDP_SERVICE_ACCOUNT`. For [`Provider::Okta`], exactly one of this and
+    /// `service_app` is `Some`.
     pub service_account: Option<Secret>,
+    /// `OKTA_API_CLIENT_ID` + `OKTA_API_PRIVATE_KEY`: an Okta API service app.
+    pub service_app: Option<ServiceAppConfig>,
     pub scopes: Vec<String>,
     /// `AUTHENTICATE_SERVICE_URL` without a trailing `/`.
     pub service_url: String,
@@ -250,11 +261,10 @@ pub struct ConfigError {
 
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(
-            f,
-            "invalid configuration ({} problems):",
-            self.problems.len()
-        )?;
+        match self.problems.len() {
+            1 => writeln!(f, "invalid configuration (1 problem):")?,
+            n => writeln!(f, "invalid configuration ({n} problems):")?,
+        }
         for p in &self.problems {
             writeln!(f, "  - {p}")?;
         }
@@ -386,12 +396,6 @@ impl TryFrom<RawConfig> for Config {
         let mut p = Problems(Vec::new());
         // An empty value counts as unset (compose files often write `VAR=`),
         // except for TRUSTED_PROXIES where empty means "trust nobody".
-        let get = |v: &Option<String>| -> Option<String> {
-            v.as_deref()
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-        };
 
         let provider = match get(&raw.idp_provider).map(|v| v.to_ascii_lowercase()) {
             Some(v) if v == "okta" => Some(Provider::Okta),
@@ -426,17 +430,36 @@ impl TryFrom<RawConfig> for Config {
             ),
             Err(()) => None,
         };
+        let service_app = service_app(&raw, &mut p);
         let service_account = match secret(
             "IDP_SERVICE_ACCOUNT",
             get(&raw.idp_service_account),
             get(&raw.idp_service_account_file),
             &mut p,
         ) {
-            Ok(None) if provider == Some(Provider::Okta) => p.add(
-                "IDP_SERVICE_ACCOUNT is not set but IDP_PROVIDER is okta: set it (or \
-                 IDP_SERVICE_ACCOUNT_FILE) to an Okta API token (Security > API > Tokens), \
-                 or use IDP_PROVIDER=oidc to read groups from the ID token",
+            Ok(Some(_)) if service_app.is_some() => p.add(
+                "IDP_SERVICE_ACCOUNT and OKTA_API_CLIENT_ID are both set: keep one API \
+                 credential (the service app is what Okta recommends; remove IDP_SERVICE_ACCOUNT)",
             ),
+            Ok(None)
+                if provider == Some(Provider::Okta)
+                    && service_app.is_none()
+                    && [
+                        &raw.okta_api_client_id,
+                        &raw.okta_api_private_key,
+                        &raw.okta_api_private_key_file,
+                    ]
+                    .into_iter()
+                    .all(|v| get(v).is_none()) =>
+            {
+                p.add(
+                    "IDP_SERVICE_ACCOUNT is not set but IDP_PROVIDER is okta: set it (or \
+                     IDP_SERVICE_ACCOUNT_FILE) to an Okta API token (Security > API > Tokens), or \
+                     set OKTA_API_CLIENT_ID + OKTA_API_PRIVATE_KEY for an Okta API service app \
+                     with the okta.users.read scope (what Okta recommends), or use \
+                     IDP_PROVIDER=oidc to read groups from the ID token",
+                )
+            }
             Ok(account) => account,
             Err(()) => None,
         };
@@ -480,7 +503,7 @@ impl TryFrom<RawConfig> for Config {
         let service = match several.service_url.clone() {
             Some(v) => parse_service_url(&v, &mut p),
             None => p.add(
-                "AUTHENTICATE_SERVICE_URL is not set: set it to this service's public base URL, e.g. https://auth.example.com",
+                &format!("AUTHENTICATE_SERVICE_URL is not set: set it to this service's public base URL, {SERVICE_URL_EXAMPLE}"),
             ),
         };
 
@@ -684,6 +707,7 @@ impl TryFrom<RawConfig> for Config {
             client_id: client_id.ok_or_else(missing)?,
             client_secret: client_secret.ok_or_else(missing)?,
             service_account,
+            service_app,
             scopes,
             redirect_uri: format!("{service_url}/oauth2/callback"),
             service_url,
@@ -755,6 +779,43 @@ fn secret(
     }
 }
 
+/// A variable's value; an empty one counts as unset (compose files often
+/// write `VAR=`). TRUSTED_PROXIES reads its raw value: there empty means
+/// "trust nobody".
+fn get(v: &Option<String>) -> Option<String> {
+    v.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// `OKTA_API_CLIENT_ID` + `OKTA_API_PRIVATE_KEY` (or its `_FILE`): both or neither.
+fn service_app(raw: &RawConfig, p: &mut Problems) -> Option<ServiceAppConfig> {
+    let client_id = get(&raw.okta_api_client_id);
+    let key = secret(
+        "OKTA_API_PRIVATE_KEY",
+        get(&raw.okta_api_private_key),
+        get(&raw.okta_api_private_key_file),
+        p,
+    );
+    match (client_id, key) {
+        (_, Err(())) => None,
+        (None, Ok(None)) => None,
+        (Some(_), Ok(None)) => p.add(
+            "OKTA_API_CLIENT_ID is set but OKTA_API_PRIVATE_KEY is not: set it (or \
+             OKTA_API_PRIVATE_KEY_FILE) to the service app's private key, as PEM or JWK",
+        ),
+        (None, Ok(Some(_))) => p.add(
+            "OKTA_API_PRIVATE_KEY is set but OKTA_API_CLIENT_ID is not: set it to the Client ID \
+             of the Okta API service app",
+        ),
+        (Some(client_id), Ok(Some(key))) => match AssertionKey::parse(key.expose()) {
+            Ok(key) => Some(ServiceAppConfig { client_id, key }),
+            Err(e) => p.add(&format!("OKTA_API_PRIVATE_KEY {e}")),
+        },
+    }
+}
+
 /// Reads a `*_FILE` secret, without its trailing newline. Messages name the path only.
 fn read_secret_file(var: &str, path: &str, p: &mut Problems) -> Option<String> {
     match std::fs::read_to_string(path) {
@@ -818,12 +879,52 @@ fn parse_issuer(value: &str, p: &mut Problems) -> Option<(String, String)> {
              (without -admin), here https://{org}.{domain}"
         ));
     }
+    if let Some(issuer) = value
+        .trim_end_matches('/')
+        .strip_suffix("/.well-known/openid-configuration")
+    {
+        p.push(format!(
+            "{var} is the discovery document, not the issuer: use the part before \
+             /.well-known, here {issuer}"
+        ));
+    }
+    if url.host_str().is_some_and(is_placeholder_org) {
+        p.push(format!(
+            "{var} still names the placeholder org from an example: use your Okta org's \
+             own host (Okta admin console → your name at the top right), {example}"
+        ));
+    }
     if p.count() > before {
         return None;
     }
     // Okta's `iss` has no trailing slash, and `Url` would add one to a bare origin.
     let issuer = value.trim_end_matches('/').to_string();
     Some((issuer, url.origin().ascii_serialization()))
+}
+
+/// Whether `host` is a placeholder copied from an example (`ORG.okta.com`,
+/// `YOUR-ORG.okta.com`, `{yourOktaDomain}`…) rather than a real org.
+fn is_placeholder_org(host: &str) -> bool {
+    let first = host.split('.').next().unwrap_or_default();
+    let squashed: String = first
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    matches!(
+        squashed.as_str(),
+        "org"
+            | "yourorg"
+            | "yourokta"
+            | "youroktaorg"
+            | "youroktadomain"
+            | "yourdomain"
+            | "oktadomain"
+            | "orgname"
+            | "yourorgname"
+            | "subdomain"
+            | "yoursubdomain"
+    )
 }
 
 /// (`ORG`, domain) when `host` is `ORG-admin.okta.com` (or oktapreview.com, okta-emea.com).
@@ -833,9 +934,13 @@ fn okta_admin_org(host: &str) -> Option<(&str, &str)> {
     matches!(domain, "okta.com" | "oktapreview.com" | "okta-emea.com").then_some((org, domain))
 }
 
+/// How the README advises setting `AUTHENTICATE_SERVICE_URL`.
+const SERVICE_URL_EXAMPLE: &str = "e.g. https://app.example.com (the app's own origin, when \
+     the proxy routes /oauth2/ to this service)";
+
 /// `AUTHENTICATE_SERVICE_URL` -> (parsed URL, normalised string without trailing `/`).
 fn parse_service_url(value: &str, p: &mut Problems) -> Option<(Url, String)> {
-    let example = "e.g. https://auth.example.com";
+    let example = SERVICE_URL_EXAMPLE;
     let var = shown("AUTHENTICATE_SERVICE_URL", value);
     let Some(url) = Url::parse(value).ok().filter(|u| u.has_host()) else {
         return p.add(&format!("{var} is not an absolute URL: use {example}"));
@@ -1167,8 +1272,65 @@ mod tests {
     fn the_okta_provider_needs_a_service_account() {
         assert_one_problem(
             &[("IDP_SERVICE_ACCOUNT", None)],
-            &["IDP_SERVICE_ACCOUNT", "okta", "oidc"],
+            &["IDP_SERVICE_ACCOUNT", "OKTA_API_CLIENT_ID", "okta", "oidc"],
         );
+    }
+
+    const SERVICE_APP_KEY: &str = include_str!("../tests/keys/test-key-2.pem");
+
+    #[test]
+    fn a_service_app_replaces_the_api_token() {
+        let c = load(&[
+            ("IDP_SERVICE_ACCOUNT", None),
+            ("OKTA_API_CLIENT_ID", Some("0oasvc")),
+            ("OKTA_API_PRIVATE_KEY", Some(SERVICE_APP_KEY)),
+        ]);
+        assert!(c.service_account.is_none());
+        let app = c.service_app.expect("the service app");
+        assert_eq!(app.client_id, "0oasvc");
+        assert!(!format!("{app:?}").contains("MII"), "Debug shows no key");
+    }
+
+    #[test]
+    fn exactly_one_api_credential_and_both_halves_of_the_service_app() {
+        type Changes<'a> = &'a [(&'a str, Option<&'a str>)];
+        let cases: &[(Changes, &[&str])] = &[
+            (
+                &[
+                    ("OKTA_API_CLIENT_ID", Some("0oasvc")),
+                    ("OKTA_API_PRIVATE_KEY", Some(SERVICE_APP_KEY)),
+                ],
+                &["IDP_SERVICE_ACCOUNT and OKTA_API_CLIENT_ID are both set"],
+            ),
+            (
+                &[
+                    ("IDP_SERVICE_ACCOUNT", None),
+                    ("OKTA_API_CLIENT_ID", Some("0oasvc")),
+                ],
+                &["OKTA_API_CLIENT_ID is set but OKTA_API_PRIVATE_KEY is not"],
+            ),
+            (
+                &[
+                    ("IDP_SERVICE_ACCOUNT", None),
+                    ("OKTA_API_PRIVATE_KEY", Some(SERVICE_APP_KEY)),
+                ],
+                &["OKTA_API_PRIVATE_KEY is set but OKTA_API_CLIENT_ID is not"],
+            ),
+            (
+                &[
+                    ("IDP_SERVICE_ACCOUNT", None),
+                    ("OKTA_API_CLIENT_ID", Some("0oasvc")),
+                    ("OKTA_API_PRIVATE_KEY", Some("hunter2")),
+                ],
+                &["OKTA_API_PRIVATE_KEY is neither a PEM nor a JWK"],
+            ),
+        ];
+        for (changes, needles) in cases {
+            assert_one_problem(changes, needles);
+            assert!(problems(changes)
+                .iter()
+                .all(|p| !p.contains("hunter2") && !p.contains("MII")));
+        }
     }
 
     #[test]
@@ -1293,6 +1455,21 @@ mod tests {
                 &["without -admin", "https://acme.oktapreview.com"],
             ),
             ("https://acme-admin.okta-emea.com", &["without -admin"]),
+            (
+                "https://dev-123.okta.com/oauth2/default/.well-known/openid-configuration",
+                &[
+                    "discovery document, not the issuer",
+                    "https://dev-123.okta.com/oauth2/default",
+                ],
+            ),
+            (
+                "https://dev-123.okta.com/.well-known/openid-configuration/",
+                &["part before /.well-known, here https://dev-123.okta.com"],
+            ),
+            ("https://YOUR-ORG.okta.com", &["placeholder org"]),
+            ("https://ORG.okta.com/oauth2/default", &["placeholder org"]),
+            ("https://your_okta_domain.okta.com", &["placeholder org"]),
+            ("https://yourOktaDomain", &["placeholder org"]),
             ("http://dev-123.okta.com", &["uses http", "loopback"]),
             ("http://10.0.0.1:8080", &["uses http"]),
             ("ftp://dev-123.okta.com", &["https"]),
@@ -1307,6 +1484,31 @@ mod tests {
         for (given, needles) in cases {
             assert_one_problem(&[("IDP_PROVIDER_URL", Some(given))], needles);
         }
+    }
+
+    #[test]
+    fn the_error_counts_problems_in_words() {
+        let one = ConfigError {
+            problems: vec!["a".into()],
+        };
+        assert!(one
+            .to_string()
+            .starts_with("invalid configuration (1 problem):"));
+        let two = ConfigError {
+            problems: vec!["a".into(), "b".into()],
+        };
+        assert!(two
+            .to_string()
+            .starts_with("invalid configuration (2 problems):"));
+    }
+
+    #[test]
+    fn the_service_url_example_is_the_apps_own_origin() {
+        let problems = problems(&[("AUTHENTICATE_SERVICE_URL", None)]);
+        assert!(
+            problems.iter().any(|p| p.contains("the app's own origin")),
+            "{problems:#?}"
+        );
     }
 
     #[test]

@@ -4,10 +4,14 @@
 //!
 //! The modules follow the request: `routes` calls `forwarded`, `session`,
 //! `pending`, `oidc`, `logout_token`, `revocation_token`, `okta_events`,
-//! `groups`, `policy`, `identity_headers` and `redirect`, which rest on
-//! `config` and `error`. `startup` is the only module that knows them all.
+//! `groups` (through `okta_api`), `policy`, `identity_headers` and `redirect`,
+//! which rest on `config` and `error`. `startup` is the only module that knows
+//! them all. `cli` parses the command line; `check` and `healthcheck` are the
+//! two commands besides serving.
 
 pub mod bearer;
+pub mod check;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod forwarded;
@@ -19,6 +23,7 @@ pub mod identity_jwt;
 pub mod logout_token;
 pub mod metrics;
 pub mod oidc;
+pub mod okta_api;
 pub mod okta_events;
 pub mod pending;
 pub mod policy;

@@ -1,25 +1,31 @@
-//! The `forward-auth` binary: configuration, logging, build, run; or, as
-//! `forward-auth healthcheck`, the container's probe of a running instance.
+//! The `forward-auth` binary: reads the command line, then serves (config,
+//! logging, build, run), probes a running instance (`healthcheck`) or checks a
+//! configuration against the real IdP (`check`).
 
+use std::process::ExitCode;
+
+use clap::Parser;
+use forward_auth::cli::{Cli, Command};
 use forward_auth::config::Config;
 use forward_auth::startup::Application;
 use forward_auth::telemetry;
 
-fn main() -> std::process::ExitCode {
-    let subcommand = std::env::args_os().nth(1);
-    if subcommand.is_some_and(|arg| arg == "healthcheck") {
-        return forward_auth::healthcheck::main();
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.to_run() {
+        Command::Serve => serve(),
+        Command::Healthcheck => forward_auth::healthcheck::main(),
+        Command::Check { user } => check(user.clone()),
     }
-    serve()
 }
 
 #[actix_web::main]
-async fn serve() -> std::process::ExitCode {
+async fn serve() -> ExitCode {
     let (config, warnings) = match Config::from_env() {
         Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("forward-auth: {e}");
-            return std::process::ExitCode::from(2);
+            return ExitCode::from(2);
         }
     };
     telemetry::init(&config.log_level, config.log_format);
@@ -31,15 +37,26 @@ async fn serve() -> std::process::ExitCode {
         Ok(app) => app,
         Err(e) => {
             tracing::error!("cannot start: {e}");
-            return std::process::ExitCode::FAILURE;
+            return ExitCode::FAILURE;
         }
     };
     tracing::info!(%address, port = app.port(), "forward-auth listening");
     match app.run_until_stopped().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("server stopped: {e}");
-            std::process::ExitCode::FAILURE
+            ExitCode::FAILURE
         }
+    }
+}
+
+#[actix_web::main]
+async fn check(user: Option<String>) -> ExitCode {
+    let report = forward_auth::check::run_from_env(user.as_deref()).await;
+    print!("{report}");
+    if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }

@@ -13,6 +13,7 @@ use actix_web::{web, App, HttpServer};
 use crate::config::{Config, Provider, StoreKind};
 use crate::groups::{GroupsCache, OktaGroupsClient, RedisGroups};
 use crate::oidc::Oidc;
+use crate::okta_api::ApiCredential;
 use crate::okta_events::{EventHooks, Ledger};
 use crate::routes::{self, AppState};
 use crate::session::{MemoryStore, RedisStore, SessionStore};
@@ -80,10 +81,11 @@ impl Application {
             }
         };
 
-        let groups = match (config.provider, &config.service_account) {
-            (Provider::Okta, Some(token)) => {
-                let client = OktaGroupsClient::new(http.clone(), &config.org_url, token.clone())
-                    .map_err(StartupError::Setup)?;
+        let groups = match api_credential(&config).map_err(StartupError::Setup)? {
+            Some(credential) if config.provider == Provider::Okta => {
+                let client =
+                    OktaGroupsClient::with_credential(http.clone(), &config.org_url, credential)
+                        .map_err(StartupError::Setup)?;
                 let redis = match &config.session_store {
                     StoreKind::Memory => None,
                     // Replicas share groups, fetch leases, Okta's 429 and
@@ -237,5 +239,14 @@ async fn discover_until_ready(oidc: Arc<Oidc>) {
                 }
             });
         }
+    }
+}
+
+/// The management API credential the configuration names, if any.
+pub fn api_credential(config: &Config) -> Result<Option<ApiCredential>, String> {
+    match (&config.service_app, &config.service_account) {
+        (Some(app), _) => ApiCredential::service_app(app, &config.org_url).map(Some),
+        (None, Some(token)) => Ok(Some(ApiCredential::Ssws(token.clone()))),
+        (None, None) => Ok(None),
     }
 }

@@ -1,5 +1,5 @@
 //! The Okta management API as far as access goes: `GET /api/v1/users/{id}/groups`
-//! with `SSWS`, following every `Link: rel="next"`, then the user's `status`
+//! with the API credential (`SSWS` token or service app, see `okta_api`), following every `Link: rel="next"`, then the user's `status`
 //! (`GET /api/v1/users/{id}`), since suspended and deactivated users keep their
 //! groups. Okta's 429 (and a used-up quota) stops all calls until
 //! `X-Rate-Limit-Reset`; calls in flight are capped. Knows nothing of caching
@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION};
+use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use serde::Deserialize;
 use tokio::sync::Semaphore;
@@ -17,6 +17,7 @@ use url::Url;
 use super::{Group, GroupsError};
 use crate::config::Secret;
 use crate::metrics;
+use crate::okta_api::ApiCredential;
 use crate::session::now;
 
 /// Okta calls in flight at once, across all users.
@@ -31,7 +32,7 @@ const MAX_BACKOFF_SECS: u64 = 3600;
 pub struct OktaGroupsClient {
     http: reqwest::Client,
     org: Url,
-    token: Secret,
+    credential: ApiCredential,
     in_flight: Arc<Semaphore>,
     /// Epoch seconds before which Okta must not be called (429 or quota used up).
     blocked_until: Arc<AtomicU64>,
@@ -76,16 +77,26 @@ fn printable(status: &str) -> String {
 }
 
 impl OktaGroupsClient {
+    /// With an `SSWS` API token.
     pub fn new(
         http: reqwest::Client,
         org_url: &str,
         token: Secret,
     ) -> Result<OktaGroupsClient, String> {
+        OktaGroupsClient::with_credential(http, org_url, ApiCredential::Ssws(token))
+    }
+
+    /// With either API credential.
+    pub fn with_credential(
+        http: reqwest::Client,
+        org_url: &str,
+        credential: ApiCredential,
+    ) -> Result<OktaGroupsClient, String> {
         let org = Url::parse(org_url).map_err(|e| format!("org URL {org_url}: {e}"))?;
         Ok(OktaGroupsClient {
             http,
             org,
-            token,
+            credential,
             in_flight: Arc::new(Semaphore::new(MAX_CALLS_IN_FLIGHT)),
             blocked_until: Arc::new(AtomicU64::new(0)),
         })
@@ -185,13 +196,10 @@ impl OktaGroupsClient {
             .map_err(|_| GroupsError::Unavailable("shutting down".into()))?;
         counter.inc();
         let response = self
-            .http
-            .get(url.clone())
-            .header(AUTHORIZATION, format!("SSWS {}", self.token.expose()))
-            .header(ACCEPT, "application/json")
-            .send()
+            .credential
+            .get(&self.http, url)
             .await
-            .map_err(|e| GroupsError::Unavailable(crate::oidc::error_chain(&e)))?;
+            .map_err(|e| GroupsError::Unavailable(e.to_string()))?;
         let status = response.status();
         self.note_rate_limit(status, response.headers());
         match status {
@@ -201,7 +209,7 @@ impl OktaGroupsClient {
             }
             StatusCode::NOT_FOUND => return Err(GroupsError::UserNotFound),
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                tracing::error!(status = status.as_u16(), "Okta refused IDP_SERVICE_ACCOUNT: check the API token (revoked, expired after 30 days unused, or its admin lost the role)");
+                tracing::error!(status = status.as_u16(), credential = self.credential.names(), "Okta refused the API credential: an API token may be revoked, expired after 30 days unused, or its admin lost the role; a service app may lack the okta.users.read scope or an admin role (forward-auth check tells which)");
                 return Err(GroupsError::Unavailable(format!("Okta answered {status}")));
             }
             s if !s.is_success() => {
