@@ -14,7 +14,7 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use url::Url;
 
-use crate::config::{Config, Provider, StoreKind};
+use crate::config::{is_loopback, Config, Provider, StoreKind};
 use crate::groups::{GroupsError, OktaGroupsClient};
 use crate::oidc::error_chain;
 use crate::okta_api::{ApiCredential, ApiError};
@@ -227,15 +227,6 @@ fn check_cookie_and_proxies(config: &Config, report: &mut Report) {
             format!("TRUSTED_PROXIES contains {}: every client could forge X-Forwarded-* and X-Original-* headers", everyone.join(", ")),
             "list only your proxy's addresses, e.g. TRUSTED_PROXIES=10.0.0.5/32",
         );
-    }
-}
-
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
     }
 }
 

@@ -962,7 +962,8 @@ fn parse_service_url(value: &str, p: &mut Problems) -> Option<(Url, String)> {
     Some((url, normalised))
 }
 
-fn is_loopback(url: &Url) -> bool {
+/// Whether `url`'s host is a loopback address or `localhost`.
+pub(crate) fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),

@@ -201,10 +201,7 @@ async fn an_unregistered_redirect_uri_fails_with_the_uri_to_register() {
     // The fake app registers loopback URIs only.
     let (code, report) = check(
         &okta,
-        &[(
-            "AUTHENTICATE_SERVICE_URL",
-            Some("https://auth.example.org"),
-        )],
+        &[("AUTHENTICATE_SERVICE_URL", Some("https://auth.example.org"))],
         &[],
     )
     .await;

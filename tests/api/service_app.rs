@@ -160,7 +160,8 @@ async fn the_token_is_reused_and_fetched_once_for_concurrent_callers() {
 
     assert!(answers.iter().all(Result::is_ok), "{answers:?}");
     assert_eq!(okta.groups_calls(), 12);
-    assert_eq!(okta.dpop_api_calls(), 12);
+    // Each lookup reads the groups and then the user's status, both with DPoP.
+    assert_eq!(okta.dpop_api_calls(), 24);
     assert_eq!(okta.service_token_requests(), 3, "one token dance for all");
     assert_eq!(okta.service_tokens_issued(), 1);
 
