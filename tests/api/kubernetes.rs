@@ -207,6 +207,12 @@ fn the_ingress_nginx_example_sets_what_the_tested_nginx_file_sets() {
         .map(|h| h.trim().to_ascii_lowercase())
         .collect();
     assert_eq!(annotated, copied);
+    // The signed identity among them, passed on to the app by the nginx file.
+    assert!(
+        copied.contains(&"x-auth-request-jwt".to_string()),
+        "{copied:?}"
+    );
+    assert!(nginx.contains("proxy_set_header X-Auth-Request-Jwt $auth_jwt;"));
 
     // The cookie stripping: the nginx file's map patterns, each step once per
     // map, then the Cookie header set from the result.

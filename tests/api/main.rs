@@ -22,6 +22,7 @@ mod logs;
 mod okta_events;
 mod proxies;
 mod proxy_harness;
+mod proxy_identity;
 mod public_routes;
 mod redis;
 mod redis_groups;

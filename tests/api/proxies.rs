@@ -430,8 +430,19 @@ pub(crate) async fn run_checklist(stack: &Stack) {
     );
 
     // 3. The upstream sees who it is, and neither a forged identity header nor
-    //    our cookies; the app's own cookie still arrives.
-    let landed = get_html(&client, &page, &[("X-Auth-Request-User", "mallory")]).await;
+    //    our cookies; the app's own cookie still arrives. The service has no
+    //    IDENTITY_JWT_KEY here: the app gets no signed identity at all (no
+    //    client's, no placeholder text), however the client spells it.
+    let landed = get_html(
+        &client,
+        &page,
+        &[
+            ("X-Auth-Request-User", "mallory"),
+            ("X-Auth-Request-Jwt", FORGED_JWT),
+            ("X_Auth_Request_Jwt", FORGED_JWT),
+        ],
+    )
+    .await;
     assert_eq!(
         landed.status(),
         StatusCode::OK,
@@ -458,6 +469,12 @@ pub(crate) async fn run_checklist(stack: &Stack) {
         seen.header("x-auth-request-preferred-username"),
         "alice@example.com",
         "{flavor:?}"
+    );
+    assert_eq!(
+        seen.header("x-auth-request-jwt"),
+        "",
+        "{flavor:?}: no signed identity without a key: {:?}",
+        seen.headers
     );
     let cookie = seen.header("cookie");
     if strips_our_cookie {
@@ -537,6 +554,7 @@ pub(crate) async fn run_checklist(stack: &Stack) {
         ("X-Auth_Request-Groups", "admins"),
         ("X_Auth_Request_Email", "mallory@example.com"),
         ("X_Auth_Request_Preferred_Username", "mallory"),
+        ("X_Auth_Request_Jwt", FORGED_JWT),
     ];
     let seen = echoed(get_html(&client, &page, &twins).await).await;
     assert_eq!(seen.header("x-auth-request-user"), "alice@example.com");
@@ -547,6 +565,12 @@ pub(crate) async fn run_checklist(stack: &Stack) {
             "{flavor:?}: {name} reached the app"
         );
     }
+
+    // The same without a session: a forged signed identity gets no one in.
+    let before = stack.echo.count();
+    let forged = get_html(&api, &page, &[("X-Auth-Request-Jwt", FORGED_JWT)]).await;
+    assert_eq!(forged.status(), StatusCode::FOUND, "{flavor:?}");
+    assert_eq!(stack.echo.count(), before, "{flavor:?}");
 
     // 4. APIs get a bare 401 (no redirect to follow), and the request stops there.
     let before = stack.echo.count();
@@ -687,6 +711,11 @@ pub(crate) async fn run_checklist(stack: &Stack) {
     // Nothing forged ever reached the upstream.
     for request in stack.echo.seen() {
         assert_ne!(
+            request.header("x-auth-request-jwt"),
+            FORGED_JWT,
+            "{flavor:?}"
+        );
+        assert_ne!(
             request.header("x-auth-request-user"),
             "mallory",
             "{flavor:?}"
@@ -697,6 +726,10 @@ pub(crate) async fn run_checklist(stack: &Stack) {
         );
     }
 }
+
+/// A client-made "signed identity" (`alg: none`, `sub: mallory`) that must
+/// never reach an app.
+pub(crate) const FORGED_JWT: &str = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJtYWxsb3J5In0.";
 
 /// Signs `login` in through the proxy, starting from a protected page.
 pub(crate) async fn sign_in_through(stack: &Stack, client: &reqwest::Client, login: &str) {

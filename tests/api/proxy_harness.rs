@@ -102,12 +102,20 @@ impl Stack {
     }
 
     pub(crate) async fn start_build(build: Build) -> Option<Stack> {
+        Stack::start_build_with(build, &[]).await
+    }
+
+    /// As [`Stack::start_build`], the service with `vars` set too (e.g.
+    /// `IDENTITY_JWT_KEY`).
+    pub(crate) async fn start_build_with(build: Build, vars: &[(&str, &str)]) -> Option<Stack> {
         let binary = installed(build)?;
         let proxy_port = free_port();
         let proxy = format!("http://127.0.0.1:{proxy_port}");
         // The service is reached on the proxy's origin, like a real deployment:
         // the start URL, the callback and the cookie all live there.
-        let app = spawn_app_with(&[("AUTHENTICATE_SERVICE_URL", proxy.as_str())]).await;
+        let mut all = vec![("AUTHENTICATE_SERVICE_URL", proxy.as_str())];
+        all.extend_from_slice(vars);
+        let app = spawn_app_with(&all).await;
         let echo = Echo::start();
         let running = launch(build, &binary, proxy_port, &[app.port], echo.port, None).await;
         Some(Stack {

@@ -346,6 +346,20 @@ fn the_docker_labels_and_kubernetes_resources_say_what_the_tested_files_say() {
         "/oauth2/forward?allowed_groups=admins"
     );
     assert_eq!(tested.entry_point["http.aliasheadersstrategy"], "delete");
+    // Every identity header the service sends, the signed one included, in
+    // both middlewares: a name left out lets a client's copy through.
+    for middleware in tested.middlewares.values() {
+        assert_eq!(
+            middleware.auth_response_headers,
+            [
+                "X-Auth-Request-User",
+                "X-Auth-Request-Email",
+                "X-Auth-Request-Groups",
+                "X-Auth-Request-Preferred-Username",
+                "X-Auth-Request-Jwt",
+            ]
+        );
+    }
     assert_eq!(tested.routers.len(), 3);
 
     let labels = from_docker_labels(&integration_file("traefik/docker-labels.yml"));
