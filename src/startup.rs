@@ -62,10 +62,15 @@ impl Application {
             .build()
             .map_err(|e| StartupError::Setup(format!("HTTP client: {e}")))?;
 
+        let mut first_prefixed_start = None;
         let store: Arc<dyn SessionStore> = match &config.session_store {
             StoreKind::Memory => Arc::new(MemoryStore::new()),
             StoreKind::Redis(url) => {
                 let store = RedisStore::new(url.as_str()).map_err(|e| StartupError::Setup(e.0))?;
+                // Sessions outlive this process: old cookie names are read for
+                // one COOKIE_EXPIRE from the first prefixed start. Unknown
+                // (Redis down now): not read at all, which fails closed.
+                first_prefixed_start = store.first_prefixed_start(crate::session::now()).await.ok();
                 // Connecting is lazy: a Redis that is down now does not stop the
                 // start; checks answer 503 and /readyz fails until it is back.
                 let probe = store.clone();
@@ -127,7 +132,9 @@ impl Application {
             None => None,
         };
         let state = web::Data::new(
-            AppState::new(config.clone(), store, oidc, groups).with_event_hooks(event_hooks),
+            AppState::new(config.clone(), store, oidc, groups)
+                .with_event_hooks(event_hooks)
+                .with_cookie_migration(first_prefixed_start),
         );
         let port = local_port(&listener, &config.address)?;
         let app_state = state.clone();

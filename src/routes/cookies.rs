@@ -70,8 +70,11 @@ pub fn binding_cookie_header(settings: &CookieSettings, value: Option<&str>) -> 
     cookie
 }
 
+/// The binding cookie's name: `__Host-` whenever it is Secure, also with
+/// `COOKIE_DOMAIN` (it is always host-only), so no sibling host can plant one.
 pub fn binding_cookie_name(settings: &CookieSettings) -> String {
-    format!("{}{}_csrf", prefix(settings), settings.name)
+    let prefix = if settings.secure { "__Host-" } else { "" };
+    format!("{prefix}{}_csrf", settings.name)
 }
 
 /// The session cookie's name: `COOKIE_NAME` with its prefix.
@@ -89,47 +92,44 @@ fn prefix(settings: &CookieSettings) -> &'static str {
     }
 }
 
-/// The names our cookies go by in this process, and the unprefixed ones of
-/// earlier versions with how long they are still read.
+/// The names our cookies go by in this process, and the unprefixed session
+/// cookie name of earlier versions with until when it is still read.
+///
+/// The old name can be planted by a sibling subdomain or over plain http, so
+/// it is read only where it can matter and only for one `COOKIE_EXPIRE` after
+/// the prefixed names were first used: with the Redis store, from the first
+/// start of a prefixing version recorded in Redis (restarts and new replicas do
+/// not extend it); with the memory store never, since no session an earlier
+/// process made survives a restart. The old binding cookie is never read: a
+/// sign-in under way during the upgrade simply starts again.
 #[derive(Debug, Clone)]
 pub struct CookieNames {
     pub session: String,
     pub binding: String,
-    /// `COOKIE_NAME` and `COOKIE_NAME_csrf` when they differ from today's names.
+    /// `COOKIE_NAME` and `COOKIE_NAME_csrf` when they differ from today's names
+    /// (cleared at sign-out).
     legacy: Option<(String, String)>,
-    /// Seconds since the epoch: one `COOKIE_EXPIRE` after this process started,
-    /// when every session cookie an earlier version set has expired.
+    /// Seconds since the epoch until which the old session name is read (0: never).
     legacy_until: u64,
-    /// The same for binding cookies, which live [`PENDING_TTL`](crate::session::PENDING_TTL):
-    /// reading a plantable name longer would only serve a login-CSRF attempt.
-    legacy_binding_until: u64,
 }
 
 impl CookieNames {
-    pub fn new(settings: &CookieSettings, started: u64) -> CookieNames {
+    /// `first_prefixed_start`: when the prefixed names were first used for
+    /// this store's sessions (`None`: no session can carry an old name).
+    pub fn new(settings: &CookieSettings, first_prefixed_start: Option<u64>) -> CookieNames {
         CookieNames {
             session: session_cookie_name(settings),
             binding: binding_cookie_name(settings),
             legacy: (!prefix(settings).is_empty())
                 .then(|| (settings.name.clone(), format!("{}_csrf", settings.name))),
-            legacy_until: started.saturating_add(settings.expire.as_secs()),
-            legacy_binding_until: started
-                .saturating_add(crate::session::PENDING_TTL.as_secs())
-                .min(started.saturating_add(settings.expire.as_secs())),
+            legacy_until: first_prefixed_start
+                .map_or(0, |start| start.saturating_add(settings.expire.as_secs())),
         }
     }
 
     /// The old names, while they are still read at `now`.
     fn legacy(&self, now: u64) -> Option<&(String, String)> {
         self.legacy.as_ref().filter(|_| now < self.legacy_until)
-    }
-
-    /// The old binding cookie's name, while it is still read at `now`.
-    fn legacy_binding(&self, now: u64) -> Option<&str> {
-        self.legacy
-            .as_ref()
-            .filter(|_| now < self.legacy_binding_until)
-            .map(|(_, binding)| binding.as_str())
     }
 
     /// The session cookie's values: today's name first, then the old one.
@@ -142,14 +142,13 @@ impl CookieNames {
         cookie_values(req, &self.session).chain(old.into_iter().flat_map(|n| cookie_values(req, n)))
     }
 
-    /// The binding cookie's values: today's name first, then the old one.
+    /// The binding cookie's values (today's name only).
     pub fn binding_values<'r>(
         &'r self,
         req: &'r HttpRequest,
-        now: u64,
+        _now: u64,
     ) -> impl Iterator<Item = &'r str> + 'r {
-        let old = self.legacy_binding(now);
-        cookie_values(req, &self.binding).chain(old.into_iter().flat_map(|n| cookie_values(req, n)))
+        cookie_values(req, &self.binding)
     }
 
     /// `Set-Cookie` values that clear the old session cookie (host-only and on
@@ -196,31 +195,36 @@ mod tests {
         assert!(!header.contains("Domain"), "{header}");
         let shared = settings(true, Some(".example.com"));
         assert_eq!(session_cookie_name(&shared), "__Secure-_fa");
-        assert_eq!(binding_cookie_name(&shared), "__Secure-_fa_csrf");
+        assert_eq!(
+            binding_cookie_name(&shared),
+            "__Host-_fa_csrf",
+            "the binding cookie is host-only, so __Host- also with a domain"
+        );
         let plain = settings(false, Some(".example.com"));
         assert_eq!(session_cookie_name(&plain), "_fa");
         assert_eq!(binding_cookie_name(&plain), "_fa_csrf");
     }
 
     #[test]
-    fn old_names_are_read_for_one_cookie_lifetime_only() {
+    fn old_names_are_read_for_one_cookie_lifetime_from_the_first_prefixed_start() {
         let mut long = settings(true, None);
         long.expire = Duration::from_secs(50_000);
-        let names = CookieNames::new(&long, 1_000);
+        let names = CookieNames::new(&long, Some(1_000));
         assert!(names.legacy(50_999).is_some());
         assert!(names.legacy(51_000).is_none());
-        assert!(names.legacy_binding(1_599).is_some());
-        assert!(
-            names.legacy_binding(1_600).is_none(),
-            "an old binding cookie lives 10 minutes"
-        );
-        let names = CookieNames::new(&settings(true, None), 1_000);
+        let names = CookieNames::new(&settings(true, None), Some(1_000));
         assert!(names.legacy(1_099).is_some());
         assert!(names.legacy(1_100).is_none());
-        assert!(names.legacy_binding(1_100).is_none());
         assert_eq!(names.clear_legacy(&settings(true, None)).len(), 2);
-        let unchanged = CookieNames::new(&settings(false, None), 1_000);
+        let unchanged = CookieNames::new(&settings(false, None), Some(1_000));
         assert!(unchanged.legacy(1_000).is_none());
         assert!(unchanged.clear_legacy(&settings(false, None)).is_empty());
+    }
+
+    #[test]
+    fn without_a_first_start_old_names_are_never_read_but_still_cleared() {
+        let names = CookieNames::new(&settings(true, None), None);
+        assert!(names.legacy(0).is_none());
+        assert_eq!(names.clear_legacy(&settings(true, None)).len(), 2);
     }
 }

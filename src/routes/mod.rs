@@ -75,7 +75,7 @@ impl AppState {
                 .map(crate::identity_jwt::IdentityTokens::new),
             codec: CookieCodec::new(config.cookie.keys.clone()),
             pending: PendingCodec::new(&config.cookie.keys),
-            cookie_names: CookieNames::new(&config.cookie, now()),
+            cookie_names: CookieNames::new(&config.cookie, None),
             config,
             store,
             oidc,
@@ -91,6 +91,13 @@ impl AppState {
     /// Enables `/oauth2/okta/events` with this receiver.
     pub fn with_event_hooks(mut self, hooks: Option<EventHooks>) -> AppState {
         self.event_hooks = hooks;
+        self
+    }
+
+    /// Reads the unprefixed session cookie of earlier versions for one
+    /// `COOKIE_EXPIRE` after `first_prefixed_start` (see [`CookieNames`]).
+    pub fn with_cookie_migration(mut self, first_prefixed_start: Option<u64>) -> AppState {
+        self.cookie_names = CookieNames::new(&self.config.cookie, first_prefixed_start);
         self
     }
 

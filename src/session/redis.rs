@@ -121,6 +121,21 @@ impl std::fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
+    /// When the prefixed cookie names were first used with this Redis (epoch
+    /// seconds): recorded once by the first replica that asks, then read by
+    /// every later start, so restarts do not extend the cookie migration.
+    pub async fn first_prefixed_start(&self, now: u64) -> Result<u64, StoreError> {
+        let value: String = redis::cmd("EVAL")
+            .arg("redis.call('SET', KEYS[1], ARGV[1], 'NX') return redis.call('GET', KEYS[1])")
+            .arg(1)
+            .arg(COOKIE_MIGRATION_KEY)
+            .arg(now)
+            .query_async(&mut self.connection())
+            .await
+            .map_err(|e| fail("cookie migration start", &e))?;
+        value.parse().map_err(|_| corrupt("cookie migration start"))
+    }
+
     /// Prepares the store without connecting: the first command connects, and a
     /// Redis that is down now only makes `ping` (and `/readyz`) fail until it is
     /// back. Fails only for a URL the client cannot use. Needs a Tokio runtime.
@@ -435,6 +450,9 @@ impl SessionStore for RedisStore {
             .map_err(|e| fail("PING", &e))
     }
 }
+
+/// When the prefixed cookie names were first used (`first_prefixed_start`).
+const COOKIE_MIGRATION_KEY: &str = "fa:cookie-prefix-since";
 
 /// Keeps a subscription to `INVALIDATIONS` for as long as the store lives:
 /// drops local copies as messages arrive, and turns local copies off whenever

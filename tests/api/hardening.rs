@@ -388,7 +388,7 @@ async fn sign_out_everywhere_needs_a_post_from_our_own_origin() {
 }
 
 #[tokio::test]
-async fn secure_cookies_are_prefixed_and_the_old_names_still_work() {
+async fn secure_cookies_are_prefixed_and_a_planted_old_name_is_not_a_session() {
     for (domain, prefix) in [(None, "__Host-"), (Some("127.0.0.1"), "__Secure-")] {
         let mut vars = vec![("COOKIE_SECURE", "true")];
         if let Some(domain) = domain {
@@ -398,7 +398,8 @@ async fn secure_cookies_are_prefixed_and_the_old_names_still_work() {
         let plain = client();
         let (session_name, binding_name) = (
             format!("{prefix}{COOKIE_NAME}"),
-            format!("{prefix}{COOKIE_NAME}_csrf"),
+            // Host-only, so __Host- also with a domain.
+            format!("__Host-{COOKIE_NAME}_csrf"),
         );
         app.okta.sign_in_as(&app.okta.user("alice").id);
         let start = plain
@@ -425,15 +426,19 @@ async fn secure_cookies_are_prefixed_and_the_old_names_still_work() {
         assert!(session.contains("Secure") && session.contains("Path=/"));
         assert_eq!(session.contains("Domain="), domain.is_some(), "{session}");
         let value = value_of(&session);
-        for name in [session_name.as_str(), COOKIE_NAME] {
-            let check = app
-                .auth_with_cookie(&format!("{name}={value}"), ORIGINAL)
-                .await;
-            assert_eq!(check.status(), StatusCode::OK, "{name}");
-        }
+        let check = app
+            .auth_with_cookie(&format!("{session_name}={value}"), ORIGINAL)
+            .await;
+        assert_eq!(check.status(), StatusCode::OK);
+        // The memory store holds no session of an earlier version: the
+        // unprefixed name, which a sibling subdomain could plant, is not read.
+        let planted = app
+            .auth_with_cookie(&format!("{COOKIE_NAME}={value}"), ORIGINAL)
+            .await;
+        assert_eq!(planted.status(), StatusCode::UNAUTHORIZED);
         let out = plain
             .get(app.url("/oauth2/sign_out"))
-            .header("Cookie", format!("{COOKIE_NAME}={value}"))
+            .header("Cookie", format!("{session_name}={value}"))
             .send()
             .await
             .unwrap();
@@ -444,12 +449,72 @@ async fn secure_cookies_are_prefixed_and_the_old_names_still_work() {
         let check = app
             .auth_with_cookie(&format!("{session_name}={value}"), ORIGINAL)
             .await;
-        assert_eq!(
-            check.status(),
-            StatusCode::UNAUTHORIZED,
-            "signed out by the old name"
-        );
+        assert_eq!(check.status(), StatusCode::UNAUTHORIZED, "signed out");
     }
+}
+
+#[tokio::test]
+async fn with_redis_the_old_name_is_read_for_one_cookie_lifetime_from_the_first_prefixed_start() {
+    let Some(redis) = RedisServer::start(false) else {
+        return;
+    };
+    let url = redis.url();
+    let vars = [("COOKIE_SECURE", "true"), ("SESSION_STORE", url.as_str())];
+    let first = spawn_app_with(&vars).await;
+    let plain = client();
+    first.okta.sign_in_as(&first.okta.user("alice").id);
+    let start = plain
+        .get(first.url("/oauth2/start?rd=/x"))
+        .send()
+        .await
+        .unwrap();
+    let binding = set_cookie(&start, &format!("__Host-{COOKIE_NAME}_csrf")).unwrap();
+    let back = plain.get(location(&start)).send().await.unwrap();
+    let done = plain
+        .get(location(&back))
+        .header(
+            "Cookie",
+            format!("__Host-{COOKIE_NAME}_csrf={}", value_of(&binding)),
+        )
+        .send()
+        .await
+        .unwrap();
+    let value = value_of(&set_cookie(&done, &format!("__Host-{COOKIE_NAME}")).unwrap());
+    // A session in Redis may come from before the upgrade: the old name works.
+    let old = first
+        .auth_with_cookie(&format!("{COOKIE_NAME}={value}"), ORIGINAL)
+        .await;
+    assert_eq!(old.status(), StatusCode::OK);
+
+    // The window starts at the first prefixed start recorded in Redis; a later
+    // start (a restart, another replica) reads the same time, not its own.
+    let mut con = redis::Client::open(redis.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let recorded: u64 = redis::cmd("GET")
+        .arg("fa:cookie-prefix-since")
+        .query(&mut con)
+        .unwrap();
+    let long_ago = recorded - 15 * 3600;
+    let _: () = redis::cmd("SET")
+        .arg("fa:cookie-prefix-since")
+        .arg(long_ago)
+        .query(&mut con)
+        .unwrap();
+    let later = spawn_app_with(&vars).await;
+    let old = later
+        .auth_with_cookie(&format!("{COOKIE_NAME}={value}"), ORIGINAL)
+        .await;
+    assert_eq!(
+        old.status(),
+        StatusCode::UNAUTHORIZED,
+        "past one COOKIE_EXPIRE (14h) from the first start, the old name is ignored"
+    );
+    let new = later
+        .auth_with_cookie(&format!("__Host-{COOKIE_NAME}={value}"), ORIGINAL)
+        .await;
+    assert_eq!(new.status(), StatusCode::OK);
 }
 
 #[tokio::test]
