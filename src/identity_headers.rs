@@ -2,7 +2,9 @@
 //! (`X-Auth-Request-User`, `-Email`, `-Groups`, `-Preferred-Username`). Values are
 //! made header-safe here (control characters dropped) so that rendering cannot
 //! fail on an allow path. In `X-Auth-Request-Groups`, a `,` or `%` inside a group
-//! name is percent-encoded (`%2C`, `%25`), so a name with a comma stays one group.
+//! name is percent-encoded (`%2C`, `%25`), so a name with a comma stays one group,
+//! and the value is cut after the last whole group that fits [`MAX_GROUPS_HEADER`]
+//! bytes (the policy always decides on the full list).
 //! Pure functions: no I/O, no actix.
 
 use crate::policy::Group;
@@ -12,19 +14,34 @@ pub const EMAIL: &str = "x-auth-request-email";
 pub const GROUPS: &str = "x-auth-request-groups";
 pub const PREFERRED_USERNAME: &str = "x-auth-request-preferred-username";
 
+/// The most `X-Auth-Request-Groups` carries: with the other identity headers
+/// and `X-Auth-Request-Jwt` it keeps the check's answer inside nginx's default
+/// 4 KB `proxy_buffer_size`, and the header itself far under 4 KB.
+pub const MAX_GROUPS_HEADER: usize = 2048;
+
 /// A user's groups together with their `X-Auth-Request-Groups` value, rendered
 /// once when the groups are learnt rather than on every check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserGroups {
     pub list: Vec<Group>,
-    /// Comma-separated names, header-safe, commas and `%` in names encoded.
+    /// Comma-separated names, header-safe, commas and `%` in names encoded,
+    /// at most [`MAX_GROUPS_HEADER`] bytes.
     pub header: String,
+    /// How many groups (the last ones) did not fit in `header`.
+    pub omitted: usize,
 }
 
 impl UserGroups {
     pub fn new(list: Vec<Group>) -> UserGroups {
-        let mut header = String::with_capacity(list.iter().map(|g| g.name.len() + 1).sum());
+        let mut header = String::with_capacity(
+            list.iter()
+                .map(|g| g.name.len() + 1)
+                .sum::<usize>()
+                .min(MAX_GROUPS_HEADER),
+        );
+        let mut omitted = 0;
         for (i, g) in list.iter().enumerate() {
+            let kept = header.len();
             if i > 0 {
                 header.push(',');
             }
@@ -34,8 +51,17 @@ impl UserGroups {
             } else {
                 push_safe(&mut header, &g.name);
             }
+            if header.len() > MAX_GROUPS_HEADER {
+                header.truncate(kept);
+                omitted = list.len() - i;
+                break;
+            }
         }
-        UserGroups { list, header }
+        UserGroups {
+            list,
+            header,
+            omitted,
+        }
     }
 }
 
@@ -113,6 +139,31 @@ mod tests {
         let groups = UserGroups::new(vec![group("Sales, EMEA"), group("100%"), group("ops")]);
         assert_eq!(groups.header, "Sales%2C EMEA,100%25,ops");
         assert_eq!(groups.header.split(',').count(), 3);
+    }
+
+    #[test]
+    fn the_groups_header_keeps_whole_groups_within_its_bound() {
+        let many: Vec<Group> = (0..300)
+            .map(|i| group(&format!("engineering-team-{i:03}")))
+            .collect();
+        let groups = UserGroups::new(many);
+        assert!(
+            groups.header.len() <= MAX_GROUPS_HEADER,
+            "{}",
+            groups.header.len()
+        );
+        assert!(groups.header.len() > MAX_GROUPS_HEADER - 30);
+        let shown: Vec<&str> = groups.header.split(',').collect();
+        assert!(
+            shown
+                .iter()
+                .all(|g| g.len() == "engineering-team-000".len()),
+            "whole names only"
+        );
+        assert_eq!(shown.len() + groups.omitted, 300);
+        assert_eq!(groups.list.len(), 300, "the policy still sees every group");
+        let few = UserGroups::new(vec![group("a"), group("b")]);
+        assert_eq!(few.omitted, 0);
     }
 
     #[test]

@@ -284,7 +284,9 @@ impl ServiceApp {
                     .json()
                     .await
                     .map_err(|e| ApiError::Transport(format!("token response: {e}")))?;
-                let lifetime = Duration::from_secs(body.expires_in.unwrap_or(3600));
+                // Okta's tokens live an hour; a larger or absurd answer is capped
+                // (a day) so the expiry cannot overflow.
+                let lifetime = Duration::from_secs(body.expires_in.unwrap_or(3600).min(86_400));
                 let dpop = body.token_type.eq_ignore_ascii_case("DPoP");
                 if dpop && !state.use_dpop {
                     return Err(ApiError::Token(

@@ -354,3 +354,18 @@ async fn a_token_of_a_user_okta_no_longer_knows_is_refused() {
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert_eq!(header(&response, "x-auth-request-user"), "");
 }
+
+#[tokio::test]
+async fn a_suspended_users_token_is_refused_as_not_you() {
+    let app = api_app(&[]).await;
+    let bob = app.okta.user("bob");
+    app.okta.set_status(&bob.id, "SUSPENDED");
+    let token = app
+        .okta
+        .mint_access_token(Some(&bob), CLIENT, &["openid", "items.read"]);
+    for endpoint in ["/oauth2/auth", "/oauth2/forward"] {
+        let response = check(&app, endpoint, &token).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{endpoint}");
+        assert_eq!(header(&response, "x-auth-request-user"), "", "{endpoint}");
+    }
+}

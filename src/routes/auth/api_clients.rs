@@ -162,6 +162,12 @@ fn groups_denied(state: &AppState, login: &str, error: GroupsError) -> Denied {
             tracing::info!(user = %login, "denied: Okta no longer knows this user");
             super::forbidden_as(state, login)
         }
+        // A suspended or deactivated user's token: "not you", as for a session.
+        GroupsError::UserInactive(status) => {
+            crate::metrics::AUTH_FORBIDDEN.inc();
+            tracing::info!(user = %login, %status, "denied: the user's Okta status no longer grants access");
+            super::forbidden_as(state, login)
+        }
         other => {
             crate::metrics::AUTH_UNAVAILABLE.inc();
             Denied::Error(AppError::Unavailable(format!("groups of {login}: {other}")))
