@@ -4,6 +4,8 @@
 //! every replica. The answer is a tiny page nobody caches, framable only by
 //! the issuer's origin.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
@@ -15,6 +17,38 @@ use crate::routes::AppState;
 pub struct FrontChannelQuery {
     iss: Option<String>,
     sid: Option<String>,
+}
+
+/// Front-channel logouts served per second, per process. The request carries
+/// no credential (`iss` is public) and ending an IdP session can cost a scan
+/// of the sessions, so strangers must not be able to ask without bound; Okta
+/// loads one such page per app when a user signs out, far below this.
+pub const MAX_PER_SECOND: u64 = 20;
+
+/// This second's front-channel logouts: (second, count) in one word, the upper
+/// 44 bits the second, the lower 20 the count.
+#[derive(Debug, Default)]
+pub struct Budget(AtomicU64);
+
+/// Whether one more front-channel logout fits in this second's budget.
+fn within_budget(budget: &Budget, now: u64) -> bool {
+    let window = &budget.0;
+    let mut current = window.load(Ordering::Relaxed);
+    loop {
+        let (second, count) = (current >> 20, current & 0xF_FFFF);
+        let next = if second == now {
+            if count >= MAX_PER_SECOND {
+                return false;
+            }
+            current + 1
+        } else {
+            (now << 20) | 1
+        };
+        match window.compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return true,
+            Err(seen) => current = seen,
+        }
+    }
 }
 
 pub async fn frontchannel_logout(
@@ -31,6 +65,13 @@ pub async fn frontchannel_logout(
         .as_deref()
         .filter(|sid| !sid.is_empty() && sid.len() <= 1024)
         .ok_or_else(|| AppError::BadRequest("sid is missing.".into()))?;
+    if !within_budget(&state.frontchannel_budget, crate::session::now()) {
+        tracing::warn!("front-channel logout refused: more than {MAX_PER_SECOND} this second");
+        return Ok(HttpResponse::TooManyRequests()
+            .insert_header((header::RETRY_AFTER, "1"))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish());
+    }
     let ended = state
         .store
         .remove_sid(None, sid)
@@ -48,4 +89,21 @@ pub async fn frontchannel_logout(
         ))
         .content_type("text/html; charset=utf-8")
         .body("<!doctype html><title>Signed out</title><p>Signed out.</p>\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_is_per_second() {
+        let budget = Budget::default();
+        let second = 1_000_000_007;
+        let allowed = (0..100).filter(|_| within_budget(&budget, second)).count() as u64;
+        assert_eq!(allowed, MAX_PER_SECOND);
+        assert!(
+            within_budget(&budget, second + 1),
+            "a new second, a new budget"
+        );
+    }
 }

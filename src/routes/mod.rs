@@ -51,6 +51,8 @@ pub struct AppState {
     pub pending: PendingCodec,
     /// Our cookies' names (prefixed) and the old ones still read.
     pub cookie_names: CookieNames,
+    /// Front-channel logouts served this second (a credential-less endpoint).
+    pub frontchannel_budget: frontchannel::Budget,
     /// `Some` with `BEARER_AUDIENCE`: verified access tokens, cached.
     pub bearer: Option<crate::bearer::BearerVerifier>,
     /// `Some` with `IDENTITY_JWT_KEY`: the `X-Auth-Request-Jwt` signer and cache.
@@ -76,6 +78,7 @@ impl AppState {
             codec: CookieCodec::new(config.cookie.keys.clone()),
             pending: PendingCodec::new(&config.cookie.keys),
             cookie_names: CookieNames::new(&config.cookie, None),
+            frontchannel_budget: frontchannel::Budget::default(),
             config,
             store,
             oidc,

@@ -290,6 +290,31 @@ async fn a_front_channel_logout_for_another_issuer_or_without_sid_ends_nothing()
 }
 
 #[tokio::test]
+async fn a_flood_of_front_channel_logouts_is_refused_past_the_budget_and_ends_nothing() {
+    let app = spawn_app().await;
+    let (cookie, _) = signed_in(&app, "bob").await;
+    let mut url = Url::parse(&app.url("/oauth2/frontchannel_logout")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("iss", &app.okta.org_issuer())
+        .append_pair("sid", "102-not-bobs");
+    let answers = join_all((0..60).map(|_| app.client.get(url.clone()).send())).await;
+    let statuses: Vec<StatusCode> = answers.into_iter().map(|a| a.unwrap().status()).collect();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    // 60 requests cross at most two seconds: at most 40 fit the budget.
+    assert!(refused >= 20, "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::OK || *s == StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    assert_eq!(check(&app, &cookie).await, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn on_redis_universal_logout_and_single_logout_reach_all_three_replicas() {
     let Some(redis) = RedisServer::start(false) else {
         return;
