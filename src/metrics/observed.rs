@@ -32,6 +32,14 @@ pub enum Outcome {
 }
 
 const ENDPOINTS: [&str; 2] = ["auth", "forward"];
+const LOGOUT_WAYS: [&str; 6] = [
+    "sign_out",
+    "sign_out_everywhere",
+    "back_channel",
+    "front_channel",
+    "universal_logout",
+    "event_hook",
+];
 const OUTCOMES: [&str; 4] = ["allowed", "unauthenticated", "forbidden", "error"];
 
 type Labels = [(&'static str, &'static str); 2];
@@ -89,9 +97,13 @@ impl Observed {
             decision_family,
         );
         let okta_seconds: HistogramFamily = Family::new_with_constructor(okta_histogram);
+        // Series a dashboard sees from the start, before the first call.
+        for endpoint in ["groups", "user"] {
+            okta_seconds.get_or_create(&[("endpoint", endpoint), ("status_class", "2xx")]);
+        }
         registry.register(
             "forward_auth_okta_request_duration_seconds",
-            "Time of each call to Okta, by endpoint (groups, user, token, keys, discovery, revoke) and status class (2xx, 4xx, 429, 5xx, error).",
+            "Time of each call to Okta's management API, by endpoint (groups, user) and status class (2xx, 3xx, 4xx, 429, 5xx, error: no answer).",
             okta_seconds.clone(),
         );
         let groups_cache_hits = Counter::default();
@@ -107,6 +119,11 @@ impl Observed {
             okta_backoff_seconds.clone(),
         );
         let logouts: Family<Labels, Counter> = Family::default();
+        for way in LOGOUT_WAYS {
+            for outcome in ["ended", "no_session"] {
+                logouts.get_or_create(&[("way", way), ("outcome", outcome)]);
+            }
+        }
         registry.register(
             "forward_auth_logouts",
             "Sessions ended other than by expiry, by way (sign_out, sign_out_everywhere, back_channel, front_channel, universal_logout, event_hook) and outcome.",
@@ -172,7 +189,7 @@ pub fn okta_backoff(seconds: f64) {
 }
 
 /// A session ended by `way` (sign_out, back_channel, …) with `outcome`
-/// (ended, unknown, rejected).
+/// (`ended`, or `no_session` when none was left to end).
 pub fn logout(way: &'static str, outcome: &'static str) {
     OBSERVED
         .logouts

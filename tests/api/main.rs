@@ -19,6 +19,7 @@ mod healthcheck;
 mod helpers;
 mod kubernetes;
 mod logs;
+mod metrics_dashboard;
 mod okta_events;
 mod proxies;
 mod proxy_harness;
