@@ -2,6 +2,7 @@
 
 mod access_end;
 mod api_clients;
+mod audit_log;
 mod auth;
 mod backchannel;
 mod browser;
