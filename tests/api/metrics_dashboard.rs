@@ -1,6 +1,7 @@
 //! `/metrics` as an operator graphs it: check decisions and latency by
 //! endpoint move with real checks, and every metric the shipped Grafana
-//! dashboard (integrations/grafana) queries is one the service exports.
+//! dashboard (integrations/grafana) queries, and every one the README lists,
+//! is one the service exports.
 
 use std::collections::BTreeSet;
 
@@ -139,4 +140,28 @@ async fn the_grafana_dashboard_queries_only_exported_metrics() {
         unknown.is_empty(),
         "the dashboard queries metrics the service does not export: {unknown:?}; exported: {exported:?}"
     );
+
+    // The README's metrics list names exported metrics only, and all of them.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let listed: BTreeSet<String> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `forward_auth_"))
+        .filter_map(|l| l.split('`').next())
+        .map(|name| format!("forward_auth_{name}"))
+        .collect();
+    assert!(listed.len() >= 15, "{listed:?}");
+    let unlisted: Vec<_> = listed.difference(&exported).collect();
+    assert!(
+        unlisted.is_empty(),
+        "README lists unknown metrics: {unlisted:?}"
+    );
+    let families: BTreeSet<&str> = exported
+        .iter()
+        .filter(|n| !n.ends_with("_bucket") && !n.ends_with("_sum") && !n.ends_with("_count"))
+        .filter(|n| !exported.contains(&format!("{n}_total")))
+        .map(String::as_str)
+        .collect();
+    let missing: Vec<_> = families.iter().filter(|n| !listed.contains(**n)).collect();
+    assert!(missing.is_empty(), "README misses metrics: {missing:?}");
 }
