@@ -99,7 +99,7 @@ impl Observed {
         let okta_seconds: HistogramFamily = Family::new_with_constructor(okta_histogram);
         // Series a dashboard sees from the start, before the first call.
         for endpoint in ["groups", "user"] {
-            okta_seconds.get_or_create(&[("endpoint", endpoint), ("status_class", "2xx")]);
+            let _ = okta_seconds.get_or_create(&[("endpoint", endpoint), ("status_class", "2xx")]);
         }
         registry.register(
             "forward_auth_okta_request_duration_seconds",
@@ -121,7 +121,7 @@ impl Observed {
         let logouts: Family<Labels, Counter> = Family::default();
         for way in LOGOUT_WAYS {
             for outcome in ["ended", "no_session"] {
-                logouts.get_or_create(&[("way", way), ("outcome", outcome)]);
+                let _ = logouts.get_or_create(&[("way", way), ("outcome", outcome)]);
             }
         }
         registry.register(
