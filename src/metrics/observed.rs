@@ -54,6 +54,7 @@ pub struct Observed {
     groups_cache_hits: Counter,
     okta_backoff_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
     logouts: Family<Labels, Counter>,
+    redis: [Counter; 2],
 }
 
 fn check_histogram() -> Histogram {
@@ -129,8 +130,16 @@ impl Observed {
             "Sessions ended other than by expiry, by way (sign_out, sign_out_everywhere, back_channel, front_channel, universal_logout, event_hook) and outcome.",
             logouts.clone(),
         );
+        let redis_family: Family<[(&'static str, &'static str); 1], Counter> = Family::default();
+        let redis = ["ok", "failed"].map(|o| redis_family.get_or_create(&[("outcome", o)]).clone());
+        registry.register(
+            "forward_auth_redis_commands",
+            "Redis round-trips (sessions, sign-in states, shared groups) by outcome (ok, failed).",
+            redis_family,
+        );
         Observed {
             registry,
+            redis,
             check_seconds,
             decisions,
             okta_seconds,
@@ -195,6 +204,11 @@ pub fn logout(way: &'static str, outcome: &'static str) {
         .logouts
         .get_or_create(&[("way", way), ("outcome", outcome)])
         .inc();
+}
+
+/// One Redis round-trip, answered or failed.
+pub fn redis(answered: bool) {
+    OBSERVED.redis[usize::from(!answered)].inc();
 }
 
 /// Appends these metrics in Prometheus text format (without OpenMetrics'
