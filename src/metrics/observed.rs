@@ -99,12 +99,12 @@ impl Observed {
         );
         let okta_seconds: HistogramFamily = Family::new_with_constructor(okta_histogram);
         // Series a dashboard sees from the start, before the first call.
-        for endpoint in ["groups", "user"] {
+        for endpoint in ["groups", "user", "token", "keys", "discovery", "revoke"] {
             let _ = okta_seconds.get_or_create(&[("endpoint", endpoint), ("status_class", "2xx")]);
         }
         registry.register(
             "forward_auth_okta_request_duration_seconds",
-            "Time of each call to Okta's management API, by endpoint (groups, user) and status class (2xx, 3xx, 4xx, 429, 5xx, error: no answer).",
+            "Time of each call to Okta, by endpoint (groups, user, token, keys, discovery, revoke) and status class (2xx, 3xx, 4xx, 429, 5xx; error: no answer, or for token, keys and discovery any failure).",
             okta_seconds.clone(),
         );
         let groups_cache_hits = Counter::default();

@@ -97,6 +97,16 @@ async fn checks_are_counted_and_timed_by_endpoint_and_outcome() {
         )),
         "{after}"
     );
+    // The sign-in's code exchange and the start's discovery were timed too.
+    for endpoint in ["token", "discovery"] {
+        let series = format!(
+            "forward_auth_okta_request_duration_seconds_count{{endpoint=\"{endpoint}\",status_class=\"2xx\"}}"
+        );
+        assert!(
+            sample(&after, &series).unwrap_or(0.0) >= 1.0,
+            "{series}: {after}"
+        );
+    }
     // The old outcome-only series stays for existing dashboards.
     assert!(
         sample(&after, "forward_auth_decisions_total{outcome=\"allowed\"}").unwrap() >= 1.0,
