@@ -63,7 +63,11 @@ impl Application {
             .map_err(|e| StartupError::Setup(format!("HTTP client: {e}")))?;
 
         let store: Arc<dyn SessionStore> = match &config.session_store {
-            StoreKind::Memory => Arc::new(MemoryStore::new()),
+            StoreKind::Memory => {
+                let store = Arc::new(MemoryStore::new());
+                crate::metrics::observed::watch_sessions(&store);
+                store
+            }
             StoreKind::Redis(url) => {
                 let store = RedisStore::new(url.as_str()).map_err(|e| StartupError::Setup(e.0))?;
                 // Connecting is lazy: a Redis that is down now does not stop the

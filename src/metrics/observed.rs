@@ -1,17 +1,21 @@
 //! Histograms and labelled counters kept with the `prometheus-client` crate:
 //! check latency and decisions by endpoint, Okta call latency by endpoint and
-//! status class, the groups cache's hits, Okta back-off, and logout outcomes.
+//! status class, the groups cache's hits, Okta back-off, logout outcomes,
+//! Redis round-trips and the memory store's sessions.
 //! Every hot-path handle is created once, at first use, so a check costs an
 //! atomic add and a histogram observe, never a label lookup.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+
+use crate::session::MemoryStore;
 
 /// The two check endpoints, as the `endpoint` label says them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,7 +59,12 @@ pub struct Observed {
     okta_backoff_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
     logouts: Family<Labels, Counter>,
     redis: [Counter; 2],
+    sessions: Gauge,
 }
+
+/// The memory store whose sessions `forward_auth_sessions` counts at each
+/// scrape (the latest started; none with `SESSION_STORE=redis`).
+static SESSION_SOURCE: Mutex<Option<Weak<MemoryStore>>> = Mutex::new(None);
 
 fn check_histogram() -> Histogram {
     // 100 µs … ~1.6 s: a cached check is well under a millisecond, one that
@@ -137,9 +146,16 @@ impl Observed {
             "Redis round-trips (sessions, sign-in states, shared groups) by outcome (ok, failed).",
             redis_family,
         );
+        let sessions = Gauge::default();
+        registry.register(
+            "forward_auth_sessions",
+            "Sessions held in the memory store, counted at the scrape (expired ones not yet swept included; 0 with SESSION_STORE=redis).",
+            sessions.clone(),
+        );
         Observed {
             registry,
             redis,
+            sessions,
             check_seconds,
             decisions,
             okta_seconds,
@@ -211,9 +227,24 @@ pub fn redis(answered: bool) {
     OBSERVED.redis[usize::from(!answered)].inc();
 }
 
+/// Counts `store`'s sessions in `forward_auth_sessions` from now on.
+pub fn watch_sessions(store: &Arc<MemoryStore>) {
+    if let Ok(mut source) = SESSION_SOURCE.lock() {
+        *source = Some(Arc::downgrade(store));
+    }
+}
+
 /// Appends these metrics in Prometheus text format (without OpenMetrics'
 /// `# EOF`, as the hand-written counters follow the same format).
 pub(super) fn render(out: &mut String) {
+    let store = SESSION_SOURCE
+        .lock()
+        .ok()
+        .and_then(|s| s.as_ref().and_then(Weak::upgrade));
+    if let Some(store) = store {
+        let count = i64::try_from(store.session_count()).unwrap_or(i64::MAX);
+        OBSERVED.sessions.set(count);
+    }
     let mut text = String::new();
     if encode(&mut text, &OBSERVED.registry).is_ok() {
         for line in text.lines().filter(|l| *l != "# EOF") {

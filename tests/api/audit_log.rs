@@ -1,7 +1,7 @@
 //! The audit trail of the real binary with `LOG_FORMAT=json`: a sign-in (and a
 //! failed one), a denied check and a sign-out each leave one JSON line under
 //! the `audit` target with user, host, path, decision and reason, and no
-//! cookie value or token.
+//! cookie value or token. Its metrics count the memory store's sessions.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -43,10 +43,29 @@ fn find<'a>(
         .find(|f| f["event"] == event && f["decision"] == decision)
 }
 
+/// `forward_auth_sessions` as the process's metrics listener says it.
+async fn sessions(port: u16) -> f64 {
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("forward_auth_sessions "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("a forward_auth_sessions sample: {text}"))
+}
+
 #[tokio::test]
 async fn sign_in_denial_and_sign_out_leave_json_audit_lines_without_secrets() {
     let okta = FakeOkta::start().await;
     let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics_port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
@@ -58,6 +77,7 @@ async fn sign_in_denial_and_sign_out_leave_json_audit_lines_without_secrets() {
         .envs(base_vars(&okta, port))
         .env("LOG_LEVEL", "info")
         .env("LOG_FORMAT", "json")
+        .env("METRICS_ADDRESS", format!("127.0.0.1:{metrics_port}"))
         // alice signs in but her domain is not allowed: her check is a 403.
         .env("ALLOWED_DOMAINS", "example.org")
         .stdout(Stdio::null())
@@ -103,12 +123,15 @@ async fn sign_in_denial_and_sign_out_leave_json_audit_lines_without_secrets() {
         .await
         .unwrap();
     assert_eq!(check.status(), StatusCode::FORBIDDEN);
+    // This process holds one session now, and none after the sign-out.
+    assert_eq!(sessions(metrics_port).await, 1.0);
     let sign_out = client
         .get(format!("{base}/oauth2/sign_out"))
         .send()
         .await
         .unwrap();
     assert_eq!(sign_out.status(), StatusCode::FOUND);
+    assert_eq!(sessions(metrics_port).await, 0.0);
 
     // Poll: the log is written by another process.
     let deadline = Instant::now() + Duration::from_secs(30);
