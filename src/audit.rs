@@ -51,3 +51,12 @@ pub fn ended_by_okta(way: &'static str, user: &str, sessions: usize, reason: &st
     }
     .record();
 }
+
+/// The host of one of our configured service URLs (never a request header: a
+/// client could write anything there).
+pub fn host_of(service_url: &str) -> String {
+    url::Url::parse(service_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_default()
+}

@@ -105,7 +105,7 @@ pub async fn callback(
         crate::audit::Audit {
             event: "sign_in",
             user: "",
-            host: req.connection_info().host(),
+            host: &crate::audit::host_of(state.service_url_of(state.site_of_request(&req, None))),
             path: req.path(),
             decision: "failed",
             reason,
@@ -258,7 +258,7 @@ async fn sign_in(
     crate::audit::Audit {
         event: "sign_in",
         user: &session.login,
-        host: req.connection_info().host(),
+        host: &crate::audit::host_of(state.service_url_of(site)),
         path: req.path(),
         decision: "signed_in",
         reason: "Okta sign-in completed",

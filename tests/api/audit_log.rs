@@ -150,6 +150,8 @@ async fn sign_in_denial_and_sign_out_leave_json_audit_lines_without_secrets() {
     assert!(!failed["reason"].as_str().unwrap_or("").is_empty());
     let signed_in = find(&events, "sign_in", "signed_in").expect("an audit line for the sign-in");
     assert_eq!(signed_in["user"], okta.user("alice").login, "{signed_in}");
+    assert_eq!(signed_in["host"], "127.0.0.1", "{signed_in}");
+    assert_eq!(signed_in["path"], "/oauth2/callback", "{signed_in}");
     let denied = find(&events, "check", "forbidden").expect("an audit line for the 403");
     assert_eq!(denied["user"], okta.user("alice").login, "{denied}");
     assert_eq!(denied["host"], "app.example.com", "{denied}");
