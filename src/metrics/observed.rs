@@ -234,8 +234,9 @@ pub fn watch_sessions(store: &Arc<MemoryStore>) {
     }
 }
 
-/// Appends these metrics in Prometheus text format (without OpenMetrics'
-/// `# EOF`, as the hand-written counters follow the same format).
+/// Appends these metrics in Prometheus text format 0.0.4, as the
+/// hand-written counters: without OpenMetrics' `# EOF`, and a counter's
+/// `# HELP` and `# TYPE` name the samples' `_total` name.
 pub(super) fn render(out: &mut String) {
     let store = SESSION_SOURCE
         .lock()
@@ -247,8 +248,22 @@ pub(super) fn render(out: &mut String) {
     }
     let mut text = String::new();
     if encode(&mut text, &OBSERVED.registry).is_ok() {
+        let counters: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+            .collect();
         for line in text.lines().filter(|l| *l != "# EOF") {
-            out.push_str(line);
+            let named = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+                let rest = line.strip_prefix(prefix)?;
+                let (name, tail) = rest.split_once(' ')?;
+                counters
+                    .contains(&name)
+                    .then(|| format!("{prefix}{name}_total {tail}"))
+            });
+            match named {
+                Some(renamed) => out.push_str(&renamed),
+                None => out.push_str(line),
+            }
             out.push('\n');
         }
     }

@@ -107,6 +107,11 @@ async fn checks_are_counted_and_timed_by_endpoint_and_outcome() {
             "{series}: {after}"
         );
     }
+    // Text format 0.0.4: a counter's TYPE names its samples.
+    assert!(
+        after.contains("# TYPE forward_auth_check_decisions_total counter\n"),
+        "{after}"
+    );
     // The old outcome-only series stays for existing dashboards.
     assert!(
         sample(&after, "forward_auth_decisions_total{outcome=\"allowed\"}").unwrap() >= 1.0,
