@@ -90,7 +90,7 @@ impl Observed {
         });
         registry.register(
             "forward_auth_check_duration_seconds",
-            "Time to answer a check, by endpoint (auth = /oauth2/auth, forward = /oauth2/forward).",
+            "Time to answer a check, by endpoint (auth = /oauth2/auth, forward = /oauth2/forward)",
             check_family,
         );
         let decision_family: Family<Labels, Counter> = Family::default();
@@ -103,7 +103,7 @@ impl Observed {
         });
         registry.register(
             "forward_auth_check_decisions",
-            "Check answers by endpoint and outcome (allowed, unauthenticated, forbidden, error).",
+            "Check answers by endpoint and outcome (allowed, unauthenticated, forbidden, error)",
             decision_family,
         );
         let okta_seconds: HistogramFamily = Family::new_with_constructor(okta_histogram);
@@ -113,19 +113,19 @@ impl Observed {
         }
         registry.register(
             "forward_auth_okta_request_duration_seconds",
-            "Time of each call to Okta, by endpoint (groups, user, token, keys, discovery, revoke) and status class (2xx, 3xx, 4xx, 429, 5xx; error: no answer, or for token, keys and discovery any failure).",
+            "Time of each call to Okta, by endpoint (groups, user, token, keys, discovery, revoke) and status class (2xx, 3xx, 4xx, 429, 5xx; error: no answer, or for token, keys and discovery any failure)",
             okta_seconds.clone(),
         );
         let groups_cache_hits = Counter::default();
         registry.register(
             "forward_auth_groups_cache_hits",
-            "Checks answered from the groups cache within GROUPS_CACHE_TTL (misses: forward_auth_groups_waited_total; stale: forward_auth_groups_stale_served_total).",
+            "Checks answered from the groups cache within GROUPS_CACHE_TTL (misses: forward_auth_groups_waited_total; stale: forward_auth_groups_stale_served_total)",
             groups_cache_hits.clone(),
         );
         let okta_backoff_seconds = Counter::<f64, std::sync::atomic::AtomicU64>::default();
         registry.register(
             "forward_auth_okta_backoff_seconds",
-            "Seconds of Okta API calls held back after a 429 or a used-up rate limit.",
+            "Seconds of Okta API calls held back after a 429 or a used-up rate limit",
             okta_backoff_seconds.clone(),
         );
         let logouts: Family<Labels, Counter> = Family::default();
@@ -136,20 +136,20 @@ impl Observed {
         }
         registry.register(
             "forward_auth_logouts",
-            "Sessions ended other than by expiry, by way (sign_out, sign_out_everywhere, back_channel, front_channel, universal_logout, event_hook) and outcome.",
+            "Sessions ended other than by expiry, by way (sign_out, sign_out_everywhere, back_channel, front_channel, universal_logout, event_hook) and outcome",
             logouts.clone(),
         );
         let redis_family: Family<[(&'static str, &'static str); 1], Counter> = Family::default();
         let redis = ["ok", "failed"].map(|o| redis_family.get_or_create(&[("outcome", o)]).clone());
         registry.register(
             "forward_auth_redis_commands",
-            "Redis round-trips (sessions, sign-in states, shared groups) by outcome (ok, failed).",
+            "Redis round-trips (sessions, sign-in states, shared groups) by outcome (ok, failed)",
             redis_family,
         );
         let sessions = Gauge::default();
         registry.register(
             "forward_auth_sessions",
-            "Sessions held in the memory store, counted at the scrape (expired ones not yet swept included; 0 with SESSION_STORE=redis).",
+            "Sessions held in the memory store, counted at the scrape (expired ones not yet swept included; 0 with SESSION_STORE=redis)",
             sessions.clone(),
         );
         Observed {

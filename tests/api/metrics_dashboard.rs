@@ -112,6 +112,7 @@ async fn checks_are_counted_and_timed_by_endpoint_and_outcome() {
         after.contains("# TYPE forward_auth_check_decisions_total counter\n"),
         "{after}"
     );
+    assert!(!after.contains(".."), "one full stop ends a HELP: {after}");
     // The old outcome-only series stays for existing dashboards.
     assert!(
         sample(&after, "forward_auth_decisions_total{outcome=\"allowed\"}").unwrap() >= 1.0,
