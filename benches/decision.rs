@@ -193,5 +193,27 @@ fn api_client_benches(c: &mut Criterion, runtime: &tokio::runtime::Runtime) {
     });
 }
 
+/// What `/metrics` adds to every check: the old hand-written counter and the
+/// prometheus-client decision counter plus latency histogram (BENCHMARKS.md).
+fn metrics_benches(c: &mut Criterion) {
+    use forward_auth::metrics::{self, observed};
+    c.bench_function("metrics: hand-written counter inc", |b| {
+        b.iter(|| metrics::AUTH_ALLOWED.inc())
+    });
+    c.bench_function(
+        "metrics: prometheus-client decision inc + latency observe",
+        |b| {
+            b.iter(|| {
+                observed::check(
+                    observed::Endpoint::Auth,
+                    observed::Outcome::Allowed,
+                    black_box(Duration::from_micros(180)),
+                )
+            })
+        },
+    );
+}
+
 criterion_group!(decision, benches);
-criterion_main!(decision);
+criterion_group!(metrics_group, metrics_benches);
+criterion_main!(decision, metrics_group);

@@ -267,6 +267,7 @@ impl GroupsCache {
                 if age >= inner.ttl / 2 {
                     self.refresh_ahead(user_id, entry);
                 }
+                metrics::observed::groups_cache_hit();
                 return entry.answer.clone();
             }
         }

@@ -2,6 +2,8 @@
 //! `METRICS_ADDRESS` listener (never on the public one). Plain atomics: counting
 //! must cost nothing on the hot path.
 
+pub mod observed;
+
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -160,6 +162,7 @@ pub fn render() -> String {
     }
     OKTA_EVENTS.render(&mut out);
     OKTA_EVENT_DELIVERIES.render(&mut out);
+    observed::render(&mut out);
     out
 }
 

@@ -214,9 +214,10 @@ impl Oidc {
     pub async fn discover(&self) -> Result<(), OidcError> {
         let issuer = IssuerUrl::new(self.issuer.clone())
             .map_err(|e| OidcError::Discovery(format!("issuer: {e}")))?;
-        let metadata = Metadata::discover_async(issuer, &self.http)
-            .await
-            .map_err(|e| OidcError::Discovery(error_chain(&e)))?;
+        let started = Instant::now();
+        let metadata = Metadata::discover_async(issuer, &self.http).await;
+        timed("discovery", metadata.is_ok(), started);
+        let metadata = metadata.map_err(|e| OidcError::Discovery(error_chain(&e)))?;
         let redirect = RedirectUrl::new(self.redirect_uri.clone())
             .map_err(|e| OidcError::Discovery(format!("redirect URI: {e}")))?;
         let end_session = metadata.additional_metadata().end_session_endpoint.clone();
@@ -306,10 +307,10 @@ impl Oidc {
                 .map_err(|e| OidcError::Exchange(format!("redirect URI: {e}")))?;
             request = request.set_redirect_uri(std::borrow::Cow::Owned(uri));
         }
-        let tokens = request
-            .request_async(&self.http)
-            .await
-            .map_err(|e| OidcError::Exchange(token_error(&e)))?;
+        let started = Instant::now();
+        let tokens = request.request_async(&self.http).await;
+        timed("token", tokens.is_ok(), started);
+        let tokens = tokens.map_err(|e| OidcError::Exchange(token_error(&e)))?;
         let id_token = tokens
             .id_token()
             .ok_or_else(|| OidcError::IdToken("the token response has no id_token".into()))?;
@@ -352,7 +353,10 @@ impl Oidc {
             .client
             .exchange_refresh_token(&token)
             .map_err(|e| RefreshError::Transient(e.to_string()))?;
-        let tokens = match request.request_async(&self.http).await {
+        let started = Instant::now();
+        let tokens = request.request_async(&self.http).await;
+        timed("token", tokens.is_ok(), started);
+        let tokens = match tokens {
             Ok(tokens) => tokens,
             // Only `invalid_grant` says the refresh token itself is dead (revoked,
             // expired, user deactivated). Anything else — an outage (`server_error`,
@@ -409,6 +413,7 @@ impl Oidc {
         let Some(endpoint) = self.provider().and_then(|p| p.revocation.clone()) else {
             return Ok(());
         };
+        let started = Instant::now();
         let response = self
             .http
             .post(endpoint)
@@ -421,8 +426,13 @@ impl Oidc {
                 ("token_type_hint", "refresh_token"),
             ])
             .send()
-            .await
-            .map_err(|e| error_chain(&e))?;
+            .await;
+        crate::metrics::observed::okta_call(
+            "revoke",
+            response.as_ref().ok().map(|r| r.status().as_u16()),
+            started.elapsed(),
+        );
+        let response = response.map_err(|e| error_chain(&e))?;
         if response.status().is_success() {
             Ok(())
         } else {
@@ -539,7 +549,10 @@ impl Oidc {
             return false;
         }
         *last = Some(Instant::now());
-        match JsonWebKeySet::fetch_async(&provider.jwks_uri, &self.http).await {
+        let started = Instant::now();
+        let fetched = JsonWebKeySet::fetch_async(&provider.jwks_uri, &self.http).await;
+        timed("keys", fetched.is_ok(), started);
+        match fetched {
             Ok(jwks) => {
                 tracing::info!(keys = jwks.keys().len(), "reloaded the IdP signing keys");
                 if let Ok(mut slot) = provider.jwks.write() {
@@ -553,6 +566,12 @@ impl Oidc {
             }
         }
     }
+}
+
+/// A call to the IdP through the OpenID Connect client, which tells success
+/// from failure but not the status: `2xx`, else `error`.
+fn timed(endpoint: &'static str, ok: bool, started: Instant) {
+    crate::metrics::observed::okta_call(endpoint, ok.then_some(200), started.elapsed());
 }
 
 trait VerifyNonce {

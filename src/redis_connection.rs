@@ -57,9 +57,13 @@ pub(crate) async fn query_idempotent<T: FromRedisValue>(
     command: &Cmd,
 ) -> RedisResult<T> {
     // A handle on the one multiplexed connection; cloning is an Arc bump.
-    match command.query_async(&mut connection.clone()).await {
+    let first = command.query_async(&mut connection.clone()).await;
+    crate::metrics::observed::redis(first.is_ok());
+    match first {
         Err(e) if e.is_connection_dropped() && !e.is_timeout() => {
-            command.query_async(&mut connection.clone()).await
+            let second = command.query_async(&mut connection.clone()).await;
+            crate::metrics::observed::redis(second.is_ok());
+            second
         }
         other => other,
     }

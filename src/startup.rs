@@ -64,7 +64,11 @@ impl Application {
 
         let mut first_prefixed_start = None;
         let store: Arc<dyn SessionStore> = match &config.session_store {
-            StoreKind::Memory => Arc::new(MemoryStore::new()),
+            StoreKind::Memory => {
+                let store = Arc::new(MemoryStore::new());
+                crate::metrics::observed::watch_sessions(&store);
+                store
+            }
             StoreKind::Redis(url) => {
                 let store = RedisStore::new(url.as_str()).map_err(|e| StartupError::Setup(e.0))?;
                 // Sessions outlive this process: old cookie names are read for

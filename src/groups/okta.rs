@@ -158,14 +158,16 @@ impl OktaGroupsClient {
     /// The user's `status` from `GET /api/v1/users/{id}`.
     async fn status(&self, user_id: &str) -> Result<String, GroupsError> {
         let url = self.user_url(user_id, None)?;
-        let (_, body) = self.call(&url, &metrics::OKTA_USER_CALLS).await?;
+        let (_, body) = self.call(&url, &metrics::OKTA_USER_CALLS, "user").await?;
         let user: OktaUser = serde_json::from_slice(&body)
             .map_err(|e| GroupsError::Unavailable(format!("user body: {e}")))?;
         Ok(user.status)
     }
 
     async fn page(&self, url: &Url) -> Result<(Vec<Group>, Option<Url>), GroupsError> {
-        let (headers, body) = self.call(url, &metrics::OKTA_GROUPS_CALLS).await?;
+        let (headers, body) = self
+            .call(url, &metrics::OKTA_GROUPS_CALLS, "groups")
+            .await?;
         let next = next_link(&headers).filter(|next| next.origin() == self.org.origin());
         let page: Vec<OktaGroup> = serde_json::from_slice(&body)
             .map_err(|e| GroupsError::Unavailable(format!("groups body: {e}")))?;
@@ -185,6 +187,7 @@ impl OktaGroupsClient {
         &self,
         url: &Url,
         counter: &metrics::Counter,
+        endpoint: &'static str,
     ) -> Result<(HeaderMap, Vec<u8>), GroupsError> {
         if now() < self.blocked_until.load(Ordering::Relaxed) {
             return Err(GroupsError::RateLimited);
@@ -195,11 +198,11 @@ impl OktaGroupsClient {
             .await
             .map_err(|_| GroupsError::Unavailable("shutting down".into()))?;
         counter.inc();
-        let response = self
-            .credential
-            .get(&self.http, url)
-            .await
-            .map_err(|e| GroupsError::Unavailable(e.to_string()))?;
+        let started = std::time::Instant::now();
+        let response = self.credential.get(&self.http, url).await;
+        let status = response.as_ref().ok().map(|r| r.status().as_u16());
+        metrics::observed::okta_call(endpoint, status, started.elapsed());
+        let response = response.map_err(|e| GroupsError::Unavailable(e.to_string()))?;
         let status = response.status();
         self.note_rate_limit(status, response.headers());
         match status {
@@ -241,7 +244,8 @@ impl OktaGroupsClient {
         let reset = header("x-rate-limit-reset")
             .unwrap_or(now + 60)
             .clamp(now + 1, now + MAX_BACKOFF_SECS);
-        self.blocked_until.fetch_max(reset, Ordering::Relaxed);
+        let before = self.blocked_until.fetch_max(reset, Ordering::Relaxed);
+        metrics::observed::okta_backoff(reset.saturating_sub(before.max(now)) as f64);
         tracing::warn!(
             retry_in_secs = reset - now,
             "Okta rate limit reached; no groups calls until its reset"

@@ -71,6 +71,9 @@ impl Applier {
                 Ok(ended) => {
                     OKTA_EVENTS.inc(kind, "applied");
                     tracing::info!(event = kind, user = %user, sessions_ended = ended, "Okta event applied");
+                    if ended > 0 {
+                        crate::audit::ended_by_okta("event_hook", &user.to_string(), ended, kind);
+                    }
                     return;
                 }
                 Err(e) => {

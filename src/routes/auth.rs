@@ -12,6 +12,7 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use crate::error::AppError;
 use crate::forwarded::{original_request_preferring, OriginalRequest, Prefer};
 use crate::groups::{GroupsError, UserGroups};
+use crate::metrics::observed::{self, Endpoint, Outcome};
 use crate::policy::{decide, AllowLists, Decision, Subject};
 use crate::redirect::shortened;
 use crate::routes::AppState;
@@ -30,14 +31,51 @@ enum Mode {
 }
 
 pub async fn auth(req: HttpRequest, state: web::Data<AppState>) -> Result<Allowed, Denied> {
+    let started = std::time::Instant::now();
+    let answer = check(&req, &state, Mode::Nginx).await;
+    observe(Endpoint::Auth, &answer, started);
+    audit_denied(&req, &state, Mode::Nginx, &answer);
     // nginx never shows these bodies, and a body costs it the keep-alive connection.
-    check(&req, &state, Mode::Nginx)
-        .await
-        .map_err(|denied| Denied::Bodiless(Box::new(denied)))
+    answer.map_err(|denied| Denied::Bodiless(Box::new(denied)))
 }
 
 pub async fn forward(req: HttpRequest, state: web::Data<AppState>) -> Result<Allowed, Denied> {
-    check(&req, &state, Mode::Forward).await
+    let started = std::time::Instant::now();
+    let answer = check(&req, &state, Mode::Forward).await;
+    observe(Endpoint::Forward, &answer, started);
+    audit_denied(&req, &state, Mode::Forward, &answer);
+    answer
+}
+
+/// A 403 to a signed-in user or client: who, where and why, for the audit log.
+fn audit_denied(req: &HttpRequest, state: &AppState, mode: Mode, answer: &Result<Allowed, Denied>) {
+    let Err(Denied::Forbidden { login, reason, .. }) = answer else {
+        return;
+    };
+    let original = read_original(req, state, mode).ok();
+    let url = original.as_ref().and_then(|o| o.url.as_ref());
+    crate::audit::Audit {
+        event: "check",
+        user: login,
+        host: url.and_then(|u| u.host_str()).unwrap_or(""),
+        path: url.map(|u| u.path()).unwrap_or(""),
+        decision: "forbidden",
+        reason,
+    }
+    .record();
+}
+
+/// The check's latency and outcome, by endpoint, for `/metrics`.
+fn observe(endpoint: Endpoint, answer: &Result<Allowed, Denied>, started: std::time::Instant) {
+    let outcome = match answer {
+        Ok(_) => Outcome::Allowed,
+        Err(denied) => match denied.status_code().as_u16() {
+            401 | 302 | 303 => Outcome::Unauthenticated,
+            403 => Outcome::Forbidden,
+            _ => Outcome::Error,
+        },
+    };
+    observed::check(endpoint, outcome, started.elapsed());
 }
 
 async fn check(req: &HttpRequest, state: &AppState, mode: Mode) -> Result<Allowed, Denied> {
@@ -145,6 +183,7 @@ fn permit_as(
     match decision {
         Decision::Allow => {
             metrics::AUTH_ALLOWED.inc();
+            crate::audit::allowed(login);
             Ok(Allowed {
                 headers: Some(identity_headers::render(login, email, groups)),
                 jwt: None,
@@ -153,17 +192,18 @@ fn permit_as(
         Decision::Deny(reason) => {
             metrics::AUTH_FORBIDDEN.inc();
             tracing::info!(user = %login, reason, "access denied");
-            Err(forbidden_as(state, login))
+            Err(forbidden_as(state, login, reason))
         }
     }
 }
 
-fn forbidden(state: &AppState, session: &Session) -> Denied {
-    forbidden_as(state, &session.login)
+fn forbidden(state: &AppState, session: &Session, reason: &'static str) -> Denied {
+    forbidden_as(state, &session.login, reason)
 }
 
-fn forbidden_as(state: &AppState, login: &str) -> Denied {
+fn forbidden_as(state: &AppState, login: &str, reason: &'static str) -> Denied {
     Denied::Forbidden {
+        reason,
         login: login.to_owned(),
         sign_out: format!("{}/oauth2/sign_out", state.config.service_url),
     }
@@ -174,14 +214,18 @@ fn groups_denied(state: &AppState, session: &Session, error: GroupsError) -> Den
         GroupsError::UserNotFound => {
             metrics::AUTH_FORBIDDEN.inc();
             tracing::info!(user = %session.login, "denied: Okta no longer knows this user");
-            forbidden(state, session)
+            forbidden(state, session, "Okta no longer knows this user")
         }
         // Signed in, but Okta says the account is suspended or deactivated:
         // "not you" (403), never a sign-in loop; Okta refuses a new sign-in anyway.
         GroupsError::UserInactive(status) => {
             metrics::AUTH_FORBIDDEN.inc();
             tracing::info!(user = %session.login, %status, "denied: the user's Okta status no longer grants access");
-            forbidden(state, session)
+            forbidden(
+                state,
+                session,
+                "the user's Okta status no longer grants access",
+            )
         }
         other => {
             metrics::AUTH_UNAVAILABLE.inc();
@@ -302,8 +346,12 @@ pub enum Denied {
         status: StatusCode,
         json: bool,
     },
-    /// Signed in, but not allowed: 403.
-    Forbidden { login: String, sign_out: String },
+    /// Signed in, but not allowed: 403. `reason` goes to the audit log only.
+    Forbidden {
+        login: String,
+        sign_out: String,
+        reason: &'static str,
+    },
     /// Bad request or unavailable.
     Error(AppError),
     /// Any of the above with its status and headers but an empty body
@@ -368,7 +416,9 @@ impl ResponseError for Denied {
                         ))
                 }
             }
-            Denied::Forbidden { login, sign_out } => HttpResponse::Forbidden()
+            Denied::Forbidden {
+                login, sign_out, ..
+            } => HttpResponse::Forbidden()
                 .insert_header((header::CACHE_CONTROL, "no-store"))
                 .content_type("text/html; charset=utf-8")
                 .body(html::message_page(

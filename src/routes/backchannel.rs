@@ -62,9 +62,21 @@ pub async fn backchannel_logout(
     match ending {
         Ending::IdpSession { sub, sid } => {
             tracing::info!(user = sub.unwrap_or("(any)"), sid = %fingerprint(sid), sessions = ended, "back-channel logout of an IdP session");
+            crate::audit::ended_by_okta(
+                "back_channel",
+                sub.unwrap_or(""),
+                ended,
+                "Okta ended the IdP session",
+            );
         }
         Ending::User { sub } => {
             tracing::info!(user = %sub, sessions = ended, "back-channel logout of every session of a user");
+            crate::audit::ended_by_okta(
+                "back_channel",
+                sub,
+                ended,
+                "Okta ended every session of the user",
+            );
         }
         // Not made from a logout token.
         Ending::UserBefore { .. } | Ending::Email { .. } => {}

@@ -78,6 +78,7 @@ pub async fn frontchannel_logout(
         .await
         .map_err(|e| AppError::Unavailable(e.to_string()))?;
     tracing::info!(sessions = ended, "front-channel logout of an IdP session");
+    crate::audit::ended_by_okta("front_channel", "", ended, "Okta ended the IdP session");
     let origin = url::Url::parse(state.oidc.issuer())
         .map(|u| u.origin().ascii_serialization())
         .unwrap_or_else(|_| "'none'".to_owned());

@@ -72,6 +72,13 @@ pub async fn global_token_revocation(
         sessions = ended.len(),
         "Universal Logout: every session of a user ended"
     );
+    let user = ended.first().map(|s| s.login.as_str()).unwrap_or("");
+    crate::audit::ended_by_okta(
+        "universal_logout",
+        user,
+        ended.len(),
+        "Okta's Universal Logout",
+    );
     revoke_in_background(&state, ended);
     Ok(HttpResponse::NoContent()
         .insert_header((header::CACHE_CONTROL, "no-store"))

@@ -97,6 +97,20 @@ pub async fn callback(
         .is_ok_and(|r| r.status() == actix_web::http::StatusCode::FOUND)
     {
         metrics::SIGN_IN_FAILURES.inc();
+        let status = match &result {
+            Ok(response) => response.status(),
+            Err(error) => actix_web::ResponseError::status_code(error),
+        };
+        let reason = status.canonical_reason().unwrap_or("refused");
+        crate::audit::Audit {
+            event: "sign_in",
+            user: "",
+            host: &crate::audit::host_of(state.service_url_of(state.site_of_request(&req, None))),
+            path: req.path(),
+            decision: "failed",
+            reason,
+        }
+        .record();
     }
     result
 }
@@ -241,6 +255,15 @@ async fn sign_in(
     }
     metrics::SIGN_INS.inc();
     tracing::info!(user = %session.login, "signed in");
+    crate::audit::Audit {
+        event: "sign_in",
+        user: &session.login,
+        host: &crate::audit::host_of(state.service_url_of(site)),
+        path: req.path(),
+        decision: "signed_in",
+        reason: "Okta sign-in completed",
+    }
+    .record();
     Ok(session_cookie_header(
         &state.cookie_of(site),
         Some(&state.codec.encode_session(&id)),

@@ -42,9 +42,16 @@ pub async fn sign_out(
                 .await
                 .map_err(unavailable)?;
             tracing::info!(user = %session.login, sessions = ended, "signed out everywhere");
+            audit(
+                &req,
+                state.service_url_of(site),
+                &session.login,
+                "sign_out_everywhere",
+            );
         } else {
             state.store.remove(&id).await.map_err(unavailable)?;
             tracing::info!(user = %session.login, "signed out");
+            audit(&req, state.service_url_of(site), &session.login, "sign_out");
         }
         if let Some(id_token) = okta_sign_out_hint(&state, &session).await {
             let post_logout = absolute(state.service_url_of(site), &rd);
@@ -66,6 +73,20 @@ pub async fn sign_out(
     Ok(response
         .insert_header((header::LOCATION, location))
         .finish())
+}
+
+/// The audit line and the logout counter for a sign-out by the user.
+fn audit(req: &HttpRequest, service_url: &str, login: &str, way: &'static str) {
+    crate::metrics::observed::logout(way, "ended");
+    crate::audit::Audit {
+        event: way,
+        user: login,
+        host: &crate::audit::host_of(service_url),
+        path: req.path(),
+        decision: "session_ended",
+        reason: "the user signed out",
+    }
+    .record();
 }
 
 /// A POST that the browser says comes from a page of our own origin:

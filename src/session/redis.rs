@@ -376,6 +376,8 @@ impl SessionStore for RedisStore {
                 let ended: i64 = command
                     .query_async(&mut self.connection())
                     .await
+                    .inspect(|_| metrics::observed::redis(true))
+                    .inspect_err(|_| metrics::observed::redis(false))
                     .map_err(|e| fail("end sessions for a one-time token", &e))?;
                 Ok(usize::try_from(ended).ok())
             },
@@ -409,6 +411,8 @@ impl SessionStore for RedisStore {
                 let answer: redis::Value = command
                     .query_async(&mut self.connection())
                     .await
+                    .inspect(|_| metrics::observed::redis(true))
+                    .inspect_err(|_| metrics::observed::redis(false))
                     .map_err(|e| fail("end sessions for a one-time token", &e))?;
                 match answer {
                     redis::Value::Int(_) => Ok(None),
@@ -440,6 +444,8 @@ impl SessionStore for RedisStore {
             .arg(PENDING_TTL.as_secs())
             .query_async(&mut self.connection())
             .await
+            .inspect(|_| metrics::observed::redis(true))
+            .inspect_err(|_| metrics::observed::redis(false))
             .map_err(|e| fail("SET NX used sign-in state", &e))?;
         Ok(set.is_some())
     }

@@ -2,6 +2,7 @@
 
 mod access_end;
 mod api_clients;
+mod audit_log;
 mod auth;
 mod backchannel;
 mod browser;
@@ -19,6 +20,7 @@ mod healthcheck;
 mod helpers;
 mod kubernetes;
 mod logs;
+mod metrics_dashboard;
 mod okta_events;
 mod proxies;
 mod proxy_harness;

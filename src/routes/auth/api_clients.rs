@@ -160,7 +160,7 @@ fn groups_denied(state: &AppState, login: &str, error: GroupsError) -> Denied {
         GroupsError::UserNotFound => {
             crate::metrics::AUTH_FORBIDDEN.inc();
             tracing::info!(user = %login, "denied: Okta no longer knows this user");
-            super::forbidden_as(state, login)
+            super::forbidden_as(state, login, "Okta no longer knows this user")
         }
         // A suspended or deactivated user's token: "not you", as for a session.
         GroupsError::UserInactive(status) => {
@@ -220,8 +220,9 @@ pub async fn with_signed_identity(
 /// domain the check was for (its cookie is the one to clear).
 pub fn on_site(denied: Denied, state: &AppState, host: Option<&str>) -> Denied {
     match (denied, state.site_of_host(host)) {
-        (Denied::Forbidden { login, .. }, Some(site)) => Denied::Forbidden {
+        (Denied::Forbidden { login, reason, .. }, Some(site)) => Denied::Forbidden {
             login,
+            reason,
             sign_out: format!("{}/oauth2/sign_out", site.service_url),
         },
         (denied, _) => denied,
