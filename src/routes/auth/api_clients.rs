@@ -166,7 +166,11 @@ fn groups_denied(state: &AppState, login: &str, error: GroupsError) -> Denied {
         GroupsError::UserInactive(status) => {
             crate::metrics::AUTH_FORBIDDEN.inc();
             tracing::info!(user = %login, %status, "denied: the user's Okta status no longer grants access");
-            super::forbidden_as(state, login)
+            super::forbidden_as(
+                state,
+                login,
+                "the user's Okta status no longer grants access",
+            )
         }
         other => {
             crate::metrics::AUTH_UNAVAILABLE.inc();
