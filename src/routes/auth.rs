@@ -285,7 +285,7 @@ fn unauthenticated(
 }
 
 /// Longest `Location` we send (every header we send stays under 4 KB).
-const MAX_LOCATION: usize = 4000;
+pub(crate) const MAX_LOCATION: usize = 4000;
 
 /// XHR, fetch, API clients and WebSockets get a 401 instead of a redirect they
 /// cannot follow.

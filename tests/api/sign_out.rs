@@ -292,3 +292,31 @@ async fn without_a_refresh_token_the_kept_id_token_is_the_hint() {
     assert_eq!(jwt_claims(&hint)["sub"], app.okta.user("alice").id);
     assert_eq!(app.okta.refresh_calls(), 0, "no refresh was needed");
 }
+
+#[tokio::test]
+async fn a_long_rd_never_pushes_the_sign_out_location_past_4_kb() {
+    let app = spawn_app().await;
+    app.login_as("alice").await;
+    // 2,000 characters of path: allowed as rd, but each `/` triples when
+    // encoded into Okta's post_logout_redirect_uri, beside the ID token.
+    let rd = "/a".repeat(1000);
+    let mut url = url::Url::parse(&app.url("/oauth2/sign_out")).unwrap();
+    url.query_pairs_mut().append_pair("rd", &rd);
+
+    let response = app.client.get(url).send().await.unwrap();
+
+    assert_eq!(response.status(), StatusCode::FOUND);
+    assert_clears_the_cookie(&response);
+    let to_okta = location(&response);
+    assert!(to_okta.len() <= 4000, "Location of {} bytes", to_okta.len());
+    assert!(
+        to_okta.starts_with(&format!("{}/oauth2/v1/logout?", app.okta.base_url())),
+        "Okta's session still ends: {to_okta}"
+    );
+    assert_eq!(
+        param(&to_okta, "post_logout_redirect_uri"),
+        Some(app.url("/")),
+        "the target is cut to the origin"
+    );
+    assert!(param(&to_okta, "id_token_hint").is_some());
+}
