@@ -194,7 +194,7 @@ impl BearerVerifier {
         let keys = oidc.signing_keys().ok_or(E::NotReady)?;
         let identity = match self.verify_with_keys(token, &keys, now()) {
             Err(E::UnknownKey) => {
-                oidc.reload_signing_keys().await;
+                oidc.reload_signing_keys_for_bearer().await;
                 let keys = oidc.signing_keys().ok_or(E::NotReady)?;
                 self.verify_with_keys(token, &keys, now())
             }

@@ -175,6 +175,9 @@ struct Provider {
     /// The budget of refetches asked for by tokens pushed to us (back-channel,
     /// Universal Logout): anyone can send one with a made-up `kid`.
     last_push_refetch: tokio::sync::Mutex<Option<Instant>>,
+    /// The same for API clients' bearer tokens, also anyone's to send: a
+    /// made-up `kid` there must not cost a logout token its refetch.
+    last_bearer_refetch: tokio::sync::Mutex<Option<Instant>>,
 }
 
 /// The relying party. Cheap to share; discovery fills it once.
@@ -238,6 +241,7 @@ impl Oidc {
             jwks: RwLock::new(Arc::new(jwks)),
             last_refetch: tokio::sync::Mutex::new(None),
             last_push_refetch: tokio::sync::Mutex::new(None),
+            last_bearer_refetch: tokio::sync::Mutex::new(None),
         };
         if let Ok(mut slot) = self.provider.write() {
             *slot = Some(Arc::new(provider));
@@ -466,6 +470,18 @@ impl Oidc {
         match self.provider() {
             Some(provider) => {
                 self.refetch_jwks_under(&provider, &provider.last_push_refetch)
+                    .await
+            }
+            None => false,
+        }
+    }
+
+    /// [`reload_signing_keys`](Self::reload_signing_keys) for a bearer token,
+    /// under the bearer tokens' own budget.
+    pub async fn reload_signing_keys_for_bearer(&self) -> bool {
+        match self.provider() {
+            Some(provider) => {
+                self.refetch_jwks_under(&provider, &provider.last_bearer_refetch)
                     .await
             }
             None => false,

@@ -369,3 +369,35 @@ async fn a_suspended_users_token_is_refused_as_not_you() {
         assert_eq!(header(&response, "x-auth-request-user"), "", "{endpoint}");
     }
 }
+
+#[tokio::test]
+async fn bearer_tokens_with_made_up_keys_cannot_spend_the_refetch_logout_tokens_need() {
+    let app = api_app(&[]).await;
+    // A bearer token signed by a key Okta does not list makes the service
+    // refetch the keys (finding nothing new)…
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("test-key-2".into());
+    let now = forward_auth::session::now();
+    let claims = json!({
+        "iss": app.okta.custom_issuer(), "aud": FakeOkta::API_AUDIENCE, "cid": CLIENT,
+        "iat": now, "exp": now + 300, "scp": ["openid"],
+    });
+    let forged = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_rsa_pem(include_bytes!("../keys/test-key-2.pem")).unwrap(),
+    )
+    .unwrap();
+    let fetches = app.okta.jwks_calls();
+    assert_invalid_token(&check(&app, "/oauth2/auth", &forged).await, "unknown kid");
+    assert_eq!(app.okta.jwks_calls(), fetches + 1);
+    // …and then Okta really rotates: Universal Logout, signed with the new
+    // key, must still be able to refetch.
+    app.okta.rotate_keys();
+    let bob = app.okta.user("bob");
+    let status = app
+        .okta
+        .universal_logout(&app.url("/oauth2/global-token-revocation"), &bob.id)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+}
