@@ -8,16 +8,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use moka::future::Cache;
 use serde::Deserialize;
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::logout_token::{choose_key, read_header, HeaderError};
 use crate::oidc::Oidc;
 use crate::session::now;
 
@@ -246,14 +244,19 @@ impl BearerVerifier {
         if token.len() > MAX_TOKEN_LEN {
             return Err(E::Malformed);
         }
-        let header = read_header(token)?;
+        // Okta's org server hands out opaque tokens (no dots, or a JWE's five parts).
+        let header = read_header(token).map_err(|e| match e {
+            HeaderError::NotCompact => E::Opaque,
+            HeaderError::Unreadable => E::Malformed,
+        })?;
         if header.alg.as_deref() != Some("RS256") {
             return Err(E::Algorithm);
         }
         if header.crit.is_some() {
             return Err(E::Malformed);
         }
-        let key = choose_key(keys, header.kid.as_deref())?;
+        // Without a kid and with several keys, a reload may still find it.
+        let key = choose_key(keys, header.kid.as_deref()).map_err(|_| E::UnknownKey)?;
         let claims = self.decode(token, key)?;
         // jsonwebtoken checked exp and nbf with its own clock; ours decides.
         if claims.exp + CLOCK_SKEW <= now {
@@ -377,50 +380,11 @@ fn cache_key(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-/// The protected header, read before any key is chosen.
-#[derive(Deserialize)]
-struct Header {
-    alg: Option<String>,
-    kid: Option<String>,
-    crit: Option<Value>,
-}
-
-fn read_header(token: &str) -> Result<Header, E> {
-    let mut parts = token.split('.');
-    let (Some(header), Some(_), Some(_), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        // Okta's org server hands out opaque tokens (no dots, or a JWE's five parts).
-        return Err(E::Opaque);
-    };
-    let json = URL_SAFE_NO_PAD.decode(header).map_err(|_| E::Opaque)?;
-    serde_json::from_slice(&json).map_err(|_| E::Malformed)
-}
-
-/// The key named by `kid`; without a `kid`, the issuer's only RS256 key.
-fn choose_key<'k>(keys: &'k JwkSet, kid: Option<&str>) -> Result<&'k Jwk, E> {
-    let mut usable = keys.keys.iter().filter(|key| {
-        matches!(key.algorithm, AlgorithmParameters::RSA(_))
-            && matches!(
-                key.common.public_key_use,
-                None | Some(PublicKeyUse::Signature)
-            )
-            && matches!(key.common.key_algorithm, None | Some(KeyAlgorithm::RS256))
-    });
-    match kid {
-        Some(kid) => usable
-            .find(|key| key.common.key_id.as_deref() == Some(kid))
-            .ok_or(E::UnknownKey),
-        None => match (usable.next(), usable.next()) {
-            (Some(only), None) => Ok(only),
-            _ => Err(E::UnknownKey),
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
 
     #[test]
     fn only_the_bearer_scheme_yields_a_token() {

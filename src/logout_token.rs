@@ -185,7 +185,7 @@ pub fn verify_signed_with_keys(
     keys: &JwkSet,
     rules: &Rules<'_>,
 ) -> Result<Map<String, Value>, LogoutTokenError> {
-    let header = read_header(token)?;
+    let header = read_header(token).map_err(|_| E::Malformed)?;
     if header.alg.as_deref() != Some("RS256") {
         return Err(E::Algorithm);
     }
@@ -201,7 +201,10 @@ pub fn verify_signed_with_keys(
     if header.crit.is_some() {
         return Err(E::Critical);
     }
-    let key = choose_key(keys, header.kid.as_deref())?;
+    let key = choose_key(keys, header.kid.as_deref()).map_err(|no_key| match no_key {
+        NoKey::Unknown => E::UnknownKey,
+        NoKey::NeedsKeyId => E::NoKeyId,
+    })?;
     let claims = decode(token, key, rules)?;
     // jsonwebtoken also accepts an array of issuers; the specs say one string.
     if !claims.get("iss").is_some_and(Value::is_string) {
@@ -210,25 +213,37 @@ pub fn verify_signed_with_keys(
     Ok(claims)
 }
 
-/// The protected header, read before any key is chosen.
+/// The protected header of a compact JWS, read before any key is chosen
+/// (shared with the bearer-token verifier).
 #[derive(Deserialize)]
-struct Header {
-    alg: Option<String>,
-    typ: Option<String>,
-    kid: Option<String>,
-    crit: Option<Value>,
+pub(crate) struct Header {
+    pub(crate) alg: Option<String>,
+    pub(crate) typ: Option<String>,
+    pub(crate) kid: Option<String>,
+    pub(crate) crit: Option<Value>,
 }
 
-fn read_header(token: &str) -> Result<Header, LogoutTokenError> {
-    // A JWS in compact form has exactly three parts; a JWE has five.
+/// Why a token's header could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HeaderError {
+    /// Not a compact JWS: not three parts (a JWE has five, an opaque token
+    /// one), or a header that is not base64url.
+    NotCompact,
+    /// A base64url header that is not a JSON header.
+    Unreadable,
+}
+
+pub(crate) fn read_header(token: &str) -> Result<Header, HeaderError> {
     let mut parts = token.split('.');
     let (Some(header), Some(_), Some(_), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(E::Malformed);
+        return Err(HeaderError::NotCompact);
     };
-    let json = URL_SAFE_NO_PAD.decode(header).map_err(|_| E::Malformed)?;
-    serde_json::from_slice(&json).map_err(|_| E::Malformed)
+    let json = URL_SAFE_NO_PAD
+        .decode(header)
+        .map_err(|_| HeaderError::NotCompact)?;
+    serde_json::from_slice(&json).map_err(|_| HeaderError::Unreadable)
 }
 
 /// `logout+jwt` as the spec recommends, or plain `JWT`.
@@ -247,17 +262,27 @@ fn media_type(typ: &str) -> String {
     }
 }
 
-/// The key named by `kid`; without a `kid`, the IdP's only signing key.
-fn choose_key<'k>(keys: &'k JwkSet, kid: Option<&str>) -> Result<&'k Jwk, LogoutTokenError> {
+/// Why no key was chosen for a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NoKey {
+    /// No RS256 key with that `kid` (or no RS256 key at all).
+    Unknown,
+    /// No `kid`, and several RS256 keys to choose from.
+    NeedsKeyId,
+}
+
+/// The key named by `kid`; without a `kid`, the IdP's only RS256 signing key
+/// (shared with the bearer-token verifier).
+pub(crate) fn choose_key<'k>(keys: &'k JwkSet, kid: Option<&str>) -> Result<&'k Jwk, NoKey> {
     let mut usable = keys.keys.iter().filter(|key| signs_rs256(key));
     match kid {
         Some(kid) => usable
             .find(|key| key.common.key_id.as_deref() == Some(kid))
-            .ok_or(E::UnknownKey),
+            .ok_or(NoKey::Unknown),
         None => match (usable.next(), usable.next()) {
             (Some(only), None) => Ok(only),
-            (None, _) => Err(E::UnknownKey),
-            (Some(_), Some(_)) => Err(E::NoKeyId),
+            (None, _) => Err(NoKey::Unknown),
+            (Some(_), Some(_)) => Err(NoKey::NeedsKeyId),
         },
     }
 }
