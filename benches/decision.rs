@@ -1,6 +1,12 @@
 //! Micro-benchmarks of the decision path, piece by piece: cookie verification,
 //! session lookup, groups lookup, policy, header rendering, and the forwarded
 //! URL. Run with `cargo bench --bench decision`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test and benchmark code: a failure should stop loudly"
+)]
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};

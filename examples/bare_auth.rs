@@ -8,6 +8,12 @@
 //! `X-Auth-Request-*`) from constants: no cookie, no session, no groups, no
 //! policy. Prints `BARE_AUTH_URL=…`, then serves on 127.0.0.1 until killed.
 //! BENCHMARK ONLY: it lets everyone in.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test and benchmark code: a failure should stop loudly"
+)]
 
 use std::io::Write as _;
 use std::net::TcpListener;

@@ -7,6 +7,12 @@
 //! service's public URL: set it to the proxy's origin when running behind the
 //! shipped nginx or Caddy config. DEVELOPMENT ONLY: the fake signs in anyone who
 //! types one of its usernames, without a password.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test and benchmark code: a failure should stop loudly"
+)]
 
 use std::net::TcpListener;
 

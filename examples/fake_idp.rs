@@ -7,6 +7,12 @@
 //! the benchmark can prove that its warm runs cost no Okta call. Prints
 //! `FAKE_IDP_URL=…` and `FAKE_IDP_STATS=…` on stdout, then serves until killed.
 //! DEVELOPMENT AND BENCHMARK ONLY: it signs in anyone, without a password.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test and benchmark code: a failure should stop loudly"
+)]
 
 use std::io::Write as _;
 use std::net::TcpListener;

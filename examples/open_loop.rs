@@ -10,6 +10,12 @@
 //! it keeps the core it runs on busy. Prints a JSON summary shaped like oha's
 //! (`summary.requestsPerSec`, `latencyPercentiles`, `statusCodeDistribution`,
 //! `errorDistribution`). Plain HTTP/1.1 to loopback only.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test and benchmark code: a failure should stop loudly"
+)]
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{ErrorKind, Read, Write};

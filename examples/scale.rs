@@ -7,6 +7,12 @@
 //! Sessions are created through the store API (`Application::store`), the
 //! documented hook for tests and benchmarks; they are shaped like the ones a
 //! real Okta sign-in leaves (refresh token kept, ID token not).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test and benchmark code: a failure should stop loudly"
+)]
 
 use std::net::TcpListener;
 use std::sync::Arc;

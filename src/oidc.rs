@@ -531,6 +531,7 @@ impl Oidc {
         }
     }
 
+    #[allow(clippy::expect_used, reason = "discovery parsed this issuer already")]
     fn verifier(&self, provider: &Provider) -> IdTokenVerifier<'static, CoreJsonWebKey> {
         let jwks = provider
             .jwks

@@ -173,6 +173,10 @@ pub fn take(
 }
 
 /// A key for this cookie only, so the MAC keys and the cipher keys differ.
+#[allow(
+    clippy::expect_used,
+    reason = "HMAC-SHA256 accepts a key of any length"
+)]
 fn derive(key: &CookieKey) -> [u8; 32] {
     // HMAC takes keys of any length: this cannot fail.
     let mut mac =

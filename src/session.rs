@@ -52,6 +52,10 @@ pub fn take_turn(last: &AtomicU64, now: u64, every: u64) -> bool {
 }
 
 /// Fills a buffer from the operating system's CSPRNG.
+#[allow(
+    clippy::expect_used,
+    reason = "without the OS RNG no secret can be made; there is no safe fallback"
+)]
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut buf = [0u8; N];
     // The OS RNG failing means the machine cannot do cryptography at all; there is
@@ -102,6 +106,10 @@ pub struct CookieCodec {
 }
 
 impl CookieCodec {
+    #[allow(
+        clippy::expect_used,
+        reason = "HMAC-SHA256 accepts a key of any length"
+    )]
     pub fn new(keys: Vec<CookieKey>) -> CookieCodec {
         assert!(
             !keys.is_empty(),

@@ -1,4 +1,10 @@
 //! Integration tests: the real service against a fake Okta on loopback.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test and benchmark code: a failure should stop loudly"
+)]
 
 mod access_end;
 mod api_clients;
