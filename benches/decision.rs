@@ -13,12 +13,13 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use forward_auth::clock::now;
 use forward_auth::config::{CookieKey, Secret};
 use forward_auth::forwarded::{original_request, TrustedProxies};
 use forward_auth::groups::{Group, GroupsCache, OktaGroupsClient};
 use forward_auth::identity_headers::{self, UserGroups};
 use forward_auth::policy::{decide, AllowLists, Subject};
-use forward_auth::session::{now, CookieCodec, MemoryStore, Session, SessionId, SessionStore};
+use forward_auth::session::{CookieCodec, MemoryStore, Session, SessionId, SessionStore};
 
 fn session() -> Session {
     let now = now();

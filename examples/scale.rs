@@ -18,8 +18,9 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Instant;
 
+use forward_auth::clock::now;
 use forward_auth::config::{Config, Secret};
-use forward_auth::session::{now, CookieCodec, Session, SessionId};
+use forward_auth::session::{CookieCodec, Session, SessionId};
 use forward_auth::startup::Application;
 
 #[path = "../tests/api/fake_okta.rs"]

@@ -15,9 +15,9 @@ use moka::future::Cache;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::clock::now;
 use crate::logout_token::{choose_key, read_header, HeaderError};
 use crate::oidc::Oidc;
-use crate::session::now;
 
 /// Clock difference tolerated between Okta and us, in seconds.
 const CLOCK_SKEW: u64 = 30;

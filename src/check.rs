@@ -15,11 +15,11 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::config::{is_loopback, Config, Provider, StoreKind};
+use crate::error_chain::error_chain;
 use crate::groups::{GroupsError, OktaGroupsClient};
-use crate::oidc::error_chain;
 use crate::okta_api::{ApiCredential, ApiError};
 use crate::policy::{decide, AllowLists, Decision, Subject};
-use crate::session::random_token;
+use crate::random::random_token;
 
 /// How one check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,44 +14,7 @@ use crate::okta_api::key::AssertionKey;
 pub use crate::okta_api::ServiceAppConfig;
 use crate::policy::AllowLists;
 use crate::redirect::AllowedRedirects;
-
-/// A secret string (client secret, API token). `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: String) -> Secret {
-        Secret(value)
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-/// One 32-byte `COOKIE_SECRET`. `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct CookieKey([u8; 32]);
-
-impl CookieKey {
-    pub fn new(bytes: [u8; 32]) -> CookieKey {
-        CookieKey(bytes)
-    }
-    pub fn expose(&self) -> &[u8; 32] {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for CookieKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
+pub use crate::secret::{CookieKey, Secret};
 
 mod raw_debug;
 

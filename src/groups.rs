@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 use moka::future::Cache;
 use moka::Expiry;
 
+use crate::clock::now;
 pub use crate::identity_headers::UserGroups;
 use crate::metrics;
 pub use crate::policy::Group;
-use crate::session::now;
 
 mod okta;
 mod redis;

@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::session::now;
+use crate::clock::now;
 
 /// How long a signed identity is valid.
 pub const LIFETIME: u64 = 300;

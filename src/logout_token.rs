@@ -16,8 +16,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::clock::now;
 use crate::oidc::Oidc;
-use crate::session::{now, ONE_TIME_TTL};
+use crate::session::ONE_TIME_TTL;
 
 /// The member of `events` that makes a JWT a logout token.
 pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";

@@ -27,8 +27,9 @@ use openidconnect::{
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::clock::now;
 use crate::config::{Config, Secret};
-use crate::session::now;
+use crate::error_chain::error_chain;
 
 /// A kid we do not know triggers at most one JWKS fetch per this interval.
 pub const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
@@ -670,16 +671,4 @@ where
 /// Client credentials in HTTP Basic are form-encoded first (RFC 6749 §2.3.1).
 fn form_encode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
-}
-
-/// An error and its sources on one line, for logs.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

@@ -12,9 +12,10 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
+use crate::clock::now;
 use crate::config::Secret;
 use crate::groups::GroupsCache;
-use crate::session::{now, SessionStore};
+use crate::session::SessionStore;
 
 pub mod ledger;
 pub mod worker;

@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::config::{CookieKey, Secret};
-use crate::session::{random_bytes, PENDING_TTL};
+use crate::random::random_bytes;
+use crate::session::PENDING_TTL;
 
 /// Most sign-ins one browser can have in progress; the oldest go first.
 pub const MAX_ENTRIES: usize = 4;

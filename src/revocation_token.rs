@@ -8,9 +8,9 @@
 
 use serde_json::{Map, Value};
 
+use crate::clock::now;
 use crate::logout_token::{self, LogoutTokenError, Rules, Typ};
 use crate::oidc::Oidc;
-use crate::session::now;
 
 /// The `typ` header Okta gives these tokens.
 pub const TYP: &str = "global-token-revocation+jwt";

@@ -3,9 +3,8 @@
 //! [`SessionStore`] they live in (with the used sign-in states).
 //! The browser only ever holds the id; tokens stay here. No actix types.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -14,7 +13,8 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::config::{CookieKey, Secret};
+use crate::random::random_bytes;
+use crate::secret::{CookieKey, Secret};
 
 mod local;
 mod memory;
@@ -31,43 +31,6 @@ const MAX_PAYLOAD: usize = 192;
 
 /// Bytes of randomness in a session id (160 bits).
 const ID_BYTES: usize = 20;
-
-/// Seconds since the Unix epoch.
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// True for the one caller that finds `last` at least `every` before `now`, or
-/// never set (0); `last` becomes `now`. Any unit, as long as all three agree.
-/// For "at most once per period" work: sweeps, warnings.
-pub fn take_turn(last: &AtomicU64, now: u64, every: u64) -> bool {
-    let previous = last.load(Ordering::Relaxed);
-    (previous == 0 || now >= previous.saturating_add(every))
-        && last
-            .compare_exchange(previous, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-}
-
-/// Fills a buffer from the operating system's CSPRNG.
-#[allow(
-    clippy::expect_used,
-    reason = "without the OS RNG no secret can be made; there is no safe fallback"
-)]
-pub fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut buf = [0u8; N];
-    // The OS RNG failing means the machine cannot do cryptography at all; there is
-    // no safe fallback, so stopping is the only honest answer.
-    getrandom::fill(&mut buf).expect("the operating system's random number generator failed");
-    buf
-}
-
-/// A random token as URL-safe base64, for state, nonce and browser binding.
-pub fn random_token() -> String {
-    URL_SAFE_NO_PAD.encode(random_bytes::<24>())
-}
 
 /// The opaque id of a session, the only thing the browser holds.
 #[derive(Clone, PartialEq, Eq, Hash)]

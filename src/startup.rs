@@ -74,7 +74,7 @@ impl Application {
                 // Sessions outlive this process: old cookie names are read for
                 // one COOKIE_EXPIRE from the first prefixed start. Unknown
                 // (Redis down now): not read at all, which fails closed.
-                first_prefixed_start = store.first_prefixed_start(crate::session::now()).await.ok();
+                first_prefixed_start = store.first_prefixed_start(crate::clock::now()).await.ok();
                 // Connecting is lazy: a Redis that is down now does not stop the
                 // start; checks answer 503 and /readyz fails until it is back.
                 let probe = store.clone();

@@ -15,10 +15,10 @@ use tokio::sync::Semaphore;
 use url::Url;
 
 use super::{Group, GroupsError};
+use crate::clock::now;
 use crate::config::Secret;
 use crate::metrics;
 use crate::okta_api::ApiCredential;
-use crate::session::now;
 
 /// Okta calls in flight at once, across all users.
 const MAX_CALLS_IN_FLIGHT: usize = 4;
@@ -224,7 +224,7 @@ impl OktaGroupsClient {
         let body = response
             .bytes()
             .await
-            .map_err(|e| GroupsError::Unavailable(crate::oidc::error_chain(&e)))?;
+            .map_err(|e| GroupsError::Unavailable(crate::error_chain::error_chain(&e)))?;
         Ok((headers, body.to_vec()))
     }
 

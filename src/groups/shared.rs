@@ -15,8 +15,10 @@ use futures_util::StreamExt;
 use super::redis::INVALIDATIONS;
 use super::{as_ms, now_ms, Group, GroupsError, Inner, OktaGroupsClient};
 use super::{RedisGroups, SharedEntry, SharedError, Take};
+use crate::clock::now;
+use crate::clock::take_turn;
 use crate::metrics;
-use crate::session::{now, random_token, take_turn};
+use crate::random::random_token;
 
 /// How long a replica may hold a user's fetch lease: longer than one Okta call
 /// may take (the HTTP client gives up after 10 s), short enough that a replica

@@ -17,7 +17,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use crate::session::{now, random_bytes, random_token};
+use crate::clock::now;
+use crate::random::random_bytes;
+use crate::random::random_token;
 
 /// This process's DPoP key pair.
 pub struct DpopKey {

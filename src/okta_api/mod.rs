@@ -19,9 +19,10 @@ use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::clock::now;
 use crate::config::Secret;
-use crate::oidc::error_chain;
-use crate::session::{now, random_token};
+use crate::error_chain::error_chain;
+use crate::random::random_token;
 use dpop::DpopKey;
 use key::AssertionKey;
 

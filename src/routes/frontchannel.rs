@@ -65,7 +65,7 @@ pub async fn frontchannel_logout(
         .as_deref()
         .filter(|sid| !sid.is_empty() && sid.len() <= 1024)
         .ok_or_else(|| AppError::BadRequest("sid is missing.".into()))?;
-    if !within_budget(&state.frontchannel_budget, crate::session::now()) {
+    if !within_budget(&state.frontchannel_budget, crate::clock::now()) {
         tracing::warn!("front-channel logout refused: more than {MAX_PER_SECOND} this second");
         return Ok(HttpResponse::TooManyRequests()
             .insert_header((header::RETRY_AFTER, "1"))

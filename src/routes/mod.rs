@@ -8,13 +8,14 @@ use std::time::Duration;
 use actix_web::{web, HttpRequest};
 use moka::future::Cache;
 
+use crate::clock::now;
 use crate::config::{Config, Provider};
 use crate::error::AppError;
 use crate::groups::{Group, GroupsCache, GroupsError, UserGroups};
 use crate::oidc::{Oidc, RefreshError};
 use crate::okta_events::EventHooks;
 use crate::pending::PendingCodec;
-use crate::session::{now, CookieCodec, Session, SessionId, SessionStore};
+use crate::session::{CookieCodec, Session, SessionId, SessionStore};
 
 mod auth;
 mod backchannel;

@@ -8,11 +8,12 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
+use crate::clock::now;
 use crate::error::AppError;
 use crate::pending::{self, PendingSignIn};
 use crate::routes::cookies::binding_cookie_header;
 use crate::routes::{session_cookie_header, AppState};
-use crate::session::{now, Session, SessionId};
+use crate::session::{Session, SessionId};
 use crate::{metrics, oidc};
 
 /// At most this many binding cookie values are opened per request.

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::sharded::ShardedMap;
-use super::{now, Session, SessionId};
+use super::{Session, SessionId};
+use crate::clock::now;
 
 /// How long a copy may answer checks without asking Redis again. Also the worst
 /// case for a sign-out elsewhere to reach this replica if a message were lost.

@@ -13,9 +13,9 @@ use moka::future::Cache;
 
 use super::sharded::ShardedMap;
 use super::{
-    ending_matches, now, Ending, Session, SessionId, SessionStore, StoreError, ONE_TIME_TTL,
-    PENDING_TTL,
+    ending_matches, Ending, Session, SessionId, SessionStore, StoreError, ONE_TIME_TTL, PENDING_TTL,
 };
+use crate::clock::now;
 
 /// At most this many used states and one-time tokens are remembered; the oldest go first.
 const MAX_PENDING: u64 = 100_000;

@@ -20,9 +20,9 @@ use redis::{Client, RedisError};
 
 use super::local::{LocalSessions, LOCAL_TTL};
 use super::{
-    ending_matches, now, Ending, Session, SessionId, SessionStore, StoreError, ONE_TIME_TTL,
-    PENDING_TTL,
+    ending_matches, Ending, Session, SessionId, SessionStore, StoreError, ONE_TIME_TTL, PENDING_TTL,
 };
+use crate::clock::now;
 use crate::metrics;
 use crate::redis_connection::{self, describe, query_idempotent};
 
@@ -152,7 +152,7 @@ impl RedisStore {
         let connection =
             redis_connection::manage(client.clone()).map_err(|e| StoreError(e.to_string()))?;
         let local = Arc::new(LocalSessions::with_ttl(ttl));
-        let origin: Arc<str> = crate::session::random_token().into();
+        let origin: Arc<str> = crate::random::random_token().into();
         // Without a runtime (never in the service) nothing listens, so nothing
         // is ever cached locally: correct, only slower.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {

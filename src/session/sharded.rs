@@ -8,7 +8,9 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::AtomicU64;
 use std::sync::RwLock;
 
-use super::{now, take_turn, SessionId};
+use super::SessionId;
+use crate::clock::now;
+use crate::clock::take_turn;
 
 /// Independent locks, so checks on both cores rarely meet.
 const SHARDS: usize = 64;

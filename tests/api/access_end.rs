@@ -145,7 +145,7 @@ async fn every_bad_revocation_token_is_a_401_that_ends_nothing() {
     let body = iss_sub(&app.okta, &bob.id);
     let aud = endpoint(&app);
     let okta = &app.okta;
-    let now = forward_auth::session::now();
+    let now = forward_auth::clock::now();
     let mut tokens = vec![
         okta.sign_universal_logout_token(&aud, json!({ "aud": FakeOkta::CLIENT_ID })),
         okta.sign_universal_logout_token("https://elsewhere.example.com/oauth2/global-token-revocation", json!({})),
@@ -408,7 +408,7 @@ async fn tokens_with_made_up_keys_cannot_spend_the_refetch_sign_ins_need() {
     let bob = app.okta.user("bob");
     // A revocation token signed by a key Okta does not list makes the service
     // refetch the keys (finding nothing new)…
-    let now = forward_auth::session::now();
+    let now = forward_auth::clock::now();
     let mut header = Header::new(Algorithm::RS256);
     header.typ = Some("global-token-revocation+jwt".into());
     header.kid = Some("test-key-2".into());

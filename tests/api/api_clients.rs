@@ -377,7 +377,7 @@ async fn bearer_tokens_with_made_up_keys_cannot_spend_the_refetch_logout_tokens_
     // refetch the keys (finding nothing new)…
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
     header.kid = Some("test-key-2".into());
-    let now = forward_auth::session::now();
+    let now = forward_auth::clock::now();
     let claims = json!({
         "iss": app.okta.custom_issuer(), "aud": FakeOkta::API_AUDIENCE, "cid": CLIENT,
         "iat": now, "exp": now + 300, "scp": ["openid"],

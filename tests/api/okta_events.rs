@@ -23,7 +23,7 @@ const SECRET: &str = "event-hook-secret-0123456789";
 const PATIENCE: Duration = Duration::from_secs(10);
 
 fn now() -> u64 {
-    forward_auth::session::now()
+    forward_auth::clock::now()
 }
 
 async fn app_with_hook(extra: &[(&str, &str)]) -> TestApp {

@@ -500,8 +500,9 @@ mod invalidation {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
+    use forward_auth::clock::now;
     use forward_auth::config::Secret;
-    use forward_auth::session::{now, RedisStore, Session, SessionId, SessionStore};
+    use forward_auth::session::{RedisStore, Session, SessionId, SessionStore};
 
     use super::{inspect, RedisServer};
 
