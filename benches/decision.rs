@@ -14,11 +14,11 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use forward_auth::clock::now;
-use forward_auth::config::{CookieKey, Secret};
 use forward_auth::forwarded::{original_request, TrustedProxies};
 use forward_auth::groups::{Group, GroupsCache, OktaGroupsClient};
 use forward_auth::identity_headers::{self, UserGroups};
 use forward_auth::policy::{decide, AllowLists, Subject};
+use forward_auth::secret::{CookieKey, Secret};
 use forward_auth::session::{CookieCodec, MemoryStore, Session, SessionId, SessionStore};
 
 fn session() -> Session {

@@ -19,7 +19,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use forward_auth::clock::now;
-use forward_auth::config::{Config, Secret};
+use forward_auth::config::Config;
+use forward_auth::secret::Secret;
 use forward_auth::session::{CookieCodec, Session, SessionId};
 use forward_auth::startup::Application;
 

@@ -28,8 +28,9 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::clock::now;
-use crate::config::{Config, Secret};
+use crate::config::Config;
 use crate::error_chain::error_chain;
+use crate::secret::Secret;
 
 /// A kid we do not know triggers at most one JWKS fetch per this interval.
 pub const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(30);

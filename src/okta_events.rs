@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::clock::now;
-use crate::config::Secret;
 use crate::groups::GroupsCache;
+use crate::secret::Secret;
 use crate::session::SessionStore;
 
 pub mod ledger;

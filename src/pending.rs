@@ -14,8 +14,8 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::config::{CookieKey, Secret};
 use crate::random::random_bytes;
+use crate::secret::{CookieKey, Secret};
 use crate::session::PENDING_TTL;
 
 /// Most sign-ins one browser can have in progress; the oldest go first.
@@ -191,7 +191,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 mod secret {
-    use crate::config::Secret;
+    use crate::secret::Secret;
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(s: &Secret, ser: S) -> Result<S::Ok, S::Error> {

@@ -8,12 +8,12 @@
 use proptest::prelude::*;
 use url::Url;
 
-use crate::config::{CookieKey, Secret};
 use crate::forwarded::{original_request_preferring, Prefer, Source, TrustedProxies};
 use crate::identity_headers::UserGroups;
 use crate::pending::{self, PendingCodec, PendingSignIn, MAX_VALUE};
 use crate::policy::{AllowLists, Group};
 use crate::redirect::{shortened, AllowedRedirects, MAX_URL};
+use crate::secret::{CookieKey, Secret};
 use crate::session::{CookieCodec, SessionId};
 
 fn config() -> ProptestConfig {

@@ -7,7 +7,8 @@
 use std::time::Duration;
 
 use super::parse::{duration, get, is_domain, read_secret_file, Problems};
-use super::{CookieKey, CookieSettings, RawConfig};
+use super::{CookieSettings, RawConfig};
+use crate::secret::CookieKey;
 
 /// The cookie's settings; `keys` or `expire` `None` recorded a problem.
 pub(super) struct Cookie {

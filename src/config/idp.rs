@@ -8,8 +8,9 @@
 use url::Url;
 
 use super::parse::{get, is_loopback, secret, shown, Problems};
-use super::{Provider, RawConfig, Secret, ServiceAppConfig};
+use super::{Provider, RawConfig, ServiceAppConfig};
 use crate::okta_api::key::AssertionKey;
+use crate::secret::Secret;
 
 /// The identity provider's settings; a `None` that is required recorded a problem.
 pub(super) struct Idp {

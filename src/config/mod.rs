@@ -3,7 +3,7 @@
 //! one check per area and reports every problem at once. envy fills the flat
 //! [`RawConfig`] (in `raw`, with the one list of names, [`KNOWN_VARIABLES`]);
 //! each area file parses its own variables: `idp`, `listen`, `cookie`,
-//! `store`, `policy`, `log`, on the helpers in `parse`. Secrets live in
+//! `store`, `policy`, `log`, on the helpers in `parse`. Secrets are `secret`
 //! newtypes whose `Debug` prints `[redacted]`. Nothing here does I/O beyond
 //! reading `*_FILE` secrets. Tests read the environment through [`Config::from_vars`].
 
@@ -15,7 +15,7 @@ use crate::forwarded::TrustedProxies;
 pub use crate::okta_api::ServiceAppConfig;
 use crate::policy::AllowLists;
 use crate::redirect::AllowedRedirects;
-pub use crate::secret::{CookieKey, Secret};
+use crate::secret::{CookieKey, Secret};
 pub(crate) use parse::is_loopback;
 use parse::Problems;
 pub use raw::{RawConfig, KNOWN_VARIABLES};

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::Secret;
+use crate::secret::Secret;
 
 /// The problems found so far.
 #[derive(Default)]
@@ -142,7 +142,7 @@ mod tests {
     use crate::config::test_support::{
         assert_one_problem, load, problems, TempFile, API_TOKEN, CLIENT_SECRET, KEY_A,
     };
-    use crate::config::Secret;
+    use crate::secret::Secret;
 
     #[test]
     fn file_twins_are_read_and_trimmed() {

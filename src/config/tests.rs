@@ -6,7 +6,8 @@ use std::time::Duration;
 use crate::config::test_support::{
     assert_one_problem, load, minimal, problems, with, TempFile, API_TOKEN, CLIENT_SECRET, KEY_A,
 };
-use crate::config::{Config, ConfigError, LogFormat, Provider, Secret, StoreKind};
+use crate::config::{Config, ConfigError, LogFormat, Provider, StoreKind};
+use crate::secret::Secret;
 
 #[test]
 fn a_minimal_okta_config_gets_the_documented_defaults() {

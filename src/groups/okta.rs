@@ -16,9 +16,9 @@ use url::Url;
 
 use super::{Group, GroupsError};
 use crate::clock::now;
-use crate::config::Secret;
 use crate::metrics;
 use crate::okta_api::ApiCredential;
+use crate::secret::Secret;
 
 /// Okta calls in flight at once, across all users.
 const MAX_CALLS_IN_FLIGHT: usize = 4;

@@ -20,9 +20,9 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::clock::now;
-use crate::config::Secret;
 use crate::error_chain::error_chain;
 use crate::random::random_token;
+use crate::secret::Secret;
 use dpop::DpopKey;
 use key::AssertionKey;
 

@@ -8,11 +8,11 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use crate::config::Secret;
 use crate::error::AppError;
 use crate::redirect::shortened;
 use crate::routes::auth::MAX_LOCATION;
 use crate::routes::{session_cookie_header, AppState};
+use crate::secret::Secret;
 use crate::session::Session;
 
 #[derive(Deserialize)]

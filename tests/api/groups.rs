@@ -381,7 +381,7 @@ async fn an_invalidated_user_is_fetched_afresh_at_the_next_lookup() {
     let client = forward_auth::groups::OktaGroupsClient::new(
         reqwest::Client::new(),
         &okta.org_issuer(),
-        forward_auth::config::Secret::new(FakeOkta::API_TOKEN.into()),
+        forward_auth::secret::Secret::new(FakeOkta::API_TOKEN.into()),
     )
     .unwrap();
     let cache = forward_auth::groups::GroupsCache::new(client, Duration::from_secs(3600));

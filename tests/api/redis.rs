@@ -501,7 +501,7 @@ mod invalidation {
     use std::time::{Duration, Instant};
 
     use forward_auth::clock::now;
-    use forward_auth::config::Secret;
+    use forward_auth::secret::Secret;
     use forward_auth::session::{RedisStore, Session, SessionId, SessionStore};
 
     use super::{inspect, RedisServer};

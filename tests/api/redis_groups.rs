@@ -15,9 +15,9 @@
 
 use std::time::{Duration, Instant};
 
-use forward_auth::config::Secret;
 use forward_auth::groups::{GroupsCache, GroupsError, OktaGroupsClient, RedisGroups, Take};
 use forward_auth::policy::Group;
+use forward_auth::secret::Secret;
 use reqwest::StatusCode;
 use tokio::task::JoinSet;
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use forward_auth::clock::now;
-use forward_auth::config::Secret;
+use forward_auth::secret::Secret;
 use forward_auth::session::{Ending, MemoryStore, RedisStore, Session, SessionId, SessionStore};
 
 use crate::redis::RedisServer;

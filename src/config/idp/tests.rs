@@ -1,7 +1,8 @@
 //! Unit tests of the identity provider's variables.
 
 use crate::config::test_support::{assert_one_problem, load, problems, TempFile, SERVICE_APP_KEY};
-use crate::config::{Provider, Secret};
+use crate::config::Provider;
+use crate::secret::Secret;
 
 #[test]
 fn the_oidc_provider_needs_no_service_account() {
