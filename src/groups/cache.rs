@@ -6,20 +6,22 @@
 //! and messages from the other replicas). Asks Okta through `okta` and the
 //! other replicas through `shared`; knows no HTTP details and no Redis command.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use moka::future::Cache;
-use moka::Expiry;
 
 use super::shared::{self, Shared};
-use super::{as_ms, now_ms, Group, GroupsError, OktaGroupsClient, RedisGroups, SharedEntry};
+use super::{as_ms, now_ms, Group, GroupsError, OktaGroupsClient, RedisGroups};
 use super::{SharedError, UserGroups};
 use crate::clock::now;
 use crate::metrics;
 use crate::pubsub::Listener;
+
+mod entry;
+use self::entry::{Entry, KeepUntil};
 
 /// `GROUPS_STALE_IF_ERROR`'s default: how long past `GROUPS_CACHE_TTL` the last
 /// known groups may still be used while Okta cannot be asked.
@@ -31,89 +33,6 @@ const LOOKUP_ATTEMPTS: usize = 3;
 /// While invalidations from other replicas cannot be received, how long an
 /// answer is used before Redis is asked again (as for sessions).
 const UNCONFIRMED_FOR: Duration = Duration::from_secs(1);
-
-/// What Okta last said about a user, and when.
-#[derive(Clone)]
-struct Entry {
-    /// The groups, or a definitive "no" ([`GroupsError::is_definitive`]).
-    answer: Result<Arc<UserGroups>, GroupsError>,
-    /// When the Okta call that gave the answer began, here or on another replica.
-    fetched_at: Instant,
-    /// The same instant on the wall clock, for comparing with Redis entries.
-    fetched_at_ms: u64,
-    /// When this replica began the lookup (Okta call or Redis read) that gave
-    /// the entry: an invalidation after this instant voids it.
-    looked_up_at: Instant,
-    /// Set by the first check that plans this answer's refresh.
-    refresh_planned: Arc<AtomicBool>,
-}
-
-impl Entry {
-    /// Okta's answer to a call that began at `started` (`started_ms` on the
-    /// wall clock).
-    fn fetched(
-        answer: Result<Vec<Group>, GroupsError>,
-        started: Instant,
-        started_ms: u64,
-    ) -> Entry {
-        Entry {
-            answer: answer.map(|groups| Arc::new(UserGroups::new(groups))),
-            fetched_at: started,
-            fetched_at_ms: started_ms,
-            looked_up_at: started,
-            refresh_planned: Arc::default(),
-        }
-    }
-
-    /// Another replica's answer, as old here as it is there.
-    fn from_shared(shared: SharedEntry, looked_up_at: Instant) -> Entry {
-        let age = Duration::from_millis(now_ms().saturating_sub(shared.fetched_at_ms));
-        Entry {
-            answer: shared
-                .groups
-                .map(|groups| Arc::new(UserGroups::new(groups))),
-            // Only an age beyond the monotonic clock's origin could fail; such
-            // an entry would have expired in Redis long ago.
-            fetched_at: Instant::now().checked_sub(age).unwrap_or_else(Instant::now),
-            fetched_at_ms: shared.fetched_at_ms,
-            looked_up_at,
-            refresh_planned: Arc::default(),
-        }
-    }
-
-    fn age(&self) -> Duration {
-        self.fetched_at.elapsed()
-    }
-}
-
-/// Entries live until `fetched_at` + the keep time, wherever they were fetched:
-/// one from another replica arrives part-way through its life.
-struct KeepUntil(Duration);
-
-impl KeepUntil {
-    fn left(&self, entry: &Entry, at: Instant) -> Option<Duration> {
-        Some(match entry.fetched_at.checked_add(self.0) {
-            Some(end) => end.saturating_duration_since(at),
-            None => self.0,
-        })
-    }
-}
-
-impl Expiry<String, Entry> for KeepUntil {
-    fn expire_after_create(&self, _: &String, entry: &Entry, at: Instant) -> Option<Duration> {
-        self.left(entry, at)
-    }
-
-    fn expire_after_update(
-        &self,
-        _: &String,
-        entry: &Entry,
-        at: Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        self.left(entry, at)
-    }
-}
 
 /// How long before the TTL runs out an active user's refresh starts: a tenth
 /// of the TTL, at most 10 s (an Okta call takes well under a second; the HTTP

@@ -1,4 +1,5 @@
 use super::*;
+use crate::groups::SharedEntry;
 
 #[test]
 fn an_entry_from_another_replica_keeps_its_age_and_expires_on_its_own_schedule() {
