@@ -285,7 +285,10 @@ pub trait SessionStore: Send + Sync + 'static {
         &self,
         token_id: &str,
         ending: Ending<'_>,
-    ) -> Result<Option<usize>, StoreError>;
+    ) -> Result<Option<usize>, StoreError> {
+        let ended = self.end_once_taking(token_id, ending).await?;
+        Ok(ended.map(|sessions| sessions.len()))
+    }
     /// Ends every session that `ending` names; returns how many ended.
     async fn end(&self, ending: Ending<'_>) -> Result<usize, StoreError>;
     /// [`end_once`](Self::end_once), returning the sessions that ended (so

@@ -117,24 +117,6 @@ impl SessionStore for MemoryStore {
         self.remove_where(ending_matches(Ending::IdpSession { sub, sid }))
     }
 
-    async fn end_once(
-        &self,
-        token_id: &str,
-        ending: Ending<'_>,
-    ) -> Result<Option<usize>, StoreError> {
-        // `or_insert` is atomic: of two racing uses, one sees a fresh entry.
-        let first = self
-            .used_tokens
-            .entry_by_ref(token_id)
-            .or_insert(())
-            .await
-            .is_fresh();
-        if !first {
-            return Ok(None);
-        }
-        self.remove_where(ending_matches(ending)).map(Some)
-    }
-
     async fn end(&self, ending: Ending<'_>) -> Result<usize, StoreError> {
         self.remove_where(ending_matches(ending))
     }
@@ -144,6 +126,7 @@ impl SessionStore for MemoryStore {
         token_id: &str,
         ending: Ending<'_>,
     ) -> Result<Option<Vec<Session>>, StoreError> {
+        // `or_insert` is atomic: of two racing uses, one sees a fresh entry.
         let first = self
             .used_tokens
             .entry_by_ref(token_id)

@@ -278,9 +278,6 @@ fn corrupt(what: &str) -> StoreError {
     StoreError(format!("a stored {what} could not be read"))
 }
 
-/// The error of a step that records a one-time token.
-const ONCE: &str = "end sessions for a one-time token";
-
 /// The sessions that ended. One that cannot be read still ended; it just has
 /// no refresh token to revoke.
 fn sessions(ended: Vec<Vec<u8>>) -> Vec<Session> {
@@ -387,15 +384,6 @@ impl SessionStore for RedisStore {
         Ok(ended.await?.unwrap_or_default().len())
     }
 
-    async fn end_once(
-        &self,
-        token_id: &str,
-        ending: Ending<'_>,
-    ) -> Result<Option<usize>, StoreError> {
-        let ended = self.end_sessions(ending, Some(token_id), ONCE).await?;
-        Ok(ended.map(|ended| ended.len()))
-    }
-
     async fn end(&self, ending: Ending<'_>) -> Result<usize, StoreError> {
         let ended = self.end_sessions(ending, None, "end sessions");
         Ok(ended.await?.unwrap_or_default().len())
@@ -406,7 +394,9 @@ impl SessionStore for RedisStore {
         token_id: &str,
         ending: Ending<'_>,
     ) -> Result<Option<Vec<Session>>, StoreError> {
-        let ended = self.end_sessions(ending, Some(token_id), ONCE).await?;
+        let ended = self
+            .end_sessions(ending, Some(token_id), "end sessions for a one-time token")
+            .await?;
         Ok(ended.map(sessions))
     }
 
