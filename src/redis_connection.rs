@@ -1,7 +1,8 @@
 //! The one way this service talks to Redis: a lazy, self-reconnecting
 //! `ConnectionManager` with short waits, and Redis errors put into words that
 //! name neither a key (keys hold session ids and user ids) nor the URL (it may
-//! hold a password). Used by the session store and the shared groups layer.
+//! hold a password). Used by the session store, the shared groups layer and
+//! `pubsub`. Knows no key, script or channel: those belong to its users.
 
 use std::time::Duration;
 

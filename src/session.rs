@@ -1,7 +1,8 @@
 //! Sessions: the cookie codec (an opaque random id authenticated with HMAC-SHA256
 //! under `COOKIE_SECRET`, rotation-aware), the server-side [`Session`], and the
-//! [`SessionStore`] they live in (with the used sign-in states).
-//! The browser only ever holds the id; tokens stay here. No actix types.
+//! [`SessionStore`] they live in (with the used sign-in states), implemented in
+//! `memory` and `redis`. The browser only ever holds the id; tokens stay here.
+//! No actix types, and no decision about access (that is `policy`'s).
 
 use std::sync::Arc;
 use std::time::Duration;

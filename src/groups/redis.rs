@@ -1,12 +1,11 @@
 //! What replicas share about Okta groups through Redis (`SESSION_STORE=redis://…`):
 //! each user's last answer from Okta with the time it was fetched
-//! (`fa:g:<user>`, `"<epoch ms> <json>"`), a per-user fetch lease so that one
-//! replica at a time asks Okta for a user (`fa:gl:<user>`: a random token while
-//! fetching, `!limited` or `!unavailable` for a moment after a failed fetch), and
-//! the instant before which no replica calls Okta (`fa:okta:blocked_until`, epoch
-//! seconds, expiring then). Every read-and-write step is one Lua script, so racing
-//! replicas cannot interleave. Errors never name a key or the URL. Deciding what
-//! to do with the answers is `GroupsCache`'s job, not this file's.
+//! (`fa:g:<user>`, `"<epoch ms> <json>"`), a per-user fetch lease (`fa:gl:<user>`:
+//! a random token while fetching, `!limited` or `!unavailable` for a moment after
+//! a failed fetch), and the instant before which no replica calls Okta
+//! (`fa:okta:blocked_until`, epoch seconds). Every read-and-write step is one Lua
+//! script, so racing replicas cannot interleave. Errors never name a key or the
+//! URL. What to do with the answers is `shared`'s and `cache`'s, not this file's.
 
 use std::time::Duration;
 

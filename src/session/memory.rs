@@ -3,8 +3,8 @@
 //! overhead per entry it holds 100k sessions in a fraction of what a general
 //! cache costs (moka measured ~400 bytes per entry). Expired sessions are never
 //! returned and are swept out at most once a minute, on writes. Used sign-in
-//! states stay in a moka cache bounded in count (of small fixed-size entries,
-//! recorded only after Okta vouched for the sign-in) and time.
+//! states stay in a moka cache bounded in count and time (recorded only after
+//! Okta vouched for the sign-in). Shares nothing with other replicas.
 
 use std::sync::Arc;
 

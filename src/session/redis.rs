@@ -1,14 +1,11 @@
-//! The Redis-backed [`SessionStore`] (`SESSION_STORE=redis://…` or `rediss://…`),
-//! so several replicas share sessions and a sign-out on one is a sign-out on all.
-//! Keys: `fa:s:<id>` (session JSON, expires with the session), `fa:u:<sub>` (the
-//! set of that user's session keys, for `remove_user`), `fa:i:<sid>` (the same
-//! for an IdP session, for back-channel logout), `fa:m:<email>` (the same for
-//! an email, lower-cased, for Universal Logout), `fa:j:<jti>` (one-time token
-//! ids seen) and `fa:st:<state>`
-//! (a used sign-in state, set once with SET NX). One
-//! `ConnectionManager` reconnects by itself. Errors never name a key: keys hold
-//! session ids and states, which are credentials. Checks read a local copy
-//! first (`LocalSessions`), invalidated across replicas through pub/sub.
+//! The Redis-backed [`SessionStore`] (`SESSION_STORE=redis://…`/`rediss://…`):
+//! replicas share sessions, so a sign-out on one is a sign-out on all. Keys:
+//! `fa:s:<id>` (session JSON), the sets `fa:u:<sub>`, `fa:i:<sid>` and
+//! `fa:m:<email>` of a user's, an IdP session's and an email's session keys,
+//! `fa:j:<jti>` (one-time tokens seen) and `fa:st:<state>` (used sign-in
+//! states). Checks read a local copy first (`local`), dropped when a change is
+//! announced (`pubsub`). Errors must never name a key (keys hold session ids
+//! and states, which are credentials) or the URL (it may hold a password).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
