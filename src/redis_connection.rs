@@ -32,6 +32,13 @@ pub(crate) fn manage(client: Client) -> Result<ConnectionManager, String> {
         .map_err(|e| format!("Redis connection set-up failed: {}", describe(&e)))
 }
 
+/// `EVAL script` over `keys`, the script's `KEYS`; the caller adds its `ARGV`.
+pub(crate) fn eval(script: &str, keys: &[&str]) -> Cmd {
+    let mut command = redis::cmd("EVAL");
+    command.arg(script).arg(keys.len()).arg(keys);
+    command
+}
+
 /// What went wrong, without the command's arguments or the URL.
 pub(crate) fn describe(e: &RedisError) -> String {
     if e.is_connection_refusal() {

@@ -21,7 +21,7 @@ use super::{
 use crate::clock::now;
 use crate::metrics;
 use crate::pubsub::{self, Listener};
-use crate::redis_connection::{self, describe, query_idempotent};
+use crate::redis_connection::{self, describe, eval, query_idempotent};
 
 /// Saves a session, adds its key to the user's set (and to its IdP session's
 /// set, when the third key is given) and keeps those sets alive as long as the
@@ -117,14 +117,14 @@ impl RedisStore {
     /// seconds): recorded once by the first replica that asks, then read by
     /// every later start, so restarts do not extend the cookie migration.
     pub async fn first_prefixed_start(&self, now: u64) -> Result<u64, StoreError> {
-        let value: String = redis::cmd("EVAL")
-            .arg("redis.call('SET', KEYS[1], ARGV[1], 'NX') return redis.call('GET', KEYS[1])")
-            .arg(1)
-            .arg(COOKIE_MIGRATION_KEY)
-            .arg(now)
-            .query_async(&mut self.connection())
-            .await
-            .map_err(|e| fail("cookie migration start", &e))?;
+        let value: String = eval(
+            "redis.call('SET', KEYS[1], ARGV[1], 'NX') return redis.call('GET', KEYS[1])",
+            &[COOKIE_MIGRATION_KEY],
+        )
+        .arg(now)
+        .query_async(&mut self.connection())
+        .await
+        .map_err(|e| fail("cookie migration start", &e))?;
         value.parse().map_err(|_| corrupt("cookie migration start"))
     }
 
@@ -198,11 +198,10 @@ impl RedisStore {
             Ending::UserBefore { sub, before } => (user_key(sub), "", Some(before)),
             Ending::Email { email } => (email_key(email), "", None),
         };
-        let mut command = redis::cmd("EVAL");
-        command.arg(END_SESSIONS);
-        match token_id {
-            Some(token_id) => command.arg(2).arg(set).arg(used_token_key(token_id)),
-            None => command.arg(1).arg(set),
+        let token_key = token_id.map(used_token_key);
+        let mut command = match &token_key {
+            Some(token_key) => eval(END_SESSIONS, &[&set, token_key]),
+            None => eval(END_SESSIONS, &[&set]),
         };
         command
             .arg(sub)
@@ -322,8 +321,8 @@ impl SessionStore for RedisStore {
         if !session.email.is_empty() {
             keys.push(email_key(&session.email));
         }
-        let mut command = redis::cmd("EVAL");
-        command.arg(SAVE).arg(keys.len()).arg(keys);
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let mut command = eval(SAVE, &keys);
         command.arg(json).arg(seconds).arg(&*self.origin);
         self.changed(|local| local.invalidate(id), async {
             query_idempotent::<()>(&self.connection, &command)
@@ -340,8 +339,7 @@ impl SessionStore for RedisStore {
             return Ok(false);
         }
         let json = serde_json::to_vec(session).map_err(|_| corrupt("session"))?;
-        let mut command = redis::cmd("EVAL");
-        command.arg(UPDATE).arg(1).arg(session_key(id));
+        let mut command = eval(UPDATE, &[&session_key(id)]);
         command.arg(json).arg(seconds).arg(&*self.origin);
         self.changed(|local| local.invalidate(id), async {
             query_idempotent::<u8>(&self.connection, &command)
@@ -355,12 +353,8 @@ impl SessionStore for RedisStore {
     async fn remove(&self, id: &SessionId) -> Result<(), StoreError> {
         // The key stays in the user's set until the set expires; `remove_user`
         // counts only keys that still exist.
-        let mut command = redis::cmd("EVAL");
-        command
-            .arg(REMOVE)
-            .arg(1)
-            .arg(session_key(id))
-            .arg(&*self.origin);
+        let mut command = eval(REMOVE, &[&session_key(id)]);
+        command.arg(&*self.origin);
         self.changed(|local| local.invalidate(id), async {
             query_idempotent::<()>(&self.connection, &command)
                 .await
