@@ -32,6 +32,7 @@ pub mod pending;
 pub mod policy;
 #[cfg(test)]
 mod proptests;
+mod pubsub;
 pub mod random;
 pub mod redirect;
 mod redis_connection;

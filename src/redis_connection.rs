@@ -1,7 +1,8 @@
 //! The one way this service talks to Redis: a lazy, self-reconnecting
 //! `ConnectionManager` with short waits, and Redis errors put into words that
 //! name neither a key (keys hold session ids and user ids) nor the URL (it may
-//! hold a password). Used by the session store and the shared groups layer.
+//! hold a password). Used by the session store, the shared groups layer and
+//! `pubsub`. Knows no key, script or channel: those belong to its users.
 
 use std::time::Duration;
 
@@ -29,6 +30,13 @@ pub(crate) fn manage(client: Client) -> Result<ConnectionManager, String> {
         .set_max_delay(Duration::from_secs(1));
     ConnectionManager::new_lazy_with_config(client, config)
         .map_err(|e| format!("Redis connection set-up failed: {}", describe(&e)))
+}
+
+/// `EVAL script` over `keys`, the script's `KEYS`; the caller adds its `ARGV`.
+pub(crate) fn eval(script: &str, keys: &[&str]) -> Cmd {
+    let mut command = redis::cmd("EVAL");
+    command.arg(script).arg(keys.len()).arg(keys);
+    command
 }
 
 /// What went wrong, without the command's arguments or the URL.

@@ -1,7 +1,8 @@
 //! Sessions: the cookie codec (an opaque random id authenticated with HMAC-SHA256
 //! under `COOKIE_SECRET`, rotation-aware), the server-side [`Session`], and the
-//! [`SessionStore`] they live in (with the used sign-in states).
-//! The browser only ever holds the id; tokens stay here. No actix types.
+//! [`SessionStore`] they live in (with the used sign-in states), implemented in
+//! `memory` and `redis`. The browser only ever holds the id; tokens stay here.
+//! No actix types, and no decision about access (that is `policy`'s).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -285,7 +286,10 @@ pub trait SessionStore: Send + Sync + 'static {
         &self,
         token_id: &str,
         ending: Ending<'_>,
-    ) -> Result<Option<usize>, StoreError>;
+    ) -> Result<Option<usize>, StoreError> {
+        let ended = self.end_once_taking(token_id, ending).await?;
+        Ok(ended.map(|sessions| sessions.len()))
+    }
     /// Ends every session that `ending` names; returns how many ended.
     async fn end(&self, ending: Ending<'_>) -> Result<usize, StoreError>;
     /// [`end_once`](Self::end_once), returning the sessions that ended (so

@@ -1,5 +1,6 @@
 //! The Okta management API as far as access goes: `GET /api/v1/users/{id}/groups`
-//! with the API credential (`SSWS` token or service app, see `okta_api`), following every `Link: rel="next"`, then the user's `status`
+//! with the API credential (`SSWS` token or service app, see `okta_api`),
+//! following every `Link: rel="next"`, then the user's `status`
 //! (`GET /api/v1/users/{id}`), since suspended and deactivated users keep their
 //! groups. Okta's 429 (and a used-up quota) stops all calls until
 //! `X-Rate-Limit-Reset`; calls in flight are capped. Knows nothing of caching

@@ -1,12 +1,11 @@
 //! What replicas share about Okta groups through Redis (`SESSION_STORE=redis://…`):
 //! each user's last answer from Okta with the time it was fetched
-//! (`fa:g:<user>`, `"<epoch ms> <json>"`), a per-user fetch lease so that one
-//! replica at a time asks Okta for a user (`fa:gl:<user>`: a random token while
-//! fetching, `!limited` or `!unavailable` for a moment after a failed fetch), and
-//! the instant before which no replica calls Okta (`fa:okta:blocked_until`, epoch
-//! seconds, expiring then). Every read-and-write step is one Lua script, so racing
-//! replicas cannot interleave. Errors never name a key or the URL. Deciding what
-//! to do with the answers is `GroupsCache`'s job, not this file's.
+//! (`fa:g:<user>`, `"<epoch ms> <json>"`), a per-user fetch lease (`fa:gl:<user>`:
+//! a random token while fetching, `!limited` or `!unavailable` for a moment after
+//! a failed fetch), and the instant before which no replica calls Okta
+//! (`fa:okta:blocked_until`, epoch seconds). Every read-and-write step is one Lua
+//! script, so racing replicas cannot interleave. Errors never name a key or the
+//! URL. What to do with the answers is `shared`'s and `cache`'s, not this file's.
 
 use std::time::Duration;
 
@@ -16,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::GroupsError;
 use crate::policy::Group;
-use crate::redis_connection::{client, describe, manage, query_idempotent};
+use crate::redis_connection::{client, describe, eval, manage, query_idempotent};
 
 /// Returns the user's entry if it was fetched at or after `ARGV[3]` (epoch ms);
 /// else takes the lease for `ARGV[1]` for `ARGV[2]` ms if it is free (or is
@@ -248,12 +247,7 @@ impl RedisGroups {
     ) -> Result<Take, SharedError> {
         let (kind, value): (String, String) = self
             .run(
-                redis::cmd("EVAL")
-                    .arg(TAKE)
-                    .arg(3)
-                    .arg(entry_key(user_id))
-                    .arg(lease_key(user_id))
-                    .arg(BLOCK_KEY)
+                eval(TAKE, &[&entry_key(user_id), &lease_key(user_id), BLOCK_KEY])
                     .arg(token)
                     .arg(millis(hold))
                     .arg(counts_from_ms),
@@ -296,11 +290,7 @@ impl RedisGroups {
             .map_err(|_| SharedError("groups entry could not be written".into()))?;
         let stored: i64 = self
             .run(
-                redis::cmd("EVAL")
-                    .arg(PUBLISH)
-                    .arg(2)
-                    .arg(entry_key(user_id))
-                    .arg(lease_key(user_id))
+                eval(PUBLISH, &[&entry_key(user_id), &lease_key(user_id)])
                     .arg(format!("{fetched_at_ms} {json}"))
                     .arg(fetched_at_ms)
                     .arg(millis(keep))
@@ -329,10 +319,7 @@ impl RedisGroups {
         };
         let released: i64 = self
             .run(
-                redis::cmd("EVAL")
-                    .arg(RELEASE)
-                    .arg(1)
-                    .arg(lease_key(user_id))
+                eval(RELEASE, &[&lease_key(user_id)])
                     .arg(token)
                     .arg(marker)
                     .arg(millis(marker_for)),
@@ -347,11 +334,7 @@ impl RedisGroups {
     /// so the sender can recognise its own.
     pub async fn invalidate(&self, user_id: &str, origin: &str) -> Result<(), SharedError> {
         self.run(
-            redis::cmd("EVAL")
-                .arg(INVALIDATE)
-                .arg(2)
-                .arg(entry_key(user_id))
-                .arg(lease_key(user_id))
+            eval(INVALIDATE, &[&entry_key(user_id), &lease_key(user_id)])
                 .arg(INVALIDATIONS)
                 .arg(origin)
                 .arg(user_id),
@@ -365,11 +348,7 @@ impl RedisGroups {
     /// instant in force.
     pub async fn raise_block(&self, until: u64) -> Result<u64, SharedError> {
         self.run(
-            redis::cmd("EVAL")
-                .arg(RAISE_BLOCK)
-                .arg(1)
-                .arg(BLOCK_KEY)
-                .arg(until),
+            eval(RAISE_BLOCK, &[BLOCK_KEY]).arg(until),
             "raise Okta block",
         )
         .await

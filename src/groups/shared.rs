@@ -4,20 +4,20 @@
 //! wait while another replica holds it. Invalidations go out through Redis and
 //! come in on a subscription that drops this replica's answers for that user.
 //! Redis trouble pauses sharing for a moment (lookups ask Okta directly) and
-//! is logged once a minute. The cache policy is `GroupsCache`'s, not this file's.
+//! is logged once a minute. Its own type, [`Shared`], which the cache holds
+//! and asks; the cache policy (which answer a check gets) is not this file's.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
-
 use super::redis::INVALIDATIONS;
-use super::{as_ms, now_ms, Group, GroupsError, Inner, OktaGroupsClient};
+use super::{as_ms, now_ms, Group, GroupsError, OktaGroupsClient};
 use super::{RedisGroups, SharedEntry, SharedError, Take};
 use crate::clock::now;
 use crate::clock::take_turn;
 use crate::metrics;
+use crate::pubsub::{self, Listener};
 use crate::random::random_token;
 
 /// How long a replica may hold a user's fetch lease: longer than one Okta call
@@ -218,89 +218,21 @@ impl Shared {
         }
     }
 
-    /// Subscribes to invalidations for as long as the cache lives (needs a
-    /// Tokio runtime; without one, never in the service, nothing listens).
-    pub(super) fn listen(&self, cache: Weak<Inner>) {
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(listen(
-                self.redis.client().clone(),
-                cache,
-                self.origin.clone(),
-            ));
-        }
+    /// Subscribes `cache` to the invalidations of the other replicas for as
+    /// long as it lives (needs a Tokio runtime; without one, never in the
+    /// service, nothing listens).
+    pub(super) fn subscribe<L: Listener>(&self, cache: Weak<L>) {
+        let client = self.redis.client().clone();
+        pubsub::listen(client, INVALIDATIONS, self.origin.clone(), cache);
     }
 }
 
-/// Keeps a subscription to [`INVALIDATIONS`]: each message from another
-/// replica makes this one forget that user's groups. Every (re)subscription
-/// forgets every user, since messages may have been missed while it was down.
-/// Reconnects with a short back-off; ends when the cache is dropped.
-async fn listen(client: redis::Client, cache: Weak<Inner>, origin: Arc<str>) {
-    let mut delay = Duration::from_millis(100);
-    let mut was_up = true;
-    loop {
-        let subscribed = tokio::time::timeout(Duration::from_secs(2), async {
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(INVALIDATIONS).await?;
-            Ok::<_, redis::RedisError>(pubsub)
-        })
-        .await;
-        match subscribed {
-            Ok(Ok(pubsub)) => {
-                let Some(inner) = cache.upgrade() else { return };
-                inner.forget_all();
-                inner.set_live(true);
-                drop(inner);
-                delay = Duration::from_millis(100);
-                was_up = true;
-                let mut messages = pubsub.into_on_message();
-                loop {
-                    let message = tokio::select! {
-                        message = messages.next() => message,
-                        // Wake up now and then to notice a dropped cache.
-                        () = tokio::time::sleep(Duration::from_secs(5)) => {
-                            if cache.strong_count() == 0 { return; }
-                            continue;
-                        }
-                    };
-                    let Some(inner) = cache.upgrade() else { return };
-                    let Some(message) = message else {
-                        inner.set_live(false);
-                        tracing::warn!("groups: lost the invalidation channel; each answer is checked against Redis after a second until it is back");
-                        break;
-                    };
-                    let payload = message.get_payload_bytes();
-                    match split_message(payload) {
-                        Some((sender, _)) if sender == origin.as_bytes() => {}
-                        Some((_, user_id)) => inner.forget(user_id).await,
-                        // Not a message we can read: forget everyone rather than guess.
-                        None => inner.forget_all(),
-                    }
-                }
-            }
-            Ok(Err(e)) if was_up => {
-                tracing::warn!(error = %crate::redis_connection::describe(&e), "groups: no invalidation channel yet; retrying");
-                was_up = false;
-            }
-            Err(_) if was_up => {
-                tracing::warn!("groups: subscribing to invalidations timed out; retrying");
-                was_up = false;
-            }
-            _ => {}
-        }
-        if cache.strong_count() == 0 {
-            return;
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(1));
-    }
-}
-
-/// `origin user` → (origin, user), both non-empty text.
-fn split_message(payload: &[u8]) -> Option<(&[u8], &str)> {
-    let text = std::str::from_utf8(payload).ok()?;
-    let (origin, user) = text.split_once(' ')?;
-    (!origin.is_empty() && !user.is_empty()).then_some((origin.as_bytes(), user))
+/// The user an invalidation message names (the text after the sender's
+/// origin tag): non-empty text, else `None`.
+pub(super) fn invalidated_user(payload: &[u8]) -> Option<&str> {
+    std::str::from_utf8(payload)
+        .ok()
+        .filter(|user| !user.is_empty())
 }
 
 #[cfg(test)]
@@ -325,14 +257,9 @@ mod tests {
     }
 
     #[test]
-    fn an_invalidation_message_names_its_sender_and_one_user() {
-        assert_eq!(
-            split_message(b"abc 00ualice"),
-            Some((&b"abc"[..], "00ualice"))
-        );
-        assert_eq!(split_message(b"abc"), None);
-        assert_eq!(split_message(b" 00ualice"), None);
-        assert_eq!(split_message(b"abc "), None);
-        assert_eq!(split_message(b"abc \xff"), None);
+    fn an_invalidation_message_names_one_user_in_text() {
+        assert_eq!(invalidated_user(b"00ualice"), Some("00ualice"));
+        assert_eq!(invalidated_user(b""), None);
+        assert_eq!(invalidated_user(b"\xff"), None);
     }
 }

@@ -1,14 +1,10 @@
 //! A replica's short-lived copy of the sessions it loaded from Redis, so a check
-//! does not pay a Redis round trip. Three rules keep it from letting a signed-out
-//! browser in:
-//!
-//! - an entry is used for at most [`LOCAL_TTL`] after it was read from Redis,
-//!   whatever else happens (this alone bounds staleness);
-//! - every change to a session in Redis is published on a channel, and every
-//!   replica drops its copy when the message arrives (milliseconds);
-//! - while that subscription is not up, nothing is cached: every check asks
-//!   Redis, and a copy read before an invalidation is never stored after it
-//!   (a generation counter guards the race between a read and a message).
+//! does not pay a Redis round trip. It must never let a signed-out browser in:
+//! a copy answers for at most [`LOCAL_TTL`] after its read; every change in
+//! Redis is announced and drops the copy on every replica (milliseconds); and
+//! while that subscription is down nothing is copied, so every check asks Redis
+//! (a generation counter keeps a read that raced a message from being stored).
+//! Knows no Redis command and not the channel itself (that is `pubsub`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

@@ -3,8 +3,8 @@
 //! overhead per entry it holds 100k sessions in a fraction of what a general
 //! cache costs (moka measured ~400 bytes per entry). Expired sessions are never
 //! returned and are swept out at most once a minute, on writes. Used sign-in
-//! states stay in a moka cache bounded in count (of small fixed-size entries,
-//! recorded only after Okta vouched for the sign-in) and time.
+//! states stay in a moka cache bounded in count and time (recorded only after
+//! Okta vouched for the sign-in). Shares nothing with other replicas.
 
 use std::sync::Arc;
 
@@ -117,24 +117,6 @@ impl SessionStore for MemoryStore {
         self.remove_where(ending_matches(Ending::IdpSession { sub, sid }))
     }
 
-    async fn end_once(
-        &self,
-        token_id: &str,
-        ending: Ending<'_>,
-    ) -> Result<Option<usize>, StoreError> {
-        // `or_insert` is atomic: of two racing uses, one sees a fresh entry.
-        let first = self
-            .used_tokens
-            .entry_by_ref(token_id)
-            .or_insert(())
-            .await
-            .is_fresh();
-        if !first {
-            return Ok(None);
-        }
-        self.remove_where(ending_matches(ending)).map(Some)
-    }
-
     async fn end(&self, ending: Ending<'_>) -> Result<usize, StoreError> {
         self.remove_where(ending_matches(ending))
     }
@@ -144,6 +126,7 @@ impl SessionStore for MemoryStore {
         token_id: &str,
         ending: Ending<'_>,
     ) -> Result<Option<Vec<Session>>, StoreError> {
+        // `or_insert` is atomic: of two racing uses, one sees a fresh entry.
         let first = self
             .used_tokens
             .entry_by_ref(token_id)

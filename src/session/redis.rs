@@ -1,22 +1,18 @@
-//! The Redis-backed [`SessionStore`] (`SESSION_STORE=redis://…` or `rediss://…`),
-//! so several replicas share sessions and a sign-out on one is a sign-out on all.
-//! Keys: `fa:s:<id>` (session JSON, expires with the session), `fa:u:<sub>` (the
-//! set of that user's session keys, for `remove_user`), `fa:i:<sid>` (the same
-//! for an IdP session, for back-channel logout), `fa:m:<email>` (the same for
-//! an email, lower-cased, for Universal Logout), `fa:j:<jti>` (one-time token
-//! ids seen) and `fa:st:<state>`
-//! (a used sign-in state, set once with SET NX). One
-//! `ConnectionManager` reconnects by itself. Errors never name a key: keys hold
-//! session ids and states, which are credentials. Checks read a local copy
-//! first (`LocalSessions`), invalidated across replicas through pub/sub.
+//! The Redis-backed [`SessionStore`] (`SESSION_STORE=redis://…`/`rediss://…`):
+//! replicas share sessions, so a sign-out on one is a sign-out on all. Keys:
+//! `fa:s:<id>` (session JSON), the sets `fa:u:<sub>`, `fa:i:<sid>` and
+//! `fa:m:<email>` of a user's, an IdP session's and an email's session keys,
+//! `fa:j:<jti>` (one-time tokens seen) and `fa:st:<state>` (used sign-in
+//! states). Checks read a local copy first (`local`), dropped when a change is
+//! announced (`pubsub`). Errors must never name a key (keys hold session ids
+//! and states, which are credentials) or the URL (it may hold a password).
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
-use redis::{Client, RedisError};
+use redis::RedisError;
 
 use super::local::{LocalSessions, LOCAL_TTL};
 use super::{
@@ -24,7 +20,8 @@ use super::{
 };
 use crate::clock::now;
 use crate::metrics;
-use crate::redis_connection::{self, describe, query_idempotent};
+use crate::pubsub::{self, Listener};
+use crate::redis_connection::{self, describe, eval, query_idempotent};
 
 /// Saves a session, adds its key to the user's set (and to its IdP session's
 /// set, when the third key is given) and keeps those sets alive as long as the
@@ -45,17 +42,15 @@ return 1
 /// Ends the sessions in a set (a user's, an IdP session's or an email's) whose
 /// user is `ARGV[1]` (any when empty) and that began at or before `ARGV[4]`
 /// (any time when empty), tells every replica, and drops them and the gone
-/// ones from the set; returns how many ended, or with `ARGV[5]` = `1` the
-/// ended sessions' JSON. With a second key, first records that one-time token
-/// for `ARGV[3]` seconds, and ends nothing (returns -1) if it was recorded
-/// before. Atomic: a sign-in cannot slip between read and delete, and a token
+/// ones from the set; returns the ended sessions' JSON. With a second key,
+/// first records that one-time token for `ARGV[3]` seconds, and ends nothing
+/// (returns -1) if it was recorded before. Atomic: a sign-in cannot slip between read and delete, and a token
 /// is never used up without its sessions ending.
 const END_SESSIONS: &str = r"
 if #KEYS > 1 and not redis.call('SET', KEYS[2], 1, 'NX', 'EX', ARGV[3]) then
   return -1
 end
 local ended = {}
-local count = 0
 for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local json = redis.call('GET', key)
   if not json then
@@ -68,17 +63,14 @@ for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
         and (ARGV[4] == '' or tonumber(session.created_at) <= tonumber(ARGV[4]))
     end
     if ends then
-      count = count + redis.call('DEL', key)
+      redis.call('DEL', key)
       redis.call('SREM', KEYS[1], key)
       redis.call('PUBLISH', 'fa:invalidate', ARGV[2] .. ' ' .. key)
       ended[#ended + 1] = json
     end
   end
 end
-if ARGV[5] == '1' then
-  return ended
-end
-return count
+return ended
 ";
 
 /// Replaces a session that still exists (SET … XX keeps its place in the
@@ -125,14 +117,14 @@ impl RedisStore {
     /// seconds): recorded once by the first replica that asks, then read by
     /// every later start, so restarts do not extend the cookie migration.
     pub async fn first_prefixed_start(&self, now: u64) -> Result<u64, StoreError> {
-        let value: String = redis::cmd("EVAL")
-            .arg("redis.call('SET', KEYS[1], ARGV[1], 'NX') return redis.call('GET', KEYS[1])")
-            .arg(1)
-            .arg(COOKIE_MIGRATION_KEY)
-            .arg(now)
-            .query_async(&mut self.connection())
-            .await
-            .map_err(|e| fail("cookie migration start", &e))?;
+        let value: String = eval(
+            "redis.call('SET', KEYS[1], ARGV[1], 'NX') return redis.call('GET', KEYS[1])",
+            &[COOKIE_MIGRATION_KEY],
+        )
+        .arg(now)
+        .query_async(&mut self.connection())
+        .await
+        .map_err(|e| fail("cookie migration start", &e))?;
         value.parse().map_err(|_| corrupt("cookie migration start"))
     }
 
@@ -155,9 +147,12 @@ impl RedisStore {
         let origin: Arc<str> = crate::random::random_token().into();
         // Without a runtime (never in the service) nothing listens, so nothing
         // is ever cached locally: correct, only slower.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(listen(client, Arc::downgrade(&local), origin.clone()));
-        }
+        pubsub::listen(
+            client,
+            INVALIDATIONS,
+            origin.clone(),
+            Arc::downgrade(&local),
+        );
         Ok(RedisStore {
             connection,
             local,
@@ -185,9 +180,17 @@ impl RedisStore {
         result
     }
 
-    /// The `END_SESSIONS` command for `ending`, recording `token_id` first when
-    /// given; with `taking`, it answers the ended sessions instead of a count.
-    fn end_sessions(&self, ending: Ending<'_>, token_id: Option<&str>, taking: bool) -> redis::Cmd {
+    /// Ends the sessions `ending` names (after recording `token_id`, when
+    /// given) and drops this replica's copies of them: the ended sessions'
+    /// JSON, or `None` (only with a token) when the token was recorded before
+    /// and nothing ended. `operation` names the step in errors. The one
+    /// implementation behind every way of ending sessions.
+    async fn end_sessions(
+        &self,
+        ending: Ending<'_>,
+        token_id: Option<&str>,
+        operation: &str,
+    ) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
         let (set, sub, before) = match ending {
             // A user's set holds only that user's sessions.
             Ending::User { sub } => (user_key(sub), "", None),
@@ -195,19 +198,39 @@ impl RedisStore {
             Ending::UserBefore { sub, before } => (user_key(sub), "", Some(before)),
             Ending::Email { email } => (email_key(email), "", None),
         };
-        let mut command = redis::cmd("EVAL");
-        command.arg(END_SESSIONS);
-        match token_id {
-            Some(token_id) => command.arg(2).arg(set).arg(used_token_key(token_id)),
-            None => command.arg(1).arg(set),
+        let token_key = token_id.map(used_token_key);
+        let mut command = match &token_key {
+            Some(token_key) => eval(END_SESSIONS, &[&set, token_key]),
+            None => eval(END_SESSIONS, &[&set]),
         };
         command
             .arg(sub)
             .arg(&*self.origin)
             .arg(ONE_TIME_TTL.as_secs())
-            .arg(before.map(|b| b.to_string()).unwrap_or_default())
-            .arg(if taking { "1" } else { "0" });
-        command
+            .arg(before.map(|b| b.to_string()).unwrap_or_default());
+        self.changed(
+            |local| local.invalidate_where(ending_matches(ending)),
+            async {
+                let answer: redis::Value = if token_id.is_some() {
+                    // Not retried: a second run would find its own token and
+                    // say "replay".
+                    let answer = command.query_async(&mut self.connection()).await;
+                    metrics::observed::redis(answer.is_ok());
+                    answer
+                } else {
+                    query_idempotent(&self.connection, &command).await
+                }
+                .map_err(|e| fail(operation, &e))?;
+                match answer {
+                    // The script answers -1 only for a token seen before.
+                    redis::Value::Int(_) => Ok(None),
+                    ended => redis::from_redis_value(ended)
+                        .map(Some)
+                        .map_err(|_| corrupt("answer to ending sessions")),
+                }
+            },
+        )
+        .await
     }
 
     fn connection(&self) -> ConnectionManager {
@@ -251,6 +274,15 @@ fn corrupt(what: &str) -> StoreError {
     StoreError(format!("a stored {what} could not be read"))
 }
 
+/// The sessions that ended. One that cannot be read still ended; it just has
+/// no refresh token to revoke.
+fn sessions(ended: Vec<Vec<u8>>) -> Vec<Session> {
+    ended
+        .iter()
+        .filter_map(|json| serde_json::from_slice(json).ok())
+        .collect()
+}
+
 #[async_trait]
 impl SessionStore for RedisStore {
     async fn load(&self, id: &SessionId) -> Result<Option<Arc<Session>>, StoreError> {
@@ -289,8 +321,8 @@ impl SessionStore for RedisStore {
         if !session.email.is_empty() {
             keys.push(email_key(&session.email));
         }
-        let mut command = redis::cmd("EVAL");
-        command.arg(SAVE).arg(keys.len()).arg(keys);
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let mut command = eval(SAVE, &keys);
         command.arg(json).arg(seconds).arg(&*self.origin);
         self.changed(|local| local.invalidate(id), async {
             query_idempotent::<()>(&self.connection, &command)
@@ -307,8 +339,7 @@ impl SessionStore for RedisStore {
             return Ok(false);
         }
         let json = serde_json::to_vec(session).map_err(|_| corrupt("session"))?;
-        let mut command = redis::cmd("EVAL");
-        command.arg(UPDATE).arg(1).arg(session_key(id));
+        let mut command = eval(UPDATE, &[&session_key(id)]);
         command.arg(json).arg(seconds).arg(&*self.origin);
         self.changed(|local| local.invalidate(id), async {
             query_idempotent::<u8>(&self.connection, &command)
@@ -322,12 +353,8 @@ impl SessionStore for RedisStore {
     async fn remove(&self, id: &SessionId) -> Result<(), StoreError> {
         // The key stays in the user's set until the set expires; `remove_user`
         // counts only keys that still exist.
-        let mut command = redis::cmd("EVAL");
-        command
-            .arg(REMOVE)
-            .arg(1)
-            .arg(session_key(id))
-            .arg(&*self.origin);
+        let mut command = eval(REMOVE, &[&session_key(id)]);
+        command.arg(&*self.origin);
         self.changed(|local| local.invalidate(id), async {
             query_idempotent::<()>(&self.connection, &command)
                 .await
@@ -337,65 +364,20 @@ impl SessionStore for RedisStore {
     }
 
     async fn remove_user(&self, sub: &str) -> Result<usize, StoreError> {
-        let command = self.end_sessions(Ending::User { sub }, None, false);
-        self.changed(
-            |local| local.invalidate_where(ending_matches(Ending::User { sub })),
-            async {
-                query_idempotent(&self.connection, &command)
-                    .await
-                    .map_err(|e| fail("remove user sessions", &e))
-            },
-        )
-        .await
+        let ending = Ending::User { sub };
+        let ended = self.end_sessions(ending, None, "remove user sessions");
+        Ok(ended.await?.unwrap_or_default().len())
     }
 
     async fn remove_sid(&self, sub: Option<&str>, sid: &str) -> Result<usize, StoreError> {
         let ending = Ending::IdpSession { sub, sid };
-        let command = self.end_sessions(ending, None, false);
-        self.changed(
-            |local| local.invalidate_where(ending_matches(ending)),
-            async {
-                query_idempotent(&self.connection, &command)
-                    .await
-                    .map_err(|e| fail("remove IdP session", &e))
-            },
-        )
-        .await
-    }
-
-    async fn end_once(
-        &self,
-        token_id: &str,
-        ending: Ending<'_>,
-    ) -> Result<Option<usize>, StoreError> {
-        let command = self.end_sessions(ending, Some(token_id), false);
-        self.changed(
-            |local| local.invalidate_where(ending_matches(ending)),
-            async {
-                // Not retried: a second run would find its own token and say "replay".
-                let ended: i64 = command
-                    .query_async(&mut self.connection())
-                    .await
-                    .inspect(|_| metrics::observed::redis(true))
-                    .inspect_err(|_| metrics::observed::redis(false))
-                    .map_err(|e| fail("end sessions for a one-time token", &e))?;
-                Ok(usize::try_from(ended).ok())
-            },
-        )
-        .await
+        let ended = self.end_sessions(ending, None, "remove IdP session");
+        Ok(ended.await?.unwrap_or_default().len())
     }
 
     async fn end(&self, ending: Ending<'_>) -> Result<usize, StoreError> {
-        let command = self.end_sessions(ending, None, false);
-        self.changed(
-            |local| local.invalidate_where(ending_matches(ending)),
-            async {
-                query_idempotent(&self.connection, &command)
-                    .await
-                    .map_err(|e| fail("end sessions", &e))
-            },
-        )
-        .await
+        let ended = self.end_sessions(ending, None, "end sessions");
+        Ok(ended.await?.unwrap_or_default().len())
     }
 
     async fn end_once_taking(
@@ -403,35 +385,10 @@ impl SessionStore for RedisStore {
         token_id: &str,
         ending: Ending<'_>,
     ) -> Result<Option<Vec<Session>>, StoreError> {
-        let command = self.end_sessions(ending, Some(token_id), true);
-        self.changed(
-            |local| local.invalidate_where(ending_matches(ending)),
-            async {
-                // Not retried: a second run would find its own token and say "replay".
-                let answer: redis::Value = command
-                    .query_async(&mut self.connection())
-                    .await
-                    .inspect(|_| metrics::observed::redis(true))
-                    .inspect_err(|_| metrics::observed::redis(false))
-                    .map_err(|e| fail("end sessions for a one-time token", &e))?;
-                match answer {
-                    redis::Value::Int(_) => Ok(None),
-                    other => {
-                        let ended: Vec<Vec<u8>> = redis::from_redis_value(other)
-                            .map_err(|_| corrupt("answer to ending sessions"))?;
-                        // A session that cannot be read still ended; it just
-                        // has no refresh token to revoke.
-                        Ok(Some(
-                            ended
-                                .iter()
-                                .filter_map(|json| serde_json::from_slice(json).ok())
-                                .collect(),
-                        ))
-                    }
-                }
-            },
-        )
-        .await
+        let ended = self
+            .end_sessions(ending, Some(token_id), "end sessions for a one-time token")
+            .await?;
+        Ok(ended.map(sessions))
     }
 
     async fn use_state(&self, state: &str) -> Result<bool, StoreError> {
@@ -460,84 +417,39 @@ impl SessionStore for RedisStore {
 /// When the prefixed cookie names were first used (`first_prefixed_start`).
 const COOKIE_MIGRATION_KEY: &str = "fa:cookie-prefix-since";
 
-/// Keeps a subscription to `INVALIDATIONS` for as long as the store lives:
-/// drops local copies as messages arrive, and turns local copies off whenever
-/// the subscription is down (then every check asks Redis). Reconnects with a
-/// short back-off.
-async fn listen(client: Client, local: Weak<LocalSessions>, origin: Arc<str>) {
-    let mut delay = Duration::from_millis(100);
-    let mut was_up = true;
-    loop {
-        let subscribed = tokio::time::timeout(Duration::from_secs(2), async {
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(INVALIDATIONS).await?;
-            Ok::<_, RedisError>(pubsub)
-        })
-        .await;
-        match subscribed {
-            Ok(Ok(pubsub)) => {
-                let Some(cache) = local.upgrade() else { return };
-                cache.set_live(true);
-                drop(cache);
-                tracing::info!("session store: receiving invalidations; local copies on");
-                delay = Duration::from_millis(100);
-                was_up = true;
-                let mut messages = pubsub.into_on_message();
-                loop {
-                    let message = tokio::select! {
-                        message = messages.next() => message,
-                        // Wake up now and then to notice a dropped store.
-                        () = tokio::time::sleep(Duration::from_secs(5)) => {
-                            if local.strong_count() == 0 { return; }
-                            continue;
-                        }
-                    };
-                    let Some(cache) = local.upgrade() else { return };
-                    let Some(message) = message else {
-                        cache.set_live(false);
-                        tracing::warn!("session store: lost the invalidation channel; every check asks Redis until it is back");
-                        break;
-                    };
-                    let payload = message.get_payload_bytes();
-                    let Some((sender, key)) = split_message(payload) else {
-                        // Not a message we can read: drop every copy rather than guess.
-                        cache.set_live(true);
-                        continue;
-                    };
-                    if sender == origin.as_bytes() {
-                        continue; // our own change: handled in `changed`
-                    }
-                    match key
-                        .strip_prefix(SESSION_PREFIX.as_bytes())
-                        .and_then(SessionId::from_key)
-                    {
-                        Some(id) => cache.invalidate(&id),
-                        None => cache.set_live(true),
-                    }
-                }
-            }
-            Ok(Err(e)) if was_up => {
-                tracing::warn!(error = %fail("SUBSCRIBE", &e), "session store: no invalidation channel yet; retrying");
-                was_up = false;
-            }
-            Err(_) if was_up => {
-                tracing::warn!("session store: subscribing to invalidations timed out; retrying");
-                was_up = false;
-            }
-            _ => {}
-        }
-        if local.strong_count() == 0 {
-            return;
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(1));
-    }
-}
+/// The session copies hear every change another replica makes: the message
+/// is the changed session's key. While the channel is down nothing is copied,
+/// so every check asks Redis.
+#[async_trait]
+impl Listener for LocalSessions {
+    const NAME: &'static str = "session store";
 
-/// `origin key` → (origin, key).
-fn split_message(payload: &[u8]) -> Option<(&[u8], &[u8])> {
-    let space = payload.iter().position(|b| *b == b' ')?;
-    Some((&payload[..space], &payload[space + 1..]))
+    fn up(&self) {
+        self.set_live(true);
+        tracing::info!("session store: receiving invalidations; local copies on");
+    }
+
+    fn down(&self) {
+        self.set_live(false);
+        tracing::warn!(
+            "session store: lost the invalidation channel; every check asks Redis until it is back"
+        );
+    }
+
+    async fn message(&self, key: &[u8]) {
+        match key
+            .strip_prefix(SESSION_PREFIX.as_bytes())
+            .and_then(SessionId::from_key)
+        {
+            Some(id) => self.invalidate(&id),
+            None => self.unreadable(),
+        }
+    }
+
+    fn unreadable(&self) {
+        // Drops every copy and stays live.
+        self.set_live(true);
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! The sharded map both session maps are made of: the in-memory store's
 //! sessions and the Redis store's local copies. A read lock per lookup on one
 //! of 64 shards, no allocation, a cheap hasher, and a sweep of dead entries at
-//! most once per period.
+//! most once per period. Knows nothing of sessions' meaning or expiry rules:
+//! its users pass them in.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};

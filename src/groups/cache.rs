@@ -1,31 +1,27 @@
-//! A user's Okta groups behind a moka cache, with `GROUPS_CACHE_TTL` as a hard
-//! bound while Okta answers: an active user's groups are refreshed in the
-//! background shortly before the TTL runs out, a check that finds groups past it
-//! waits for Okta (one coalesced lookup per user), and only while Okta fails or
-//! rate-limits are the last known groups used, for at most
-//! `GROUPS_STALE_IF_ERROR` past the TTL. [`GroupsCache::invalidate`] makes the
-//! next check fetch afresh, on every replica. With Redis ([`RedisGroups`])
-//! replicas share answers, fetch leases, the 429 block and invalidations
-//! (`shared`). The Okta client is `okta`. No actix types.
+//! The freshness policy for a user's groups: a moka cache with
+//! `GROUPS_CACHE_TTL` as a hard bound while Okta answers, refresh-ahead for
+//! active users, one coalesced lookup per user, the last known groups for at
+//! most `GROUPS_STALE_IF_ERROR` past the TTL while Okta fails, and
+//! invalidations that void every answer known before them (local instants,
+//! and messages from the other replicas). Asks Okta through `okta` and the
+//! other replicas through `shared`; knows no HTTP details and no Redis command.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use moka::future::Cache;
-use moka::Expiry;
 
+use super::shared::{self, Shared};
+use super::{as_ms, now_ms, Group, GroupsError, OktaGroupsClient, RedisGroups};
+use super::{SharedError, UserGroups};
 use crate::clock::now;
-pub use crate::identity_headers::UserGroups;
 use crate::metrics;
-pub use crate::policy::Group;
+use crate::pubsub::Listener;
 
-mod okta;
-mod redis;
-mod shared;
-pub use self::okta::{next_link, status_grants_access, OktaGroupsClient};
-pub use self::redis::{RedisGroups, SharedEntry, SharedError, Take};
-use self::shared::Shared;
+mod entry;
+use self::entry::{Entry, KeepUntil};
 
 /// `GROUPS_STALE_IF_ERROR`'s default: how long past `GROUPS_CACHE_TTL` the last
 /// known groups may still be used while Okta cannot be asked.
@@ -37,127 +33,6 @@ const LOOKUP_ATTEMPTS: usize = 3;
 /// While invalidations from other replicas cannot be received, how long an
 /// answer is used before Redis is asked again (as for sessions).
 const UNCONFIRMED_FOR: Duration = Duration::from_secs(1);
-
-/// Why a user's groups are not known.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum GroupsError {
-    #[error("Okta rate limit reached; waiting for its reset")]
-    RateLimited,
-    #[error("Okta does not know this user")]
-    UserNotFound,
-    /// Okta knows the user, but their status (e.g. `SUSPENDED`,
-    /// `DEPROVISIONED`) no longer grants access.
-    #[error("the user's Okta status is {0}")]
-    UserInactive(String),
-    #[error("Okta groups API unavailable: {0}")]
-    Unavailable(String),
-}
-
-impl GroupsError {
-    /// Okta's own answer about the user, as opposed to Okta not answering:
-    /// kept like groups, never replaced by last known groups.
-    fn is_definitive(&self) -> bool {
-        matches!(
-            self,
-            GroupsError::UserNotFound | GroupsError::UserInactive(_)
-        )
-    }
-}
-
-/// What Okta last said about a user, and when.
-#[derive(Clone)]
-struct Entry {
-    /// The groups, or a definitive "no" ([`GroupsError::is_definitive`]).
-    answer: Result<Arc<UserGroups>, GroupsError>,
-    /// When the Okta call that gave the answer began, here or on another replica.
-    fetched_at: Instant,
-    /// The same instant on the wall clock, for comparing with Redis entries.
-    fetched_at_ms: u64,
-    /// When this replica began the lookup (Okta call or Redis read) that gave
-    /// the entry: an invalidation after this instant voids it.
-    looked_up_at: Instant,
-    /// Set by the first check that plans this answer's refresh.
-    refresh_planned: Arc<AtomicBool>,
-}
-
-impl Entry {
-    /// Okta's answer to a call that began at `started` (`started_ms` on the
-    /// wall clock).
-    fn fetched(
-        answer: Result<Vec<Group>, GroupsError>,
-        started: Instant,
-        started_ms: u64,
-    ) -> Entry {
-        Entry {
-            answer: answer.map(|groups| Arc::new(UserGroups::new(groups))),
-            fetched_at: started,
-            fetched_at_ms: started_ms,
-            looked_up_at: started,
-            refresh_planned: Arc::default(),
-        }
-    }
-
-    /// Another replica's answer, as old here as it is there.
-    fn from_shared(shared: SharedEntry, looked_up_at: Instant) -> Entry {
-        let age = Duration::from_millis(now_ms().saturating_sub(shared.fetched_at_ms));
-        Entry {
-            answer: shared
-                .groups
-                .map(|groups| Arc::new(UserGroups::new(groups))),
-            // Only an age beyond the monotonic clock's origin could fail; such
-            // an entry would have expired in Redis long ago.
-            fetched_at: Instant::now().checked_sub(age).unwrap_or_else(Instant::now),
-            fetched_at_ms: shared.fetched_at_ms,
-            looked_up_at,
-            refresh_planned: Arc::default(),
-        }
-    }
-
-    fn age(&self) -> Duration {
-        self.fetched_at.elapsed()
-    }
-}
-
-/// Entries live until `fetched_at` + the keep time, wherever they were fetched:
-/// one from another replica arrives part-way through its life.
-struct KeepUntil(Duration);
-
-impl KeepUntil {
-    fn left(&self, entry: &Entry, at: Instant) -> Option<Duration> {
-        Some(match entry.fetched_at.checked_add(self.0) {
-            Some(end) => end.saturating_duration_since(at),
-            None => self.0,
-        })
-    }
-}
-
-impl Expiry<String, Entry> for KeepUntil {
-    fn expire_after_create(&self, _: &String, entry: &Entry, at: Instant) -> Option<Duration> {
-        self.left(entry, at)
-    }
-
-    fn expire_after_update(
-        &self,
-        _: &String,
-        entry: &Entry,
-        at: Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        self.left(entry, at)
-    }
-}
-
-/// Milliseconds since the Unix epoch.
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
-fn as_ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
 
 /// How long before the TTL runs out an active user's refresh starts: a tenth
 /// of the TTL, at most 10 s (an Okta call takes well under a second; the HTTP
@@ -249,7 +124,7 @@ impl GroupsCache {
             }),
         };
         if let Some(shared) = &cache.inner.shared {
-            shared.listen(Arc::downgrade(&cache.inner));
+            shared.subscribe(Arc::downgrade(&cache.inner));
         }
         cache
     }
@@ -550,55 +425,34 @@ impl Inner {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Invalidations from the other replicas: each names a user whose answers
+/// this replica forgets. Every (re)subscription forgets every user, since
+/// messages may have been missed while the channel was down.
+#[async_trait]
+impl Listener for Inner {
+    const NAME: &'static str = "groups";
 
-    #[test]
-    fn an_entry_from_another_replica_keeps_its_age_and_expires_on_its_own_schedule() {
-        let fetched_at_ms = now_ms() - 90_000;
-        let entry = Entry::from_shared(
-            SharedEntry {
-                fetched_at_ms,
-                groups: Ok(vec![]),
-            },
-            Instant::now(),
-        );
-        let age = entry.age();
-        assert!(
-            (Duration::from_secs(89)..Duration::from_secs(92)).contains(&age),
-            "{age:?}"
-        );
-        let keep = KeepUntil(Duration::from_secs(100));
-        let left = keep.left(&entry, Instant::now()).unwrap();
-        assert!(left <= Duration::from_secs(11), "{left:?}");
-        let gone = Entry::from_shared(
-            SharedEntry {
-                fetched_at_ms,
-                groups: Err(GroupsError::UserNotFound),
-            },
-            Instant::now(),
-        );
-        assert_eq!(gone.answer.err(), Some(GroupsError::UserNotFound));
+    fn up(&self) {
+        self.forget_all();
+        self.set_live(true);
     }
 
-    #[test]
-    fn the_refresh_starts_a_tenth_of_the_ttl_early_and_at_most_10_s() {
-        assert_eq!(
-            refresh_lead(Duration::from_secs(3)),
-            Duration::from_millis(300)
-        );
-        assert_eq!(
-            refresh_lead(Duration::from_secs(60)),
-            Duration::from_secs(6)
-        );
-        assert_eq!(
-            refresh_lead(Duration::from_secs(300)),
-            Duration::from_secs(10)
-        );
-        assert_eq!(
-            refresh_lead(Duration::from_secs(3600)),
-            Duration::from_secs(10)
-        );
+    fn down(&self) {
+        self.set_live(false);
+        tracing::warn!("groups: lost the invalidation channel; each answer is checked against Redis after a second until it is back");
+    }
+
+    async fn message(&self, payload: &[u8]) {
+        match shared::invalidated_user(payload) {
+            Some(user_id) => self.forget(user_id).await,
+            None => self.forget_all(),
+        }
+    }
+
+    fn unreadable(&self) {
+        self.forget_all();
     }
 }
+
+#[cfg(test)]
+mod tests;
