@@ -206,7 +206,7 @@ pub struct Config {
     /// sends; `Some` enables `/oauth2/okta/events`.
     pub event_hook_secret: Option<Secret>,
     /// `BEARER_AUDIENCE` & co.; `None`: bearer tokens are not accepted.
-    pub bearer: Option<crate::bearer::BearerSettings>,
+    pub bearer: Option<crate::oidc::bearer::BearerSettings>,
     /// `SKIP_AUTH_ROUTES`, `SKIP_AUTH_PREFLIGHT`; `None`: nothing is public.
     pub skip_routes: Option<crate::skip_routes::SkipRoutes>,
     /// `IDENTITY_JWT_KEY`; `None`: no `X-Auth-Request-Jwt`.
@@ -612,7 +612,7 @@ impl TryFrom<RawConfig> for Config {
             }
         };
 
-        let bearer = crate::bearer::BearerSettings::parse(
+        let bearer = crate::oidc::bearer::BearerSettings::parse(
             get(&raw.bearer_audience),
             get(&raw.bearer_client_ids),
             get(&raw.bearer_scopes),

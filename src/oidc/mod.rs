@@ -6,6 +6,10 @@
 //! with the keys the winner loaded. Tokens pushed to us (logout tokens) have a
 //! refetch budget of their own. No actix types.
 
+pub mod bearer;
+pub mod logout_token;
+pub mod revocation_token;
+
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 

@@ -418,10 +418,10 @@ mod tests {
 
     const ISSUER: &str = "https://example.okta.com";
     const CLIENT_ID: &str = "0oa-client";
-    const KEY_1_PEM: &[u8] = include_bytes!("../tests/keys/test-key-1.pem");
-    const KEY_2_PEM: &[u8] = include_bytes!("../tests/keys/test-key-2.pem");
-    const KEY_1_JWK: &str = include_str!("../tests/keys/test-key-1.jwk.json");
-    const KEY_2_JWK: &str = include_str!("../tests/keys/test-key-2.jwk.json");
+    const KEY_1_PEM: &[u8] = include_bytes!("../../tests/keys/test-key-1.pem");
+    const KEY_2_PEM: &[u8] = include_bytes!("../../tests/keys/test-key-2.pem");
+    const KEY_1_JWK: &str = include_str!("../../tests/keys/test-key-1.jwk.json");
+    const KEY_2_JWK: &str = include_str!("../../tests/keys/test-key-2.jwk.json");
 
     fn jwk(text: &str) -> Jwk {
         serde_json::from_str(text).unwrap()

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::clock::now;
-use crate::logout_token::{choose_key, read_header, HeaderError};
+use crate::oidc::logout_token::{choose_key, read_header, HeaderError};
 use crate::oidc::Oidc;
 
 /// Clock difference tolerated between Okta and us, in seconds.

@@ -9,7 +9,7 @@
 use serde_json::{Map, Value};
 
 use crate::clock::now;
-use crate::logout_token::{self, LogoutTokenError, Rules, Typ};
+use crate::oidc::logout_token::{self, LogoutTokenError, Rules, Typ};
 use crate::oidc::Oidc;
 
 /// The `typ` header Okta gives these tokens.
@@ -113,8 +113,8 @@ mod tests {
     const ORG: &str = "https://example.okta.com";
     const ISSUER: &str = "https://example.okta.com/oauth2/default";
     const AUD: &str = "https://auth.example.com/oauth2/global-token-revocation";
-    const KEY_1_PEM: &[u8] = include_bytes!("../tests/keys/test-key-1.pem");
-    const KEY_1_JWK: &str = include_str!("../tests/keys/test-key-1.jwk.json");
+    const KEY_1_PEM: &[u8] = include_bytes!("../../tests/keys/test-key-1.pem");
+    const KEY_1_JWK: &str = include_str!("../../tests/keys/test-key-1.jwk.json");
 
     fn keys() -> JwkSet {
         JwkSet {
