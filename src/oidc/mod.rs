@@ -103,3 +103,6 @@ impl Oidc {
 fn timed(endpoint: &'static str, ok: bool, started: Instant) {
     crate::metrics::observed::okta_call(endpoint, ok.then_some(200), started.elapsed());
 }
+
+#[cfg(test)]
+mod tests;
