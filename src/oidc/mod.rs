@@ -105,4 +105,6 @@ fn timed(endpoint: &'static str, ok: bool, started: Instant) {
 }
 
 #[cfg(test)]
+mod test_keys;
+#[cfg(test)]
 mod tests;

@@ -99,6 +99,7 @@ pub fn parse_subject(body: &[u8]) -> Result<Subject, String> {
 mod tests {
     use super::*;
     use crate::clock::now;
+    use crate::oidc::test_keys::{changed, jwk, KEY_1_JWK, KEY_1_PEM};
     use jsonwebtoken::jwk::JwkSet;
     use jsonwebtoken::{Algorithm, EncodingKey, Header};
     use serde_json::json;
@@ -106,12 +107,10 @@ mod tests {
     const ORG: &str = "https://example.okta.com";
     const ISSUER: &str = "https://example.okta.com/oauth2/default";
     const AUD: &str = "https://auth.example.com/oauth2/global-token-revocation";
-    const KEY_1_PEM: &[u8] = include_bytes!("../../tests/keys/test-key-1.pem");
-    const KEY_1_JWK: &str = include_str!("../../tests/keys/test-key-1.jwk.json");
 
     fn keys() -> JwkSet {
         JwkSet {
-            keys: vec![serde_json::from_str(KEY_1_JWK).unwrap()],
+            keys: vec![jwk(KEY_1_JWK)],
         }
     }
 
@@ -143,15 +142,7 @@ mod tests {
     }
 
     fn with(changes: Value) -> Value {
-        let mut claims = claims();
-        for (name, value) in changes.as_object().unwrap() {
-            if value.is_null() {
-                claims.as_object_mut().unwrap().remove(name);
-            } else {
-                claims[name] = value.clone();
-            }
-        }
-        claims
+        changed(claims(), changes)
     }
 
     #[test]

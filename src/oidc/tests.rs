@@ -17,13 +17,11 @@ use url::Url;
 
 use super::keys::Budget;
 use super::logout_token::{self, LogoutTokenError, BACKCHANNEL_LOGOUT_EVENT};
+use super::test_keys::{KEY_1_JWK, KEY_2_JWK, KEY_2_PEM};
 use super::*;
 use crate::clock::now;
 
 const CLIENT_ID: &str = "0oa1client";
-const KEY_1_JWK: &str = include_str!("../../tests/keys/test-key-1.jwk.json");
-const KEY_2_JWK: &str = include_str!("../../tests/keys/test-key-2.jwk.json");
-const KEY_2_PEM: &[u8] = include_bytes!("../../tests/keys/test-key-2.pem");
 
 /// What the loopback IdP serves, and how often its key set was fetched.
 struct Idp {

@@ -1,21 +1,14 @@
 use super::*;
+use crate::oidc::test_keys::{changed, jwk, KEY_1_JWK, KEY_1_PEM, KEY_2_JWK, KEY_2_PEM};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::Algorithm;
 use jsonwebtoken::{EncodingKey, Header as JwtHeader};
 use serde_json::json;
 
 const ISSUER: &str = "https://example.okta.com";
 const CLIENT_ID: &str = "0oa-client";
-const KEY_1_PEM: &[u8] = include_bytes!("../../../tests/keys/test-key-1.pem");
-const KEY_2_PEM: &[u8] = include_bytes!("../../../tests/keys/test-key-2.pem");
-const KEY_1_JWK: &str = include_str!("../../../tests/keys/test-key-1.jwk.json");
-const KEY_2_JWK: &str = include_str!("../../../tests/keys/test-key-2.jwk.json");
-
-fn jwk(text: &str) -> Jwk {
-    serde_json::from_str(text).unwrap()
-}
 
 /// The IdP lists test-key-1 only.
 fn keys() -> JwkSet {
@@ -53,15 +46,7 @@ fn claims() -> Value {
 }
 
 fn with(changes: Value) -> Value {
-    let mut claims = claims();
-    for (name, value) in changes.as_object().unwrap() {
-        if value.is_null() {
-            claims.as_object_mut().unwrap().remove(name);
-        } else {
-            claims[name] = value.clone();
-        }
-    }
-    claims
+    changed(claims(), changes)
 }
 
 fn sign_with(header: &JwtHeader, key: &EncodingKey, claims: &Value) -> String {
