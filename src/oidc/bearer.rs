@@ -1,7 +1,8 @@
 //! API clients (`BEARER_AUDIENCE`): an Okta custom authorization server's access
 //! token in `Authorization: Bearer`, verified locally against the issuer's JWKS
-//! (RS256 only, `iss`, `aud`, `exp`, `nbf`, optional `cid` allow-list and
-//! required scopes) with no Okta call per request. A verified token is cached,
+//! with no Okta call per request: the shared checks (RS256, key, `iss`, `aud`,
+//! `exp`, `nbf`) by [`keys::verify_jws`], then this module's own (`exp` by our
+//! clock, optional `cid` allow-list, required scopes). A verified token is cached,
 //! keyed by its SHA-256, until its `exp`. Errors never contain the token; the
 //! org server's opaque tokens get their own error. No actix types.
 
