@@ -141,8 +141,8 @@ fn benches(c: &mut Criterion) {
 /// Issue 13's hot paths: a bearer check's verification (cached, and the first
 /// one) and the signed identity (cached, and a signature).
 fn api_client_benches(c: &mut Criterion, runtime: &tokio::runtime::Runtime) {
-    use forward_auth::bearer::{BearerSettings, BearerVerifier};
     use forward_auth::identity_jwt::{Identity, IdentityKeys, IdentityTokens};
+    use forward_auth::oidc::bearer::{BearerSettings, BearerVerifier};
     use jsonwebtoken::{jwk::JwkSet, Algorithm, EncodingKey, Header};
 
     let issuer = "https://example.okta.com/oauth2/default";

@@ -3,14 +3,14 @@
 //! `forwardAuth`, Caddy `forward_auth`).
 //!
 //! The modules follow the request: `routes` calls `forwarded`, `session`,
-//! `pending`, `oidc`, `logout_token`, `revocation_token`, `okta_events`,
-//! `groups` (through `okta_api`), `policy`, `identity_headers` and `redirect`,
+//! `pending`, `oidc` (and the tokens verified with the IdP's keys: logout,
+//! revocation and bearer tokens), `okta_events`, `groups` (through
+//! `okta_api`), `policy`, `identity_headers` and `redirect`,
 //! which rest on `config` and `error`. `startup` is the only module that knows
 //! them all. `cli` parses the command line; `check` and `healthcheck` are the
 //! two commands besides serving.
 
 pub mod audit;
-pub mod bearer;
 pub mod check;
 pub mod cli;
 pub mod clock;
@@ -23,7 +23,6 @@ pub mod healthcheck;
 pub mod html;
 pub mod identity_headers;
 pub mod identity_jwt;
-pub mod logout_token;
 pub mod metrics;
 pub mod oidc;
 pub mod okta_api;
@@ -36,7 +35,6 @@ mod pubsub;
 pub mod random;
 pub mod redirect;
 mod redis_connection;
-pub mod revocation_token;
 pub mod routes;
 pub mod secret;
 pub mod session;

@@ -117,7 +117,7 @@ pub struct Config {
     /// sends; `Some` enables `/oauth2/okta/events`.
     pub event_hook_secret: Option<Secret>,
     /// `BEARER_AUDIENCE` & co.; `None`: bearer tokens are not accepted.
-    pub bearer: Option<crate::bearer::BearerSettings>,
+    pub bearer: Option<crate::oidc::bearer::BearerSettings>,
     /// `SKIP_AUTH_ROUTES`, `SKIP_AUTH_PREFLIGHT`; `None`: nothing is public.
     pub skip_routes: Option<crate::skip_routes::SkipRoutes>,
     /// `IDENTITY_JWT_KEY`; `None`: no `X-Auth-Request-Jwt`.

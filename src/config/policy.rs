@@ -10,9 +10,9 @@ use url::Url;
 
 use super::parse::{get, read_secret_file, Problems};
 use super::RawConfig;
-use crate::bearer::BearerSettings;
 use crate::forwarded::TrustedProxies;
 use crate::identity_jwt::IdentityKeys;
+use crate::oidc::bearer::BearerSettings;
 use crate::policy::AllowLists;
 use crate::redirect::AllowedRedirects;
 use crate::sites::Sites;

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::AppError;
-use crate::logout_token::{self, Ends, LogoutTokenError};
+use crate::oidc::logout_token::{self, Ends, LogoutTokenError};
 use crate::routes::AppState;
 use crate::session::{Ending, StoreError};
 

@@ -10,8 +10,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use crate::error::AppError;
-use crate::logout_token::LogoutTokenError;
-use crate::revocation_token::{self, Subject, PATH};
+use crate::oidc::logout_token::LogoutTokenError;
+use crate::oidc::revocation_token::{self, Subject, PATH};
 use crate::routes::AppState;
 use crate::session::{Ending, Session};
 

@@ -55,7 +55,7 @@ pub struct AppState {
     /// Front-channel logouts served this second (a credential-less endpoint).
     pub frontchannel_budget: frontchannel::Budget,
     /// `Some` with `BEARER_AUDIENCE`: verified access tokens, cached.
-    pub bearer: Option<crate::bearer::BearerVerifier>,
+    pub bearer: Option<crate::oidc::bearer::BearerVerifier>,
     /// `Some` with `IDENTITY_JWT_KEY`: the `X-Auth-Request-Jwt` signer and cache.
     pub identity_tokens: Option<crate::identity_jwt::IdentityTokens>,
 }
@@ -71,7 +71,7 @@ impl AppState {
             bearer: config
                 .bearer
                 .clone()
-                .map(|b| crate::bearer::BearerVerifier::new(b, &config.issuer)),
+                .map(|b| crate::oidc::bearer::BearerVerifier::new(b, &config.issuer)),
             identity_tokens: config
                 .identity_keys
                 .clone()

@@ -9,7 +9,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use crate::error::AppError;
-use crate::redirect::shortened;
 use crate::routes::auth::MAX_LOCATION;
 use crate::routes::{session_cookie_header, AppState};
 use crate::secret::Secret;
@@ -57,20 +56,11 @@ pub async fn sign_out(
         }
         if let Some(id_token) = okta_sign_out_hint(&state, &session).await {
             let post_logout = absolute(state.service_url_of(site), &rd);
-            let end_session = |target: &str| {
+            // A long rd is cut to fit; if even that does not, sign out here only.
+            let fitted =
                 state
                     .oidc
-                    .end_session_url(id_token.expose(), target)
-                    .map(String::from)
-                    .filter(|url| url.len() <= MAX_LOCATION)
-            };
-            // A long rd can push Okta's URL (ID token + encoded target) past
-            // what proxies take: cut the target to its origin + path, else the
-            // origin's `/`; if even that does not fit, sign out here only.
-            let fitted = end_session(&post_logout).or_else(|| {
-                shortened(&post_logout, |target| end_session(target).is_some())
-                    .and_then(|target| end_session(&target))
-            });
+                    .end_session_url_within(id_token.expose(), &post_logout, MAX_LOCATION);
             if let Some(url) = fitted {
                 location = url;
             }

@@ -12,11 +12,11 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 
 use super::{permit_as, Allowed, Denied, Mode};
-use crate::bearer::BearerError;
 use crate::error::AppError;
 use crate::forwarded::{OriginalRequest, Source};
 use crate::groups::{Group, GroupsError, UserGroups};
 use crate::identity_jwt::Identity;
+use crate::oidc::bearer::BearerError;
 use crate::policy::{decide, AllowLists, Subject};
 use crate::routes::AppState;
 use crate::skip_routes::raw_path;
@@ -76,7 +76,7 @@ pub fn bearer_token<'r>(req: &'r HttpRequest, state: &AppState) -> Option<&'r st
     // A header that is not text is no token, but it is a bearer attempt
     // nonetheless if it says so: refuse it rather than fall back to the cookie.
     let text = value.to_str().unwrap_or("Bearer \u{0}");
-    crate::bearer::bearer_token(text)
+    crate::oidc::bearer::bearer_token(text)
 }
 
 /// Who a check found, for the signed identity.

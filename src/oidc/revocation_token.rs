@@ -1,16 +1,16 @@
 //! Okta Universal Logout (Global Token Revocation): the bearer JWT Okta sends
 //! to `/oauth2/global-token-revocation` and the body naming the user. The
 //! token goes through the same verifier as back-channel logout tokens
-//! ([`logout_token::verify_signed`]): RS256 by a key of the issuer's JWKS,
+//! ([`logout_token::verify_signed`], on [`keys::verify_jws`](super::keys::verify_jws)): RS256 by a key of the issuer's JWKS,
 //! `typ` `global-token-revocation+jwt`, `iss` the org or the issuer, `aud` our
 //! endpoint's URL, `exp` required, `nbf` and `iat` checked, a `jti`. Whether
 //! the `jti` was seen before belongs to the session store. No actix types.
 
 use serde_json::{Map, Value};
 
-use crate::clock::now;
-use crate::logout_token::{self, LogoutTokenError, Rules, Typ};
-use crate::oidc::Oidc;
+use super::keys::{Rules, Typ};
+use super::logout_token::{self, LogoutTokenError};
+use super::Oidc;
 
 /// The `typ` header Okta gives these tokens.
 pub const TYP: &str = "global-token-revocation+jwt";
@@ -44,24 +44,16 @@ pub async fn verify(
     let issuers = [org, oidc.issuer()];
     let rules = rules(&issuers, audience);
     let claims = logout_token::verify_signed(oidc, token, &rules).await?;
-    check_claims(&claims, now())
+    check_claims(&claims)
 }
 
 fn rules<'a>(issuers: &'a [&'a str], audience: &'a str) -> Rules<'a> {
-    Rules {
-        typ: Typ::Required(TYP),
-        issuers,
-        audience,
-        required: &["exp"],
-    }
+    logout_token::pushed_rules(Typ::Required(TYP), issuers, audience, &["exp"])
 }
 
-/// `iat` (present, not ahead, recent enough for the `jti` memory) and `jti`.
-fn check_claims(
-    claims: &Map<String, Value>,
-    now: u64,
-) -> Result<RevocationToken, LogoutTokenError> {
-    logout_token::check_issued_at(claims, now)?;
+/// The `jti` (`iat` was checked with the signature: present, not ahead,
+/// recent enough for the `jti` memory).
+fn check_claims(claims: &Map<String, Value>) -> Result<RevocationToken, LogoutTokenError> {
     let jti = logout_token::token_id(claims)?;
     Ok(RevocationToken {
         jti: jti.to_owned(),
@@ -106,6 +98,8 @@ pub fn parse_subject(body: &[u8]) -> Result<Subject, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::now;
+    use crate::oidc::test_keys::{changed, jwk, KEY_1_JWK, KEY_1_PEM};
     use jsonwebtoken::jwk::JwkSet;
     use jsonwebtoken::{Algorithm, EncodingKey, Header};
     use serde_json::json;
@@ -113,12 +107,10 @@ mod tests {
     const ORG: &str = "https://example.okta.com";
     const ISSUER: &str = "https://example.okta.com/oauth2/default";
     const AUD: &str = "https://auth.example.com/oauth2/global-token-revocation";
-    const KEY_1_PEM: &[u8] = include_bytes!("../tests/keys/test-key-1.pem");
-    const KEY_1_JWK: &str = include_str!("../tests/keys/test-key-1.jwk.json");
 
     fn keys() -> JwkSet {
         JwkSet {
-            keys: vec![serde_json::from_str(KEY_1_JWK).unwrap()],
+            keys: vec![jwk(KEY_1_JWK)],
         }
     }
 
@@ -144,20 +136,13 @@ mod tests {
 
     fn check(token: &str) -> Result<RevocationToken, LogoutTokenError> {
         let issuers = [ORG, ISSUER];
-        let claims = logout_token::verify_signed_with_keys(token, &keys(), &rules(&issuers, AUD))?;
-        check_claims(&claims, now())
+        let claims =
+            logout_token::verify_signed_with_keys(token, &keys(), &rules(&issuers, AUD), now())?;
+        check_claims(&claims)
     }
 
     fn with(changes: Value) -> Value {
-        let mut claims = claims();
-        for (name, value) in changes.as_object().unwrap() {
-            if value.is_null() {
-                claims.as_object_mut().unwrap().remove(name);
-            } else {
-                claims[name] = value.clone();
-            }
-        }
-        claims
+        changed(claims(), changes)
     }
 
     #[test]

@@ -1,23 +1,23 @@
 //! API clients (`BEARER_AUDIENCE`): an Okta custom authorization server's access
 //! token in `Authorization: Bearer`, verified locally against the issuer's JWKS
-//! (RS256 only, `iss`, `aud`, `exp`, `nbf`, optional `cid` allow-list and
-//! required scopes) with no Okta call per request. A verified token is cached,
+//! with no Okta call per request: the shared checks (RS256, key, `iss`, `aud`,
+//! `exp`, `nbf`) by [`keys::verify_jws`], then this module's own (`exp` by our
+//! clock, optional `cid` allow-list, required scopes). A verified token is cached,
 //! keyed by its SHA-256, until its `exp`. Errors never contain the token; the
 //! org server's opaque tokens get their own error. No actix types.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::jwk::{Jwk, JwkSet};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::jwk::JwkSet;
 use moka::future::Cache;
 use serde::Deserialize;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::keys::{self, Budget, JwsError, KeyError, Rules, Typ};
+use super::Oidc;
 use crate::clock::now;
-use crate::logout_token::{choose_key, read_header, HeaderError};
-use crate::oidc::Oidc;
 
 /// Clock difference tolerated between Okta and us, in seconds.
 const CLOCK_SKEW: u64 = 30;
@@ -141,6 +141,42 @@ impl BearerError {
 
 use BearerError as E;
 
+impl From<JwsError> for BearerError {
+    fn from(e: JwsError) -> Self {
+        match e {
+            // Okta's org server hands out opaque tokens (no dots, or a JWE's five parts).
+            JwsError::NotCompact => E::Opaque,
+            JwsError::Algorithm => E::Algorithm,
+            // Without a kid and with several keys, a reload may still find it.
+            JwsError::UnknownKey | JwsError::NoKeyId => E::UnknownKey,
+            JwsError::Signature => E::Signature,
+            JwsError::Issuer => E::Issuer,
+            JwsError::Audience => E::Audience,
+            JwsError::Expired => E::Expired,
+            JwsError::NotYetValid => E::NotYetValid,
+            JwsError::UnreadableHeader
+            | JwsError::Type
+            | JwsError::Critical
+            | JwsError::ExpiryNotATime
+            | JwsError::NotBeforeNotATime
+            | JwsError::IssuedAtMissing
+            | JwsError::IssuedInFuture
+            | JwsError::TooOld
+            | JwsError::Malformed => E::Malformed,
+        }
+    }
+}
+
+impl KeyError for BearerError {
+    fn not_ready() -> Self {
+        E::NotReady
+    }
+
+    fn is_unknown_key(&self) -> bool {
+        *self == E::UnknownKey
+    }
+}
+
 /// The token of an `Authorization: Bearer …` header; `None` for any other scheme.
 pub fn bearer_token(authorization: &str) -> Option<&str> {
     let (scheme, token) = authorization.trim().split_once(' ')?;
@@ -189,15 +225,11 @@ impl BearerVerifier {
         if let Some(known) = self.cached(&key).await {
             return known;
         }
-        let keys = oidc.signing_keys().ok_or(E::NotReady)?;
-        let identity = match self.verify_with_keys(token, &keys, now()) {
-            Err(E::UnknownKey) => {
-                oidc.reload_signing_keys_for_bearer().await;
-                let keys = oidc.signing_keys().ok_or(E::NotReady)?;
-                self.verify_with_keys(token, &keys, now())
-            }
-            other => other,
-        }?;
+        let identity = oidc
+            .with_signing_keys(Budget::Bearer, |keys| {
+                self.verify_with_keys(token, keys, now())
+            })
+            .await?;
         Ok(self.remember(key, identity).await)
     }
 
@@ -244,20 +276,18 @@ impl BearerVerifier {
         if token.len() > MAX_TOKEN_LEN {
             return Err(E::Malformed);
         }
-        // Okta's org server hands out opaque tokens (no dots, or a JWE's five parts).
-        let header = read_header(token).map_err(|e| match e {
-            HeaderError::NotCompact => E::Opaque,
-            HeaderError::Unreadable => E::Malformed,
-        })?;
-        if header.alg.as_deref() != Some("RS256") {
-            return Err(E::Algorithm);
-        }
-        if header.crit.is_some() {
-            return Err(E::Malformed);
-        }
-        // Without a kid and with several keys, a reload may still find it.
-        let key = choose_key(keys, header.kid.as_deref()).map_err(|_| E::UnknownKey)?;
-        let claims = self.decode(token, key)?;
+        let issuers = [self.issuer.as_str()];
+        let rules = Rules {
+            typ: Typ::Any,
+            issuers: &issuers,
+            audience: &self.settings.audience,
+            required: &["exp"],
+            leeway: CLOCK_SKEW,
+            max_age: None,
+        };
+        let claims = keys::verify_jws(token, keys, &rules, now)?;
+        let claims: Claims =
+            serde_json::from_value(Value::Object(claims)).map_err(|_| E::Malformed)?;
         // jsonwebtoken checked exp and nbf with its own clock; ours decides.
         if claims.exp + CLOCK_SKEW <= now {
             return Err(E::Expired);
@@ -283,29 +313,6 @@ impl BearerVerifier {
             return Err(E::Scope);
         }
         identity(claims)
-    }
-
-    fn decode(&self, token: &str, key: &Jwk) -> Result<Claims, E> {
-        let key = DecodingKey::from_jwk(key).map_err(|_| E::Signature)?;
-        let mut validation = Validation::new(Algorithm::RS256);
-        validation.set_required_spec_claims(&["iss", "aud", "exp"]);
-        validation.set_issuer(&[&self.issuer]);
-        validation.set_audience(&[&self.settings.audience]);
-        validation.leeway = CLOCK_SKEW;
-        validation.validate_nbf = true;
-        jsonwebtoken::decode::<Claims>(token, &key, &validation)
-            .map(|data| data.claims)
-            .map_err(|e| match e.kind() {
-                ErrorKind::InvalidSignature => E::Signature,
-                ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => E::Algorithm,
-                ErrorKind::InvalidIssuer => E::Issuer,
-                ErrorKind::InvalidAudience => E::Audience,
-                ErrorKind::MissingRequiredClaim(c) if c == "iss" => E::Issuer,
-                ErrorKind::MissingRequiredClaim(c) if c == "aud" => E::Audience,
-                ErrorKind::MissingRequiredClaim(_) | ErrorKind::ExpiredSignature => E::Expired,
-                ErrorKind::ImmatureSignature => E::NotYetValid,
-                _ => E::Malformed,
-            })
     }
 }
 
@@ -381,59 +388,4 @@ fn cache_key(token: &str) -> [u8; 32] {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use base64::Engine;
-
-    #[test]
-    fn only_the_bearer_scheme_yields_a_token() {
-        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
-        assert_eq!(bearer_token("bearer  abc "), Some("abc"));
-        assert_eq!(bearer_token("Basic abc"), None);
-        assert_eq!(bearer_token("Bearer"), None);
-    }
-
-    #[test]
-    fn scopes_and_client_ids_need_an_audience() {
-        assert_eq!(BearerSettings::parse(None, None, None), Ok(None));
-        let problems = BearerSettings::parse(None, Some("0oa1".into()), Some("a".into()))
-            .expect_err("no audience");
-        assert_eq!(problems.len(), 2);
-        assert!(
-            problems[0].contains("BEARER_CLIENT_IDS") && problems[0].contains("BEARER_AUDIENCE")
-        );
-        let s = BearerSettings::parse(
-            Some("api://default".into()),
-            Some("0oa1, 0oa2".into()),
-            Some("read write".into()),
-        )
-        .unwrap()
-        .unwrap();
-        assert_eq!(s.client_ids, ["0oa1", "0oa2"]);
-        assert_eq!(s.scopes, ["read", "write"]);
-    }
-
-    #[test]
-    fn opaque_and_malformed_tokens_are_told_apart() {
-        let v = BearerVerifier::new(
-            BearerSettings::parse(Some("api://default".into()), None, None)
-                .unwrap()
-                .unwrap(),
-            "https://example.okta.com/oauth2/default",
-        );
-        let keys = JwkSet { keys: Vec::new() };
-        assert_eq!(v.verify_with_keys("00Tabcdef", &keys, 0), Err(E::Opaque));
-        assert_eq!(v.verify_with_keys("a.b.c.d.e", &keys, 0), Err(E::Opaque));
-        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#);
-        assert_eq!(
-            v.verify_with_keys(&format!("{header}.e30."), &keys, 0),
-            Err(E::Algorithm)
-        );
-        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","kid":"k"}"#);
-        assert_eq!(
-            v.verify_with_keys(&format!("{header}.e30.sig"), &keys, 0),
-            Err(E::UnknownKey)
-        );
-    }
-}
+mod tests;

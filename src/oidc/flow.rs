@@ -1,139 +1,31 @@
-//! OpenID Connect with Okta: discovery, the authorize URL (state, nonce, PKCE),
-//! the code exchange, ID-token verification (signature from JWKS, `iss`, `aud`,
-//! `exp`, `nonce`, RS256 only) and refresh. The JWKS is refetched when an unknown
-//! `kid` appears (key rotation), at most once per [`JWKS_REFETCH_INTERVAL`], never
-//! per request; a token that lost the race for the refetch is checked again
-//! with the keys the winner loaded. Tokens pushed to us (logout tokens) have a
-//! refetch budget of their own. No actix types.
+//! The sign-in flow against the discovered provider: the authorize URL
+//! (state, nonce, PKCE S256), the code exchange with ID-token verification
+//! (openidconnect: signature from the key store, `iss`, `aud`, `exp`, `nonce`,
+//! RS256 only), refresh, revocation of a refresh token (RFC 7009) and Okta's
+//! end-session URL. It owns turning the IdP's answers into [`SignedIn`] and
+//! [`Refreshed`]; it must not store sessions or decide access, and its errors
+//! never contain a token.
 
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use openidconnect::core::{
-    CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreClaimName, CoreClaimType,
-    CoreClientAuthMethod, CoreErrorResponseType, CoreGenderClaim, CoreGrantType, CoreJsonWebKey,
-    CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm, CoreJwsSigningAlgorithm,
-    CoreResponseMode, CoreResponseType, CoreRevocableToken, CoreRevocationErrorResponse,
-    CoreSubjectIdentifierType, CoreTokenIntrospectionResponse, CoreTokenType,
-};
+use openidconnect::core::{CoreAuthenticationFlow, CoreJsonWebKey, CoreJwsSigningAlgorithm};
 use openidconnect::{
-    AdditionalClaims, AdditionalProviderMetadata, AuthorizationCode, Client, ClientId,
-    ClientSecret, CsrfToken, EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet, EndpointSet,
-    IdToken, IdTokenClaims, IdTokenFields, IdTokenVerifier, IssuerUrl, JsonWebKeySet, Nonce,
-    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadata, RedirectUrl,
-    RefreshToken, RequestTokenError, Scope, StandardErrorResponse, StandardTokenResponse,
-    TokenResponse,
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IdTokenVerifier, IssuerUrl,
+    JsonWebKeySet, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
+    RefreshToken, RequestTokenError, Scope, TokenResponse,
 };
-use serde::{Deserialize, Serialize};
 use url::Url;
 
+use super::discovery::{Claims, OktaIdToken, Provider, Tokens};
+use super::keys::Budget;
+use super::{timed, Oidc, OidcError, RefreshError};
 use crate::clock::now;
-use crate::config::Config;
 use crate::error_chain::error_chain;
+use crate::redirect::shortened;
 use crate::secret::Secret;
 
-/// A kid we do not know triggers at most one JWKS fetch per this interval.
-pub const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 /// Tokens are renewed this long before they expire.
 const EXPIRY_SKEW_SECS: u64 = 30;
-
-/// The discovery fields Okta adds that openidconnect's core type leaves out.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-pub struct OktaMetadata {
-    pub end_session_endpoint: Option<Url>,
-    pub revocation_endpoint: Option<Url>,
-}
-impl AdditionalProviderMetadata for OktaMetadata {}
-
-/// The ID-token claims beyond the standard ones: Okta's optional `groups` claim
-/// and the IdP session id `sid`.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-pub struct ExtraClaims {
-    #[serde(default)]
-    pub groups: Option<Vec<String>>,
-    #[serde(default)]
-    pub sid: Option<String>,
-}
-impl AdditionalClaims for ExtraClaims {}
-
-type Metadata = ProviderMetadata<
-    OktaMetadata,
-    CoreAuthDisplay,
-    CoreClientAuthMethod,
-    CoreClaimName,
-    CoreClaimType,
-    CoreGrantType,
-    CoreJweContentEncryptionAlgorithm,
-    CoreJweKeyManagementAlgorithm,
-    CoreJsonWebKey,
-    CoreResponseMode,
-    CoreResponseType,
-    CoreSubjectIdentifierType,
->;
-type Fields = IdTokenFields<
-    ExtraClaims,
-    EmptyExtraTokenFields,
-    CoreGenderClaim,
-    CoreJweContentEncryptionAlgorithm,
-    CoreJwsSigningAlgorithm,
->;
-type Tokens = StandardTokenResponse<Fields, CoreTokenType>;
-type OktaIdToken = IdToken<
-    ExtraClaims,
-    CoreGenderClaim,
-    CoreJweContentEncryptionAlgorithm,
-    CoreJwsSigningAlgorithm,
->;
-type Claims = IdTokenClaims<ExtraClaims, CoreGenderClaim>;
-type OktaClient = Client<
-    ExtraClaims,
-    CoreAuthDisplay,
-    CoreGenderClaim,
-    CoreJweContentEncryptionAlgorithm,
-    CoreJsonWebKey,
-    CoreAuthPrompt,
-    StandardErrorResponse<CoreErrorResponseType>,
-    Tokens,
-    CoreTokenIntrospectionResponse,
-    CoreRevocableToken,
-    CoreRevocationErrorResponse,
-    EndpointSet,
-    EndpointNotSet,
-    EndpointNotSet,
-    EndpointNotSet,
-    EndpointMaybeSet,
-    EndpointMaybeSet,
->;
-
-/// Why an OIDC step failed. The text is for logs; it never contains a token.
-#[derive(Debug, thiserror::Error)]
-pub enum OidcError {
-    #[error("OIDC discovery has not completed yet")]
-    NotReady,
-    #[error("discovery failed: {0}")]
-    Discovery(String),
-    #[error("code exchange failed: {0}")]
-    Exchange(String),
-    #[error("ID token rejected: {0}")]
-    IdToken(String),
-    /// The ID token names a key the IdP's key set does not hold, even after a
-    /// refetch: a rotation not yet visible, or a key set that cannot be
-    /// loaded. Not the token's fault as far as we can tell.
-    #[error("ID token signed with a key the IdP does not list (yet)")]
-    UnknownKey,
-}
-
-/// The outcome of a refresh that did not work.
-#[derive(Debug, thiserror::Error)]
-pub enum RefreshError {
-    /// Okta refused the refresh token (revoked, expired, user deactivated): the
-    /// session must end.
-    #[error("refresh token refused: {0}")]
-    Refused(String),
-    /// Okta could not be asked (network, 5xx): keep the session, retry later.
-    #[error("refresh failed for now: {0}")]
-    Transient(String),
-}
 
 /// A verified sign-in.
 #[derive(Debug)]
@@ -167,90 +59,7 @@ pub struct Authorize {
     pub pkce_verifier: Secret,
 }
 
-struct Provider {
-    client: OktaClient,
-    end_session: Option<Url>,
-    revocation: Option<Url>,
-    jwks_uri: openidconnect::JsonWebKeySetUrl,
-    jwks: RwLock<Arc<JsonWebKeySet<CoreJsonWebKey>>>,
-    last_refetch: tokio::sync::Mutex<Option<Instant>>,
-    /// The budget of refetches asked for by tokens pushed to us (back-channel,
-    /// Universal Logout): anyone can send one with a made-up `kid`.
-    last_push_refetch: tokio::sync::Mutex<Option<Instant>>,
-    /// The same for API clients' bearer tokens, also anyone's to send: a
-    /// made-up `kid` there must not cost a logout token its refetch.
-    last_bearer_refetch: tokio::sync::Mutex<Option<Instant>>,
-}
-
-/// The relying party. Cheap to share; discovery fills it once.
-pub struct Oidc {
-    http: reqwest::Client,
-    issuer: String,
-    client_id: String,
-    client_secret: Secret,
-    redirect_uri: String,
-    scopes: Vec<String>,
-    provider: RwLock<Option<Arc<Provider>>>,
-}
-
 impl Oidc {
-    pub fn new(config: &Config, http: reqwest::Client) -> Oidc {
-        Oidc {
-            http,
-            issuer: config.issuer.clone(),
-            client_id: config.client_id.clone(),
-            client_secret: config.client_secret.clone(),
-            redirect_uri: config.redirect_uri.clone(),
-            scopes: config.scopes.clone(),
-            provider: RwLock::new(None),
-        }
-    }
-
-    /// Whether discovery and JWKS are loaded.
-    pub fn is_ready(&self) -> bool {
-        self.provider().is_some()
-    }
-
-    fn provider(&self) -> Option<Arc<Provider>> {
-        self.provider.read().ok().and_then(|p| p.clone())
-    }
-
-    /// Fetches discovery and JWKS. Called at start and retried until it works.
-    pub async fn discover(&self) -> Result<(), OidcError> {
-        let issuer = IssuerUrl::new(self.issuer.clone())
-            .map_err(|e| OidcError::Discovery(format!("issuer: {e}")))?;
-        let started = Instant::now();
-        let metadata = Metadata::discover_async(issuer, &self.http).await;
-        timed("discovery", metadata.is_ok(), started);
-        let metadata = metadata.map_err(|e| OidcError::Discovery(error_chain(&e)))?;
-        let redirect = RedirectUrl::new(self.redirect_uri.clone())
-            .map_err(|e| OidcError::Discovery(format!("redirect URI: {e}")))?;
-        let end_session = metadata.additional_metadata().end_session_endpoint.clone();
-        let revocation = metadata.additional_metadata().revocation_endpoint.clone();
-        let jwks = metadata.jwks().clone();
-        let jwks_uri = metadata.jwks_uri().clone();
-        let client = OktaClient::from_provider_metadata(
-            metadata,
-            ClientId::new(self.client_id.clone()),
-            Some(ClientSecret::new(self.client_secret.expose().to_owned())),
-        )
-        .set_redirect_uri(redirect);
-        let provider = Provider {
-            client,
-            end_session,
-            revocation,
-            jwks_uri,
-            jwks: RwLock::new(Arc::new(jwks)),
-            last_refetch: tokio::sync::Mutex::new(None),
-            last_push_refetch: tokio::sync::Mutex::new(None),
-            last_bearer_refetch: tokio::sync::Mutex::new(None),
-        };
-        if let Ok(mut slot) = self.provider.write() {
-            *slot = Some(Arc::new(provider));
-        }
-        Ok(())
-    }
-
     /// A fresh authorize URL with random state, nonce and PKCE (S256) challenge.
     pub fn authorize(&self) -> Result<Authorize, OidcError> {
         self.authorize_for(None)
@@ -446,50 +255,6 @@ impl Oidc {
         }
     }
 
-    /// The configured issuer, which tokens from the IdP must name exactly.
-    pub fn issuer(&self) -> &str {
-        &self.issuer
-    }
-
-    /// Our client id, which tokens for us must name in `aud`.
-    pub fn client_id(&self) -> &str {
-        &self.client_id
-    }
-
-    /// The IdP's current signing keys, for tokens verified outside
-    /// openidconnect (back-channel logout tokens). Keys jsonwebtoken cannot
-    /// read are left out. `None` before discovery.
-    pub fn signing_keys(&self) -> Option<jsonwebtoken::jwk::JwkSet> {
-        let provider = self.provider()?;
-        let jwks = provider.jwks.read().ok().map(|j| Arc::clone(&j))?;
-        Some(to_jwk_set(&jwks))
-    }
-
-    /// Reloads the JWKS after a token pushed to us named an unknown `kid`, at
-    /// most once per [`JWKS_REFETCH_INTERVAL`] under a budget of its own (not
-    /// the one ID tokens use). Returns whether new keys were loaded.
-    pub async fn reload_signing_keys(&self) -> bool {
-        match self.provider() {
-            Some(provider) => {
-                self.refetch_jwks_under(&provider, &provider.last_push_refetch)
-                    .await
-            }
-            None => false,
-        }
-    }
-
-    /// [`reload_signing_keys`](Self::reload_signing_keys) for a bearer token,
-    /// under the bearer tokens' own budget.
-    pub async fn reload_signing_keys_for_bearer(&self) -> bool {
-        match self.provider() {
-            Some(provider) => {
-                self.refetch_jwks_under(&provider, &provider.last_bearer_refetch)
-                    .await
-            }
-            None => false,
-        }
-    }
-
     /// Okta's sign-out URL, when discovery offered `end_session_endpoint`.
     pub fn end_session_url(
         &self,
@@ -501,6 +266,28 @@ impl Oidc {
             .append_pair("id_token_hint", id_token_hint)
             .append_pair("post_logout_redirect_uri", post_logout_redirect_uri);
         Some(url)
+    }
+
+    /// [`end_session_url`](Self::end_session_url) as a string of at most
+    /// `max_len` bytes. A long target can push Okta's URL (ID token + encoded
+    /// target) past what proxies take: it is cut to its origin + path, else
+    /// the origin's `/` ([`shortened`]); `None` when even that does not fit
+    /// (sign out here only) or discovery offered no end-session endpoint.
+    pub fn end_session_url_within(
+        &self,
+        id_token_hint: &str,
+        post_logout_redirect_uri: &str,
+        max_len: usize,
+    ) -> Option<String> {
+        let fits = |target: &str| {
+            self.end_session_url(id_token_hint, target)
+                .map(String::from)
+                .filter(|url| url.len() <= max_len)
+        };
+        fits(post_logout_redirect_uri).or_else(|| {
+            shortened(post_logout_redirect_uri, |target| fits(target).is_some())
+                .and_then(|target| fits(&target))
+        })
     }
 
     /// Verifies an ID token; on an unknown `kid` refetches the JWKS (rate-limited)
@@ -521,7 +308,7 @@ impl Oidc {
             )) => {
                 // Rate-limited or not, check again with the keys current now:
                 // a concurrent sign-in may just have loaded the new key.
-                self.refetch_jwks(provider).await;
+                provider.keys.refetch(&self.http, Budget::IdTokens).await;
                 match token.claims(&self.verifier(provider), &nonce) {
                     Err(openidconnect::ClaimsVerificationError::SignatureVerification(
                         openidconnect::SignatureVerificationError::NoMatchingKey,
@@ -535,11 +322,7 @@ impl Oidc {
 
     #[allow(clippy::expect_used, reason = "discovery parsed this issuer already")]
     fn verifier(&self, provider: &Provider) -> IdTokenVerifier<'static, CoreJsonWebKey> {
-        let jwks = provider
-            .jwks
-            .read()
-            .map(|j| JsonWebKeySet::clone(&j))
-            .unwrap_or_else(|_| JsonWebKeySet::new(Vec::new()));
+        let jwks = JsonWebKeySet::clone(&provider.keys.current());
         IdTokenVerifier::new_confidential_client(
             ClientId::new(self.client_id.clone()),
             ClientSecret::new(self.client_secret.expose().to_owned()),
@@ -549,48 +332,6 @@ impl Oidc {
         )
         .set_allowed_algs([CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256])
     }
-
-    /// Returns whether a new JWKS was loaded.
-    async fn refetch_jwks(&self, provider: &Provider) -> bool {
-        self.refetch_jwks_under(provider, &provider.last_refetch)
-            .await
-    }
-
-    /// Refetches unless `budget` saw a refetch in the last interval. Callers
-    /// that wait here while another refetches find the new keys afterwards.
-    async fn refetch_jwks_under(
-        &self,
-        provider: &Provider,
-        budget: &tokio::sync::Mutex<Option<Instant>>,
-    ) -> bool {
-        let mut last = budget.lock().await;
-        if last.is_some_and(|at| at.elapsed() < JWKS_REFETCH_INTERVAL) {
-            return false;
-        }
-        *last = Some(Instant::now());
-        let started = Instant::now();
-        let fetched = JsonWebKeySet::fetch_async(&provider.jwks_uri, &self.http).await;
-        timed("keys", fetched.is_ok(), started);
-        match fetched {
-            Ok(jwks) => {
-                tracing::info!(keys = jwks.keys().len(), "reloaded the IdP signing keys");
-                if let Ok(mut slot) = provider.jwks.write() {
-                    *slot = Arc::new(jwks);
-                }
-                true
-            }
-            Err(e) => {
-                tracing::warn!(error = %error_chain(&e), "could not reload the IdP signing keys");
-                false
-            }
-        }
-    }
-}
-
-/// A call to the IdP through the OpenID Connect client, which tells success
-/// from failure but not the status: `2xx`, else `error`.
-fn timed(endpoint: &'static str, ok: bool, started: Instant) {
-    crate::metrics::observed::okta_call(endpoint, ok.then_some(200), started.elapsed());
 }
 
 trait VerifyNonce {
@@ -601,20 +342,6 @@ impl VerifyNonce for &Nonce {
     fn verify_nonce(self, claim: Option<&Nonce>) -> Result<(), String> {
         openidconnect::NonceVerifier::verify(self, claim)
     }
-}
-
-/// The same keys in jsonwebtoken's type, one key at a time so that one key it
-/// does not understand does not hide the others.
-fn to_jwk_set(jwks: &JsonWebKeySet<CoreJsonWebKey>) -> jsonwebtoken::jwk::JwkSet {
-    let keys = jwks
-        .keys()
-        .iter()
-        .filter_map(|key| {
-            let json = serde_json::to_value(key).ok()?;
-            serde_json::from_value(json).ok()
-        })
-        .collect();
-    jsonwebtoken::jwk::JwkSet { keys }
 }
 
 /// `(sub, login, email, name)`. An email the IdP does not vouch for

@@ -1,0 +1,27 @@
+//! Test support shared by the unit tests of the token kinds: the RSA test keys
+//! of `tests/keys` and edits to a token's claims. Compiled for tests only; it
+//! holds no test and must not grow into a fake IdP (that is `tests/api`).
+
+use jsonwebtoken::jwk::Jwk;
+use serde_json::Value;
+
+pub(super) const KEY_1_PEM: &[u8] = include_bytes!("../../tests/keys/test-key-1.pem");
+pub(super) const KEY_2_PEM: &[u8] = include_bytes!("../../tests/keys/test-key-2.pem");
+pub(super) const KEY_1_JWK: &str = include_str!("../../tests/keys/test-key-1.jwk.json");
+pub(super) const KEY_2_JWK: &str = include_str!("../../tests/keys/test-key-2.jwk.json");
+
+pub(super) fn jwk(text: &str) -> Jwk {
+    serde_json::from_str(text).unwrap()
+}
+
+/// `claims` with each member of `changes` set, or removed where it is null.
+pub(super) fn changed(mut claims: Value, changes: Value) -> Value {
+    for (name, value) in changes.as_object().unwrap() {
+        if value.is_null() {
+            claims.as_object_mut().unwrap().remove(name);
+        } else {
+            claims[name] = value.clone();
+        }
+    }
+    claims
+}
