@@ -9,6 +9,7 @@
 //! them all. `cli` parses the command line; `check` and `healthcheck` are the
 //! two commands besides serving.
 
+pub mod access;
 pub mod audit;
 pub mod bearer;
 pub mod check;
