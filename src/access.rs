@@ -16,24 +16,21 @@ use crate::bearer::{BearerError, BearerVerifier, TokenIdentity};
 use crate::config::{Config, Provider};
 use crate::groups::{Group, GroupsCache, GroupsError, UserGroups};
 use crate::metrics;
-use crate::oidc::{Oidc, RefreshError, SignedIn};
+use crate::oidc::Oidc;
 use crate::policy::{decide, AllowLists, Decision, Subject};
-use crate::secret::Secret;
 use crate::session::{CookieCodec, Session, SessionId, SessionStore, StoreError};
 
+mod refresh;
+mod sessions;
 #[cfg(test)]
 mod tests;
+
+pub use sessions::{new_session, Opened, SignedOut};
 
 /// At most this many of a request's session cookie values with a valid MAC are
 /// looked up: a browser sends one or two (one per domain); more is an attack
 /// that would otherwise cost a store read each.
 pub const MAX_SESSION_LOOKUPS: usize = 3;
-
-/// Saves of a refreshed session before giving up.
-const SAVE_ATTEMPTS: u32 = 3;
-
-/// After a refresh Okta could not answer, the next try waits this long.
-const TRANSIENT_REFRESH_PAUSE: u64 = 30;
 
 /// Who a check found: a signed-in user's session, or an API client's token.
 #[derive(Debug, Clone)]
@@ -102,20 +99,6 @@ pub enum AccessError {
     /// The issuer's keys for access tokens are not loaded yet.
     #[error(transparent)]
     TokenKeys(BearerError),
-}
-
-/// A new session, made from a verified sign-in.
-pub struct Opened {
-    /// The session cookie's value.
-    pub cookie: String,
-    pub session: Session,
-}
-
-/// A session ended by its user.
-pub struct SignedOut {
-    pub session: Arc<Session>,
-    /// How many sessions ended (all of the user's with `everywhere`).
-    pub ended: usize,
 }
 
 /// The core every handler calls; one per process, owned by the app state.
@@ -270,83 +253,6 @@ impl Access {
         }
     }
 
-    /// Renews Okta's tokens once for all concurrent checks of a session. `None`
-    /// when Okta refused (the session is then ended).
-    async fn refresh(
-        &self,
-        id: &SessionId,
-        session: Arc<Session>,
-        now: u64,
-    ) -> Option<Arc<Session>> {
-        let result = self
-            .refreshes
-            .try_get_with(id.clone(), async {
-                metrics::TOKEN_REFRESHES.inc();
-                let Some(token) = session.refresh_token.as_ref() else {
-                    return Ok(session.clone());
-                };
-                let mut renewed = Session::clone(&session);
-                match self.oidc.refresh(token, &session.sub).await {
-                    Ok(fresh) => {
-                        renewed.tokens_expire_at = fresh.tokens_expire_at;
-                        if fresh.refresh_token.is_some() {
-                            renewed.refresh_token = fresh.refresh_token;
-                        }
-                        // A new ID token speaks for the groups: one without a
-                        // `groups` claim means none (Okta leaves the claim out
-                        // when no group matches the app's filter).
-                        if fresh.id_token.is_some() {
-                            renewed.groups_claim = fresh.groups_claim;
-                        }
-                        tracing::debug!(user = %session.login, "tokens refreshed");
-                    }
-                    Err(RefreshError::Refused(reason)) => {
-                        tracing::info!(user = %session.login, %reason, "Okta refused the refresh; ending the session");
-                        let _ = self.store.remove(id).await;
-                        return Err(reason);
-                    }
-                    Err(RefreshError::Transient(reason)) => {
-                        tracing::warn!(user = %session.login, %reason, "refresh failed; keeping the session and retrying later");
-                        renewed.refresh_not_before = now + TRANSIENT_REFRESH_PAUSE;
-                    }
-                }
-                let renewed = Arc::new(renewed);
-                self.save_refreshed(id, &session, &renewed).await?;
-                Ok(renewed)
-            })
-            .await;
-        result.ok()
-    }
-
-    /// A sign-out while Okta was answering must not be undone by the save. A
-    /// failed save would lose Okta's rotated refresh token (the old one no
-    /// longer works): retry, then say so loudly.
-    async fn save_refreshed(
-        &self,
-        id: &SessionId,
-        before: &Session,
-        renewed: &Session,
-    ) -> Result<(), String> {
-        for attempt in 1..=SAVE_ATTEMPTS {
-            match self.store.update(id, renewed).await {
-                Ok(true) => break,
-                Ok(false) => return Err("the session ended during the refresh".to_owned()),
-                Err(e) if attempt < SAVE_ATTEMPTS => {
-                    tracing::warn!(user = %before.login, error = %e, "could not save the refreshed session; retrying");
-                    let pause = 250 * u64::from(attempt);
-                    tokio::time::sleep(Duration::from_millis(pause)).await;
-                }
-                Err(e) => tracing::error!(
-                    user = %before.login,
-                    error = %e,
-                    rotated_refresh_token = fresh_token_rotated(before, renewed),
-                    "could not save the refreshed session: the next check refreshes again and, if Okta rotated the refresh token, may end the session"
-                ),
-            }
-        }
-        Ok(())
-    }
-
     /// The groups of a session's user: from Okta (cached) or the ID token claim.
     pub async fn groups_of(&self, session: &Session) -> Result<Arc<UserGroups>, GroupsError> {
         match (&self.groups, self.config.provider) {
@@ -399,89 +305,6 @@ impl Access {
         metrics::AUTH_FORBIDDEN.inc();
         Ok(Verdict::Forbidden { who, reason })
     }
-
-    /// Makes the session of a sign-in Okta vouched for, once per `state`:
-    /// `None` when the state was used before (a replayed callback).
-    /// `cookie_domain`: the root domain it is for, with several.
-    pub async fn open_session(
-        &self,
-        signed_in: SignedIn,
-        state: &str,
-        cookie_domain: Option<String>,
-        now: u64,
-    ) -> Result<Option<Opened>, StoreError> {
-        // Only now does a sign-in cost the store a marker, which refuses a
-        // replay of the same callback (cookie, state and code).
-        if !self.store.use_state(state).await? {
-            return Ok(None);
-        }
-        let session = new_session(
-            signed_in,
-            now,
-            self.config.cookie.expire.as_secs(),
-            cookie_domain,
-        );
-        // A fresh id for every sign-in: a cookie planted before cannot become a session.
-        let id = SessionId::random();
-        self.store.save(&id, &session).await?;
-        if let Some(groups) = &self.groups {
-            // Warm the cache so the first check does not wait on Okta.
-            if let Err(e) = groups.prefetch(&session.sub).await {
-                tracing::warn!(user = %session.login, error = %e, "could not load groups at sign-in");
-            }
-        }
-        metrics::SIGN_INS.inc();
-        tracing::info!(user = %session.login, "signed in");
-        Ok(Some(Opened {
-            cookie: self.codec.encode_session(&id),
-            session,
-        }))
-    }
-
-    /// Ends the session the cookie values name (or, with `everywhere`, all of
-    /// its user's sessions). `None`: there was no session.
-    pub async fn sign_out<'v>(
-        &self,
-        cookies: impl IntoIterator<Item = &'v str>,
-        everywhere: bool,
-    ) -> Result<Option<SignedOut>, StoreError> {
-        let Some((id, session)) = self.stored_session(cookies).await? else {
-            return Ok(None);
-        };
-        let ended = if everywhere {
-            let ended = self.store.remove_user(&session.sub).await?;
-            tracing::info!(user = %session.login, sessions = ended, "signed out everywhere");
-            ended
-        } else {
-            self.store.remove(&id).await?;
-            tracing::info!(user = %session.login, "signed out");
-            1
-        };
-        Ok(Some(SignedOut { session, ended }))
-    }
-
-    /// The `id_token_hint` Okta's sign-out wants. Sessions with a refresh token
-    /// do not keep the (large) ID token: one refresh gets a fresh one, and the
-    /// refresh token is then revoked, as Okta recommends. `None` (Okta
-    /// unreachable, token refused): Okta's session is left alone.
-    pub async fn sign_out_hint(&self, session: &Session) -> Option<Secret> {
-        if let Some(id_token) = &session.id_token {
-            return Some(id_token.clone());
-        }
-        let refresh_token = session.refresh_token.as_ref()?;
-        let fresh = match self.oidc.refresh(refresh_token, &session.sub).await {
-            Ok(fresh) => fresh,
-            Err(e) => {
-                tracing::info!(user = %session.login, error = %e, "no ID token for Okta's sign-out; ending the local session only");
-                return None;
-            }
-        };
-        let latest = fresh.refresh_token.as_ref().unwrap_or(refresh_token);
-        if let Err(e) = self.oidc.revoke_refresh_token(latest).await {
-            tracing::info!(user = %session.login, error = %e, "could not revoke the refresh token");
-        }
-        fresh.id_token
-    }
 }
 
 /// The access-token check; exists only when API clients are accepted.
@@ -533,40 +356,4 @@ fn from_claim(claim: Option<&[String]>) -> Arc<UserGroups> {
             })
             .collect(),
     ))
-}
-
-/// The session a verified sign-in starts, lasting `lifetime` seconds.
-pub fn new_session(
-    signed_in: SignedIn,
-    now: u64,
-    lifetime: u64,
-    cookie_domain: Option<String>,
-) -> Session {
-    let keep_id_token = signed_in.refresh_token.is_none();
-    Session {
-        sub: signed_in.sub,
-        login: signed_in.login,
-        email: signed_in.email,
-        name: signed_in.name,
-        groups_claim: signed_in.groups_claim,
-        sid: signed_in.sid,
-        created_at: now,
-        expires_at: now + lifetime,
-        tokens_expire_at: signed_in.tokens_expire_at,
-        refresh_not_before: 0,
-        refresh_token: signed_in.refresh_token,
-        // An Okta ID token is ~1 kB, more than the rest of the session together:
-        // with a refresh token, sign-out gets a fresh one instead of keeping it.
-        id_token: keep_id_token.then_some(signed_in.id_token),
-        cookie_domain,
-    }
-}
-
-/// Whether a refresh left the session with another refresh token than it had.
-fn fresh_token_rotated(before: &Session, after: &Session) -> bool {
-    match (&before.refresh_token, &after.refresh_token) {
-        (Some(a), Some(b)) => a.expose() != b.expose(),
-        (None, Some(_)) => true,
-        _ => false,
-    }
 }

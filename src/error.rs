@@ -1,6 +1,6 @@
 //! One error type for every handler, built with `#[from]` from the modules'
 //! own errors and mapped to a status and a public message in one table
-//! ([`AppError::public`]). Clients get short fixed bodies (no internal text, no
+//! (`AppError::public`). Clients get short fixed bodies (no internal text, no
 //! token, no stack); logs get the whole cause chain. Every variant maps to a
 //! 4xx or 5xx: a deny path cannot produce a 2xx because nothing here can.
 //! Must NOT decide anything: it only says how a failure looks from outside.
@@ -202,5 +202,104 @@ impl ResponseError for AppError {
                 &public.message,
                 retry,
             ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The status and body text a client gets.
+    fn seen(error: AppError) -> (u16, String) {
+        let public = error.public();
+        (public.status.as_u16(), public.message.into_owned())
+    }
+
+    #[test]
+    fn causes_stay_in_the_logs_and_clients_get_fixed_text() {
+        let cases = [
+            AppError::Store(StoreError("redis at 10.0.0.7 refused".into())),
+            AppError::Oidc(OidcError::Exchange("token endpoint said secret-xyz".into())),
+            AppError::Oidc(OidcError::IdToken("bad signature secret-xyz".into())),
+            AppError::Access(AccessError::Groups {
+                login: "alice".into(),
+                error: GroupsError::Unavailable("secret-xyz".into()),
+            }),
+            AppError::Internal("secret-xyz"),
+        ];
+        for error in cases {
+            let cause = error_chain(&error);
+            let (status, message) = seen(error);
+            assert!(status >= 400, "{status}");
+            assert!(
+                !message.contains("secret-xyz") && !message.contains("10.0.0.7"),
+                "{cause} → {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn each_kind_of_failure_has_its_status() {
+        let unavailable = 503;
+        assert_eq!(seen(AppError::Oidc(OidcError::NotReady)).0, unavailable);
+        assert_eq!(seen(AppError::Store(StoreError("x".into()))).0, unavailable);
+        assert_eq!(
+            seen(AppError::LogoutToken(LogoutTokenError::NotReady)).0,
+            unavailable
+        );
+        assert_eq!(
+            seen(AppError::Access(AccessError::TokenKeys(
+                crate::bearer::BearerError::NotReady
+            )))
+            .0,
+            unavailable
+        );
+        assert_eq!(
+            seen(AppError::Oidc(OidcError::Discovery("x".into()))).0,
+            502
+        );
+        assert_eq!(seen(AppError::Oidc(OidcError::UnknownKey)).0, 400);
+        let gone = AppError::Access(AccessError::Groups {
+            login: "alice".into(),
+            error: GroupsError::UserNotFound,
+        });
+        assert_eq!(
+            seen(gone),
+            (403, "Okta no longer knows this account.".into())
+        );
+        let rate_limited = AppError::Access(AccessError::Groups {
+            login: "alice".into(),
+            error: GroupsError::RateLimited,
+        });
+        assert_eq!(seen(rate_limited).0, unavailable);
+        assert_eq!(seen(AppError::Internal("bug")).0, 500);
+    }
+
+    #[test]
+    fn refusals_the_user_can_act_on_show_their_text() {
+        let rd = AppError::from(RedirectError("The host is not allowed.".into()));
+        assert_eq!(
+            seen(rd),
+            (
+                400,
+                "The return address (rd) was refused: The host is not allowed.".into()
+            )
+        );
+        let query = AppError::from(PolicyError("unknown parameter `x`".into()));
+        assert_eq!(seen(query), (400, "unknown parameter `x`".into()));
+    }
+
+    #[test]
+    fn every_error_page_is_uncached_and_only_unavailable_says_when_to_retry() {
+        let unavailable = AppError::Store(StoreError("x".into())).error_response();
+        assert_eq!(unavailable.headers().get(header::RETRY_AFTER).unwrap(), "5");
+        let bad = AppError::BadRequest("no".into()).error_response();
+        assert!(bad.headers().get(header::RETRY_AFTER).is_none());
+        for response in [unavailable, bad] {
+            assert_eq!(
+                response.headers().get(header::CACHE_CONTROL).unwrap(),
+                "no-store"
+            );
+        }
     }
 }

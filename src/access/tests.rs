@@ -5,8 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::refresh::TRANSIENT_REFRESH_PAUSE;
 use super::*;
 use crate::groups::OktaGroupsClient;
+use crate::oidc::SignedIn;
+use crate::secret::Secret;
 use crate::session::MemoryStore;
 
 const NOW: u64 = 1_800_000_000;
