@@ -10,6 +10,7 @@
 //! them all. `cli` parses the command line; `check` and `healthcheck` are the
 //! two commands besides serving.
 
+pub mod access;
 pub mod audit;
 pub mod check;
 pub mod cli;

@@ -1,25 +1,27 @@
 //! `/oauth2/auth` (nginx `auth_request`) and `/oauth2/forward` (Traefik
 //! `forwardAuth`, Caddy `forward_auth`): "may this browser see this URL?".
-//! Only [`Allowed`] renders a 2xx, and only [`permit`] makes one, from a policy
-//! `Allow`; every other outcome is a [`Denied`], whose statuses are all ≥ 300.
+//! The handlers read the request, ask `crate::access` once, and answer: only
+//! [`Allowed`] renders a 2xx, and only a [`Verdict::Allowed`] makes one; every
+//! other outcome is a [`Denied`], whose statuses are all ≥ 300.
 //! Whether a signed-in user may pass never depends on the forwarded URL, so it
 //! is read (and a malformed one refused) only to send a stranger to sign in.
 
-use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{web, HttpRequest, ResponseError};
 
+use crate::access::Verdict;
+use crate::clock::now;
 use crate::error::AppError;
 use crate::forwarded::{original_request_preferring, OriginalRequest, Prefer};
-use crate::groups::{GroupsError, UserGroups};
 use crate::metrics::observed::{self, Endpoint, Outcome};
-use crate::policy::{decide, AllowLists, Decision, Subject};
+use crate::policy::AllowLists;
 use crate::redirect::shortened;
 use crate::routes::AppState;
-use crate::session::Session;
-use crate::{html, identity_headers, metrics};
 
+mod answer;
 mod api_clients;
+
+pub use answer::{Allowed, Denied};
 
 /// Which endpoint is asking: they differ only in how "who are you?" is said.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -83,7 +85,7 @@ async fn check(req: &HttpRequest, state: &AppState, mode: Mode) -> Result<Allowe
         Mode::Nginx => AllowLists::from_query(req.query_string()),
         Mode::Forward => AllowLists::from_forward_query(req.query_string()),
     }
-    .map_err(|e| Denied::Error(AppError::BadRequest(e.to_string())))?;
+    .map_err(refused)?;
     // Public routes, API clients, several domains and the signed identity need
     // the original URL on every check; otherwise only strangers do.
     let original = if api_clients::needs_original(state) {
@@ -94,44 +96,67 @@ async fn check(req: &HttpRequest, state: &AppState, mode: Mode) -> Result<Allowe
     if api_clients::is_public(req, state, original.as_ref()) {
         return Ok(Allowed::public());
     }
-    if let Some(token) = api_clients::bearer_token(req, state) {
-        return api_clients::check_bearer(state, mode, &route, original.as_ref(), token).await;
+    if let Some((tokens, token)) = api_clients::bearer_token(req, state) {
+        let verdict = tokens.check(token, &route).await.map_err(refused)?;
+        // A token's 403 links to the configured service URL's sign-out.
+        return answer(req, state, mode, verdict, original.as_ref(), None).await;
     }
     let host = original.as_ref().and_then(|o| o.url.as_ref()?.host_str());
-    let session = state.current_session(req).await.map_err(Denied::Error)?;
-    // Several root domains: a cookie of one domain is never a session on another.
-    let session = session.filter(|(_, s)| state.session_fits_host(s, host));
-    let Some((_, session)) = session else {
-        metrics::AUTH_UNAUTHENTICATED.inc();
-        // Only a stranger's answer needs the original URL (for `rd`): read it here.
-        let original = match original {
-            Some(original) => original,
-            None => read_original(req, state, mode)?,
-        };
-        return Err(unauthenticated(req, state, mode, &original));
-    };
-    let groups = state
-        .groups_of(&session)
+    let now = now();
+    let cookies = state.cookie_names.session_values(req, now);
+    let verdict = state
+        .access
+        .check(cookies, host, &route, now)
         .await
-        .map_err(|e| api_clients::on_site(groups_denied(state, &session, e), state, host))?;
-    let subject = Subject {
-        login: &session.login,
-        email: &session.email,
-        groups: &groups.list,
-    };
-    let allowed = permit(
-        decide(&state.config.policy, &route, &subject),
-        state,
-        &session,
-        &groups,
-    )
-    .map_err(|denied| api_clients::on_site(denied, state, host))?;
-    let who = api_clients::Who {
-        subject: &session.sub,
-        login: &session.login,
-        email: &session.email,
-    };
-    api_clients::with_signed_identity(allowed, state, original.as_ref(), &who, &groups).await
+        .map_err(refused)?;
+    answer(req, state, mode, verdict, original.as_ref(), host).await
+}
+
+/// A failure to decide, as the error page it is.
+fn refused(error: impl Into<AppError>) -> Denied {
+    Denied::Error(error.into())
+}
+
+/// The HTTP answer to a verdict. `site_host`: the checked host whose domain's
+/// sign-out a 403 links to (several root domains).
+async fn answer(
+    req: &HttpRequest,
+    state: &AppState,
+    mode: Mode,
+    verdict: Verdict,
+    original: Option<&OriginalRequest>,
+    site_host: Option<&str>,
+) -> Result<Allowed, Denied> {
+    match verdict {
+        Verdict::Allowed(identified) => {
+            let allowed = Allowed::identified(&identified);
+            api_clients::with_signed_identity(allowed, state, original, &identified).await
+        }
+        Verdict::NoSession => {
+            // Only a stranger's answer needs the original URL (for `rd`): read it here.
+            let read;
+            let original = match original {
+                Some(original) => original,
+                None => {
+                    read = read_original(req, state, mode)?;
+                    &read
+                }
+            };
+            Err(unauthenticated(req, state, mode, original))
+        }
+        Verdict::Forbidden { who, reason } => {
+            let service_url = state.service_url_of(state.site_of_host(site_host));
+            Err(Denied::Forbidden {
+                reason,
+                login: who.login().to_owned(),
+                sign_out: format!("{service_url}/oauth2/sign_out"),
+            })
+        }
+        Verdict::BadToken(error) => Err(Denied::BadToken(api_clients::BadToken {
+            error,
+            json: mode == Mode::Forward,
+        })),
+    }
 }
 
 /// Each endpoint reads first the headers its proxies set: nginx configs send
@@ -159,82 +184,7 @@ fn read_original(
         &state.config.trusted_proxies,
         scheme,
     )
-    .map_err(|e| Denied::Error(AppError::BadRequest(e.to_string())))
-}
-
-/// The only way to an [`Allowed`] with identity headers.
-fn permit(
-    decision: Decision,
-    state: &AppState,
-    session: &Session,
-    groups: &UserGroups,
-) -> Result<Allowed, Denied> {
-    permit_as(decision, state, &session.login, &session.email, groups)
-}
-
-/// [`permit`] for a user or client that may not have a session (API clients).
-fn permit_as(
-    decision: Decision,
-    state: &AppState,
-    login: &str,
-    email: &str,
-    groups: &UserGroups,
-) -> Result<Allowed, Denied> {
-    match decision {
-        Decision::Allow => {
-            metrics::AUTH_ALLOWED.inc();
-            crate::audit::allowed(login);
-            Ok(Allowed {
-                headers: Some(identity_headers::render(login, email, groups)),
-                jwt: None,
-            })
-        }
-        Decision::Deny(reason) => {
-            metrics::AUTH_FORBIDDEN.inc();
-            tracing::info!(user = %login, reason, "access denied");
-            Err(forbidden_as(state, login, reason))
-        }
-    }
-}
-
-fn forbidden(state: &AppState, session: &Session, reason: &'static str) -> Denied {
-    forbidden_as(state, &session.login, reason)
-}
-
-fn forbidden_as(state: &AppState, login: &str, reason: &'static str) -> Denied {
-    Denied::Forbidden {
-        reason,
-        login: login.to_owned(),
-        sign_out: format!("{}/oauth2/sign_out", state.config.service_url),
-    }
-}
-
-fn groups_denied(state: &AppState, session: &Session, error: GroupsError) -> Denied {
-    match error {
-        GroupsError::UserNotFound => {
-            metrics::AUTH_FORBIDDEN.inc();
-            tracing::info!(user = %session.login, "denied: Okta no longer knows this user");
-            forbidden(state, session, "Okta no longer knows this user")
-        }
-        // Signed in, but Okta says the account is suspended or deactivated:
-        // "not you" (403), never a sign-in loop; Okta refuses a new sign-in anyway.
-        GroupsError::UserInactive(status) => {
-            metrics::AUTH_FORBIDDEN.inc();
-            tracing::info!(user = %session.login, %status, "denied: the user's Okta status no longer grants access");
-            forbidden(
-                state,
-                session,
-                "the user's Okta status no longer grants access",
-            )
-        }
-        other => {
-            metrics::AUTH_UNAVAILABLE.inc();
-            Denied::Error(AppError::Unavailable(format!(
-                "groups of {}: {other}",
-                session.login
-            )))
-        }
-    }
+    .map_err(refused)
 }
 
 fn unauthenticated(
@@ -303,143 +253,4 @@ fn is_api_request(req: &HttpRequest) -> bool {
             .get(..7)
             .is_some_and(|p| p.eq_ignore_ascii_case("bearer "))
         || !value("accept").to_ascii_lowercase().contains("text/html")
-}
-
-/// A 200 with the identity headers. Constructed only by [`permit`], or
-/// without identity headers for a public route ([`Allowed::public`]).
-pub struct Allowed {
-    /// `None` for a public route: no identity at all.
-    headers: Option<[(&'static str, String); 4]>,
-    /// `X-Auth-Request-Jwt`, with `IDENTITY_JWT_KEY`.
-    jwt: Option<std::sync::Arc<str>>,
-}
-
-impl actix_web::Responder for Allowed {
-    type Body = actix_web::body::BoxBody;
-
-    fn respond_to(self, _: &HttpRequest) -> HttpResponse {
-        let mut response = HttpResponse::Ok().finish();
-        let headers = response.headers_mut();
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if let Some(jwt) = self.jwt {
-            if let Ok(value) = HeaderValue::from_str(&jwt) {
-                headers.insert(HeaderName::from_static(api_clients::JWT_HEADER), value);
-            }
-        }
-        for (name, value) in self.headers.into_iter().flatten() {
-            // Values were stripped of control characters, so this cannot fail; the
-            // String's buffer becomes the header's without a copy.
-            if let Ok(value) = HeaderValue::from_maybe_shared(web::Bytes::from(value)) {
-                headers.insert(HeaderName::from_static(name), value);
-            }
-        }
-        response
-    }
-}
-
-/// Every way a check ends without access.
-#[derive(Debug)]
-pub enum Denied {
-    /// Who are you? 401, or a 302/303 to sign in.
-    Unauthenticated {
-        start: String,
-        status: StatusCode,
-        json: bool,
-    },
-    /// Signed in, but not allowed: 403. `reason` goes to the audit log only.
-    Forbidden {
-        login: String,
-        sign_out: String,
-        reason: &'static str,
-    },
-    /// Bad request or unavailable.
-    Error(AppError),
-    /// Any of the above with its status and headers but an empty body
-    /// (`/oauth2/auth`).
-    Bodiless(Box<Denied>),
-    /// An `Authorization: Bearer` token that is not accepted: 401
-    /// `invalid_token`, or 403 `insufficient_scope`; never a redirect.
-    BadToken(api_clients::BadToken),
-}
-
-impl std::fmt::Display for Denied {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Denied::Unauthenticated { .. } => f.write_str("not signed in"),
-            Denied::Forbidden { .. } => f.write_str("not allowed"),
-            Denied::Error(e) => write!(f, "{e}"),
-            Denied::Bodiless(inner) => inner.fmt(f),
-            Denied::BadToken(t) => write!(f, "{}", t.error),
-        }
-    }
-}
-
-impl ResponseError for Denied {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            Denied::Unauthenticated { status, .. } => *status,
-            Denied::Forbidden { .. } => StatusCode::FORBIDDEN,
-            Denied::Error(e) => e.status_code(),
-            Denied::Bodiless(inner) => inner.status_code(),
-            Denied::BadToken(t) => t.status(),
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        match self {
-            Denied::Unauthenticated {
-                start,
-                status,
-                json,
-            } => {
-                let mut response = HttpResponse::build(*status);
-                response
-                    .insert_header((header::CACHE_CONTROL, "no-store"))
-                    .insert_header((header::LOCATION, start.as_str()));
-                if *status == StatusCode::UNAUTHORIZED {
-                    response
-                        .insert_header((header::WWW_AUTHENTICATE, "Cookie realm=\"forward-auth\""));
-                }
-                if *json {
-                    response.json(serde_json::json!({
-                        "error": "unauthenticated",
-                        "message": "Sign in first.",
-                        "sign_in_url": start,
-                    }))
-                } else {
-                    response
-                        .content_type("text/html; charset=utf-8")
-                        .body(html::message_page(
-                            "Sign in required",
-                            "Sign in to continue.",
-                            Some((start, "Sign in")),
-                        ))
-                }
-            }
-            Denied::Forbidden {
-                login, sign_out, ..
-            } => HttpResponse::Forbidden()
-                .insert_header((header::CACHE_CONTROL, "no-store"))
-                .content_type("text/html; charset=utf-8")
-                .body(html::message_page(
-                    "Access denied",
-                    &format!(
-                        "You are signed in as {login}, but this account may not open this page."
-                    ),
-                    Some((sign_out, "Sign out and use another account")),
-                )),
-            Denied::Error(e) => e.error_response(),
-            Denied::Bodiless(inner) => {
-                let full = inner.error_response();
-                let mut response = HttpResponse::new(full.status());
-                for (name, value) in full.headers() {
-                    if name != header::CONTENT_TYPE {
-                        response.headers_mut().append(name.clone(), value.clone());
-                    }
-                }
-                response
-            }
-            Denied::BadToken(t) => t.response(),
-        }
-    }
 }

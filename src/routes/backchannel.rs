@@ -13,9 +13,9 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::AppError;
-use crate::oidc::logout_token::{self, Ends, LogoutTokenError};
+use crate::oidc::logout_token::{self, Ends};
 use crate::routes::AppState;
-use crate::session::{Ending, StoreError};
+use crate::session::Ending;
 
 /// Largest form accepted; logout tokens are around a kilobyte.
 pub const MAX_BODY: usize = 16 * 1024;
@@ -34,12 +34,7 @@ pub async fn backchannel_logout(
         .as_deref()
         .filter(|t| !t.is_empty())
         .ok_or_else(|| AppError::InvalidRequest("logout_token is missing".into()))?;
-    let verified = logout_token::verify(&state.oidc, token)
-        .await
-        .map_err(|e| match e {
-            LogoutTokenError::NotReady => AppError::Unavailable(e.to_string()),
-            e => AppError::InvalidRequest(format!("logout_token refused: {e}")),
-        })?;
+    let verified = logout_token::verify(&state.oidc, token).await?;
     let ending = match &verified.ends {
         Ends::Session { sid, sub } => Ending::IdpSession {
             sub: sub.as_deref(),
@@ -49,12 +44,7 @@ pub async fn backchannel_logout(
     };
     // The jti is recorded and the sessions end in one step: a store failure
     // leaves both undone, so the IdP's retry still works.
-    let Some(ended) = state
-        .store
-        .end_once(&verified.jti, ending)
-        .await
-        .map_err(|e: StoreError| AppError::Unavailable(e.to_string()))?
-    else {
+    let Some(ended) = state.store.end_once(&verified.jti, ending).await? else {
         return Err(AppError::InvalidRequest(
             "logout_token refused: it was used before (jti)".into(),
         ));

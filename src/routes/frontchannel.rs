@@ -72,11 +72,7 @@ pub async fn frontchannel_logout(
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .finish());
     }
-    let ended = state
-        .store
-        .remove_sid(None, sid)
-        .await
-        .map_err(|e| AppError::Unavailable(e.to_string()))?;
+    let ended = state.store.remove_sid(None, sid).await?;
     tracing::info!(sessions = ended, "front-channel logout of an IdP session");
     crate::audit::ended_by_okta("front_channel", "", ended, "Okta ended the IdP session");
     let origin = url::Url::parse(state.oidc.issuer())

@@ -40,11 +40,7 @@ pub async fn global_token_revocation(
     .await
     {
         Ok(verified) => verified,
-        Err(LogoutTokenError::NotReady) => {
-            return Err(AppError::Unavailable(
-                LogoutTokenError::NotReady.to_string(),
-            ))
-        }
+        Err(LogoutTokenError::NotReady) => return Err(LogoutTokenError::NotReady.into()),
         Err(e) => return Ok(unauthorized(&e.to_string())),
     };
     let subject = revocation_token::parse_subject(&body).map_err(AppError::InvalidRequest)?;
@@ -60,12 +56,7 @@ pub async fn global_token_revocation(
         }
         Subject::Email { email } => Ending::Email { email },
     };
-    let Some(ended) = state
-        .store
-        .end_once_taking(&verified.jti, ending)
-        .await
-        .map_err(|e| AppError::Unavailable(e.to_string()))?
-    else {
+    let Some(ended) = state.store.end_once_taking(&verified.jti, ending).await? else {
         return Ok(unauthorized("the token was used before (jti)"));
     };
     tracing::info!(

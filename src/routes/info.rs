@@ -6,7 +6,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use crate::error::AppError;
-use crate::groups::GroupsError;
 use crate::routes::AppState;
 
 pub async fn userinfo(
@@ -16,29 +15,27 @@ pub async fn userinfo(
     // Several root domains: a session answers on its own domain only.
     let host = req.headers().get("host").and_then(|h| h.to_str().ok());
     let host = host.map(crate::routes::site::strip_port);
-    let session = state.current_session(&req).await?;
-    let Some((_, session)) = session.filter(|(_, s)| state.session_fits_host(s, host)) else {
+    let now = crate::clock::now();
+    let cookies = state.cookie_names.session_values(&req, now);
+    let Some(identified) = state.access.identify(cookies, host, now).await? else {
         return Ok(HttpResponse::Unauthorized()
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(json!({"error": "unauthenticated", "message": "Sign in first."})));
     };
-    let groups = state.groups_of(&session).await.map_err(|e| match e {
-        GroupsError::UserNotFound => {
-            AppError::SignInDenied("Okta no longer knows this account.".into())
-        }
-        GroupsError::UserInactive(_) => {
-            AppError::SignInDenied("This account is suspended or deactivated in Okta.".into())
-        }
-        other => AppError::Unavailable(other.to_string()),
-    })?;
-    let names: Vec<&str> = groups.list.iter().map(|g| g.name.as_str()).collect();
+    let who = &identified.who;
+    let names: Vec<&str> = identified
+        .groups
+        .list
+        .iter()
+        .map(|g| g.name.as_str())
+        .collect();
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(json!({
-            "user": session.login,
-            "email": session.email,
+            "user": who.login(),
+            "email": who.email(),
             "groups": names,
-            "preferred_username": session.login,
+            "preferred_username": who.login(),
         })))
 }
 

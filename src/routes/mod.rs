@@ -3,19 +3,17 @@
 //! state in [`AppState`].
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use actix_web::{web, HttpRequest};
-use moka::future::Cache;
+use actix_web::web;
 
-use crate::clock::now;
-use crate::config::{Config, Provider};
+use crate::access::Access;
+use crate::config::Config;
 use crate::error::AppError;
-use crate::groups::{Group, GroupsCache, GroupsError, UserGroups};
-use crate::oidc::{Oidc, RefreshError};
+use crate::groups::GroupsCache;
+use crate::oidc::Oidc;
 use crate::okta_events::EventHooks;
 use crate::pending::PendingCodec;
-use crate::session::{CookieCodec, Session, SessionId, SessionStore};
+use crate::session::SessionStore;
 
 mod auth;
 mod backchannel;
@@ -31,21 +29,17 @@ pub(crate) mod site;
 
 pub use cookies::{cookie_values, session_cookie_header, CookieNames};
 
-/// At most this many of a request's session cookie values with a valid MAC are
-/// looked up: a browser sends one or two (one per domain); more is an attack
-/// that would otherwise cost a store read each.
-pub const MAX_SESSION_LOOKUPS: usize = 3;
+pub use crate::access::MAX_SESSION_LOOKUPS;
 
 /// Everything a handler needs, shared by all workers.
 pub struct AppState {
     pub config: Arc<Config>,
-    pub codec: CookieCodec,
+    /// Who is asking and may they pass: sessions, refresh, groups, tokens.
+    pub access: Access,
     pub store: Arc<dyn SessionStore>,
     pub oidc: Arc<Oidc>,
     /// `Some` for `IDP_PROVIDER=okta`.
     pub groups: Option<GroupsCache>,
-    /// Coalesces concurrent refreshes of one session into one Okta call.
-    refreshes: Cache<SessionId, Arc<Session>>,
     /// `Some` with `OKTA_EVENT_HOOK_SECRET`: the event-hook receiver.
     pub event_hooks: Option<EventHooks>,
     /// Seals the pending sign-ins the binding cookie carries.
@@ -54,8 +48,6 @@ pub struct AppState {
     pub cookie_names: CookieNames,
     /// Front-channel logouts served this second (a credential-less endpoint).
     pub frontchannel_budget: frontchannel::Budget,
-    /// `Some` with `BEARER_AUDIENCE`: verified access tokens, cached.
-    pub bearer: Option<crate::oidc::bearer::BearerVerifier>,
     /// `Some` with `IDENTITY_JWT_KEY`: the `X-Auth-Request-Jwt` signer and cache.
     pub identity_tokens: Option<crate::identity_jwt::IdentityTokens>,
 }
@@ -68,15 +60,11 @@ impl AppState {
         groups: Option<GroupsCache>,
     ) -> AppState {
         AppState {
-            bearer: config
-                .bearer
-                .clone()
-                .map(|b| crate::oidc::bearer::BearerVerifier::new(b, &config.issuer)),
+            access: Access::new(config.clone(), store.clone(), oidc.clone(), groups.clone()),
             identity_tokens: config
                 .identity_keys
                 .clone()
                 .map(crate::identity_jwt::IdentityTokens::new),
-            codec: CookieCodec::new(config.cookie.keys.clone()),
             pending: PendingCodec::new(&config.cookie.keys),
             cookie_names: CookieNames::new(&config.cookie, None),
             frontchannel_budget: frontchannel::Budget::default(),
@@ -84,10 +72,6 @@ impl AppState {
             store,
             oidc,
             groups,
-            refreshes: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(Duration::from_secs(5))
-                .build(),
             event_hooks: None,
         }
     }
@@ -105,150 +89,13 @@ impl AppState {
         self
     }
 
-    /// The session the request's cookie names, refreshed when its tokens are due.
-    /// `Ok(None)`: no cookie, a bad one, or an ended session. `Err`: the store
-    /// cannot answer.
-    pub async fn current_session(
-        &self,
-        req: &HttpRequest,
-    ) -> Result<Option<(SessionId, Arc<Session>)>, AppError> {
-        let Some((id, session)) = self.current_session_without_refresh(req).await? else {
-            return Ok(None);
-        };
-        let now = now();
-        if session.refresh_token.is_some()
-            && now >= session.tokens_expire_at
-            && now >= session.refresh_not_before
-        {
-            return Ok(self.refresh(&id, session).await.map(|s| (id, s)));
-        }
-        Ok(Some((id, session)))
-    }
-
-    /// The session the request's cookie names, as stored.
-    pub async fn current_session_without_refresh(
-        &self,
-        req: &HttpRequest,
-    ) -> Result<Option<(SessionId, Arc<Session>)>, AppError> {
-        let ids = self
-            .cookie_names
-            .session_values(req, now())
-            .filter_map(|value| self.codec.decode_session(value))
-            .take(MAX_SESSION_LOOKUPS);
-        for id in ids {
-            let session = self
-                .store
-                .load(&id)
-                .await
-                .map_err(|e| AppError::Unavailable(e.to_string()))?;
-            if let Some(session) = session {
-                return Ok(Some((id, session)));
-            }
-        }
-        Ok(None)
-    }
-
-    /// Renews Okta's tokens once for all concurrent checks of a session. `None`
-    /// when Okta refused (the session is then ended).
-    async fn refresh(&self, id: &SessionId, session: Arc<Session>) -> Option<Arc<Session>> {
-        let result = self
-            .refreshes
-            .try_get_with(id.clone(), async {
-                crate::metrics::TOKEN_REFRESHES.inc();
-                let Some(token) = session.refresh_token.as_ref() else {
-                    return Ok(session.clone());
-                };
-                let mut renewed = Session::clone(&session);
-                match self.oidc.refresh(token, &session.sub).await {
-                    Ok(fresh) => {
-                        renewed.tokens_expire_at = fresh.tokens_expire_at;
-                        if fresh.refresh_token.is_some() {
-                            renewed.refresh_token = fresh.refresh_token;
-                        }
-                        // A new ID token speaks for the groups: one without a
-                        // `groups` claim means none (Okta leaves the claim out
-                        // when no group matches the app's filter).
-                        if fresh.id_token.is_some() {
-                            renewed.groups_claim = fresh.groups_claim;
-                        }
-                        tracing::debug!(user = %session.login, "tokens refreshed");
-                    }
-                    Err(RefreshError::Refused(reason)) => {
-                        tracing::info!(user = %session.login, %reason, "Okta refused the refresh; ending the session");
-                        let _ = self.store.remove(id).await;
-                        return Err(reason);
-                    }
-                    Err(RefreshError::Transient(reason)) => {
-                        tracing::warn!(user = %session.login, %reason, "refresh failed; keeping the session and retrying later");
-                        renewed.refresh_not_before = now() + 30;
-                    }
-                }
-                let renewed = Arc::new(renewed);
-                // A sign-out while Okta was answering must not be undone by the save.
-                // A failed save would lose Okta's rotated refresh token (the old
-                // one no longer works): retry once, then say so loudly.
-                for attempt in 1..=SAVE_ATTEMPTS {
-                    match self.store.update(id, &renewed).await {
-                        Ok(true) => break,
-                        Ok(false) => return Err("the session ended during the refresh".to_owned()),
-                        Err(e) if attempt < SAVE_ATTEMPTS => {
-                            tracing::warn!(user = %session.login, error = %e, "could not save the refreshed session; retrying");
-                            let pause = 250 * u64::from(attempt);
-                            tokio::time::sleep(Duration::from_millis(pause)).await;
-                        }
-                        Err(e) => tracing::error!(
-                            user = %session.login,
-                            error = %e,
-                            rotated_refresh_token = fresh_token_rotated(&session, &renewed),
-                            "could not save the refreshed session: the next check refreshes again and, if Okta rotated the refresh token, may end the session"
-                        ),
-                    }
-                }
-                Ok(renewed)
-            })
-            .await;
-        result.ok()
-    }
-
     /// Where to send the browser afterwards: `rd` when the allow-list accepts
     /// it, `/` when none was given, a 400 otherwise.
     pub fn return_address(&self, rd: Option<&str>) -> Result<String, AppError> {
         match rd {
             None | Some("") => Ok("/".to_owned()),
-            Some(rd) => self.config.redirects.validate(rd).map_err(|e| {
-                AppError::BadRequest(format!("The return address (rd) was refused: {e}"))
-            }),
+            Some(rd) => Ok(self.config.redirects.validate(rd)?),
         }
-    }
-
-    /// The groups of a session's user: from Okta (cached) or the ID token claim.
-    pub async fn groups_of(&self, session: &Session) -> Result<Arc<UserGroups>, GroupsError> {
-        match (&self.groups, self.config.provider) {
-            (Some(groups), Provider::Okta) => groups.groups_of(&session.sub).await,
-            _ => Ok(Arc::new(UserGroups::new(
-                session
-                    .groups_claim
-                    .iter()
-                    .flatten()
-                    .map(|name| Group {
-                        id: name.clone(),
-                        name: name.clone(),
-                    })
-                    .collect(),
-            ))),
-        }
-    }
-}
-
-/// Saves of a refreshed session before giving up.
-const SAVE_ATTEMPTS: u32 = 3;
-
-/// Whether a refresh left the session with another refresh token than it had.
-fn fresh_token_rotated(before: &Session, after: &Session) -> bool {
-    match (&before.refresh_token, &after.refresh_token) {
-        (Some(a), Some(b)) => a.expose() != b.expose(),
-        (None, Some(_)) => true,
-        _ => false,
     }
 }
 

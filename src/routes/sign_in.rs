@@ -10,11 +10,11 @@ use serde::Deserialize;
 
 use crate::clock::now;
 use crate::error::AppError;
+use crate::metrics;
+use crate::oidc::OidcError;
 use crate::pending::{self, PendingSignIn};
 use crate::routes::cookies::binding_cookie_header;
 use crate::routes::{session_cookie_header, AppState};
-use crate::session::{Session, SessionId};
-use crate::{metrics, oidc};
 
 /// At most this many binding cookie values are opened per request.
 const MAX_BINDING_VALUES: usize = 2;
@@ -32,10 +32,15 @@ pub async fn start(
     let rd = state.return_address(query.rd.as_deref())?;
     // Several root domains: sign in through the service URL of this one.
     let site = state.site_of_request(&req, Some(&rd));
-    let authorize = state
+    let authorize = match state
         .oidc
         .authorize_for(site.map(|s| s.redirect_uri.as_str()))
-        .map_err(|e| AppError::Unavailable(e.to_string()))?;
+    {
+        Ok(authorize) => authorize,
+        Err(e @ OidcError::NotReady) => return Err(e.into()),
+        // Sites' redirect URIs are checked when the configuration is read.
+        Err(_) => return Err(AppError::Internal("a site's redirect URI does not parse")),
+    };
     let now = now();
     let new = PendingSignIn {
         state: authorize.state,
@@ -46,10 +51,9 @@ pub async fn start(
     };
     // Several tabs may sign in at once: keep this browser's other sign-ins.
     let list = pending::push(new, pending_in(&req, &state, now), now);
-    let sealed = state
-        .pending
-        .seal(&list)
-        .ok_or_else(|| AppError::Internal("the pending sign-in does not fit its cookie".into()))?;
+    let sealed = state.pending.seal(&list).ok_or(AppError::Internal(
+        "the pending sign-in does not fit its cookie",
+    ))?;
     Ok(HttpResponse::Found()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((
@@ -180,8 +184,9 @@ async fn finish(
     }
 }
 
-/// Exchanges the code, checks the ID token, marks the state used and creates
-/// the session; returns the session cookie's `Set-Cookie`.
+/// Exchanges the code and checks the ID token (`crate::oidc`), then has
+/// `crate::access` mark the state used and open the session; returns the
+/// session cookie's `Set-Cookie`.
 async fn sign_in(
     state: &AppState,
     req: &HttpRequest,
@@ -200,65 +205,20 @@ async fn sign_in(
             &pending.nonce,
             site.map(|s| s.redirect_uri.as_str()),
         )
-        .await
-        .map_err(|e| match e {
-            oidc::OidcError::NotReady => AppError::Unavailable(e.to_string()),
-            oidc::OidcError::Exchange(_) | oidc::OidcError::Discovery(_) => {
-                AppError::Upstream(e.to_string())
-            }
-            oidc::OidcError::IdToken(_) | oidc::OidcError::UnknownKey => {
-                tracing::warn!(error = %e, "ID token rejected");
-                AppError::SignIn("Okta's answer could not be verified. Please start again.".into())
-            }
-        })?;
-    // Okta vouched for this sign-in: only now does it cost the store a marker,
-    // which refuses a replay of the same callback (cookie, state and code).
-    let first_use = state
-        .store
-        .use_state(&pending.state)
-        .await
-        .map_err(|e| AppError::Unavailable(e.to_string()))?;
-    if !first_use {
+        .await?;
+    let cookie_domain = site.map(|s| s.cookie_domain.clone());
+    let Some(opened) = state
+        .access
+        .open_session(signed_in, &pending.state, cookie_domain, now)
+        .await?
+    else {
         return Err(AppError::SignIn(
             "This sign-in link was already used. Please start again.".into(),
         ));
-    }
-    let keep_id_token = signed_in.refresh_token.is_none();
-    let session = Session {
-        sub: signed_in.sub,
-        login: signed_in.login,
-        email: signed_in.email,
-        name: signed_in.name,
-        groups_claim: signed_in.groups_claim,
-        sid: signed_in.sid,
-        created_at: now,
-        expires_at: now + state.config.cookie.expire.as_secs(),
-        tokens_expire_at: signed_in.tokens_expire_at,
-        refresh_not_before: 0,
-        refresh_token: signed_in.refresh_token,
-        // An Okta ID token is ~1 kB, more than the rest of the session together:
-        // with a refresh token, sign-out gets a fresh one instead of keeping it.
-        id_token: keep_id_token.then_some(signed_in.id_token),
-        cookie_domain: site.map(|s| s.cookie_domain.clone()),
     };
-    // A fresh id for every sign-in: a cookie planted before cannot become a session.
-    let id = SessionId::random();
-    state
-        .store
-        .save(&id, &session)
-        .await
-        .map_err(|e| AppError::Unavailable(e.to_string()))?;
-    if let Some(groups) = &state.groups {
-        // Warm the cache so the first check does not wait on Okta.
-        if let Err(e) = groups.prefetch(&session.sub).await {
-            tracing::warn!(user = %session.login, error = %e, "could not load groups at sign-in");
-        }
-    }
-    metrics::SIGN_INS.inc();
-    tracing::info!(user = %session.login, "signed in");
     crate::audit::Audit {
         event: "sign_in",
-        user: &session.login,
+        user: &opened.session.login,
         host: &crate::audit::host_of(state.service_url_of(site)),
         path: req.path(),
         decision: "signed_in",
@@ -267,6 +227,6 @@ async fn sign_in(
     .record();
     Ok(session_cookie_header(
         &state.cookie_of(site),
-        Some(&state.codec.encode_session(&id)),
+        Some(&opened.cookie),
     ))
 }

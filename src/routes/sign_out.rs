@@ -8,11 +8,10 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
+use crate::access::SignedOut;
 use crate::error::AppError;
 use crate::routes::auth::MAX_LOCATION;
 use crate::routes::{session_cookie_header, AppState};
-use crate::secret::Secret;
-use crate::session::Session;
 
 #[derive(Deserialize)]
 pub struct SignOutQuery {
@@ -32,29 +31,18 @@ pub async fn sign_out(
     if asked_everywhere && !everywhere {
         tracing::info!("sign-out everywhere needs a POST from this service's origin; ending the current session only");
     }
-    let session = state.current_session_without_refresh(&req).await?;
+    let now = crate::clock::now();
+    let cookies = state.cookie_names.session_values(&req, now);
+    let signed_out = state.access.sign_out(cookies, everywhere).await?;
     let mut location = rd.clone();
-    if let Some((id, session)) = session {
-        let unavailable = |e: crate::session::StoreError| AppError::Unavailable(e.to_string());
-        if everywhere {
-            let ended = state
-                .store
-                .remove_user(&session.sub)
-                .await
-                .map_err(unavailable)?;
-            tracing::info!(user = %session.login, sessions = ended, "signed out everywhere");
-            audit(
-                &req,
-                state.service_url_of(site),
-                &session.login,
-                "sign_out_everywhere",
-            );
+    if let Some(SignedOut { session, .. }) = signed_out {
+        let way = if everywhere {
+            "sign_out_everywhere"
         } else {
-            state.store.remove(&id).await.map_err(unavailable)?;
-            tracing::info!(user = %session.login, "signed out");
-            audit(&req, state.service_url_of(site), &session.login, "sign_out");
-        }
-        if let Some(id_token) = okta_sign_out_hint(&state, &session).await {
+            "sign_out"
+        };
+        audit(&req, state.service_url_of(site), &session.login, way);
+        if let Some(id_token) = state.access.sign_out_hint(&session).await {
             let post_logout = absolute(state.service_url_of(site), &rd);
             // A long rd is cut to fit; if even that does not, sign out here only.
             let fitted =
@@ -111,29 +99,6 @@ fn is_same_origin_post(req: &HttpRequest, service_url: &str) -> bool {
         (Some(origin), Ok(ours)) => origin.eq_ignore_ascii_case(&ours),
         _ => false,
     }
-}
-
-/// The `id_token_hint` Okta's sign-out wants. Sessions with a refresh token do
-/// not keep the (large) ID token: one refresh gets a fresh one, and the refresh
-/// token is then revoked, as Okta recommends. `None` (Okta unreachable, token
-/// refused): the local session is still ended, Okta's is left alone.
-async fn okta_sign_out_hint(state: &AppState, session: &Session) -> Option<Secret> {
-    if let Some(id_token) = &session.id_token {
-        return Some(id_token.clone());
-    }
-    let refresh_token = session.refresh_token.as_ref()?;
-    let fresh = match state.oidc.refresh(refresh_token, &session.sub).await {
-        Ok(fresh) => fresh,
-        Err(e) => {
-            tracing::info!(user = %session.login, error = %e, "no ID token for Okta's sign-out; ending the local session only");
-            return None;
-        }
-    };
-    let latest = fresh.refresh_token.as_ref().unwrap_or(refresh_token);
-    if let Err(e) = state.oidc.revoke_refresh_token(latest).await {
-        tracing::info!(user = %session.login, error = %e, "could not revoke the refresh token");
-    }
-    fresh.id_token
 }
 
 /// Okta needs an absolute `post_logout_redirect_uri`; a relative `rd` is taken

@@ -10,7 +10,6 @@ use actix_web::HttpRequest;
 
 use crate::config::CookieSettings;
 use crate::routes::AppState;
-use crate::session::Session;
 use crate::sites::Site;
 
 impl AppState {
@@ -43,18 +42,6 @@ impl AppState {
             return None;
         }
         host.and_then(|h| self.config.sites.for_host(h))
-    }
-
-    /// Whether a session may be used on a check for `host`: always with one
-    /// domain; with several, only on the domain it was made for.
-    pub fn session_fits_host(&self, session: &Session, host: Option<&str>) -> bool {
-        if !self.config.sites.is_several() {
-            return true;
-        }
-        match (self.site_of_host(host), &session.cookie_domain) {
-            (Some(site), Some(domain)) => site.cookie_domain == *domain,
-            _ => false,
-        }
     }
 
     /// The service URL of a site, or the configured one.

@@ -5,19 +5,16 @@
 //! `crate::skip_routes`, `crate::bearer` and `crate::identity_jwt`; this module
 //! only reads the request and shapes the answer.
 
-use std::sync::Arc;
-
 use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 
-use super::{permit_as, Allowed, Denied, Mode};
+use super::{Allowed, Denied};
+use crate::access::{Identified, Tokens};
 use crate::error::AppError;
 use crate::forwarded::{OriginalRequest, Source};
-use crate::groups::{Group, GroupsError, UserGroups};
 use crate::identity_jwt::Identity;
 use crate::oidc::bearer::BearerError;
-use crate::policy::{decide, AllowLists, Subject};
 use crate::routes::AppState;
 use crate::skip_routes::raw_path;
 
@@ -28,16 +25,6 @@ pub const JWT_HEADER: &str = "x-auth-request-jwt";
 pub fn needs_original(state: &AppState) -> bool {
     let c = &state.config;
     c.skip_routes.is_some() || c.identity_keys.is_some() || c.sites.is_several()
-}
-
-impl Allowed {
-    /// A public route's 200: no identity headers, no signed identity.
-    pub(super) fn public() -> Allowed {
-        Allowed {
-            headers: None,
-            jwt: None,
-        }
-    }
 }
 
 /// Whether the original request is public. Only what a trusted proxy said
@@ -69,124 +56,27 @@ pub fn is_public(req: &HttpRequest, state: &AppState, original: Option<&Original
     public
 }
 
-/// The bearer token of the request, when API clients are accepted.
-pub fn bearer_token<'r>(req: &'r HttpRequest, state: &AppState) -> Option<&'r str> {
-    state.bearer.as_ref()?;
+/// The access-token check and the request's bearer token, when API clients
+/// are accepted.
+pub fn bearer_token<'r>(
+    req: &'r HttpRequest,
+    state: &'r AppState,
+) -> Option<(Tokens<'r>, &'r str)> {
+    let tokens = state.access.tokens()?;
     let value = req.headers().get(header::AUTHORIZATION)?;
     // A header that is not text is no token, but it is a bearer attempt
     // nonetheless if it says so: refuse it rather than fall back to the cookie.
     let text = value.to_str().unwrap_or("Bearer \u{0}");
-    crate::oidc::bearer::bearer_token(text)
-}
-
-/// Who a check found, for the signed identity.
-pub struct Who<'a> {
-    /// The Okta user id, or a machine's client id.
-    pub subject: &'a str,
-    pub login: &'a str,
-    pub email: &'a str,
-}
-
-/// A check with an access token. A bad token is a 401 `invalid_token` on both
-/// endpoints, whatever cookie comes with it.
-pub async fn check_bearer(
-    state: &AppState,
-    mode: Mode,
-    route: &AllowLists,
-    original: Option<&OriginalRequest>,
-    token: &str,
-) -> Result<Allowed, Denied> {
-    let Some(verifier) = &state.bearer else {
-        return Err(Denied::Error(AppError::Internal(
-            "bearer check without a verifier".into(),
-        )));
-    };
-    let identity = verifier
-        .verify(&state.oidc, token)
-        .await
-        .map_err(|error| match error {
-            BearerError::NotReady => Denied::Error(AppError::Unavailable(error.to_string())),
-            error => {
-                crate::metrics::AUTH_UNAUTHENTICATED.inc();
-                tracing::info!(%error, "bearer token refused");
-                Denied::BadToken(BadToken {
-                    error,
-                    json: mode == Mode::Forward,
-                })
-            }
-        })?;
-    let groups = if identity.machine {
-        Arc::new(UserGroups::new(Vec::new()))
-    } else {
-        match (&state.groups, &identity.groups_claim) {
-            (Some(cache), _) => cache
-                .groups_of(&identity.subject)
-                .await
-                .map_err(|e| groups_denied(state, &identity.login, e))?,
-            (None, claim) => Arc::new(UserGroups::new(
-                claim
-                    .iter()
-                    .flatten()
-                    .map(|name| Group {
-                        id: name.clone(),
-                        name: name.clone(),
-                    })
-                    .collect(),
-            )),
-        }
-    };
-    let subject = Subject {
-        login: &identity.login,
-        email: &identity.email,
-        groups: &groups.list,
-    };
-    let allowed = permit_as(
-        decide(&state.config.policy, route, &subject),
-        state,
-        &identity.login,
-        &identity.email,
-        &groups,
-    )?;
-    let who = Who {
-        subject: &identity.subject,
-        login: &identity.login,
-        email: &identity.email,
-    };
-    with_signed_identity(allowed, state, original, &who, &groups).await
-}
-
-fn groups_denied(state: &AppState, login: &str, error: GroupsError) -> Denied {
-    match error {
-        GroupsError::UserNotFound => {
-            crate::metrics::AUTH_FORBIDDEN.inc();
-            tracing::info!(user = %login, "denied: Okta no longer knows this user");
-            super::forbidden_as(state, login, "Okta no longer knows this user")
-        }
-        // A suspended or deactivated user's token: "not you", as for a session.
-        GroupsError::UserInactive(status) => {
-            crate::metrics::AUTH_FORBIDDEN.inc();
-            tracing::info!(user = %login, %status, "denied: the user's Okta status no longer grants access");
-            super::forbidden_as(
-                state,
-                login,
-                "the user's Okta status no longer grants access",
-            )
-        }
-        other => {
-            crate::metrics::AUTH_UNAVAILABLE.inc();
-            Denied::Error(AppError::Unavailable(format!("groups of {login}: {other}")))
-        }
-    }
+    Some((tokens, crate::oidc::bearer::bearer_token(text)?))
 }
 
 /// Adds `X-Auth-Request-Jwt` when `IDENTITY_JWT_KEY` is set: `aud` is the
 /// original URL's origin, so without a known original URL there is no 2xx.
 pub async fn with_signed_identity(
-    mut allowed: Allowed,
+    allowed: Allowed,
     state: &AppState,
     original: Option<&OriginalRequest>,
-    who: &Who<'_>,
-    groups: &UserGroups,
+    identified: &Identified,
 ) -> Result<Allowed, Denied> {
     let Some(tokens) = &state.identity_tokens else {
         return Ok(allowed);
@@ -200,36 +90,26 @@ pub async fn with_signed_identity(
     };
     let audience = url.origin().ascii_serialization();
     let site = state.site_of_host(url.host_str());
-    let names: Vec<&str> = groups.list.iter().map(|g| g.name.as_str()).collect();
+    let who = &identified.who;
+    let names: Vec<&str> = identified
+        .groups
+        .list
+        .iter()
+        .map(|g| g.name.as_str())
+        .collect();
     let identity = Identity {
         issuer: state.service_url_of(site),
         audience: &audience,
-        subject: who.subject,
-        email: who.email,
-        preferred_username: who.login,
+        subject: who.subject(),
+        email: who.email(),
+        preferred_username: who.login(),
         groups: &names,
     };
     match tokens.token(&identity).await {
-        Some(jwt) => {
-            allowed.jwt = Some(jwt);
-            Ok(allowed)
-        }
+        Some(jwt) => Ok(allowed.with_jwt(jwt)),
         None => Err(Denied::Error(AppError::Internal(
-            "the signed identity could not be made".into(),
+            "the signed identity could not be made",
         ))),
-    }
-}
-
-/// Several root domains: a 403's sign-out link goes to the service URL of the
-/// domain the check was for (its cookie is the one to clear).
-pub fn on_site(denied: Denied, state: &AppState, host: Option<&str>) -> Denied {
-    match (denied, state.site_of_host(host)) {
-        (Denied::Forbidden { login, reason, .. }, Some(site)) => Denied::Forbidden {
-            login,
-            reason,
-            sign_out: format!("{}/oauth2/sign_out", site.service_url),
-        },
-        (denied, _) => denied,
     }
 }
 
@@ -238,7 +118,7 @@ pub fn on_site(denied: Denied, state: &AppState, host: Option<&str>) -> Denied {
 pub struct BadToken {
     pub error: BearerError,
     /// `/oauth2/forward` answers API clients in JSON; nginx's body is empty.
-    json: bool,
+    pub json: bool,
 }
 
 impl BadToken {

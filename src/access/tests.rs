@@ -1,0 +1,358 @@
+//! The access core without HTTP: a memory store, an OIDC client that never
+//! completed discovery (so a refresh is "Okta cannot be asked"), and groups
+//! from the ID token claim or a warmed groups cache.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::refresh::TRANSIENT_REFRESH_PAUSE;
+use super::*;
+use crate::groups::OktaGroupsClient;
+use crate::oidc::SignedIn;
+use crate::secret::Secret;
+use crate::session::MemoryStore;
+
+const NOW: u64 = 1_800_000_000;
+const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+fn config(provider: &str) -> Arc<Config> {
+    let mut vars = vec![
+        ("IDP_PROVIDER", provider),
+        ("IDP_PROVIDER_URL", "https://dev-123.okta.com"),
+        ("IDP_CLIENT_ID", "0oa1client"),
+        ("IDP_CLIENT_SECRET", "client-secret-value-7f3a"),
+        ("AUTHENTICATE_SERVICE_URL", "https://auth.example.com"),
+        ("COOKIE_SECRET", KEY),
+    ];
+    if provider == "okta" {
+        vars.push(("IDP_SERVICE_ACCOUNT", "00ssws-token-value-9c1d"));
+    }
+    let vars = vars.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned()));
+    match Config::from_vars(vars) {
+        Ok((config, _)) => Arc::new(config),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+struct Fixture {
+    access: Access,
+    store: Arc<MemoryStore>,
+    codec: CookieCodec,
+}
+
+fn fixture(config: Arc<Config>, groups: Option<GroupsCache>) -> Fixture {
+    let store = Arc::new(MemoryStore::new());
+    let oidc = Arc::new(Oidc::new(&config, reqwest::Client::new()));
+    Fixture {
+        codec: CookieCodec::new(config.cookie.keys.clone()),
+        access: Access::new(config, store.clone(), oidc, groups),
+        store,
+    }
+}
+
+fn alice(groups: &[&str]) -> Session {
+    Session {
+        sub: "00ualice".into(),
+        login: "alice@example.com".into(),
+        email: "alice@example.com".into(),
+        name: "Alice".into(),
+        groups_claim: Some(groups.iter().map(|g| g.to_string()).collect()),
+        sid: None,
+        created_at: NOW - 60,
+        expires_at: NOW + 3_600,
+        tokens_expire_at: NOW + 600,
+        refresh_not_before: 0,
+        refresh_token: None,
+        id_token: None,
+        cookie_domain: None,
+    }
+}
+
+impl Fixture {
+    /// Saves a session and returns its cookie value.
+    async fn signed_in(&self, session: &Session) -> (SessionId, String) {
+        let id = SessionId::random();
+        self.store.save(&id, session).await.unwrap();
+        let cookie = self.codec.encode_session(&id);
+        (id, cookie)
+    }
+}
+
+fn route(query: &str) -> AllowLists {
+    AllowLists::from_query(query).unwrap()
+}
+
+fn signed_in_from(sign_in_refresh_token: Option<&str>) -> SignedIn {
+    SignedIn {
+        sub: "00ubob".into(),
+        login: "bob@example.com".into(),
+        email: "bob@example.com".into(),
+        name: "Bob".into(),
+        groups_claim: Some(vec!["ops".into()]),
+        sid: Some("idp-session".into()),
+        tokens_expire_at: NOW + 3_600,
+        refresh_token: sign_in_refresh_token.map(|t| Secret::new(t.into())),
+        id_token: Secret::new("id.token.value".into()),
+    }
+}
+
+#[tokio::test]
+async fn a_valid_cookie_names_its_session_and_garbage_is_no_session() {
+    let f = fixture(config("oidc"), None);
+    let (id, cookie) = f.signed_in(&alice(&[])).await;
+    let found = f.access.stored_session([cookie.as_str()]).await.unwrap();
+    assert_eq!(found.map(|(found, _)| found), Some(id));
+    let tampered = format!("{}x", &cookie[..cookie.len() - 1]);
+    for values in [vec![], vec!["garbage"], vec![tampered.as_str()]] {
+        assert!(f.access.stored_session(values).await.unwrap().is_none());
+    }
+}
+
+#[tokio::test]
+async fn at_most_three_cookie_values_with_a_valid_mac_are_looked_up() {
+    let f = fixture(config("oidc"), None);
+    let (_, cookie) = f.signed_in(&alice(&[])).await;
+    let ended: Vec<String> = (0..MAX_SESSION_LOOKUPS)
+        .map(|_| f.codec.encode_session(&SessionId::random()))
+        .collect();
+    let mut values: Vec<&str> = ended.iter().map(String::as_str).collect();
+    values.push(&cookie);
+    assert!(
+        f.access.stored_session(values).await.unwrap().is_none(),
+        "the fourth value is never read"
+    );
+    // Values without a valid MAC cost no lookup, so they do not count.
+    let mut values = vec!["forged"; 10];
+    values.push(&cookie);
+    assert!(f.access.stored_session(values).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_check_without_a_session_asks_who_you_are() {
+    let f = fixture(config("oidc"), None);
+    let verdict = f.access.check([], None, &route(""), NOW).await.unwrap();
+    assert!(matches!(verdict, Verdict::NoSession), "{verdict:?}");
+}
+
+#[tokio::test]
+async fn groups_come_from_the_claim_and_the_policy_decides() {
+    let f = fixture(config("oidc"), None);
+    let (_, cookie) = f.signed_in(&alice(&["admins"])).await;
+    let allowed = f
+        .access
+        .check(
+            [cookie.as_str()],
+            None,
+            &route("allowed_groups=admins"),
+            NOW,
+        )
+        .await
+        .unwrap();
+    let Verdict::Allowed(identified) = allowed else {
+        panic!("{allowed:?}");
+    };
+    assert_eq!(identified.who.login(), "alice@example.com");
+    assert_eq!(identified.who.subject(), "00ualice");
+    assert_eq!(identified.groups.list.len(), 1);
+    assert_eq!(identified.groups.list[0].name, "admins");
+
+    let denied = f
+        .access
+        .check([cookie.as_str()], None, &route("allowed_groups=ops"), NOW)
+        .await
+        .unwrap();
+    let Verdict::Forbidden { who, reason } = denied else {
+        panic!("{denied:?}");
+    };
+    assert_eq!(who.login(), "alice@example.com");
+    assert_eq!(reason, "not in an allowed group");
+}
+
+#[tokio::test]
+async fn with_okta_the_groups_cache_speaks_not_the_claim() {
+    let client = OktaGroupsClient::new(
+        reqwest::Client::new(),
+        "http://127.0.0.1:9",
+        Secret::new("unused".into()),
+    )
+    .unwrap();
+    let cache = GroupsCache::new(client, Duration::from_secs(300));
+    cache
+        .remember(
+            "00ualice",
+            vec![Group {
+                id: "00gops".into(),
+                name: "ops".into(),
+            }],
+        )
+        .await;
+    let f = fixture(config("okta"), Some(cache));
+    let (_, cookie) = f.signed_in(&alice(&["admins"])).await;
+    let verdict = f
+        .access
+        .check([cookie.as_str()], None, &route("allowed_groups=ops"), NOW)
+        .await
+        .unwrap();
+    assert!(matches!(verdict, Verdict::Allowed(_)), "{verdict:?}");
+    let verdict = f
+        .access
+        .check(
+            [cookie.as_str()],
+            None,
+            &route("allowed_groups=admins"),
+            NOW,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(verdict, Verdict::Forbidden { .. }), "{verdict:?}");
+}
+
+#[tokio::test]
+async fn identify_gives_the_user_and_groups_without_a_decision() {
+    let f = fixture(config("oidc"), None);
+    let (_, cookie) = f.signed_in(&alice(&["admins", "ops"])).await;
+    let identified = f
+        .access
+        .identify([cookie.as_str()], None, NOW)
+        .await
+        .unwrap();
+    let identified = identified.expect("signed in");
+    assert_eq!(identified.groups.list.len(), 2);
+    assert!(f.access.identify([], None, NOW).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_refresh_okta_cannot_answer_keeps_the_session_and_waits_before_retrying() {
+    let f = fixture(config("oidc"), None);
+    let mut session = alice(&[]);
+    session.refresh_token = Some(Secret::new("refresh-1".into()));
+    session.tokens_expire_at = NOW - 1;
+    let (id, cookie) = f.signed_in(&session).await;
+    let found = f
+        .access
+        .current_session([cookie.as_str()], NOW)
+        .await
+        .unwrap();
+    let (_, found) = found.expect("the session survives a transient failure");
+    assert_eq!(found.refresh_not_before, NOW + TRANSIENT_REFRESH_PAUSE);
+    let stored = f.store.load(&id).await.unwrap().expect("still stored");
+    assert_eq!(stored.refresh_not_before, NOW + TRANSIENT_REFRESH_PAUSE);
+    assert_eq!(
+        stored.refresh_token.as_ref().map(Secret::expose),
+        Some("refresh-1")
+    );
+}
+
+#[tokio::test]
+async fn no_refresh_before_the_tokens_are_due_or_while_told_to_wait() {
+    let f = fixture(config("oidc"), None);
+    let mut session = alice(&[]);
+    session.refresh_token = Some(Secret::new("refresh-1".into()));
+    session.tokens_expire_at = NOW - 1;
+    session.refresh_not_before = NOW + 5;
+    let (id, cookie) = f.signed_in(&session).await;
+    let found = f
+        .access
+        .current_session([cookie.as_str()], NOW)
+        .await
+        .unwrap();
+    assert_eq!(found.expect("kept").1.refresh_not_before, NOW + 5);
+    let mut fresh = alice(&[]);
+    fresh.refresh_token = Some(Secret::new("refresh-2".into()));
+    f.store.save(&id, &fresh).await.unwrap();
+    let found = f
+        .access
+        .current_session([cookie.as_str()], NOW)
+        .await
+        .unwrap();
+    assert_eq!(found.expect("kept").1.refresh_not_before, 0);
+}
+
+#[tokio::test]
+async fn a_sign_in_opens_one_session_per_state() {
+    let f = fixture(config("oidc"), None);
+    let opened = f
+        .access
+        .open_session(signed_in_from(None), "state-1", None, NOW)
+        .await
+        .unwrap()
+        .expect("first use of the state");
+    let expire = config("oidc").cookie.expire.as_secs();
+    assert_eq!(opened.session.created_at, NOW);
+    assert_eq!(opened.session.expires_at, NOW + expire);
+    assert!(
+        opened.session.id_token.is_some(),
+        "without a refresh token the ID token is kept for sign-out"
+    );
+    let (_, stored) = f
+        .access
+        .stored_session([opened.cookie.as_str()])
+        .await
+        .unwrap()
+        .expect("the cookie names the new session");
+    assert_eq!(stored.login, "bob@example.com");
+    let replay = f
+        .access
+        .open_session(signed_in_from(None), "state-1", None, NOW)
+        .await
+        .unwrap();
+    assert!(replay.is_none(), "a used state opens nothing");
+}
+
+#[test]
+fn a_session_with_a_refresh_token_does_not_keep_the_id_token() {
+    let session = new_session(
+        signed_in_from(Some("r")),
+        NOW,
+        100,
+        Some("a.example".into()),
+    );
+    assert!(session.id_token.is_none());
+    assert_eq!(session.expires_at, NOW + 100);
+    assert_eq!(session.refresh_not_before, 0);
+    assert_eq!(session.cookie_domain.as_deref(), Some("a.example"));
+}
+
+#[tokio::test]
+async fn sign_out_ends_the_session_or_every_session_of_the_user() {
+    let f = fixture(config("oidc"), None);
+    let (first, cookie) = f.signed_in(&alice(&[])).await;
+    let (second, other) = f.signed_in(&alice(&[])).await;
+    let out = f.access.sign_out([cookie.as_str()], false).await.unwrap();
+    assert_eq!(out.expect("signed in").ended, 1);
+    assert!(f.store.load(&first).await.unwrap().is_none());
+    assert!(f.store.load(&second).await.unwrap().is_some());
+    assert!(f
+        .access
+        .sign_out([cookie.as_str()], false)
+        .await
+        .unwrap()
+        .is_none());
+    let (_, third) = f.signed_in(&alice(&[])).await;
+    let out = f.access.sign_out([third.as_str()], true).await.unwrap();
+    assert_eq!(out.expect("signed in").ended, 2);
+    assert!(f
+        .access
+        .stored_session([other.as_str()])
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
+async fn the_sign_out_hint_is_the_kept_id_token() {
+    let f = fixture(config("oidc"), None);
+    let mut session = alice(&[]);
+    session.id_token = Some(Secret::new("kept.id.token".into()));
+    let hint = f.access.sign_out_hint(&session).await;
+    assert_eq!(hint.as_ref().map(Secret::expose), Some("kept.id.token"));
+    // Neither an ID token nor a refresh token: nothing to offer Okta.
+    assert!(f.access.sign_out_hint(&alice(&[])).await.is_none());
+}
+
+#[test]
+fn with_one_domain_every_session_fits_every_host() {
+    let f = fixture(config("oidc"), None);
+    assert!(f.access.fits_host(&alice(&[]), Some("app.example.com")));
+    assert!(f.access.fits_host(&alice(&[]), None));
+}
