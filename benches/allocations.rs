@@ -1,0 +1,226 @@
+//! Heap allocations per check, through the real app: `/oauth2/auth` allowed,
+//! denied (403: a group the user lacks; 401: no cookie) and `/oauth2/forward`
+//! allowed, each driven through `actix_web::test::init_service` with the real
+//! routes, a signed-in session in a MemoryStore and warm groups. A counting
+//! wrapper around the system allocator (stats_alloc) counts what each request
+//! costs. Prints, never asserts: `cargo bench --bench allocations`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test and benchmark code: a failure should stop loudly"
+)]
+
+use std::alloc::System;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::{test, web, App};
+use forward_auth::clock::now;
+use forward_auth::config::{Config, Secret};
+use forward_auth::groups::{Group, GroupsCache, OktaGroupsClient};
+use forward_auth::oidc::Oidc;
+use forward_auth::routes::{self, AppState};
+use forward_auth::session::{MemoryStore, Session, SessionId, SessionStore};
+use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// Requests measured per case (after as many warm-up requests).
+const REQUESTS: usize = 2_000;
+
+const USER: &str = "00ualice0000000000000";
+
+fn config() -> Config {
+    let vars = [
+        ("IDP_PROVIDER", "okta"),
+        // Never called: the groups are warm and the session fresh.
+        ("IDP_PROVIDER_URL", "http://127.0.0.1:9"),
+        ("IDP_CLIENT_ID", "bench-client"),
+        ("IDP_CLIENT_SECRET", "bench-secret"),
+        ("IDP_SERVICE_ACCOUNT", "bench-ssws"),
+        ("AUTHENTICATE_SERVICE_URL", "http://127.0.0.1:4180"),
+        (
+            "COOKIE_SECRET",
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        ),
+        ("COOKIE_SECURE", "false"),
+        ("GROUPS_CACHE_TTL", "1h"),
+        ("LOG_LEVEL", "error"),
+    ];
+    Config::from_vars(vars.map(|(k, v)| (k.to_string(), v.to_string())))
+        .unwrap()
+        .0
+}
+
+fn session() -> Session {
+    let now = now();
+    Session {
+        sub: USER.into(),
+        login: "alice@example.com".into(),
+        email: "alice@example.com".into(),
+        name: "Alice".into(),
+        groups_claim: None,
+        sid: None,
+        created_at: now,
+        expires_at: now + 3600,
+        tokens_expire_at: now + 3600,
+        refresh_not_before: 0,
+        refresh_token: Some(Secret::new("rt".into())),
+        id_token: None,
+        cookie_domain: None,
+    }
+}
+
+fn groups(n: usize) -> Vec<Group> {
+    (0..n)
+        .map(|i| Group {
+            id: format!("00g{i:017}"),
+            name: format!("group-{i}"),
+        })
+        .collect()
+}
+
+struct Case {
+    name: &'static str,
+    uri: &'static str,
+    cookie: bool,
+    status: u16,
+}
+
+#[actix_web::main]
+async fn main() {
+    let config = Arc::new(config());
+    let store = Arc::new(MemoryStore::new());
+    for _ in 0..10_000 {
+        store.save(&SessionId::random(), &session()).await.unwrap();
+    }
+    let id = SessionId::random();
+    store.save(&id, &session()).await.unwrap();
+    let client = OktaGroupsClient::new(
+        reqwest::Client::new(),
+        "http://127.0.0.1:9",
+        Secret::new("unused".into()),
+    )
+    .unwrap();
+    let cache = GroupsCache::new(client, Duration::from_secs(3600));
+    cache.remember(USER, groups(20)).await;
+    let oidc = Arc::new(Oidc::new(&config, reqwest::Client::new()));
+    let state = AppState::new(config.clone(), store, oidc, Some(cache));
+    let cookie = format!(
+        "{}={}",
+        state.cookie_names.session,
+        state.codec.encode_session(&id)
+    );
+    let app = test::init_service(
+        App::new()
+            .app_data(web::Data::new(state))
+            .configure(routes::configure),
+    )
+    .await;
+
+    let cases = [
+        Case {
+            name: "/oauth2/auth allowed (20 groups)",
+            uri: "/oauth2/auth",
+            cookie: true,
+            status: 200,
+        },
+        Case {
+            name: "/oauth2/auth allowed, allowed_groups=group-3,group-7",
+            uri: "/oauth2/auth?allowed_groups=group-3,group-7",
+            cookie: true,
+            status: 200,
+        },
+        Case {
+            name: "/oauth2/auth denied 403 (allowed_groups=admins)",
+            uri: "/oauth2/auth?allowed_groups=admins",
+            cookie: true,
+            status: 403,
+        },
+        Case {
+            name: "/oauth2/auth denied 401 (no cookie)",
+            uri: "/oauth2/auth",
+            cookie: false,
+            status: 401,
+        },
+        Case {
+            name: "/oauth2/forward allowed (20 groups)",
+            uri: "/oauth2/forward",
+            cookie: true,
+            status: 200,
+        },
+    ];
+    println!(
+        "{:<55} {:>8} {:>10} {:>10}",
+        "allocations per request (real app, test::call_service)", "allocs", "bytes", "reallocs"
+    );
+    // The harness's own share: the request built and the response dropped.
+    let harness = measure(&app, || request("/healthz", None).to_request(), 200).await;
+    print_row("harness baseline: GET /healthz", harness);
+    for case in &cases {
+        let cookie = case.cookie.then_some(cookie.as_str());
+        let per = measure(&app, || request(case.uri, cookie).to_request(), case.status).await;
+        print_row(case.name, per);
+    }
+    println!(
+        "(each row includes the harness's own request building; subtract the /healthz \
+         baseline for the handler's share)"
+    );
+}
+
+#[derive(Clone, Copy)]
+struct PerRequest {
+    allocations: f64,
+    bytes: f64,
+    reallocations: f64,
+}
+
+fn print_row(name: &str, per: PerRequest) {
+    println!(
+        "{name:<55} {:>8.1} {:>10.0} {:>10.1}",
+        per.allocations, per.bytes, per.reallocations
+    );
+}
+
+/// The request a case sends: an nginx subrequest from a trusted loopback peer.
+fn request(uri: &str, cookie: Option<&str>) -> test::TestRequest {
+    let mut req = test::TestRequest::get()
+        .uri(uri)
+        .insert_header(("x-original-url", "https://app.example.com/some/page"))
+        .insert_header(("x-original-method", "GET"))
+        .peer_addr("127.0.0.1:40000".parse().unwrap());
+    if let Some(cookie) = cookie {
+        req = req.insert_header(("cookie", cookie));
+    }
+    req
+}
+
+/// Per-request allocations of `REQUESTS` requests made by `make`, after as
+/// many unmeasured ones (each must answer `status`).
+async fn measure<S, R, B>(app: &S, make: impl Fn() -> R, status: u16) -> PerRequest
+where
+    S: Service<R, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    for _ in 0..REQUESTS {
+        let res = app.call(make()).await.unwrap();
+        assert_eq!(res.status().as_u16(), status);
+        drop(res.into_body().try_into_bytes());
+    }
+    let region = Region::new(GLOBAL);
+    for _ in 0..REQUESTS {
+        let res = app.call(make()).await.unwrap();
+        drop(res.into_body().try_into_bytes());
+    }
+    let stats = region.change();
+    let n = REQUESTS as f64;
+    PerRequest {
+        allocations: stats.allocations as f64 / n,
+        bytes: stats.bytes_allocated as f64 / n,
+        reallocations: stats.reallocations as f64 / n,
+    }
+}
