@@ -3,7 +3,10 @@
 //! allowed, each driven through `actix_web::test::init_service` with the real
 //! routes, a signed-in session in a MemoryStore and warm groups. A counting
 //! wrapper around the system allocator (stats_alloc) counts what each request
-//! costs. Prints, never asserts: `cargo bench --bench allocations`.
+//! costs. Then the heap a stored session holds: bytes and allocations per
+//! session in a MemoryStore at 100k and 1M sessions (what issue 15's ≤ 300 B
+//! per idle session is about), and what one session's own fields take.
+//! Prints, never asserts: `cargo bench --bench allocations [-- SESSIONS...]`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -170,6 +173,78 @@ async fn main() {
         "(each row includes the harness's own request building; subtract the /healthz \
          baseline for the handler's share)"
     );
+    println!();
+    session_memory().await;
+}
+
+/// A session shaped like a real Okta sign-in's (as examples/scale.rs makes
+/// them): 20-character ids, ~22-character login and email, a 43-character
+/// refresh token, an Okta `sid`, no ID token.
+fn realistic_session(i: usize) -> Session {
+    let now = now();
+    let login = format!("user{i:06}@example.com");
+    Session {
+        sub: format!("00u{i:017}"),
+        login: login.clone(),
+        email: login,
+        name: format!("User {i:06}"),
+        groups_claim: None,
+        sid: Some(format!("102{i:017}")),
+        created_at: now,
+        expires_at: now + 14 * 3600,
+        tokens_expire_at: now + 3600,
+        refresh_not_before: 0,
+        refresh_token: Some(Secret::new(format!("{i:043}"))),
+        id_token: None,
+        cookie_domain: None,
+    }
+}
+
+/// Heap held per stored session: live bytes (allocated minus freed, as asked
+/// of the allocator: malloc adds ~8-16 B of its own per allocation) and
+/// allocations, with the share of the session's own fields.
+async fn session_memory() {
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![100_000, 1_000_000]
+    } else {
+        sizes
+    };
+    let one = Region::new(GLOBAL);
+    let sample = std::hint::black_box(Arc::new(realistic_session(1)));
+    let own = one.change();
+    println!(
+        "one session's own heap: {} B in {} allocations (Arc<Session>: {} B of struct \
+         + 16 B of counts; its Strings: the rest)",
+        own.bytes_allocated - own.bytes_deallocated,
+        own.allocations,
+        std::mem::size_of::<Session>()
+    );
+    drop(sample);
+    for n in sizes {
+        let store = MemoryStore::new();
+        let sessions: Vec<(SessionId, Session)> = (0..n)
+            .map(|i| (SessionId::random(), realistic_session(i)))
+            .collect();
+        let region = Region::new(GLOBAL);
+        for (id, session) in &sessions {
+            store.save(id, session).await.unwrap();
+        }
+        let held = region.change();
+        // A realloc's growth is counted in bytes_allocated too.
+        let live = held.bytes_allocated as i64 - held.bytes_deallocated as i64;
+        println!(
+            "MemoryStore with {n} sessions: {:.0} B live heap per session in {:.1} allocations \
+             (map slots, spare capacity and growth included)",
+            live as f64 / n as f64,
+            (held.allocations as f64 - held.deallocations as f64) / n as f64,
+        );
+        drop(sessions);
+        drop(store);
+    }
 }
 
 #[derive(Clone, Copy)]
