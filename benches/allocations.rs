@@ -24,9 +24,12 @@ use actix_web::{test, web, App};
 use forward_auth::clock::now;
 use forward_auth::config::{Config, Secret};
 use forward_auth::groups::{Group, GroupsCache, OktaGroupsClient};
+use forward_auth::identity_headers;
+use forward_auth::metrics::observed;
 use forward_auth::oidc::Oidc;
+use forward_auth::policy::{decide, AllowLists, Decision, Subject};
 use forward_auth::routes::{self, AppState};
-use forward_auth::session::{MemoryStore, Session, SessionId, SessionStore};
+use forward_auth::session::{CookieCodec, MemoryStore, Session, SessionId, SessionStore};
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 
 #[global_allocator]
@@ -111,6 +114,7 @@ async fn main() {
     .unwrap();
     let cache = GroupsCache::new(client, Duration::from_secs(3600));
     cache.remember(USER, groups(20)).await;
+    pieces(&state_pieces(&config, &id), &store, &cache).await;
     let oidc = Arc::new(Oidc::new(&config, reqwest::Client::new()));
     let state = AppState::new(config.clone(), store, oidc, Some(cache));
     let cookie = format!(
@@ -118,6 +122,19 @@ async fn main() {
         state.cookie_names.session,
         state.codec.encode_session(&id)
     );
+    // Actix boxes each handler's future: its size is allocated (and moved)
+    // per request. These are the check's awaited pieces.
+    let req = request("/oauth2/auth", Some(&cookie)).to_http_request();
+    let session = state.current_session(&req).await.unwrap().unwrap().1;
+    println!("future sizes (bytes a handler's boxed future holds for each await):");
+    println!(
+        "  AppState::current_session: {} B, AppState::groups_of: {} B, \
+         SessionStore::load (boxed by async_trait): {} B",
+        std::mem::size_of_val(&state.current_session(&req)),
+        std::mem::size_of_val(&state.groups_of(&session)),
+        std::mem::size_of_val(&state.store.load(&id)),
+    );
+    println!();
     let app = test::init_service(
         App::new()
             .app_data(web::Data::new(state))
@@ -245,6 +262,74 @@ async fn session_memory() {
         drop(sessions);
         drop(store);
     }
+}
+
+/// A cookie for `id` signed with the config's key, as the codec the app builds.
+fn state_pieces(config: &Config, id: &SessionId) -> (CookieCodec, String) {
+    let codec = CookieCodec::new(config.cookie.keys.clone());
+    let cookie = codec.encode_session(id);
+    (codec, cookie)
+}
+
+/// The pieces of an allowed check one by one, outside actix: which of them
+/// allocate.
+async fn pieces((codec, cookie): &(CookieCodec, String), store: &MemoryStore, cache: &GroupsCache) {
+    async fn count<T, F: std::future::Future<Output = T>>(name: &str, mut f: impl FnMut() -> F) {
+        for _ in 0..100 {
+            drop(f().await);
+        }
+        let region = Region::new(GLOBAL);
+        for _ in 0..REQUESTS {
+            drop(f().await);
+        }
+        let stats = region.change();
+        let n = REQUESTS as f64;
+        print_row(
+            name,
+            PerRequest {
+                allocations: stats.allocations as f64 / n,
+                bytes: stats.bytes_allocated as f64 / n,
+                reallocations: stats.reallocations as f64 / n,
+            },
+        );
+    }
+    let id = codec.decode_session(cookie).unwrap();
+    let session = store.load(&id).await.unwrap().unwrap();
+    let groups = cache.groups_of(USER).await.unwrap();
+    println!("pieces of an allowed check, one at a time:");
+    count("  cookie: decode_session (HMAC verify)", || async {
+        codec.decode_session(cookie)
+    })
+    .await;
+    count("  session: MemoryStore::load", || store.load(&id)).await;
+    count("  groups: GroupsCache::groups_of (warm, 20 groups)", || {
+        cache.groups_of(USER)
+    })
+    .await;
+    let global = AllowLists::from_env_lists(None, None, None);
+    let route = AllowLists::from_query("").unwrap();
+    count("  policy: decide", || async {
+        let subject = Subject {
+            login: &session.login,
+            email: &session.email,
+            groups: &groups.list,
+        };
+        matches!(decide(&global, &route, &subject), Decision::Allow)
+    })
+    .await;
+    count("  headers: identity_headers::render", || async {
+        identity_headers::render(&session.login, &session.email, &groups)
+    })
+    .await;
+    count("  metrics: observed::check", || async {
+        observed::check(
+            observed::Endpoint::Auth,
+            observed::Outcome::Allowed,
+            Duration::from_micros(100),
+        )
+    })
+    .await;
+    println!();
 }
 
 #[derive(Clone, Copy)]
