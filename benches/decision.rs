@@ -1,6 +1,8 @@
 //! Micro-benchmarks of the decision path, piece by piece: cookie verification,
 //! session lookup, groups lookup, policy, header rendering, and the forwarded
-//! URL. Run with `cargo bench --bench decision`.
+//! URL; then the whole allowed check as it is today (three lookups) beside the
+//! one-lookup shape issue 15 plans (prototyped here, not in src/), and the raw
+//! HMAC-SHA256 cost per cookie. Run with `cargo bench --bench decision`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -8,8 +10,11 @@
     reason = "test and benchmark code: a failure should stop loudly"
 )]
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -17,7 +22,7 @@ use forward_auth::clock::now;
 use forward_auth::forwarded::{original_request, TrustedProxies};
 use forward_auth::groups::{Group, GroupsCache, OktaGroupsClient};
 use forward_auth::identity_headers::{self, UserGroups};
-use forward_auth::policy::{decide, AllowLists, Subject};
+use forward_auth::policy::{decide, AllowLists, Decision, Subject};
 use forward_auth::secret::{CookieKey, Secret};
 use forward_auth::session::{CookieCodec, MemoryStore, Session, SessionId, SessionStore};
 
@@ -136,6 +141,229 @@ fn benches(c: &mut Criterion) {
     });
 
     api_client_benches(c, &runtime);
+    one_lookup_benches(c, &runtime, &codec, &store, &cache, &global);
+}
+
+/// Issue 15's plan beside today's path, both ending in the same response.
+/// Today: cookie MAC → session store read → groups cache read (moka) → decide →
+/// four header Strings. Planned: cookie MAC → ONE sharded-map read of an entry
+/// that holds an `Arc` to the user's groups entry (names for the policy, the
+/// rendered header values, a freshness stamp) → compare the stamps with one
+/// coarse clock read → decide → headers from values rendered once.
+fn one_lookup_benches(
+    c: &mut Criterion,
+    runtime: &tokio::runtime::Runtime,
+    codec: &CookieCodec,
+    store: &MemoryStore,
+    cache: &GroupsCache,
+    global: &AllowLists,
+) {
+    use actix_web::http::header::{HeaderValue, CACHE_CONTROL};
+    use actix_web::HttpResponse;
+    use forward_auth::clock::coarse_now;
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
+
+    let id = SessionId::random();
+    let cookie = codec.encode_session(&id);
+    runtime.block_on(store.save(&id, &session())).unwrap();
+    let route = AllowLists::from_query("").unwrap();
+
+    c.bench_function(
+        "check today: verify + store + groups + decide + response",
+        |b| {
+            b.iter(|| {
+                runtime.block_on(async {
+                    let id = codec.decode_session(black_box(&cookie)).unwrap();
+                    let session = store.load(&id).await.unwrap().unwrap();
+                    let groups = cache.groups_of(&session.sub).await.unwrap();
+                    let now = now();
+                    assert!(now < session.expires_at && now < session.tokens_expire_at);
+                    let subject = Subject {
+                        login: &session.login,
+                        email: &session.email,
+                        groups: &groups.list,
+                    };
+                    assert!(matches!(decide(global, &route, &subject), Decision::Allow));
+                    let mut response = HttpResponse::Ok();
+                    response.insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")));
+                    for (name, value) in
+                        identity_headers::render(&session.login, &session.email, &groups)
+                    {
+                        response.insert_header((name, value));
+                    }
+                    response.finish()
+                })
+            })
+        },
+    );
+
+    let planned = PlannedMap::new();
+    let user_groups = Arc::new(PlannedGroups::new(groups(20), now() + 300));
+    for _ in 0..10_000 {
+        planned.insert(
+            SessionId::random(),
+            PlannedEntry::new(&session(), user_groups.clone()),
+        );
+    }
+    planned.insert(id.clone(), PlannedEntry::new(&session(), user_groups));
+    black_box(coarse_now());
+    c.bench_function(
+        "check planned: verify + ONE map read + stamps + decide + response",
+        |b| {
+            b.iter(|| {
+                runtime.block_on(async {
+                    let id = codec.decode_session(black_box(&cookie)).unwrap();
+                    let entry = planned.get(&id).unwrap();
+                    let now = coarse_now();
+                    assert!(now < entry.live_until && now < entry.groups.fresh_until);
+                    let subject = Subject {
+                        login: &entry.login,
+                        email: &entry.email,
+                        groups: &entry.groups.list,
+                    };
+                    assert!(matches!(decide(global, &route, &subject), Decision::Allow));
+                    let mut response = HttpResponse::Ok();
+                    response.insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")));
+                    response.insert_header(("x-auth-request-user", entry.login_header.clone()));
+                    response.insert_header(("x-auth-request-email", entry.email_header.clone()));
+                    response.insert_header(("x-auth-request-groups", entry.groups.header.clone()));
+                    response.insert_header((
+                        "x-auth-request-preferred-username",
+                        entry.login_header.clone(),
+                    ));
+                    response.finish()
+                })
+            })
+        },
+    );
+    c.bench_function(
+        "planned: the one sharded-map read alone (10k sessions)",
+        |b| b.iter(|| planned.get(black_box(&id))),
+    );
+
+    // The MAC alone: from the keyed state the codec keeps (the two key-pad
+    // compressions done once), and with the key absorbed per check.
+    type HmacSha256 = Hmac<Sha256>;
+    let key = [7u8; 32];
+    let keyed = HmacSha256::new_from_slice(&key).unwrap();
+    let payload = [42u8; 20];
+    let tag = {
+        let mut mac = keyed.clone();
+        mac.update(b"session\0");
+        mac.update(&payload);
+        mac.finalize().into_bytes()
+    };
+    c.bench_function(
+        "hmac-sha256: verify a cookie's tag (keyed state cloned)",
+        |b| {
+            b.iter(|| {
+                let mut mac = keyed.clone();
+                mac.update(b"session\0");
+                mac.update(black_box(&payload));
+                mac.verify_slice(black_box(&tag)).is_ok()
+            })
+        },
+    );
+    c.bench_function(
+        "hmac-sha256: verify a cookie's tag (key absorbed each time)",
+        |b| {
+            b.iter(|| {
+                let mut mac = HmacSha256::new_from_slice(black_box(&key)).unwrap();
+                mac.update(b"session\0");
+                mac.update(black_box(&payload));
+                mac.verify_slice(black_box(&tag)).is_ok()
+            })
+        },
+    );
+}
+
+/// The planned per-user groups entry: shared by all of a user's sessions.
+struct PlannedGroups {
+    list: Vec<Group>,
+    /// `X-Auth-Request-Groups`, rendered once per fetch.
+    header: actix_web::http::header::HeaderValue,
+    /// Epoch seconds until which no refresh is due.
+    fresh_until: u64,
+}
+
+impl PlannedGroups {
+    fn new(list: Vec<Group>, fresh_until: u64) -> PlannedGroups {
+        let rendered = UserGroups::new(list);
+        PlannedGroups {
+            header: rendered.header.parse().unwrap(),
+            list: rendered.list,
+            fresh_until,
+        }
+    }
+}
+
+/// The planned session entry: what a check reads, and nothing else.
+struct PlannedEntry {
+    login: String,
+    email: String,
+    login_header: actix_web::http::header::HeaderValue,
+    email_header: actix_web::http::header::HeaderValue,
+    /// min(session expiry, tokens' expiry): past it the slow path runs.
+    live_until: u64,
+    groups: Arc<PlannedGroups>,
+}
+
+impl PlannedEntry {
+    fn new(session: &Session, groups: Arc<PlannedGroups>) -> Arc<PlannedEntry> {
+        Arc::new(PlannedEntry {
+            login: session.login.clone(),
+            email: session.email.clone(),
+            login_header: session.login.parse().unwrap(),
+            email_header: session.email.parse().unwrap(),
+            live_until: session.expires_at.min(session.tokens_expire_at),
+            groups,
+        })
+    }
+}
+
+/// 64 read-locked shards keyed by session id with a folding hasher: the shape
+/// of src/session/sharded.rs, holding the planned entries.
+struct PlannedMap {
+    shards: Vec<PlannedShard>,
+}
+
+type PlannedShard = RwLock<HashMap<SessionId, Arc<PlannedEntry>, BuildHasherDefault<FoldHasher>>>;
+
+impl PlannedMap {
+    fn new() -> PlannedMap {
+        PlannedMap {
+            shards: (0..64).map(|_| RwLock::default()).collect(),
+        }
+    }
+    fn shard(&self, id: &SessionId) -> &PlannedShard {
+        let mut hasher = FoldHasher::default();
+        id.hash(&mut hasher);
+        &self.shards[hasher.finish() as usize % self.shards.len()]
+    }
+    fn insert(&self, id: SessionId, entry: Arc<PlannedEntry>) {
+        self.shard(&id).write().unwrap().insert(id, entry);
+    }
+    fn get(&self, id: &SessionId) -> Option<Arc<PlannedEntry>> {
+        self.shard(id).read().unwrap().get(id).cloned()
+    }
+}
+
+#[derive(Default)]
+struct FoldHasher(u64);
+
+impl Hasher for FoldHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// Issue 13's hot paths: a bearer check's verification (cached, and the first

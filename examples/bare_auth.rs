@@ -6,7 +6,8 @@
 //! same workers), whose `GET /oauth2/auth` answers 200 with the same headers as
 //! an allowed check of alice (`Cache-Control: no-store` and the four
 //! `X-Auth-Request-*`) from constants: no cookie, no session, no groups, no
-//! policy. Prints `BARE_AUTH_URL=…`, then serves on 127.0.0.1 until killed.
+//! policy; `GET /oauth2/denied` answers an empty 401, as a denied check does.
+//! Prints `BARE_AUTH_URL=…`, then serves on 127.0.0.1 until killed.
 //! BENCHMARK ONLY: it lets everyone in.
 #![allow(
     clippy::unwrap_used,
@@ -31,6 +32,10 @@ async fn allow() -> HttpResponse {
         .finish()
 }
 
+async fn deny() -> HttpResponse {
+    HttpResponse::Unauthorized().finish()
+}
+
 #[actix_web::main]
 async fn main() -> std::process::ExitCode {
     let port: u16 = match std::env::args().nth(1).map(|p| p.parse()) {
@@ -49,8 +54,12 @@ async fn main() -> std::process::ExitCode {
         }
     };
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(port);
-    let server = match HttpServer::new(|| App::new().route("/oauth2/auth", web::get().to(allow)))
-        .listen(listener)
+    let server = match HttpServer::new(|| {
+        App::new()
+            .route("/oauth2/auth", web::get().to(allow))
+            .route("/oauth2/denied", web::get().to(deny))
+    })
+    .listen(listener)
     {
         Ok(server) => server.run(),
         Err(e) => {

@@ -8,15 +8,23 @@
 # real (curl through /oauth2/start, the fake's /authorize and the callback; the
 # same through mod_auth_openidc), warms the groups cache, then measures in
 # alternating rounds:
-#   - maximum throughput with wrk: ours, ours with sessions in Redis (a second
-#     instance with SESSION_STORE=redis:// on a redis-server started here), the
-#     bare handler, mod_auth_openidc, nginx -> ours, nginx -> bare, nginx static;
-#     and a third instance (custom server issuer, BEARER_AUDIENCE,
-#     IDENTITY_JWT_KEY) checked with a cookie and with a bearer token;
+#   - maximum throughput with wrk: ours (/oauth2/auth and /oauth2/forward),
+#     ours with sessions in Redis (a second instance with SESSION_STORE=redis://
+#     on a redis-server started here), the bare handler, mod_auth_openidc,
+#     nginx -> ours, nginx -> bare, the same two for a DENIED check (no cookie:
+#     an empty 401 over the keep-alive upstream; the bare handler's
+#     /oauth2/denied), nginx static; and a third instance (custom server
+#     issuer, BEARER_AUDIENCE, IDENTITY_JWT_KEY) checked with a cookie and with
+#     a bearer token;
 #   - latency percentiles at a fixed rate of half our median maximum, with the
 #     open-loop generator examples/open_loop.rs (or oha with --oha): ours (both
 #     stores), and the bare handler and nginx static as controls at the same rate;
-# and prints the medians, ratios and targets (also in target/bench/results.md).
+#   - the sign-in path: start + the fake's /authorize + callback pairs per
+#     second (examples/sign_in_load.rs on the load core, the fake Okta there
+#     too), and per second of the service's own CPU time (its one core);
+# and prints the medians, ratios and targets (also in target/bench/results.md),
+# then, on its LAST line, issue 15's ratios and their targets:
+#   ratios: auth=… forward=… bearer=… nginx=… nginx_denied=… redis=… signins_per_s=… (targets …)
 # It fails when a step fails, when any warm answer is not 2xx, or when the fake
 # Okta saw a call during the warm runs.
 #
@@ -33,8 +41,9 @@
 #            --keep (keep the temporary directory)
 #
 # Pinning: the servers under test (and nginx/Apache, which run in front of or
-# instead of them) on core 0, the load generator on core 1, when taskset exists
-# and there are at least 2 cores. Only loopback traffic; every process started
+# instead of them) on core 0, the load generator (and the fake Okta) on core 1,
+# when taskset exists and there are at least 2 cores; the last line says
+# whether the run was pinned. Only loopback traffic; every process started
 # here is stopped on exit.
 set -euo pipefail
 
@@ -208,6 +217,8 @@ start fake_idp "$BIN/examples/fake_idp" 0
 IDP=$(wait_line fake_idp FAKE_IDP_URL)
 STATS=$(wait_line fake_idp FAKE_IDP_STATS)
 wait_http "$IDP/.well-known/openid-configuration" fake_idp
+# The fake Okta works only during sign-ins: its share belongs to the load side.
+[ ${#LOAD_PIN[@]} -eq 0 ] || taskset -a -p -c 1 "${PIDS[-1]}" >/dev/null
 echo "issuer $IDP, counters $STATS"
 
 COOKIE_NAME=_forward_auth
@@ -263,6 +274,7 @@ check_200() {
 }
 say "warm the groups cache (one check)"
 check_200 ours "$SVC/oauth2/auth" "${AUTH_HEADERS[@]}"
+check_200 ours_forward "$SVC/oauth2/forward" -H "Cookie: $COOKIE_NAME=$SESSION" >/dev/null
 
 if $REDIS; then
   say "redis-server and a second forward-auth with SESSION_STORE=redis://"
@@ -369,8 +381,10 @@ http {
         root $WORK/nginx/www;
 $(auth_location us forward_auth)
 $(auth_location bare bare_auth)
+$(auth_location bare_denied bare_auth | sed 's|/oauth2/auth;|/oauth2/denied;|')
 $(protected_location us)
 $(protected_location bare)
+$(protected_location bare_denied)
         # The same file without a check: what the subrequest is compared with.
         location /static/ { try_files /ok.txt =404; }
     }
@@ -384,6 +398,8 @@ check_200 nginx-us "$NGX/us/page" -H "Cookie: $COOKIE_NAME=$SESSION"
 check_200 nginx-bare "$NGX/bare/page" -H "Cookie: $COOKIE_NAME=$SESSION"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$NGX/us/page")" = 401 ] ||
   die "nginx -> forward-auth lets a request without a session through"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$NGX/bare_denied/page")" = 401 ] ||
+  die "nginx -> bare /oauth2/denied does not answer 401"
 
 # ---------------------------------------------------------------------------
 if $APACHE; then
@@ -472,26 +488,36 @@ fi
 
 # ---------------------------------------------------------------------------
 # The targets: name, URL, request headers.
-TARGETS=(ours)
+TARGETS=(ours ours_forward)
 $REDIS && TARGETS+=(ours_redis)
 TARGETS+=(ours_jwt ours_bearer bare)
 $APACHE && TARGETS+=(apache)
-TARGETS+=(nginx_us nginx_bare nginx_static)
+TARGETS+=(nginx_us nginx_bare nginx_us_denied nginx_bare_denied nginx_static)
+# Targets whose every answer must be a 401 (a denied check), not a 2xx.
+is_denied() { [[ "$1" == *_denied ]]; }
 target_args() {
   case "$1" in
     ours) echo "$SVC/oauth2/auth" ;;
+    ours_forward) echo "$SVC/oauth2/forward" ;;
     ours_redis) echo "$SVCR/oauth2/auth" ;;
     ours_jwt | ours_bearer) echo "$SVCA/oauth2/auth" ;;
     bare) echo "$BARE/oauth2/auth" ;;
     apache) echo "$AP/bench/ok.txt" ;;
     nginx_us) echo "$NGX/us/page" ;;
     nginx_bare) echo "$NGX/bare/page" ;;
+    nginx_us_denied) echo "$NGX/us/page" ;;
+    nginx_bare_denied) echo "$NGX/bare_denied/page" ;;
     nginx_static) echo "$NGX/static/page" ;;
   esac
 }
 target_headers() {
   case "$1" in
     ours | bare) HEADERS=("${AUTH_HEADERS[@]}") ;;
+    # What Traefik sends: X-Forwarded-*, from a trusted proxy (loopback).
+    ours_forward) HEADERS=(-H "Cookie: $COOKIE_NAME=$SESSION" -H "X-Forwarded-Proto: http"
+      -H "X-Forwarded-Host: app.example.com" -H "X-Forwarded-Uri: /bench/page" -H "X-Forwarded-Method: GET") ;;
+    # No cookie: a stranger, denied (401).
+    nginx_us_denied | nginx_bare_denied) HEADERS=(-H "Accept: text/html") ;;
     ours_redis) HEADERS=("${AUTH_HEADERS_REDIS[@]}") ;;
     ours_jwt) HEADERS=("${AUTH_HEADERS_JWT[@]}") ;;
     ours_bearer) HEADERS=("${AUTH_HEADERS_BEARER[@]}") ;;
@@ -511,13 +537,13 @@ redis_stats before
 # under_test TARGET: the processes that answer TARGET's requests (all on core 0).
 under_test() {
   case "$1" in
-    ours) echo "$SVC_PID" ;;
+    ours | ours_forward) echo "$SVC_PID" ;;
     ours_redis) echo "$SVCR_PID" "$REDIS_PID" ;;
     ours_jwt | ours_bearer) echo "$SVCA_PID" ;;
     bare) echo "$BARE_PID" ;;
     apache) echo "$AP_PID" $(pgrep -P "$AP_PID") ;;
-    nginx_us) echo "$SVC_PID" "$NGX_PID" $(pgrep -P "$NGX_PID") ;;
-    nginx_bare) echo "$BARE_PID" "$NGX_PID" $(pgrep -P "$NGX_PID") ;;
+    nginx_us | nginx_us_denied) echo "$SVC_PID" "$NGX_PID" $(pgrep -P "$NGX_PID") ;;
+    nginx_bare | nginx_bare_denied) echo "$BARE_PID" "$NGX_PID" $(pgrep -P "$NGX_PID") ;;
     nginx_static) echo "$NGX_PID" $(pgrep -P "$NGX_PID") ;;
   esac
 }
@@ -557,7 +583,8 @@ wrk_run() {
   local rps bad
   rps=$(awk '/^Requests\/sec:/ { print $2 }' "$2")
   bad=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$2")
-  printf '  %-13s %10s req/s   core 0: %3s%%%s\n' "$1" "${rps:-?}" "$share" "${bad:+   NON-2xx: $bad}"
+  ! is_denied "$1" || bad=  # every answer is a 401 there: bench_report.py checks that
+  printf '  %-17s %10s req/s   core 0: %3s%%%s\n' "$1" "${rps:-?}" "$share" "${bad:+   NON-2xx: $bad}"
 }
 
 # busy_percent: share of all cores busy over the next second (/proc/stat).
@@ -639,6 +666,28 @@ $REDIS && check_200 ours_redis "$SVCR/oauth2/auth" "${AUTH_HEADERS_REDIS[@]}" >/
 check_200 ours_jwt "$SVCA/oauth2/auth" "${AUTH_HEADERS_JWT[@]}" >/dev/null
 check_200 ours_bearer "$SVCA/oauth2/auth" "${AUTH_HEADERS_BEARER[@]}" >/dev/null
 $APACHE && check_200 apache "$AP/bench/ok.txt" -H "Cookie: mod_auth_openidc_session=$AP_SESSION" >/dev/null
+
+# ---------------------------------------------------------------------------
+# The sign-in path, after the warm runs (each sign-in calls the fake Okta's
+# token endpoint, which the warm runs must not): start + /authorize + callback
+# pairs per second against the first instance (core 0); the driver and the
+# fake Okta share the load core. Also per second of the service's CPU time:
+# when the load side cannot keep core 0 busy, that is what one core would do.
+say "sign-in path: examples/sign_in_load.rs, ${DURATION} s, $ROUNDS round(s)"
+cargo build --profile "${PROFILE/debug/dev}" --quiet --example sign_in_load
+for r in $(seq "$ROUNDS"); do
+  wait_quiet
+  before=$(cpu_ticks "$SVC_PID")
+  t0=$(date +%s%N)
+  "${LOAD_PIN[@]}" timeout $((DURATION + 30)) "$BIN/examples/sign_in_load" --duration "$DURATION" \
+    --concurrency 16 --cookie-name "$COOKIE_NAME" "$SVC" >"$OUT/raw/signin-r$r.txt" 2>"$WORK/signin.err" ||
+    die "sign_in_load: $(tail -n 3 "$WORK/signin.err")"
+  after=$(cpu_ticks "$SVC_PID")
+  t1=$(date +%s%N)
+  echo $(((after - before) * 100 * 1000000000 / (TICKS_PER_S * (t1 - t0)))) >"$OUT/raw/signin-r$r.txt.cpu"
+  printf '  round %s: %s sign-ins/s, core 0: %s%%\n' "$r" \
+    "$(sed -n 's/^SIGN_INS_PER_S=//p' "$OUT/raw/signin-r$r.txt")" "$(cat "$OUT/raw/signin-r$r.txt.cpu")"
+done
 
 # ---------------------------------------------------------------------------
 versions() {

@@ -2,8 +2,9 @@
 """Reads the raw outputs of scripts/bench.sh (wrk text, latency JSON from
 examples/open_loop.rs or oha, which share one shape, the fake Okta's
 counters) and prints the medians, ratios and targets; also writes them to
-target/bench/results.md. Exits 1 when a warm run had a non-2xx answer or a socket
-error, or when the fake Okta was called during the warm runs. Timing targets are
+target/bench/results.md, and last issue 15's ratios on one line. Exits 1 when a
+warm run had a non-2xx answer (a 2xx, for the denied targets) or a socket error,
+or when the fake Okta was called during the warm runs. Timing targets are
 reported (met / not met), never asserted.
 
     bench_report.py half-max OUT       half of our median maximum, in req/s
@@ -20,6 +21,7 @@ import sys
 
 LABELS = {
     "ours": "forward-auth `/oauth2/auth`",
+    "ours_forward": "forward-auth `/oauth2/forward` (X-Forwarded-*)",
     "ours_redis": "forward-auth `/oauth2/auth`, sessions in Redis",
     "ours_jwt": "forward-auth `/oauth2/auth`, cookie + signed identity (`X-Auth-Request-Jwt`)",
     "ours_bearer": "forward-auth `/oauth2/auth`, `Authorization: Bearer` + signed identity",
@@ -27,8 +29,22 @@ LABELS = {
     "apache": "Apache + mod_auth_openidc",
     "nginx_us": "nginx → auth_request → forward-auth",
     "nginx_bare": "nginx → auth_request → bare handler",
+    "nginx_us_denied": "nginx → auth_request → forward-auth, denied (401, no cookie)",
+    "nginx_bare_denied": "nginx → auth_request → bare handler, denied (401)",
     "nginx_static": "nginx static file (no check)",
 }
+
+# Issue 15's ratios, in the order of the last line: (key, numerator,
+# denominator, target). Each is the median of the per-round ratios.
+ISSUE_15 = [
+    ("auth", "ours", "bare", 0.85),
+    ("forward", "ours_forward", "bare", 0.85),
+    ("bearer", "ours_bearer", "bare", 0.80),
+    ("nginx", "nginx_us", "nginx_bare", 0.95),
+    ("nginx_denied", "nginx_us_denied", "nginx_bare_denied", 0.95),
+    ("redis", "ours_redis", "ours", 0.95),
+]
+SIGN_IN_TARGET = 2000
 
 UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
 
@@ -105,6 +121,25 @@ def ms(value):
 
 def fmt_rps(value):
     return "–" if value is None else f"{value:,.0f}"
+
+
+def is_denied(target):
+    return target.endswith("_denied")
+
+
+def sign_ins(out):
+    """Per round: (achieved sign-ins/s, core-0 share in %, sign-ins per second
+    of the service's CPU time), from examples/sign_in_load.rs's output."""
+    runs = []
+    for path in sorted(glob.glob(os.path.join(out, "raw", "signin-r*.txt")), key=round_of):
+        values = dict(line.strip().split("=", 1) for line in open(path, encoding="utf-8")
+                      if "=" in line)
+        done, secs = int(values.get("SIGN_INS", 0)), float(values.get("SECONDS", 0) or 0)
+        rate = done / secs if secs else None
+        share = read_share(path)
+        per_core = rate * 100 / share if rate and share else None
+        runs.append((rate, share, per_core))
+    return runs
 
 
 def read_meta(out):
@@ -249,13 +284,38 @@ def report(out):
                                     f"{run['errors']} errors")
         w("")
 
-    # Warm runs: every answer 2xx, no socket error, no Okta call.
+    signin_runs = sign_ins(out)
+    signin_per_core = None
+    if signin_runs:
+        w("### Sign-in path (start + /authorize + callback, examples/sign_in_load.rs)")
+        w("")
+        w("| round | sign-ins/s achieved | core 0 used (service) | per second of one service core |")
+        w("|---:|---:|---:|---:|")
+        for i, (rate, share, per_core) in enumerate(signin_runs, 1):
+            w(f"| {i} | {fmt_rps(rate)} | {'–' if share is None else f'{share:.0f}%'} | "
+              f"{fmt_rps(per_core)} |")
+        w("")
+        w("*per second of one service core*: achieved sign-ins divided by the service's "
+          "CPU time; the fake Okta (an RS256 signature per token) and the driver share "
+          "the other core and may not keep core 0 busy.")
+        w("")
+        per_core = [p for _, _, p in signin_runs if p]
+        signin_per_core = statistics.median(per_core) if per_core else None
+
+    # Warm runs: every answer 2xx (401 for the denied targets), no socket
+    # error, no Okta call.
     requests = non2xx = socket_errors = 0
     for path in glob.glob(os.path.join(out, "raw", "wrk-*.txt")) + \
             glob.glob(os.path.join(out, "raw", "warmup-*.txt")):
         run = parse_wrk(path)
         if run["rps"] is None:
             failures.append(f"{os.path.basename(path)}: wrk printed no result")
+        if is_denied(os.path.basename(path).split("-")[1].split(".")[0]):
+            if run["non2xx"] != run["requests"] or run["socket_errors"]:
+                failures.append(f"{os.path.basename(path)}: {run['requests'] - run['non2xx']} "
+                                f"2xx/3xx where every check is denied, "
+                                f"{run['socket_errors']} socket errors")
+            continue
         requests += run["requests"]
         non2xx += run["non2xx"]
         socket_errors += run["socket_errors"]
@@ -295,6 +355,30 @@ def report(out):
     for name, value, target, met in checks:
         verdict = "" if met is None else ("met" if met else "**not met**")
         w(f"| {name} | {value} | {target} | {verdict} |")
+    w("")
+
+    # Issue 15: the same ratios, one line, for phase-by-phase comparison.
+    pinned = meta.get("pinning", "").startswith("servers")
+    fields, targets15 = [], []
+    w("### Issue 15 targets" + ("" if pinned else " (NOT PINNED: not comparable)"))
+    w("")
+    w("| ratio | value | target | met |")
+    w("|---|---|---|---|")
+    for key, a, b, target in ISSUE_15:
+        r, spread = ratio(a, b)
+        fields.append(f"{key}={'–' if r is None else f'{r:.2f}'}")
+        targets15.append(f"{target:.2f}")
+        w(f"| {key} ({a} / {b}) | {show(r, spread, times)} | ≥ {target:.2f}× | "
+          f"{'' if r is None else ('met' if r >= target else '**not met**')} |")
+    fields.append(f"signins_per_s={'–' if signin_per_core is None else f'{signin_per_core:.0f}'}")
+    targets15.append(str(SIGN_IN_TARGET))
+    w(f"| sign-ins per second of one service core | {fmt_rps(signin_per_core)} | "
+      f"≥ {SIGN_IN_TARGET:,} | "
+      f"{'' if signin_per_core is None else ('met' if signin_per_core >= SIGN_IN_TARGET else '**not met**')} |")
+    last_line = (f"ratios: {' '.join(fields)} (targets {' '.join(targets15)}; "
+                 f"{'pinned' if pinned else 'NOT pinned'}"
+                 f"{'; smoke' if meta.get('smoke') == 'true' else ''}"
+                 f"{'; debug build' if meta.get('build') == 'debug' else ''})")
 
     text = "\n".join(lines) + "\n"
     print(text)
@@ -302,11 +386,15 @@ def report(out):
         f.write(text)
     print(f"(written to {os.path.join(out, 'results.md')})")
     if failures:
+        sys.stdout.flush()
         print("\nbench: FAILED:", file=sys.stderr)
         for failure in failures:
             print(f"  - {failure}", file=sys.stderr)
-        return 1
-    return 0
+        sys.stderr.flush()
+    print(last_line)
+    with open(os.path.join(out, "ratios.txt"), "w", encoding="utf-8") as f:
+        f.write(last_line + "\n")
+    return 1 if failures else 0
 
 
 def redis_round_trips(out):

@@ -1,0 +1,391 @@
+//! Heap allocations per check, through the real app: `/oauth2/auth` allowed,
+//! denied (403: a group the user lacks; 401: no cookie) and `/oauth2/forward`
+//! allowed, each driven through `actix_web::test::init_service` with the real
+//! routes, a signed-in session in a MemoryStore and warm groups. A counting
+//! wrapper around the system allocator (stats_alloc) counts what each request
+//! costs. Then the heap a stored session holds: bytes and allocations per
+//! session in a MemoryStore at 100k and 1M sessions (what issue 15's ≤ 300 B
+//! per idle session is about), and what one session's own fields take.
+//! Prints, never asserts: `cargo bench --bench allocations [-- SESSIONS...]`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test and benchmark code: a failure should stop loudly"
+)]
+
+use std::alloc::System;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::{test, web, App};
+use forward_auth::clock::now;
+use forward_auth::config::Config;
+use forward_auth::groups::{Group, GroupsCache, OktaGroupsClient};
+use forward_auth::identity_headers;
+use forward_auth::metrics::observed;
+use forward_auth::oidc::Oidc;
+use forward_auth::policy::{decide, AllowLists, Decision, Subject};
+use forward_auth::routes::{self, AppState};
+use forward_auth::secret::Secret;
+use forward_auth::session::{CookieCodec, MemoryStore, Session, SessionId, SessionStore};
+use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// Requests measured per case (after as many warm-up requests).
+const REQUESTS: usize = 2_000;
+
+const USER: &str = "00ualice0000000000000";
+
+fn config() -> Config {
+    let vars = [
+        ("IDP_PROVIDER", "okta"),
+        // Never called: the groups are warm and the session fresh.
+        ("IDP_PROVIDER_URL", "http://127.0.0.1:9"),
+        ("IDP_CLIENT_ID", "bench-client"),
+        ("IDP_CLIENT_SECRET", "bench-secret"),
+        ("IDP_SERVICE_ACCOUNT", "bench-ssws"),
+        ("AUTHENTICATE_SERVICE_URL", "http://127.0.0.1:4180"),
+        (
+            "COOKIE_SECRET",
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        ),
+        ("COOKIE_SECURE", "false"),
+        ("GROUPS_CACHE_TTL", "1h"),
+        ("LOG_LEVEL", "error"),
+    ];
+    Config::from_vars(vars.map(|(k, v)| (k.to_string(), v.to_string())))
+        .unwrap()
+        .0
+}
+
+fn session() -> Session {
+    let now = now();
+    Session {
+        sub: USER.into(),
+        login: "alice@example.com".into(),
+        email: "alice@example.com".into(),
+        name: "Alice".into(),
+        groups_claim: None,
+        sid: None,
+        created_at: now,
+        expires_at: now + 3600,
+        tokens_expire_at: now + 3600,
+        refresh_not_before: 0,
+        refresh_token: Some(Secret::new("rt".into())),
+        id_token: None,
+        cookie_domain: None,
+    }
+}
+
+fn groups(n: usize) -> Vec<Group> {
+    (0..n)
+        .map(|i| Group {
+            id: format!("00g{i:017}"),
+            name: format!("group-{i}"),
+        })
+        .collect()
+}
+
+struct Case {
+    name: &'static str,
+    uri: &'static str,
+    cookie: bool,
+    status: u16,
+}
+
+#[actix_web::main]
+async fn main() {
+    let config = Arc::new(config());
+    let store = Arc::new(MemoryStore::new());
+    for _ in 0..10_000 {
+        store.save(&SessionId::random(), &session()).await.unwrap();
+    }
+    let id = SessionId::random();
+    store.save(&id, &session()).await.unwrap();
+    let client = OktaGroupsClient::new(
+        reqwest::Client::new(),
+        "http://127.0.0.1:9",
+        Secret::new("unused".into()),
+    )
+    .unwrap();
+    let cache = GroupsCache::new(client, Duration::from_secs(3600));
+    cache.remember(USER, groups(20)).await;
+    pieces(&state_pieces(&config, &id), &store, &cache).await;
+    let oidc = Arc::new(Oidc::new(&config, reqwest::Client::new()));
+    let state = AppState::new(config.clone(), store, oidc, Some(cache));
+    let value =
+        forward_auth::session::CookieCodec::new(config.cookie.keys.clone()).encode_session(&id);
+    let cookie = format!("{}={}", state.cookie_names.session, value);
+    // Actix boxes each handler's future: its size is allocated (and moved)
+    // per request. These are the check's awaited pieces.
+    let values = [value.as_str()];
+    let session = state
+        .access
+        .current_session(values, now())
+        .await
+        .unwrap()
+        .unwrap()
+        .1;
+    println!("future sizes (bytes a handler's boxed future holds for each await):");
+    println!(
+        "  Access::current_session: {} B, Access::groups_of: {} B, \
+         SessionStore::load (boxed by async_trait): {} B",
+        std::mem::size_of_val(&state.access.current_session(values, now())),
+        std::mem::size_of_val(&state.access.groups_of(&session)),
+        std::mem::size_of_val(&state.store.load(&id)),
+    );
+    println!();
+    let app = test::init_service(
+        App::new()
+            .app_data(web::Data::new(state))
+            .configure(routes::configure),
+    )
+    .await;
+
+    let cases = [
+        Case {
+            name: "/oauth2/auth allowed (20 groups)",
+            uri: "/oauth2/auth",
+            cookie: true,
+            status: 200,
+        },
+        Case {
+            name: "/oauth2/auth allowed, allowed_groups=group-3,group-7",
+            uri: "/oauth2/auth?allowed_groups=group-3,group-7",
+            cookie: true,
+            status: 200,
+        },
+        Case {
+            name: "/oauth2/auth denied 403 (allowed_groups=admins)",
+            uri: "/oauth2/auth?allowed_groups=admins",
+            cookie: true,
+            status: 403,
+        },
+        Case {
+            name: "/oauth2/auth denied 401 (no cookie)",
+            uri: "/oauth2/auth",
+            cookie: false,
+            status: 401,
+        },
+        Case {
+            name: "/oauth2/forward allowed (20 groups)",
+            uri: "/oauth2/forward",
+            cookie: true,
+            status: 200,
+        },
+    ];
+    println!(
+        "{:<55} {:>8} {:>10} {:>10}",
+        "allocations per request (real app, test::call_service)", "allocs", "bytes", "reallocs"
+    );
+    // The harness's own share: the request built and the response dropped.
+    let harness = measure(&app, || request("/healthz", None).to_request(), 200).await;
+    print_row("harness baseline: GET /healthz", harness);
+    for case in &cases {
+        let cookie = case.cookie.then_some(cookie.as_str());
+        let per = measure(&app, || request(case.uri, cookie).to_request(), case.status).await;
+        print_row(case.name, per);
+    }
+    println!(
+        "(each row includes the harness's own request building; subtract the /healthz \
+         baseline for the handler's share)"
+    );
+    println!();
+    session_memory().await;
+}
+
+/// A session shaped like a real Okta sign-in's (as examples/scale.rs makes
+/// them): 20-character ids, ~22-character login and email, a 43-character
+/// refresh token, an Okta `sid`, no ID token.
+fn realistic_session(i: usize) -> Session {
+    let now = now();
+    let login = format!("user{i:06}@example.com");
+    Session {
+        sub: format!("00u{i:017}"),
+        login: login.clone(),
+        email: login,
+        name: format!("User {i:06}"),
+        groups_claim: None,
+        sid: Some(format!("102{i:017}")),
+        created_at: now,
+        expires_at: now + 14 * 3600,
+        tokens_expire_at: now + 3600,
+        refresh_not_before: 0,
+        refresh_token: Some(Secret::new(format!("{i:043}"))),
+        id_token: None,
+        cookie_domain: None,
+    }
+}
+
+/// Heap held per stored session: live bytes (allocated minus freed, as asked
+/// of the allocator: malloc adds ~8-16 B of its own per allocation) and
+/// allocations, with the share of the session's own fields.
+async fn session_memory() {
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![100_000, 1_000_000]
+    } else {
+        sizes
+    };
+    let one = Region::new(GLOBAL);
+    let sample = std::hint::black_box(Arc::new(realistic_session(1)));
+    let own = one.change();
+    println!(
+        "one session's own heap: {} B in {} allocations (Arc<Session>: {} B of struct \
+         + 16 B of counts; its Strings: the rest)",
+        own.bytes_allocated - own.bytes_deallocated,
+        own.allocations,
+        std::mem::size_of::<Session>()
+    );
+    drop(sample);
+    for n in sizes {
+        let store = MemoryStore::new();
+        let sessions: Vec<(SessionId, Session)> = (0..n)
+            .map(|i| (SessionId::random(), realistic_session(i)))
+            .collect();
+        let region = Region::new(GLOBAL);
+        for (id, session) in &sessions {
+            store.save(id, session).await.unwrap();
+        }
+        let held = region.change();
+        // A realloc's growth is counted in bytes_allocated too.
+        let live = held.bytes_allocated as i64 - held.bytes_deallocated as i64;
+        println!(
+            "MemoryStore with {n} sessions: {:.0} B live heap per session in {:.1} allocations \
+             (map slots, spare capacity and growth included)",
+            live as f64 / n as f64,
+            (held.allocations as f64 - held.deallocations as f64) / n as f64,
+        );
+        drop(sessions);
+        drop(store);
+    }
+}
+
+/// A cookie for `id` signed with the config's key, as the codec the app builds.
+fn state_pieces(config: &Config, id: &SessionId) -> (CookieCodec, String) {
+    let codec = CookieCodec::new(config.cookie.keys.clone());
+    let cookie = codec.encode_session(id);
+    (codec, cookie)
+}
+
+/// The pieces of an allowed check one by one, outside actix: which of them
+/// allocate.
+async fn pieces((codec, cookie): &(CookieCodec, String), store: &MemoryStore, cache: &GroupsCache) {
+    async fn count<T, F: std::future::Future<Output = T>>(name: &str, mut f: impl FnMut() -> F) {
+        for _ in 0..100 {
+            drop(f().await);
+        }
+        let region = Region::new(GLOBAL);
+        for _ in 0..REQUESTS {
+            drop(f().await);
+        }
+        let stats = region.change();
+        let n = REQUESTS as f64;
+        print_row(
+            name,
+            PerRequest {
+                allocations: stats.allocations as f64 / n,
+                bytes: stats.bytes_allocated as f64 / n,
+                reallocations: stats.reallocations as f64 / n,
+            },
+        );
+    }
+    let id = codec.decode_session(cookie).unwrap();
+    let session = store.load(&id).await.unwrap().unwrap();
+    let groups = cache.groups_of(USER).await.unwrap();
+    println!("pieces of an allowed check, one at a time:");
+    count("  cookie: decode_session (HMAC verify)", || async {
+        codec.decode_session(cookie)
+    })
+    .await;
+    count("  session: MemoryStore::load", || store.load(&id)).await;
+    count("  groups: GroupsCache::groups_of (warm, 20 groups)", || {
+        cache.groups_of(USER)
+    })
+    .await;
+    let global = AllowLists::from_env_lists(None, None, None);
+    let route = AllowLists::from_query("").unwrap();
+    count("  policy: decide", || async {
+        let subject = Subject {
+            login: &session.login,
+            email: &session.email,
+            groups: &groups.list,
+        };
+        matches!(decide(&global, &route, &subject), Decision::Allow)
+    })
+    .await;
+    count("  headers: identity_headers::render", || async {
+        identity_headers::render(&session.login, &session.email, &groups)
+    })
+    .await;
+    count("  metrics: observed::check", || async {
+        observed::check(
+            observed::Endpoint::Auth,
+            observed::Outcome::Allowed,
+            Duration::from_micros(100),
+        )
+    })
+    .await;
+    println!();
+}
+
+#[derive(Clone, Copy)]
+struct PerRequest {
+    allocations: f64,
+    bytes: f64,
+    reallocations: f64,
+}
+
+fn print_row(name: &str, per: PerRequest) {
+    println!(
+        "{name:<55} {:>8.1} {:>10.0} {:>10.1}",
+        per.allocations, per.bytes, per.reallocations
+    );
+}
+
+/// The request a case sends: an nginx subrequest from a trusted loopback peer.
+fn request(uri: &str, cookie: Option<&str>) -> test::TestRequest {
+    let mut req = test::TestRequest::get()
+        .uri(uri)
+        .insert_header(("x-original-url", "https://app.example.com/some/page"))
+        .insert_header(("x-original-method", "GET"))
+        .peer_addr("127.0.0.1:40000".parse().unwrap());
+    if let Some(cookie) = cookie {
+        req = req.insert_header(("cookie", cookie));
+    }
+    req
+}
+
+/// Per-request allocations of `REQUESTS` requests made by `make`, after as
+/// many unmeasured ones (each must answer `status`).
+async fn measure<S, R, B>(app: &S, make: impl Fn() -> R, status: u16) -> PerRequest
+where
+    S: Service<R, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    for _ in 0..REQUESTS {
+        let res = app.call(make()).await.unwrap();
+        assert_eq!(res.status().as_u16(), status);
+        drop(res.into_body().try_into_bytes());
+    }
+    let region = Region::new(GLOBAL);
+    for _ in 0..REQUESTS {
+        let res = app.call(make()).await.unwrap();
+        drop(res.into_body().try_into_bytes());
+    }
+    let stats = region.change();
+    let n = REQUESTS as f64;
+    PerRequest {
+        allocations: stats.allocations as f64 / n,
+        bytes: stats.bytes_allocated as f64 / n,
+        reallocations: stats.reallocations as f64 / n,
+    }
+}
