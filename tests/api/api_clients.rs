@@ -4,8 +4,8 @@
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 
-use crate::fake_okta::FakeOkta;
 use crate::helpers::{header, spawn_app_for, TestApp};
+use fake_okta::FakeOkta;
 
 const ORIGINAL: &str = "https://app.example.com/api/items";
 const CLIENT: &str = "0oaservicebackend01";

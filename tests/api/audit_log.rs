@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 
-use crate::fake_okta::FakeOkta;
 use crate::helpers::{base_vars, browser, location, session_cookie_in, COOKIE_SECRET};
+use fake_okta::FakeOkta;
 
 /// Kills the child when the test ends, pass or fail.
 struct Running(Child);

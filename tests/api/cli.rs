@@ -6,9 +6,9 @@
 use std::net::TcpListener;
 use std::process::Output;
 
-use crate::fake_okta::FakeOkta;
 use crate::helpers::base_vars;
 use crate::redis::RedisServer;
+use fake_okta::FakeOkta;
 
 /// Runs the binary with exactly `vars` in its environment.
 async fn run(args: &[&str], vars: &[(String, String)]) -> Output {

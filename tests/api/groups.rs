@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use tokio::task::JoinSet;
 
-use crate::fake_okta::{everyone, FakeOkta, FakeUser};
 use crate::helpers::{header, spawn_app, spawn_app_for, spawn_app_with, TestApp};
+use fake_okta::{everyone, FakeOkta, FakeUser};
 
 const ORIGINAL: &str = "https://app.example.com/private";
 

@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use reqwest::{Response, StatusCode};
 
-use crate::fake_okta::{FakeOkta, FakeUser, TokenTweak};
 use crate::helpers::{header, location, spawn_app, spawn_app_with, TestApp, COOKIE_NAME};
 use crate::redis::RedisServer;
 use crate::service_process::ServiceProcess;
+use fake_okta::{FakeOkta, FakeUser, TokenTweak};
 
 const ORIGINAL: &str = "https://app.example.com/";
 const FLOOD: usize = 10_000;

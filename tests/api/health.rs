@@ -6,8 +6,8 @@ use std::net::TcpListener;
 
 use reqwest::StatusCode;
 
-use crate::fake_okta::FakeOkta;
 use crate::helpers::{spawn_app, spawn_app_for, spawn_app_with};
+use fake_okta::FakeOkta;
 
 #[tokio::test]
 async fn healthz_and_readyz_answer_200_once_discovery_is_loaded() {

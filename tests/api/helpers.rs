@@ -12,7 +12,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, LOCATION};
 use reqwest::{Response, StatusCode};
 use url::Url;
 
-use crate::fake_okta::FakeOkta;
+use fake_okta::FakeOkta;
 
 /// base64 of 32 bytes, for tests only.
 pub const COOKIE_SECRET: &str = "dGVzdC1jb29raWUtc2VjcmV0LTMyLWJ5dGVzLWxvbmc=";

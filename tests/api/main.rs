@@ -16,8 +16,6 @@ mod cli;
 mod compose;
 mod config_errors;
 mod demo;
-mod fake_okta;
-mod fake_okta_shapes;
 mod groups;
 mod groups_freshness;
 mod hardening;

@@ -12,13 +12,13 @@ use std::sync::Arc;
 use reqwest::cookie::Jar;
 use reqwest::StatusCode;
 
-use crate::fake_okta::FakeOkta;
 use crate::helpers::{browser, location, spawn_app_for};
 use crate::proxies::{
     echoed, free_port, get_html, get_with, installed, launch, sign_in_through, Build, Echo, Stack,
     FORGED_JWT,
 };
 use crate::signed_identity::{jwks, verify, ES256_PEM};
+use fake_okta::FakeOkta;
 
 #[tokio::test]
 async fn the_shipped_nginx_config_passes_the_signed_identity_and_never_a_clients() {

@@ -6,9 +6,9 @@ use forward_auth::config::Config;
 use reqwest::{Response, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::fake_okta::FakeOkta;
 use crate::helpers::{base_vars, header, spawn_app_with, TestApp};
 use crate::proxies::{echoed, find_binary, free_port, start_nginx, Echo, Running, TempDir};
+use fake_okta::FakeOkta;
 
 const RULES: &str = "GET=^/healthz$, ^/public/.*$";
 

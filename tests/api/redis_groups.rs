@@ -21,9 +21,9 @@ use forward_auth::policy::Group;
 use reqwest::StatusCode;
 use tokio::task::JoinSet;
 
-use crate::fake_okta::{everyone, FakeOkta, FakeUser};
 use crate::helpers::{header, spawn_app_for, TestApp, COOKIE_NAME};
 use crate::redis::RedisServer;
+use fake_okta::{everyone, FakeOkta, FakeUser};
 
 const ORIGINAL: &str = "https://app.example.com/private";
 const ADMINS_ONLY: &str = "/oauth2/auth?allowed_groups=admins";

@@ -7,8 +7,8 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use tokio::task::JoinSet;
 
-use crate::fake_okta::RefreshMode;
 use crate::helpers::{spawn_app, spawn_app_with, COOKIE_NAME};
+use fake_okta::RefreshMode;
 
 const ORIGINAL: &str = "https://app.example.com/";
 

@@ -21,8 +21,8 @@ use forward_auth::groups::OktaGroupsClient;
 use forward_auth::okta_api::key::AssertionKey;
 use forward_auth::okta_api::{ApiCredential, ServiceAppConfig};
 
-use crate::fake_okta::{FakeOkta, ServiceAppRegistration, SERVICE_APP_ID};
 use crate::helpers::{spawn_app_for, TestApp};
+use fake_okta::{FakeOkta, ServiceAppRegistration, SERVICE_APP_ID};
 
 const RSA_PEM: &str = include_str!("../keys/test-key-2.pem");
 

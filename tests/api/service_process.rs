@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 
-use crate::fake_okta::FakeOkta;
 use crate::helpers::base_vars;
 use crate::proxies::free_port;
+use fake_okta::FakeOkta;
 
 pub(crate) struct ServiceProcess {
     child: Child,

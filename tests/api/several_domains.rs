@@ -271,7 +271,7 @@ async fn one_service_signs_in_on_two_root_domains_and_never_mixes_their_cookies(
 
 #[tokio::test]
 async fn domains_and_service_urls_must_pair_up() {
-    let okta = crate::fake_okta::FakeOkta::start().await;
+    let okta = fake_okta::FakeOkta::start().await;
     for (domains, urls, needle) in [
         (
             ".a.test,.b.test",

@@ -7,8 +7,8 @@ use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::fake_okta::FakeOkta;
 use crate::helpers::{base_vars, header, spawn_app_for, spawn_app_with, TestApp};
+use fake_okta::FakeOkta;
 
 pub const ES256_PEM: &str = include_str!("../keys/identity-es256.pem");
 const ES256_NEXT_PEM: &str = include_str!("../keys/identity-es256-next.pem");

@@ -1,15 +1,18 @@
-//! A fake Okta: a test double for the integration tests, development only.
+//! A fake Okta: a test double for forward-auth's tests, demo and benchmark, development only.
 //!
-//! It serves the org authorization server and the custom server `default` (discovery, JWKS,
-//! authorize, token, userinfo, logout, revoke) and the management API's groups endpoint over
-//! plain HTTP on 127.0.0.1, port 0, inside the test process (and a user's status at
-//! `/api/v1/users/{id}`). Its shapes and rules follow
-//! `OKTA.md`: exact issuers, PKCE, one-time codes, rotating refresh tokens, separate `Link`
-//! headers, `X-Rate-Limit-*` headers and Okta error bodies. Tests steer it through `FakeOkta`.
-//! It signs only with the throwaway keys in `tests/keys/` and never talks to a network.
-
-// Each test uses a slice of this API; the rest is there for the tests next to it.
-#![allow(dead_code)]
+//! It OWNS the org authorization server and the custom server `default` (discovery, JWKS,
+//! authorize, token, userinfo, logout, revoke), the management API's groups endpoint and a
+//! user's status at `/api/v1/users/{id}`, over plain HTTP on 127.0.0.1. Its shapes and rules
+//! follow `OKTA.md`: exact issuers, PKCE, one-time codes, rotating refresh tokens, separate
+//! `Link` headers, `X-Rate-Limit-*` headers and Okta error bodies. Callers steer it through
+//! [`FakeOkta`]. It must NOT be deployed, know the service's internals, or talk to anything
+//! but loopback: it signs only with the throwaway keys in `tests/keys/`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test double: when the fake itself breaks, the test should stop loudly"
+)]
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -26,10 +29,10 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use url::Url;
 
-const KEY_1_PEM: &str = include_str!("../keys/test-key-1.pem");
-const KEY_2_PEM: &str = include_str!("../keys/test-key-2.pem");
-const KEY_1_JWK: &str = include_str!("../keys/test-key-1.jwk.json");
-const KEY_2_JWK: &str = include_str!("../keys/test-key-2.jwk.json");
+const KEY_1_PEM: &str = include_str!("../../../tests/keys/test-key-1.pem");
+const KEY_2_PEM: &str = include_str!("../../../tests/keys/test-key-2.pem");
+const KEY_1_JWK: &str = include_str!("../../../tests/keys/test-key-1.jwk.json");
+const KEY_2_JWK: &str = include_str!("../../../tests/keys/test-key-2.jwk.json");
 
 /// The rate limit the groups API announces in `X-Rate-Limit-Limit`.
 const DEFAULT_RATE_LIMIT: u64 = 600;
