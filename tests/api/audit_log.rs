@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 
-use crate::helpers::{base_vars, browser, location, session_cookie_in, COOKIE_SECRET};
+use crate::support::app::{base_vars, browser, location, session_cookie_in, COOKIE_SECRET};
 use fake_okta::FakeOkta;
 
 /// Kills the child when the test ends, pass or fail.

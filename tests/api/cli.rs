@@ -6,8 +6,8 @@
 use std::net::TcpListener;
 use std::process::Output;
 
-use crate::helpers::base_vars;
-use crate::redis::RedisServer;
+use crate::support::app::base_vars;
+use crate::support::redis::RedisServer;
 use fake_okta::FakeOkta;
 
 /// Runs the binary with exactly `vars` in its environment.

@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use url::Url;
 
-use crate::helpers::{browser, location};
+use crate::support::app::{browser, location};
 
 async fn start_demo() -> forward_auth_demo::Demo {
     let settings = forward_auth_demo::Settings {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 
-use crate::helpers::{header, spawn_app_with, TestApp};
+use crate::support::app::{header, spawn_app_with, TestApp};
 use fake_okta::everyone;
 
 const ORIGINAL: &str = "https://app.example.com/private";

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app_for, spawn_app_with, TestApp, COOKIE_NAME};
-use crate::redis::RedisServer;
+use crate::support::app::{spawn_app_for, spawn_app_with, TestApp, COOKIE_NAME};
+use crate::support::redis::RedisServer;
 use fake_okta::FakeOkta;
 
 const ORIGINAL: &str = "https://app.example.com/";
@@ -49,7 +49,7 @@ fn hook_url(app: &TestApp) -> String {
 async fn signed_in(app: &TestApp, login: &str) -> String {
     let (jar, browser) = app.new_browser();
     app.login_in(&browser, login).await;
-    let value = crate::helpers::session_cookie_in(&jar, &app.address).expect("signed in");
+    let value = crate::support::app::session_cookie_in(&jar, &app.address).expect("signed in");
     format!("{COOKIE_NAME}={value}")
 }
 

@@ -8,7 +8,7 @@ use base64::Engine as _;
 use reqwest::{Client, Response, StatusCode};
 use url::Url;
 
-use crate::helpers::{location, spawn_app, spawn_app_with, TestApp, COOKIE_NAME};
+use crate::support::app::{location, spawn_app, spawn_app_with, TestApp, COOKIE_NAME};
 
 const ORIGINAL: &str = "https://app.example.com/";
 
