@@ -18,6 +18,16 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
+/// A child that is killed and reaped when the test ends, pass or fail.
+pub(crate) struct KillOnDrop(pub(crate) Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A started proxy: killed and reaped on drop, its directory removed.
 pub(crate) struct Running {
     pub(crate) child: Child,
