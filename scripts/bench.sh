@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # scripts/bench.sh — the benchmark of BENCHMARKS.md, in one command.
 #
-# Builds the release service and three helper examples, starts a fake Okta
-# (examples/fake_idp.rs), the service against it, a bare actix-web handler
-# (examples/bare_auth.rs), Apache httpd with mod_auth_openidc and nginx
+# Builds the release service and three helper binaries, starts a fake Okta
+# (crates/fake-okta, bin fake-okta), the service against it, a bare actix-web handler
+# (crates/bench/src/bin/bare_auth.rs), Apache httpd with mod_auth_openidc and nginx
 # (auth_request), all on 127.0.0.1 from a temporary directory; signs in for
 # real (curl through /oauth2/start, the fake's /authorize and the callback; the
 # same through mod_auth_openidc), warms the groups cache, then measures in
@@ -17,7 +17,7 @@
 #     issuer, BEARER_AUDIENCE, IDENTITY_JWT_KEY) checked with a cookie and with
 #     a bearer token;
 #   - latency percentiles at a fixed rate of half our median maximum, with the
-#     open-loop generator examples/open_loop.rs (or oha with --oha): ours (both
+#     open-loop generator crates/bench/src/bin/open_loop.rs (or oha with --oha): ours (both
 #     stores), and the bare handler and nginx static as controls at the same rate;
 #   - the sign-in path: start + the fake's /authorize + callback pairs per
 #     second (examples/sign_in_load.rs on the load core, the fake Okta there
@@ -207,13 +207,13 @@ else
 fi
 echo "cores: $CORES; pinning: $PINNING"
 
-say "cargo build --profile $PROFILE (forward-auth, examples fake_idp, bare_auth, open_loop)"
-cargo build --profile "${PROFILE/debug/dev}" --quiet --bin forward-auth --example fake_idp --example bare_auth --example open_loop
+say "cargo build --profile $PROFILE (forward-auth, fake-okta, bare_auth, open_loop)"
+cargo build --profile "${PROFILE/debug/dev}" --quiet --bin forward-auth --bin fake-okta --bin bare_auth --bin open_loop
 BIN=$ROOT/target/$PROFILE
 
 # ---------------------------------------------------------------------------
-say "fake Okta (examples/fake_idp.rs)"
-start fake_idp "$BIN/examples/fake_idp" 0
+say "fake Okta (crates/fake-okta)"
+start fake_idp "$BIN/fake-okta" 0
 IDP=$(wait_line fake_idp FAKE_IDP_URL)
 STATS=$(wait_line fake_idp FAKE_IDP_STATS)
 wait_http "$IDP/.well-known/openid-configuration" fake_idp
@@ -318,8 +318,8 @@ AUTH_HEADERS_BEARER=(-H "Authorization: Bearer $ACCESS_TOKEN" -H "X-Original-URL
 check_200 ours_bearer "$SVCA/oauth2/auth" "${AUTH_HEADERS_BEARER[@]}" | grep -qi '^x-auth-request-user: alice@example.com' ||
   die "the bearer check of forward-auth-api is not alice"
 
-say "bare actix-web handler (examples/bare_auth.rs)"
-start bare_auth "${SERVER_PIN[@]}" "$BIN/examples/bare_auth" 0
+say "bare actix-web handler (crates/bench/src/bin/bare_auth.rs)"
+start bare_auth "${SERVER_PIN[@]}" "$BIN/bare_auth" 0
 BARE_PID=${PIDS[-1]}
 BARE=$(wait_line bare_auth BARE_AUTH_URL)
 wait_http "$BARE/oauth2/auth" bare_auth
@@ -631,7 +631,7 @@ if $LATENCY; then
   if $USE_OHA; then
     GENERATOR=("$OHA" --no-tui --output-format json -z "${DURATION}s" -w -q "$RATE" --latency-correction -c "$CONNECTIONS")
   else
-    GENERATOR=("$BIN/examples/open_loop" --rate "$RATE" --duration "$DURATION" --connections "$CONNECTIONS")
+    GENERATOR=("$BIN/open_loop" --rate "$RATE" --duration "$DURATION" --connections "$CONNECTIONS")
   fi
   say "latency at a fixed rate of $RATE req/s (${FIXED_RATE:+set by --rate, not }half our median maximum): ${GENERATOR[0]##*/}, $ROUNDS alternating round(s)"
   for r in $(seq "$ROUNDS"); do
@@ -702,7 +702,7 @@ versions() {
   elif $USE_OHA; then
     echo "latency_tool=oha $("$OHA" --version | awk '{ print $2 }') (--latency-correction)"
   else
-    echo "latency_tool=examples/open_loop.rs"
+    echo "latency_tool=crates/bench/src/bin/open_loop.rs"
   fi
   echo "nginx=$(/usr/sbin/nginx -v 2>&1 | sed 's/.*nginx\///')"
   $REDIS && echo "redis=$(redis-server --version | sed 's/.* v=\([^ ]*\).*/\1/')"

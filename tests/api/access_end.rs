@@ -15,12 +15,12 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use url::Url;
 
-use crate::fake_okta::FakeOkta;
-use crate::helpers::{
+use crate::support::app::{
     header, location, session_cookie_in, spawn_app, spawn_app_for, spawn_app_with, TestApp,
     COOKIE_NAME,
 };
-use crate::redis::RedisServer;
+use crate::support::redis::RedisServer;
+use fake_okta::FakeOkta;
 
 const ORIGINAL: &str = "https://app.example.com/";
 const PATIENCE: Duration = Duration::from_secs(10);

@@ -4,8 +4,8 @@
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 
-use crate::fake_okta::FakeOkta;
-use crate::helpers::{header, spawn_app_for, TestApp};
+use crate::support::app::{header, spawn_app_for, TestApp};
+use fake_okta::FakeOkta;
 
 const ORIGINAL: &str = "https://app.example.com/api/items";
 const CLIENT: &str = "0oaservicebackend01";
@@ -294,7 +294,10 @@ async fn without_bearer_audience_a_token_is_no_sign_in() {
 /// `invalid_token` challenge (nginx's auth_request copies `WWW-Authenticate`).
 #[tokio::test]
 async fn through_the_shipped_nginx_config_tokens_reach_the_api() {
-    use crate::proxies::{echoed, find_binary, free_port, start_nginx, Echo, Running, TempDir};
+    use crate::support::process::{free_port, Running, TempDir};
+    use crate::support::proxies::find_binary;
+    use crate::support::proxy_start::start_nginx;
+    use crate::support::upstream::{echoed, Echo};
     let Some(binary) = find_binary("nginx") else {
         assert!(
             std::env::var("CI").map_or(true, |v| v != "true"),

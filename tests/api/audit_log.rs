@@ -3,24 +3,14 @@
 //! the `audit` target with user, host, path, decision and reason, and no
 //! cookie value or token. Its metrics count the memory store's sessions.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 
-use crate::fake_okta::FakeOkta;
-use crate::helpers::{base_vars, browser, location, session_cookie_in, COOKIE_SECRET};
-
-/// Kills the child when the test ends, pass or fail.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::support::app::{base_vars, browser, location, session_cookie_in, COOKIE_SECRET};
+use crate::support::process::{free_port, KillOnDrop};
+use fake_okta::FakeOkta;
 
 /// The audit events in the log so far, parsed.
 fn audit_events(log: &std::path::Path) -> Vec<serde_json::Value> {
@@ -60,16 +50,8 @@ async fn sessions(port: u16) -> f64 {
 #[tokio::test]
 async fn sign_in_denial_and_sign_out_leave_json_audit_lines_without_secrets() {
     let okta = FakeOkta::start().await;
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let metrics_port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
+    let metrics_port = free_port();
     let log = std::env::temp_dir().join(format!("forward-auth-audit-test-{port}.log"));
     let mut command = Command::new(env!("CARGO_BIN_EXE_forward-auth"));
     command
@@ -82,7 +64,7 @@ async fn sign_in_denial_and_sign_out_leave_json_audit_lines_without_secrets() {
         .env("ALLOWED_DOMAINS", "example.org")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap());
-    let _service = Running(command.spawn().expect("the binary starts"));
+    let _service = KillOnDrop(command.spawn().expect("the binary starts"));
     let base = format!("http://127.0.0.1:{port}");
 
     let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());

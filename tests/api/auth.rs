@@ -3,11 +3,11 @@
 
 use reqwest::StatusCode;
 
-use crate::helpers::{
+use crate::support::app::{
     assert_redirect_to, header, location, spawn_app, spawn_app_with, COOKIE_NAME,
 };
 
-fn start_url_with_rd(app: &crate::helpers::TestApp, rd: &str) -> String {
+fn start_url_with_rd(app: &crate::support::app::TestApp, rd: &str) -> String {
     let encoded: String = url::form_urlencoded::byte_serialize(rd.as_bytes()).collect();
     format!("{}/oauth2/start?rd={encoded}", app.address)
 }

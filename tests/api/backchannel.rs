@@ -14,9 +14,9 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{json, Value};
 
-use crate::fake_okta::{random_token, FakeOkta};
-use crate::helpers::{header, spawn_app_for, spawn_app_with, TestApp, COOKIE_NAME};
-use crate::redis::RedisServer;
+use crate::support::app::{header, spawn_app_for, spawn_app_with, TestApp, COOKIE_NAME};
+use crate::support::redis::RedisServer;
+use fake_okta::{random_token, FakeOkta};
 
 const ORIGINAL: &str = "https://app.example.com/";
 const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";

@@ -27,11 +27,11 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{json, Value};
 use url::Url;
 
-use crate::helpers::spawn_app_with;
-use crate::proxies::{
-    find_binary, free_port, installed, launch, Build, Echo, Flavor, Seen, Stack, TempDir,
-};
-use crate::tls::TestCa;
+use crate::support::app::spawn_app_with;
+use crate::support::process::{free_port, TempDir};
+use crate::support::proxies::{find_binary, installed, launch, Build, Flavor, Stack};
+use crate::support::tls::TestCa;
+use crate::support::upstream::{Echo, Seen};
 
 /// How long a page may take to arrive in the browser.
 const PAGE_WAIT: Duration = Duration::from_secs(20);

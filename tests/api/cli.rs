@@ -6,9 +6,10 @@
 use std::net::TcpListener;
 use std::process::Output;
 
-use crate::fake_okta::FakeOkta;
-use crate::helpers::base_vars;
-use crate::redis::RedisServer;
+use crate::support::app::base_vars;
+use crate::support::process::free_port;
+use crate::support::redis::RedisServer;
+use fake_okta::FakeOkta;
 
 /// Runs the binary with exactly `vars` in its environment.
 async fn run(args: &[&str], vars: &[(String, String)]) -> Output {
@@ -27,11 +28,7 @@ fn text(bytes: &[u8]) -> String {
 
 /// The test service's variables with some changed (`None` removes one).
 fn vars_with(okta: &FakeOkta, changes: &[(&str, Option<&str>)]) -> Vec<(String, String)> {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut vars = base_vars(okta, port);
     for (name, value) in changes {
         vars.retain(|(k, _)| k != name);
@@ -236,11 +233,7 @@ async fn a_wrong_api_token_fails_with_how_to_make_one() {
 #[tokio::test]
 async fn an_issuer_that_does_not_answer_fails_and_skips_what_needs_it() {
     let okta = FakeOkta::start().await;
-    let closed = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = free_port();
     let issuer = format!("http://127.0.0.1:{closed}");
     let (code, report) = check(&okta, &[("IDP_PROVIDER_URL", Some(&issuer))], &[]).await;
     assert_eq!(code, 1, "{report}");

@@ -1,8 +1,9 @@
-//! The development demo (`examples/demo.rs`), started through its own setup
-//! function on free loopback ports: a person signs in by typing a username on
-//! the fake Okta's form (nothing is approved automatically), the session shows
-//! the demo user's groups, and the banner warns that it is for development only.
-//! The example itself is built by `cargo test`; this runs the same code.
+//! The development demo (`examples/demo.rs`), started through its set-up
+//! function (`crates/demo`) on free loopback ports: a person signs in by typing a
+//! username on the fake Okta's form (nothing is approved automatically), the
+//! session shows the demo user's groups, and the banner warns that it is for
+//! development only. The example itself is built by `cargo test`; its `main` only
+//! calls the same set-up.
 
 use std::sync::Arc;
 
@@ -11,22 +12,18 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use url::Url;
 
-use crate::helpers::{browser, location};
+use crate::support::app::{browser, location};
 
-// The example's `main` is not called here, and it brings its own copy of the
-// fake Okta (a distinct module here, with its own types).
-#[allow(dead_code, clippy::duplicate_mod)]
-#[path = "../../examples/demo.rs"]
-mod example;
-
-async fn start_demo() -> example::Demo {
-    let settings = example::Settings {
+async fn start_demo() -> forward_auth_demo::Demo {
+    let settings = forward_auth_demo::Settings {
         okta_port: 0,
         service_port: 0,
         service_url: None,
         log_level: "warn".to_string(),
     };
-    example::start(&settings).await.expect("the demo starts")
+    forward_auth_demo::start(&settings)
+        .await
+        .expect("the demo starts")
 }
 
 #[tokio::test]
@@ -98,7 +95,7 @@ async fn the_demo_signs_in_whoever_types_a_listed_username_on_the_fake_okta_form
 #[tokio::test]
 async fn the_demo_banner_says_development_only_and_lists_the_users_and_urls() {
     let demo = start_demo().await;
-    let banner = example::banner(&demo);
+    let banner = forward_auth_demo::banner(&demo);
     assert!(banner.contains("FOR DEVELOPMENT ONLY"), "{banner}");
     assert!(banner.contains(&demo.okta.base_url()), "{banner}");
     assert!(banner.contains(&demo.service_url), "{banner}");
@@ -120,13 +117,13 @@ async fn the_demo_refuses_a_public_url_that_is_not_on_loopback() {
         "http://127.0.0.1.example.com:8000",
         "https://127.0.0.1:8000",
     ] {
-        let settings = example::Settings {
+        let settings = forward_auth_demo::Settings {
             okta_port: 0,
             service_port: 0,
             service_url: Some(url.to_string()),
             log_level: "warn".to_string(),
         };
-        let Err(problem) = example::start(&settings).await else {
+        let Err(problem) = forward_auth_demo::start(&settings).await else {
             panic!("DEMO_SERVICE_URL={url} must be refused");
         };
         assert!(problem.contains("loopback"), "{problem}");
@@ -143,7 +140,7 @@ async fn the_demo_s_fake_okta_admin_page_ends_bob_s_access_at_his_next_check() {
     );
     let secret = demo.hook_secret.clone();
     tokio::spawn(demo.app.run_until_stopped());
-    example::connect_event_hook(&okta, &listen, &secret)
+    forward_auth_demo::connect_event_hook(&okta, &listen, &secret)
         .await
         .expect("the service answers Okta's verification");
     let client = browser(Arc::new(Jar::default()));

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use tokio::task::JoinSet;
 
-use crate::fake_okta::{everyone, FakeOkta, FakeUser};
-use crate::helpers::{header, spawn_app, spawn_app_for, spawn_app_with, TestApp};
+use crate::support::app::{header, spawn_app, spawn_app_for, spawn_app_with, TestApp};
+use fake_okta::{everyone, FakeOkta, FakeUser};
 
 const ORIGINAL: &str = "https://app.example.com/private";
 
@@ -294,14 +294,14 @@ async fn with_a_custom_authorization_server_groups_still_come_from_the_org_api()
     let alice = app.okta.user("alice");
     app.okta.sign_in_as(&alice.id);
     let to_okta = app.start("/after-login").await;
-    let authorize = crate::helpers::location(&to_okta);
+    let authorize = crate::support::app::location(&to_okta);
     assert!(
         authorize.starts_with(&format!("{issuer}/v1/authorize?")),
         "{authorize}"
     );
     let back = app.follow(&to_okta).await;
     let done = app.follow(&back).await;
-    crate::helpers::assert_redirect_to(&done, "/after-login");
+    crate::support::app::assert_redirect_to(&done, "/after-login");
 
     let response = app.auth(ORIGINAL).await;
     assert_eq!(response.status(), StatusCode::OK);

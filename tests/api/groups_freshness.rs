@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 
-use crate::fake_okta::everyone;
-use crate::helpers::{header, spawn_app_with, TestApp};
+use crate::support::app::{header, spawn_app_with, TestApp};
+use fake_okta::everyone;
 
 const ORIGINAL: &str = "https://app.example.com/private";
 const ADMINS_ONLY: &str = "/oauth2/auth?allowed_groups=admins";

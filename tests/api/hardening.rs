@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use reqwest::{Response, StatusCode};
 
-use crate::fake_okta::{FakeOkta, FakeUser, TokenTweak};
-use crate::helpers::{header, location, spawn_app, spawn_app_with, TestApp, COOKIE_NAME};
-use crate::redis::RedisServer;
-use crate::service_process::ServiceProcess;
+use crate::support::app::{header, location, spawn_app, spawn_app_with, TestApp, COOKIE_NAME};
+use crate::support::redis::RedisServer;
+use crate::support::service_process::ServiceProcess;
+use fake_okta::{FakeOkta, FakeUser, TokenTweak};
 
 const ORIGINAL: &str = "https://app.example.com/";
 const FLOOD: usize = 10_000;
@@ -89,7 +89,7 @@ async fn flood_starts(base: &str) {
 async fn sign_in_at(okta: &FakeOkta, base: &str, login: &str, rd: &str) -> Response {
     okta.sign_in_as(&okta.user(login).id);
     let jar = Arc::new(reqwest::cookie::Jar::default());
-    let browser = crate::helpers::browser(jar);
+    let browser = crate::support::app::browser(jar);
     let to_okta = browser
         .get(format!("{base}/oauth2/start?rd={rd}"))
         .send()
@@ -601,7 +601,7 @@ async fn a_failed_save_after_a_refresh_is_retried_so_the_rotated_token_is_kept()
     };
     let url = redis.url();
     let a = spawn_app_with(&[("SESSION_STORE", &url)]).await;
-    let b = crate::helpers::spawn_app_for(a.okta.clone(), &[("SESSION_STORE", &url)]).await;
+    let b = crate::support::app::spawn_app_for(a.okta.clone(), &[("SESSION_STORE", &url)]).await;
     // Tokens due at once: every check past the coalescing window refreshes.
     a.okta.set_token_lifetime(5);
     a.login_as("alice").await;
@@ -609,7 +609,7 @@ async fn a_failed_save_after_a_refresh_is_retried_so_the_rotated_token_is_kept()
     let port = redis.port();
     let failed_before = failed_evals(port);
     // Redis turns read-only (a replica of nothing) until the save has failed once.
-    let free = crate::proxies::free_port();
+    let free = crate::support::process::free_port();
     let reply = RedisServer::command_on(port, &format!("REPLICAOF 127.0.0.1 {free}"));
     assert_eq!(reply.as_deref(), Some("+OK"));
     let watcher = tokio::task::spawn_blocking(move || {

@@ -6,8 +6,8 @@ use std::net::TcpListener;
 
 use reqwest::StatusCode;
 
-use crate::fake_okta::FakeOkta;
-use crate::helpers::{spawn_app, spawn_app_for, spawn_app_with};
+use crate::support::app::{spawn_app, spawn_app_for, spawn_app_with};
+use fake_okta::FakeOkta;
 
 #[tokio::test]
 async fn healthz_and_readyz_answer_200_once_discovery_is_loaded() {
@@ -75,7 +75,7 @@ async fn metrics_are_served_on_the_metrics_listener_only() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert!(
-        crate::helpers::header(&response, "content-type").starts_with("text/plain"),
+        crate::support::app::header(&response, "content-type").starts_with("text/plain"),
         "Prometheus text format"
     );
     let text = response.text().await.unwrap();

@@ -6,7 +6,7 @@ use std::net::TcpListener;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use crate::helpers::spawn_app;
+use crate::support::app::spawn_app;
 
 /// Runs `forward-auth healthcheck` with only `ADDRESS` in its environment
 /// (a probe must not need the secrets). Async, so the test's own server keeps

@@ -13,9 +13,9 @@ use std::process::{Command, Stdio};
 use forward_auth::config::KNOWN_VARIABLES;
 use serde_yaml_ng::Value;
 
-use crate::proxies::{
-    echoed, free_port, installed, integration_file, Build, Echo, Running, TempDir,
-};
+use crate::support::process::{free_port, Running, TempDir};
+use crate::support::proxies::{installed, integration_file, Build};
+use crate::support::upstream::{echoed, Echo};
 
 /// What the service cannot start without (DESIGN.md §4, Okta provider).
 const REQUIRED: [&str; 7] = [

@@ -2,33 +2,19 @@
 //! to its log, even at debug level, through a sign-in, checks, a sign-out and
 //! back-channel logouts.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::StatusCode;
 
-use crate::fake_okta::{random_token, FakeOkta};
-use crate::helpers::{base_vars, browser, location, session_cookie_in, COOKIE_SECRET};
-
-/// Kills the child when the test ends, pass or fail.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::support::app::{base_vars, browser, location, session_cookie_in, COOKIE_SECRET};
+use crate::support::process::{free_port, KillOnDrop};
+use fake_okta::{random_token, FakeOkta};
 
 #[tokio::test]
 async fn no_secret_token_or_cookie_value_reaches_the_log() {
     let okta = FakeOkta::start().await;
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let log = std::env::temp_dir().join(format!("forward-auth-log-test-{port}.log"));
     let mut command = Command::new(env!("CARGO_BIN_EXE_forward-auth"));
     command
@@ -37,7 +23,7 @@ async fn no_secret_token_or_cookie_value_reaches_the_log() {
         .env("LOG_LEVEL", "debug")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap());
-    let _service = Running(command.spawn().expect("the binary starts"));
+    let _service = KillOnDrop(command.spawn().expect("the binary starts"));
     let base = format!("http://127.0.0.1:{port}");
 
     let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());

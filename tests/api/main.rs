@@ -6,6 +6,11 @@
     reason = "test and benchmark code: a failure should stop loudly"
 )]
 
+// The harness, compiled once here; the feature modules below import from it,
+// never from each other.
+#[path = "../support/mod.rs"]
+mod support;
+
 mod access_end;
 mod api_clients;
 mod audit_log;
@@ -16,31 +21,25 @@ mod cli;
 mod compose;
 mod config_errors;
 mod demo;
-mod fake_okta;
-mod fake_okta_shapes;
 mod groups;
 mod groups_freshness;
 mod hardening;
 mod health;
 mod healthcheck;
-mod helpers;
 mod kubernetes;
 mod logs;
 mod metrics_dashboard;
 mod okta_events;
 mod proxies;
-mod proxy_harness;
 mod proxy_identity;
 mod public_routes;
 mod redis;
 mod redis_groups;
 mod refresh;
 mod service_app;
-mod service_process;
 mod session_store;
 mod several_domains;
 mod sign_in;
 mod sign_out;
 mod signed_identity;
-mod tls;
 mod traefik;

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use reqwest::StatusCode;
 
-use crate::helpers::spawn_app_with;
+use crate::support::app::spawn_app_with;
 
 /// The metric names a scrape offers: each family's samples and, for the
 /// families a scrape shows before their first sample, the names they will have.

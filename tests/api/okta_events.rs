@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::fake_okta::FakeOkta;
-use crate::helpers::{spawn_app_for, spawn_app_with, TestApp, COOKIE_NAME};
-use crate::redis::RedisServer;
+use crate::support::app::{spawn_app_for, spawn_app_with, TestApp, COOKIE_NAME};
+use crate::support::redis::RedisServer;
+use fake_okta::FakeOkta;
 
 const ORIGINAL: &str = "https://app.example.com/";
 const SECRET: &str = "event-hook-secret-0123456789";
@@ -49,7 +49,7 @@ fn hook_url(app: &TestApp) -> String {
 async fn signed_in(app: &TestApp, login: &str) -> String {
     let (jar, browser) = app.new_browser();
     app.login_in(&browser, login).await;
-    let value = crate::helpers::session_cookie_in(&jar, &app.address).expect("signed in");
+    let value = crate::support::app::session_cookie_in(&jar, &app.address).expect("signed in");
     format!("{COOKIE_NAME}={value}")
 }
 
@@ -509,8 +509,7 @@ async fn an_older_addition_delivered_after_a_newer_removal_does_not_give_access_
     assert_eq!(check(&app, &cookie).await, StatusCode::OK);
     // In Okta: bob was added (a minute ago) and then removed (now); Okta
     // delivers the removal first and the addition after it.
-    app.okta
-        .set_groups(&bob.id, vec![crate::fake_okta::everyone()]);
+    app.okta.set_groups(&bob.id, vec![fake_okta::everyone()]);
     let removed = app.okta.event(
         "group.user_membership.remove",
         &bob.id,

@@ -5,20 +5,20 @@
 //! (jsonwebtoken, not our signing code), a client's own copy never does; and
 //! an API client with a bad bearer token gets a 401 challenge through every
 //! proxy (nginx's page locations included), never a redirect. The harness:
-//! `proxy_harness.rs`.
+//! `tests/support/` (`proxies.rs`, `checklist.rs`, `signed_identity.rs`).
 
 use std::sync::Arc;
 
 use reqwest::cookie::Jar;
 use reqwest::StatusCode;
 
-use crate::fake_okta::FakeOkta;
-use crate::helpers::{browser, location, spawn_app_for};
-use crate::proxies::{
-    echoed, free_port, get_html, get_with, installed, launch, sign_in_through, Build, Echo, Stack,
-    FORGED_JWT,
-};
-use crate::signed_identity::{jwks, verify, ES256_PEM};
+use crate::support::app::{browser, location, spawn_app_for};
+use crate::support::checklist::{get_html, get_with, sign_in_through, FORGED_JWT};
+use crate::support::process::free_port;
+use crate::support::proxies::{installed, launch, Build, Stack};
+use crate::support::signed_identity::{jwks, verify, ES256_PEM};
+use crate::support::upstream::{echoed, Echo};
+use fake_okta::FakeOkta;
 
 #[tokio::test]
 async fn the_shipped_nginx_config_passes_the_signed_identity_and_never_a_clients() {

@@ -6,9 +6,12 @@ use forward_auth::config::Config;
 use reqwest::{Response, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::fake_okta::FakeOkta;
-use crate::helpers::{base_vars, header, spawn_app_with, TestApp};
-use crate::proxies::{echoed, find_binary, free_port, start_nginx, Echo, Running, TempDir};
+use crate::support::app::{base_vars, header, spawn_app_with, TestApp};
+use crate::support::process::{free_port, Running, TempDir};
+use crate::support::proxies::find_binary;
+use crate::support::proxy_start::start_nginx;
+use crate::support::upstream::{echoed, Echo};
+use fake_okta::FakeOkta;
 
 const RULES: &str = "GET=^/healthz$, ^/public/.*$";
 
@@ -40,7 +43,10 @@ fn assert_public(response: &Response, what: &str) {
 async fn a_matching_method_and_path_is_public_without_identity_headers() {
     let app = spawn_app_with(&[
         ("SKIP_AUTH_ROUTES", RULES),
-        ("IDENTITY_JWT_KEY", crate::signed_identity::ES256_PEM),
+        (
+            "IDENTITY_JWT_KEY",
+            crate::support::signed_identity::ES256_PEM,
+        ),
     ])
     .await;
     let url = "https://app.example.com";

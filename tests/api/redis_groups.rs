@@ -21,9 +21,9 @@ use forward_auth::secret::Secret;
 use reqwest::StatusCode;
 use tokio::task::JoinSet;
 
-use crate::fake_okta::{everyone, FakeOkta, FakeUser};
-use crate::helpers::{header, spawn_app_for, TestApp, COOKIE_NAME};
-use crate::redis::RedisServer;
+use crate::support::app::{header, spawn_app_for, TestApp, COOKIE_NAME};
+use crate::support::redis::RedisServer;
+use fake_okta::{everyone, FakeOkta, FakeUser};
 
 const ORIGINAL: &str = "https://app.example.com/private";
 const ADMINS_ONLY: &str = "/oauth2/auth?allowed_groups=admins";
@@ -298,7 +298,7 @@ async fn a_429_seen_by_one_replica_holds_the_others_back_until_the_reset() {
     b.login_in(&carol_browser, "carol").await;
     let carol_cookie = format!(
         "{COOKIE_NAME}={}",
-        crate::helpers::session_cookie_in(&carol_jar, &b.address).expect("carol signed in")
+        crate::support::app::session_cookie_in(&carol_jar, &b.address).expect("carol signed in")
     );
     for _ in 0..3 {
         let (status, _) = check(b, "/oauth2/auth", &carol_cookie).await;
@@ -853,7 +853,7 @@ async fn past_the_ttl_the_first_check_on_every_replica_sees_the_change_for_one_o
     let alice_cookie = cookie_of(&apps[0]);
     let bob_cookie = format!(
         "{COOKIE_NAME}={}",
-        crate::helpers::session_cookie_in(&bob_jar, &apps[0].address).expect("bob signed in")
+        crate::support::app::session_cookie_in(&bob_jar, &apps[0].address).expect("bob signed in")
     );
     for app in &apps {
         assert_eq!(

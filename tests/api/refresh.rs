@@ -7,8 +7,8 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use tokio::task::JoinSet;
 
-use crate::fake_okta::RefreshMode;
-use crate::helpers::{spawn_app, spawn_app_with, COOKIE_NAME};
+use crate::support::app::{spawn_app, spawn_app_with, COOKIE_NAME};
+use fake_okta::RefreshMode;
 
 const ORIGINAL: &str = "https://app.example.com/";
 
@@ -187,5 +187,8 @@ async fn with_the_oidc_provider_a_refreshed_id_token_without_a_groups_claim_mean
     );
     let check = app.auth(ORIGINAL).await;
     assert_eq!(check.status(), StatusCode::OK);
-    assert_eq!(crate::helpers::header(&check, "x-auth-request-groups"), "");
+    assert_eq!(
+        crate::support::app::header(&check, "x-auth-request-groups"),
+        ""
+    );
 }

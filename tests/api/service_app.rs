@@ -21,8 +21,9 @@ use forward_auth::groups::OktaGroupsClient;
 use forward_auth::okta_api::key::AssertionKey;
 use forward_auth::okta_api::{ApiCredential, ServiceAppConfig};
 
-use crate::fake_okta::{FakeOkta, ServiceAppRegistration, SERVICE_APP_ID};
-use crate::helpers::{spawn_app_for, TestApp};
+use crate::support::app::{spawn_app_for, TestApp};
+use crate::support::process::free_port;
+use fake_okta::{FakeOkta, ServiceAppRegistration, SERVICE_APP_ID};
 
 const RSA_PEM: &str = include_str!("../keys/test-key-2.pem");
 
@@ -247,12 +248,8 @@ async fn a_short_lived_token_is_replaced_before_it_expires() {
 
 /// Runs `forward-auth check` with the service app configured.
 async fn check_command(okta: &FakeOkta, private_key: &str) -> (i32, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut vars = crate::helpers::base_vars(okta, port);
+    let port = free_port();
+    let mut vars = crate::support::app::base_vars(okta, port);
     vars.retain(|(k, _)| k != "IDP_SERVICE_ACCOUNT");
     vars.push(("OKTA_API_CLIENT_ID".into(), SERVICE_APP_ID.into()));
     vars.push(("OKTA_API_PRIVATE_KEY".into(), private_key.into()));

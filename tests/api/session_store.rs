@@ -8,7 +8,7 @@ use forward_auth::clock::now;
 use forward_auth::secret::Secret;
 use forward_auth::session::{Ending, MemoryStore, RedisStore, Session, SessionId, SessionStore};
 
-use crate::redis::RedisServer;
+use crate::support::redis::RedisServer;
 
 fn session(sub: &str, lifetime: u64) -> Session {
     let now = now();

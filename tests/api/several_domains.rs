@@ -12,9 +12,11 @@ use reqwest::cookie::Jar;
 use reqwest::{Response, StatusCode};
 use url::Url;
 
-use crate::helpers::{header, location, spawn_app_with, TestApp};
-use crate::proxies::{echoed, find_binary, free_port, Echo, Running, TempDir};
-use crate::signed_identity::{jwks, verify, ES256_PEM};
+use crate::support::app::{header, location, spawn_app_with, TestApp};
+use crate::support::process::{free_port, Running, TempDir};
+use crate::support::proxies::find_binary;
+use crate::support::signed_identity::{jwks, verify, ES256_PEM};
+use crate::support::upstream::{echoed, Echo};
 
 /// One server block for both names, shaped like the shipped config.
 fn nginx_config(dir: &TempDir, port: u16, service: u16, echo: u16) -> String {
@@ -184,7 +186,7 @@ async fn one_service_signs_in_on_two_root_domains_and_never_mixes_their_cookies(
     let keys = jwks(&browser, &format!("{a}/oauth2/jwks.json")).await;
     let claims = verify(seen.header("x-auth-request-jwt"), &keys, &a, &a);
     assert_eq!(claims["email"], "alice@example.com");
-    let a_cookie = crate::helpers::session_cookie_in(&jar, &a).expect("a session cookie on a");
+    let a_cookie = crate::support::app::session_cookie_in(&jar, &a).expect("a session cookie on a");
 
     // Domain b: the browser has no cookie there; it signs in through b.
     let to_start = page(&browser, &format!("{b}/page")).await;
@@ -204,7 +206,7 @@ async fn one_service_signs_in_on_two_root_domains_and_never_mixes_their_cookies(
         .get(format!("{b}/page"))
         .header(
             "Cookie",
-            format!("{}={a_cookie}", crate::helpers::COOKIE_NAME),
+            format!("{}={a_cookie}", crate::support::app::COOKIE_NAME),
         )
         .header("Accept", "text/html")
         .send()
@@ -228,7 +230,7 @@ async fn one_service_signs_in_on_two_root_domains_and_never_mixes_their_cookies(
         .header("X-Original-URL", format!("{b}/page"))
         .header(
             "Cookie",
-            format!("{}={a_cookie}", crate::helpers::COOKIE_NAME),
+            format!("{}={a_cookie}", crate::support::app::COOKIE_NAME),
         )
         .send()
         .await
@@ -239,7 +241,7 @@ async fn one_service_signs_in_on_two_root_domains_and_never_mixes_their_cookies(
     let (signed_in, redirect_uri) = sign_in(&app, &browser, &format!("{b}/page")).await;
     assert_eq!(redirect_uri, format!("{b}/oauth2/callback"));
     assert_eq!(signed_in.status(), StatusCode::OK);
-    let b_cookie = crate::helpers::session_cookie_in(&jar, &b).expect("a session cookie on b");
+    let b_cookie = crate::support::app::session_cookie_in(&jar, &b).expect("a session cookie on b");
     assert_ne!(a_cookie, b_cookie);
     // Both sessions work, each on its own domain.
     assert_eq!(
@@ -271,7 +273,7 @@ async fn one_service_signs_in_on_two_root_domains_and_never_mixes_their_cookies(
 
 #[tokio::test]
 async fn domains_and_service_urls_must_pair_up() {
-    let okta = crate::fake_okta::FakeOkta::start().await;
+    let okta = fake_okta::FakeOkta::start().await;
     for (domains, urls, needle) in [
         (
             ".a.test,.b.test",
@@ -289,7 +291,7 @@ async fn domains_and_service_urls_must_pair_up() {
             "is not under its COOKIE_DOMAIN entry",
         ),
     ] {
-        let mut vars = crate::helpers::base_vars(&okta, 4180);
+        let mut vars = crate::support::app::base_vars(&okta, 4180);
         vars.retain(|(k, _)| k != "AUTHENTICATE_SERVICE_URL");
         vars.push(("COOKIE_DOMAIN".into(), domains.into()));
         vars.push(("AUTHENTICATE_SERVICE_URL".into(), urls.into()));

@@ -4,8 +4,8 @@
 use reqwest::StatusCode;
 use url::Url;
 
-use crate::fake_okta::TokenTweak;
-use crate::helpers::{assert_redirect_to, header, location, spawn_app, spawn_app_with};
+use crate::support::app::{assert_redirect_to, header, location, spawn_app, spawn_app_with};
+use fake_okta::TokenTweak;
 
 fn query(url: &str) -> Vec<(String, String)> {
     Url::parse(url)

@@ -8,7 +8,7 @@ use base64::Engine as _;
 use reqwest::{Client, Response, StatusCode};
 use url::Url;
 
-use crate::helpers::{location, spawn_app, spawn_app_with, TestApp, COOKIE_NAME};
+use crate::support::app::{location, spawn_app, spawn_app_with, TestApp, COOKIE_NAME};
 
 const ORIGINAL: &str = "https://app.example.com/";
 
@@ -257,7 +257,7 @@ async fn when_okta_refuses_the_refresh_at_sign_out_the_local_session_still_ends(
     app.login_as("alice").await;
     let cookie = format!("{COOKIE_NAME}={}", app.session_cookie().unwrap());
     app.okta
-        .set_refresh_mode(crate::fake_okta::RefreshMode::InvalidGrant);
+        .set_refresh_mode(fake_okta::RefreshMode::InvalidGrant);
     let response = app
         .client
         .get(app.url("/oauth2/sign_out?rd=/bye"))
@@ -271,7 +271,7 @@ async fn when_okta_refuses_the_refresh_at_sign_out_the_local_session_still_ends(
         "no Okta sign-out without a hint"
     );
     assert_clears_the_cookie(&response);
-    app.okta.set_refresh_mode(crate::fake_okta::RefreshMode::Ok);
+    app.okta.set_refresh_mode(fake_okta::RefreshMode::Ok);
     assert_eq!(
         app.auth_with_cookie(&cookie, ORIGINAL).await.status(),
         StatusCode::UNAUTHORIZED

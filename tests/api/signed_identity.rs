@@ -7,39 +7,12 @@ use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::fake_okta::FakeOkta;
-use crate::helpers::{base_vars, header, spawn_app_for, spawn_app_with, TestApp};
+use crate::support::app::{base_vars, header, spawn_app_for, spawn_app_with, TestApp};
+use crate::support::signed_identity::{jwks, verify, ES256_PEM};
+use fake_okta::FakeOkta;
 
-pub const ES256_PEM: &str = include_str!("../keys/identity-es256.pem");
 const ES256_NEXT_PEM: &str = include_str!("../keys/identity-es256-next.pem");
 const ED25519_PEM: &str = include_str!("../keys/identity-ed25519.pem");
-
-/// The published keys.
-pub async fn jwks(client: &reqwest::Client, url: &str) -> JwkSet {
-    let response = client.get(url).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    response.json().await.unwrap()
-}
-
-/// Verifies a signed identity with the published keys, for `audience`, and
-/// returns its claims.
-pub fn verify(token: &str, keys: &JwkSet, issuer: &str, audience: &str) -> Value {
-    let head = decode_header(token).unwrap();
-    let kid = head.kid.expect("a kid");
-    let jwk = keys.find(&kid).expect("the kid is published");
-    assert!(
-        matches!(head.alg, Algorithm::ES256 | Algorithm::EdDSA),
-        "{:?}",
-        head.alg
-    );
-    let mut validation = Validation::new(head.alg);
-    validation.set_issuer(&[issuer]);
-    validation.set_audience(&[audience]);
-    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-    decode::<Value>(token, &DecodingKey::from_jwk(jwk).unwrap(), &validation)
-        .unwrap_or_else(|e| panic!("X-Auth-Request-Jwt does not verify: {e}"))
-        .claims
-}
 
 async fn signed_in(key: &str) -> TestApp {
     let app = spawn_app_with(&[("IDENTITY_JWT_KEY", key)]).await;

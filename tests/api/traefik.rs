@@ -4,7 +4,7 @@
 //! single `WRN`/`ERR` log line, and the Docker-labels and Kubernetes examples
 //! checked against the tested files.
 //! Starting Traefik and the substitutions live in `proxies.rs`
-//! ([`crate::proxies::start_traefik`]).
+//! ([`crate::support::proxy_start::start_traefik`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,11 +14,11 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use serde_yaml_ng::Value as Yaml;
 
-use crate::helpers::browser;
-use crate::proxies::{
-    echoed, free_port, get_html, get_with, installed, integration_file, launch, run_checklist,
-    sign_in_through, Build, Echo, Flavor, Running, Stack,
-};
+use crate::support::app::browser;
+use crate::support::checklist::{get_html, get_with, run_checklist, sign_in_through};
+use crate::support::process::{free_port, Running};
+use crate::support::proxies::{installed, integration_file, launch, Build, Flavor, Stack};
+use crate::support::upstream::{echoed, Echo};
 
 #[tokio::test]
 async fn the_shipped_traefik_config_signs_in_and_protects_the_upstream() {

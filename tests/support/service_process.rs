@@ -1,14 +1,16 @@
 //! The real binary as a child process (for what only a separate process shows:
-//! its resident memory), against a fake Okta, killed and reaped on drop.
+//! its resident memory), against a fake Okta, killed and reaped on drop. It
+//! OWNS that process's start and end; it must NOT check what the service answers
+//! beyond being ready.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 
-use crate::fake_okta::FakeOkta;
-use crate::helpers::base_vars;
-use crate::proxies::free_port;
+use crate::support::app::base_vars;
+use crate::support::process::free_port;
+use fake_okta::FakeOkta;
 
 pub(crate) struct ServiceProcess {
     child: Child,

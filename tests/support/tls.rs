@@ -2,8 +2,8 @@
 //! certificate for `127.0.0.1` and `localhost`, made afresh per test with
 //! rcgen and written to a temporary directory for the proxies. reqwest
 //! clients trust the CA; Chromium trusts the server key by its SPKI hash
-//! (`--ignore-certificate-errors-spki-list`). Nothing here touches the
-//! system's trust store.
+//! (`--ignore-certificate-errors-spki-list`). It OWNS those throw-away keys;
+//! it must NOT touch the system's trust store.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -16,7 +16,8 @@ use rcgen::{
 use reqwest::cookie::Jar;
 use sha2::{Digest, Sha256};
 
-use crate::proxies::{TempDir, TlsFiles};
+use crate::support::process::TempDir;
+use crate::support::proxies::TlsFiles;
 
 pub(crate) struct TestCa {
     _dir: TempDir,

@@ -2,6 +2,12 @@
 //! code flow with PKCE, refresh rotation, groups API pagination, errors and rate limits),
 //! so the service's tests can trust what it answers. These tests use the fake only, never the
 //! service, and talk to nothing but 127.0.0.1.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failure should stop loudly"
+)]
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -13,7 +19,7 @@ use reqwest::{redirect, Client, Response, StatusCode};
 use serde_json::Value;
 use url::Url;
 
-use crate::fake_okta::{pkce_challenge, random_token, FakeOkta, FakeUser, RefreshMode, TokenTweak};
+use fake_okta::{pkce_challenge, random_token, FakeOkta, FakeUser, RefreshMode, TokenTweak};
 
 const REDIRECT_URI: &str = "http://127.0.0.1:9/oauth2/callback";
 const SCOPE: &str = "openid profile email";

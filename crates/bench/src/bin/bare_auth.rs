@@ -1,4 +1,4 @@
-//! `cargo run --release --example bare_auth -- [PORT]`: the framework's ceiling
+//! `cargo run --release -p forward-auth-bench --bin bare_auth -- [PORT]`: the framework's ceiling
 //! for `scripts/bench.sh`.
 //!
 //! An actix-web server, built like the service (same actix-web, default worker

@@ -1,4 +1,4 @@
-//! `cargo run --release --example open_loop -- --rate R --duration S --connections C
+//! `cargo run --release -p forward-auth-bench --bin open_loop -- --rate R --duration S --connections C
 //! [-H 'Name: value']... http://127.0.0.1:PORT/path`: the open-loop load generator
 //! of `scripts/bench.sh` for latency at a fixed rate. BENCHMARK ONLY.
 //!
@@ -226,7 +226,7 @@ fn run(args: &Args) -> Result<serde_json::Value, String> {
         },
         "statusCodeDistribution": statuses,
         "errorDistribution": errors,
-        "generator": "examples/open_loop.rs",
+        "generator": "crates/bench/src/bin/open_loop.rs",
     }))
 }
 

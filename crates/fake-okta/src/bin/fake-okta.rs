@@ -1,4 +1,4 @@
-//! `cargo run --release --example fake_idp -- [PORT]`: the test suite's fake Okta
+//! `cargo run --release -p fake-okta -- [PORT]`: the test suite's fake Okta
 //! as a stand-alone identity provider for `scripts/bench.sh`.
 //!
 //! Serves the fake Okta on 127.0.0.1:PORT (0 or none: a free port), approves
@@ -18,9 +18,6 @@ use std::io::Write as _;
 use std::net::TcpListener;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
-
-#[path = "../tests/api/fake_okta.rs"]
-mod fake_okta;
 
 use fake_okta::FakeOkta;
 
@@ -43,14 +40,14 @@ async fn main() -> std::process::ExitCode {
         None => 0,
         Some(Ok(port)) => port,
         Some(Err(_)) => {
-            eprintln!("fake_idp: usage: fake_idp [PORT]");
+            eprintln!("fake-okta: usage: fake-okta [PORT]");
             return std::process::ExitCode::from(2);
         }
     };
     let okta = match FakeOkta::start_on_port(port).await {
         Ok(okta) => okta,
         Err(e) => {
-            eprintln!("fake_idp: cannot listen on 127.0.0.1:{port}: {e}");
+            eprintln!("fake-okta: cannot listen on 127.0.0.1:{port}: {e}");
             return std::process::ExitCode::FAILURE;
         }
     };
@@ -59,7 +56,7 @@ async fn main() -> std::process::ExitCode {
     let listener = match TcpListener::bind("127.0.0.1:0") {
         Ok(listener) => listener,
         Err(e) => {
-            eprintln!("fake_idp: cannot listen for /__stats: {e}");
+            eprintln!("fake-okta: cannot listen for /__stats: {e}");
             return std::process::ExitCode::FAILURE;
         }
     };
@@ -75,7 +72,7 @@ async fn main() -> std::process::ExitCode {
     {
         Ok(server) => server.run(),
         Err(e) => {
-            eprintln!("fake_idp: cannot serve /__stats: {e}");
+            eprintln!("fake-okta: cannot serve /__stats: {e}");
             return std::process::ExitCode::FAILURE;
         }
     };
@@ -95,7 +92,7 @@ async fn main() -> std::process::ExitCode {
     match server.await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("fake_idp: {e}");
+            eprintln!("fake-okta: {e}");
             std::process::ExitCode::FAILURE
         }
     }

@@ -1,4 +1,4 @@
-//! Scale figures for BENCHMARKS.md (`cargo run --release --example scale`).
+//! Scale figures for BENCHMARKS.md (`cargo run --release -p forward-auth-bench --bin scale`).
 //!
 //! `cold`: N distinct signed-in users (default 10 000) check at once with a cold
 //! groups cache; the fake Okta counts the groups calls per user (must be exactly
@@ -23,9 +23,6 @@ use forward_auth::config::Config;
 use forward_auth::secret::Secret;
 use forward_auth::session::{CookieCodec, Session, SessionId};
 use forward_auth::startup::Application;
-
-#[path = "../tests/api/fake_okta.rs"]
-mod fake_okta;
 
 use fake_okta::{FakeOkta, FakeUser};
 

@@ -1,6 +1,8 @@
-//! Test harness: [`spawn_app`] starts a fake Okta and the real `Application` on
-//! port 0, and [`TestApp`] drives it like a browser behind a proxy would, with a
-//! reqwest client that does not follow redirects and keeps cookies.
+//! The service under test in-process: [`spawn_app`] starts a fake Okta and the
+//! real `Application` on port 0, and [`TestApp`] drives it like a browser behind
+//! a proxy would, with a reqwest client that does not follow redirects and keeps
+//! cookies; plus the response helpers every feature file uses. It OWNS that
+//! start-up and those helpers; it must NOT assert a feature's behaviour.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -12,7 +14,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, LOCATION};
 use reqwest::{Response, StatusCode};
 use url::Url;
 
-use crate::fake_okta::FakeOkta;
+use fake_okta::FakeOkta;
 
 /// base64 of 32 bytes, for tests only.
 pub const COOKIE_SECRET: &str = "dGVzdC1jb29raWUtc2VjcmV0LTMyLWJ5dGVzLWxvbmc=";
