@@ -199,7 +199,7 @@ async fn main() {
     session_memory().await;
 }
 
-/// A session shaped like a real Okta sign-in's (as examples/scale.rs makes
+/// A session shaped like a real Okta sign-in's (as crates/bench/src/bin/scale.rs makes
 /// them): 20-character ids, ~22-character login and email, a 43-character
 /// refresh token, an Okta `sid`, no ID token.
 fn realistic_session(i: usize) -> Session {

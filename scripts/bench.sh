@@ -20,7 +20,7 @@
 #     open-loop generator crates/bench/src/bin/open_loop.rs (or oha with --oha): ours (both
 #     stores), and the bare handler and nginx static as controls at the same rate;
 #   - the sign-in path: start + the fake's /authorize + callback pairs per
-#     second (examples/sign_in_load.rs on the load core, the fake Okta there
+#     second (crates/bench/src/bin/sign_in_load.rs on the load core, the fake Okta there
 #     too), and per second of the service's own CPU time (its one core);
 # and prints the medians, ratios and targets (also in target/bench/results.md),
 # then, on its LAST line, issue 15's ratios and their targets:
@@ -673,13 +673,13 @@ $APACHE && check_200 apache "$AP/bench/ok.txt" -H "Cookie: mod_auth_openidc_sess
 # pairs per second against the first instance (core 0); the driver and the
 # fake Okta share the load core. Also per second of the service's CPU time:
 # when the load side cannot keep core 0 busy, that is what one core would do.
-say "sign-in path: examples/sign_in_load.rs, ${DURATION} s, $ROUNDS round(s)"
-cargo build --profile "${PROFILE/debug/dev}" --quiet --example sign_in_load
+say "sign-in path: crates/bench/src/bin/sign_in_load.rs, ${DURATION} s, $ROUNDS round(s)"
+cargo build --profile "${PROFILE/debug/dev}" --quiet --bin sign_in_load
 for r in $(seq "$ROUNDS"); do
   wait_quiet
   before=$(cpu_ticks "$SVC_PID")
   t0=$(date +%s%N)
-  "${LOAD_PIN[@]}" timeout $((DURATION + 30)) "$BIN/examples/sign_in_load" --duration "$DURATION" \
+  "${LOAD_PIN[@]}" timeout $((DURATION + 30)) "$BIN/sign_in_load" --duration "$DURATION" \
     --concurrency 16 --cookie-name "$COOKIE_NAME" "$SVC" >"$OUT/raw/signin-r$r.txt" 2>"$WORK/signin.err" ||
     die "sign_in_load: $(tail -n 3 "$WORK/signin.err")"
   after=$(cpu_ticks "$SVC_PID")

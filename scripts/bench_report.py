@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Reads the raw outputs of scripts/bench.sh (wrk text, latency JSON from
-examples/open_loop.rs or oha, which share one shape, the fake Okta's
+crates/bench/src/bin/open_loop.rs or oha, which share one shape, the fake Okta's
 counters) and prints the medians, ratios and targets; also writes them to
 target/bench/results.md, and last issue 15's ratios on one line. Exits 1 when a
 warm run had a non-2xx answer (a 2xx, for the denied targets) or a socket error,

@@ -1,9 +1,9 @@
-//! `cargo run --release --example sign_in_load -- [--duration S] [--concurrency C]
+//! `cargo run --release --bin sign_in_load -- [--duration S] [--concurrency C]
 //! http://127.0.0.1:PORT`: the sign-in load driver of `scripts/bench.sh`.
 //! BENCHMARK ONLY.
 //!
 //! Each of C workers signs in again and again, as a browser would against the
-//! fake Okta of `examples/fake_idp.rs` (which approves every `/authorize` at
+//! fake Okta of `fake-okta` (crates/fake-okta) (which approves every `/authorize` at
 //! once): `GET /oauth2/start` (302 to the IdP, binding cookie set) → the IdP's
 //! `/authorize` (302 back with a code) → `GET /oauth2/callback` with the binding
 //! cookie (302, session cookie set). Only a callback that sets the session
