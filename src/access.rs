@@ -43,21 +43,21 @@ impl Who {
     /// The Okta user id, or a machine's client id.
     pub fn subject(&self) -> &str {
         match self {
-            Who::User(session) => &session.sub,
+            Who::User(session) => session.identity.sub(),
             Who::Token(token) => &token.subject,
         }
     }
 
     pub fn login(&self) -> &str {
         match self {
-            Who::User(session) => &session.login,
+            Who::User(session) => session.identity.login(),
             Who::Token(token) => &token.login,
         }
     }
 
     pub fn email(&self) -> &str {
         match self {
-            Who::User(session) => &session.email,
+            Who::User(session) => session.identity.email(),
             Who::Token(token) => &token.email,
         }
     }
@@ -184,7 +184,7 @@ impl Access {
                 groups,
             })),
             Err(error) => Err(AccessError::Groups {
-                login: session.login.clone(),
+                login: session.identity.login().to_owned(),
                 error,
             }),
         }
@@ -256,8 +256,8 @@ impl Access {
     /// The groups of a session's user: from Okta (cached) or the ID token claim.
     pub async fn groups_of(&self, session: &Session) -> Result<Arc<UserGroups>, GroupsError> {
         match (&self.groups, self.config.provider) {
-            (Some(groups), Provider::Okta) => groups.groups_of(&session.sub).await,
-            _ => Ok(from_claim(session.groups_claim.as_deref())),
+            (Some(groups), Provider::Okta) => groups.groups_of(session.identity.sub()).await,
+            _ => Ok(from_claim(session.identity.groups_claim())),
         }
     }
 
