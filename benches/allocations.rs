@@ -66,21 +66,18 @@ fn config() -> Config {
 
 fn session() -> Session {
     let now = now();
-    Session {
-        identity: Identity::new(
+    Session::new(
+        Identity::new(
             USER.into(),
             "alice@example.com".into(),
             "alice@example.com".into(),
             "Alice".into(),
         ),
-        created_at: now,
-        expires_at: now + 3600,
-        tokens_expire_at: now + 3600,
-        refresh_not_before: 0,
-        refresh_token: Some(Secret::new("rt".into())),
-        id_token: None,
-        cookie_domain: None,
-    }
+        now,
+        now + 3600,
+        now + 3600,
+        Some(Secret::new("rt".into())),
+    )
 }
 
 fn groups(n: usize) -> Vec<Group> {
@@ -206,22 +203,19 @@ async fn main() {
 fn realistic_session(i: usize) -> Session {
     let now = now();
     let login = format!("user{i:06}@example.com");
-    Session {
-        identity: Identity::new(
+    Session::new(
+        Identity::new(
             format!("00u{i:017}"),
             login.clone(),
             login,
             format!("User {i:06}"),
         )
         .with_sid(Some(format!("102{i:017}"))),
-        created_at: now,
-        expires_at: now + 14 * 3600,
-        tokens_expire_at: now + 3600,
-        refresh_not_before: 0,
-        refresh_token: Some(Secret::new(format!("{i:043}"))),
-        id_token: None,
-        cookie_domain: None,
-    }
+        now,
+        now + 14 * 3600,
+        now + 3600,
+        Some(Secret::new(format!("{i:043}"))),
+    )
 }
 
 /// Heap held per stored session: live bytes (allocated minus freed, as asked

@@ -29,21 +29,18 @@ use forward_auth::session::{CookieCodec, MemoryStore, Session, SessionId, Sessio
 
 fn session() -> Session {
     let now = now();
-    Session {
-        identity: Identity::new(
+    Session::new(
+        Identity::new(
             "00ualice0000000000000".into(),
             "alice@example.com".into(),
             "alice@example.com".into(),
             "Alice".into(),
         ),
-        created_at: now,
-        expires_at: now + 3600,
-        tokens_expire_at: now + 3600,
-        refresh_not_before: 0,
-        refresh_token: Some(Secret::new("rt".into())),
-        id_token: None,
-        cookie_domain: None,
-    }
+        now,
+        now + 3600,
+        now + 3600,
+        Some(Secret::new("rt".into())),
+    )
 }
 
 fn groups(n: usize) -> Vec<Group> {

@@ -247,8 +247,11 @@ impl Access {
         if !sites.is_several() {
             return true;
         }
-        match (host.and_then(|h| sites.for_host(h)), &session.cookie_domain) {
-            (Some(site), Some(domain)) => site.cookie_domain == *domain,
+        match (
+            host.and_then(|h| sites.for_host(h)),
+            session.cookie_domain(),
+        ) {
+            (Some(site), Some(domain)) => site.cookie_domain == domain,
             _ => false,
         }
     }

@@ -5,11 +5,11 @@
 
 /// A secret string (client secret, API token). `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct Secret(Box<str>);
 
 impl Secret {
     pub fn new(value: String) -> Secret {
-        Secret(value)
+        Secret(value.into_boxed_str())
     }
     pub fn expose(&self) -> &str {
         &self.0

@@ -11,7 +11,6 @@ use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::identity::Identity;
@@ -22,6 +21,7 @@ mod local;
 mod memory;
 mod redis;
 mod sharded;
+mod stored;
 pub use self::local::LOCAL_TTL;
 pub use self::redis::RedisStore;
 pub use memory::MemoryStore;
@@ -154,12 +154,13 @@ impl CookieCodec {
     }
 }
 
-/// A signed-in user's server-side session.
-#[derive(Clone, Serialize, Deserialize)]
+/// A signed-in user's server-side session. A million of them may be held, so
+/// it is compact: the identity's texts in one allocation, the rarely present
+/// ID token and cookie domain behind one pointer. Stored (Redis) as the flat
+/// JSON object of `stored.rs`, the same as before it was compact.
+#[derive(Clone)]
 pub struct Session {
-    /// Who signed in; stored flat, in the fields `sub`, `login`, `email`,
-    /// `name`, `groups_claim` and `sid`, as before it was one type.
-    #[serde(flatten)]
+    /// Who signed in.
     pub identity: Identity,
     pub created_at: u64,
     /// End of the session (`COOKIE_EXPIRE` after sign-in); never extended.
@@ -168,15 +169,20 @@ pub struct Session {
     pub tokens_expire_at: u64,
     /// Do not try to refresh before this (after a transient Okta failure).
     pub refresh_not_before: u64,
-    #[serde(with = "opt_secret")]
     pub refresh_token: Option<Secret>,
+    /// The ID token (kept only without a refresh token) and the cookie
+    /// domain (several root domains only): usually both absent.
+    cold: Option<Box<Cold>>,
+}
+
+/// The fields of a [`Session`] most sessions do not have.
+#[derive(Clone, Default)]
+struct Cold {
     /// Kept only as `id_token_hint` for sign-out at Okta.
-    #[serde(with = "opt_secret")]
-    pub id_token: Option<Secret>,
+    id_token: Option<Secret>,
     /// Several root domains: the cookie domain the session was made for; a
     /// check on another domain does not accept it. `None` with one domain.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cookie_domain: Option<String>,
+    cookie_domain: Option<String>,
 }
 
 impl std::fmt::Debug for Session {
@@ -191,6 +197,66 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
+    /// A session of `identity` from `created_at` to `expires_at`, with Okta's
+    /// tokens valid until `tokens_expire_at`; no refresh pause, no ID token,
+    /// no cookie domain (see [`with_id_token`](Self::with_id_token),
+    /// [`with_cookie_domain`](Self::with_cookie_domain)).
+    pub fn new(
+        identity: Identity,
+        created_at: u64,
+        expires_at: u64,
+        tokens_expire_at: u64,
+        refresh_token: Option<Secret>,
+    ) -> Session {
+        Session {
+            identity,
+            created_at,
+            expires_at,
+            tokens_expire_at,
+            refresh_not_before: 0,
+            refresh_token,
+            cold: None,
+        }
+    }
+
+    /// The same session keeping `id_token` as the sign-out hint.
+    pub fn with_id_token(mut self, id_token: Option<Secret>) -> Session {
+        self.cold_mut().id_token = id_token;
+        self.drop_empty_cold();
+        self
+    }
+
+    /// The same session tied to the root domain `cookie_domain`.
+    pub fn with_cookie_domain(mut self, cookie_domain: Option<String>) -> Session {
+        self.cold_mut().cookie_domain = cookie_domain;
+        self.drop_empty_cold();
+        self
+    }
+
+    /// The kept ID token, as `id_token_hint` for sign-out at Okta.
+    pub fn id_token(&self) -> Option<&Secret> {
+        self.cold.as_ref()?.id_token.as_ref()
+    }
+
+    /// Several root domains: the cookie domain the session was made for.
+    pub fn cookie_domain(&self) -> Option<&str> {
+        self.cold.as_ref()?.cookie_domain.as_deref()
+    }
+
+    fn cold_mut(&mut self) -> &mut Cold {
+        self.cold.get_or_insert_with(Box::default)
+    }
+
+    fn drop_empty_cold(&mut self) {
+        if self
+            .cold
+            .as_ref()
+            .is_some_and(|c| c.id_token.is_none() && c.cookie_domain.is_none())
+        {
+            self.cold = None;
+        }
+    }
+
     pub fn is_expired(&self, now: u64) -> bool {
         now >= self.expires_at
     }
@@ -198,22 +264,6 @@ impl Session {
     /// Seconds the session still has, for store TTLs.
     pub fn remaining(&self, now: u64) -> Duration {
         Duration::from_secs(self.expires_at.saturating_sub(now))
-    }
-}
-
-/// Secrets are stored as plain strings in the store's encoding; `Debug` still hides them.
-mod opt_secret {
-    use super::Secret;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(s: &Option<Secret>, ser: S) -> Result<S::Ok, S::Error> {
-        match s {
-            Some(s) => ser.serialize_some(s.expose()),
-            None => ser.serialize_none(),
-        }
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Secret>, D::Error> {
-        Option::<String>::deserialize(de).map(|s| s.map(Secret::new))
     }
 }
 
@@ -407,8 +457,8 @@ mod tests {
             session.refresh_token.as_ref().map(Secret::expose),
             Some("rt-1")
         );
-        assert!(session.id_token.is_none());
-        assert_eq!(session.cookie_domain.as_deref(), Some("example.org"));
+        assert!(session.id_token().is_none());
+        assert_eq!(session.cookie_domain(), Some("example.org"));
         assert_eq!(serde_json::to_string(&session).unwrap(), stored);
 
         let minimal = concat!(
@@ -422,27 +472,25 @@ mod tests {
         assert_eq!(session.identity.groups_claim(), None);
         assert_eq!(session.identity.sid(), None);
         assert!(session.refresh_token.is_none());
-        assert_eq!(session.id_token.as_ref().map(Secret::expose), Some("idt"));
+        assert_eq!(session.id_token().map(Secret::expose), Some("idt"));
         assert_eq!(serde_json::to_string(&session).unwrap(), minimal);
     }
 
     #[test]
     fn debug_output_never_shows_tokens() {
-        let s = Session {
-            identity: Identity::new(
+        let s = Session::new(
+            Identity::new(
                 "00u1".into(),
                 "a@example.com".into(),
                 "a@example.com".into(),
                 "A".into(),
             ),
-            created_at: 0,
-            expires_at: 1,
-            tokens_expire_at: 1,
-            refresh_not_before: 0,
-            refresh_token: Some(Secret::new("rt-secret-value".into())),
-            id_token: Some(Secret::new("idt-secret-value".into())),
-            cookie_domain: None,
-        };
+            0,
+            1,
+            1,
+            Some(Secret::new("rt-secret-value".into())),
+        )
+        .with_id_token(Some(Secret::new("idt-secret-value".into())));
         let text = format!("{s:?}");
         assert!(!text.contains("secret-value"), "{text}");
     }

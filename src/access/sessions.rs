@@ -91,7 +91,7 @@ impl Access {
     /// refresh token is then revoked, as Okta recommends. `None` (Okta
     /// unreachable, token refused): Okta's session is left alone.
     pub async fn sign_out_hint(&self, session: &Session) -> Option<Secret> {
-        if let Some(id_token) = &session.id_token {
+        if let Some(id_token) = session.id_token() {
             return Some(id_token.clone());
         }
         let refresh_token = session.refresh_token.as_ref()?;
@@ -122,16 +122,15 @@ pub fn new_session(
     cookie_domain: Option<String>,
 ) -> Session {
     let keep_id_token = signed_in.refresh_token.is_none();
-    Session {
-        identity: signed_in.identity,
-        created_at: now,
-        expires_at: now + lifetime,
-        tokens_expire_at: signed_in.tokens_expire_at,
-        refresh_not_before: 0,
-        refresh_token: signed_in.refresh_token,
-        // An Okta ID token is ~1 kB, more than the rest of the session together:
-        // with a refresh token, sign-out gets a fresh one instead of keeping it.
-        id_token: keep_id_token.then_some(signed_in.id_token),
-        cookie_domain,
-    }
+    Session::new(
+        signed_in.identity,
+        now,
+        now + lifetime,
+        signed_in.tokens_expire_at,
+        signed_in.refresh_token,
+    )
+    // An Okta ID token is ~1 kB, more than the rest of the session together:
+    // with a refresh token, sign-out gets a fresh one instead of keeping it.
+    .with_id_token(keep_id_token.then_some(signed_in.id_token))
+    .with_cookie_domain(cookie_domain)
 }

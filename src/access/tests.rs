@@ -52,22 +52,19 @@ fn fixture(config: Arc<Config>, groups: Option<GroupsCache>) -> Fixture {
 }
 
 fn alice(groups: &[&str]) -> Session {
-    Session {
-        identity: Identity::new(
+    Session::new(
+        Identity::new(
             "00ualice".into(),
             "alice@example.com".into(),
             "alice@example.com".into(),
             "Alice".into(),
         )
         .with_groups_claim(Some(groups.iter().map(|g| g.to_string()).collect())),
-        created_at: NOW - 60,
-        expires_at: NOW + 3_600,
-        tokens_expire_at: NOW + 600,
-        refresh_not_before: 0,
-        refresh_token: None,
-        id_token: None,
-        cookie_domain: None,
-    }
+        NOW - 60,
+        NOW + 3_600,
+        NOW + 600,
+        None,
+    )
 }
 
 impl Fixture {
@@ -285,7 +282,7 @@ async fn a_sign_in_opens_one_session_per_state() {
     assert_eq!(opened.session.created_at, NOW);
     assert_eq!(opened.session.expires_at, NOW + expire);
     assert!(
-        opened.session.id_token.is_some(),
+        opened.session.id_token().is_some(),
         "without a refresh token the ID token is kept for sign-out"
     );
     let (_, stored) = f
@@ -311,10 +308,10 @@ fn a_session_with_a_refresh_token_does_not_keep_the_id_token() {
         100,
         Some("a.example".into()),
     );
-    assert!(session.id_token.is_none());
+    assert!(session.id_token().is_none());
     assert_eq!(session.expires_at, NOW + 100);
     assert_eq!(session.refresh_not_before, 0);
-    assert_eq!(session.cookie_domain.as_deref(), Some("a.example"));
+    assert_eq!(session.cookie_domain(), Some("a.example"));
 }
 
 #[tokio::test]
@@ -346,8 +343,7 @@ async fn sign_out_ends_the_session_or_every_session_of_the_user() {
 #[tokio::test]
 async fn the_sign_out_hint_is_the_kept_id_token() {
     let f = fixture(config("oidc"), None);
-    let mut session = alice(&[]);
-    session.id_token = Some(Secret::new("kept.id.token".into()));
+    let session = alice(&[]).with_id_token(Some(Secret::new("kept.id.token".into())));
     let hint = f.access.sign_out_hint(&session).await;
     assert_eq!(hint.as_ref().map(Secret::expose), Some("kept.id.token"));
     // Neither an ID token nor a refresh token: nothing to offer Okta.

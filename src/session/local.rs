@@ -130,17 +130,14 @@ mod tests {
 
     fn session(sub: &str, sid: &str) -> Arc<Session> {
         let now = now();
-        Arc::new(Session {
-            identity: Identity::new(sub.into(), sub.into(), sub.into(), sub.into())
+        Arc::new(Session::new(
+            Identity::new(sub.into(), sub.into(), sub.into(), sub.into())
                 .with_sid(Some(sid.into())),
-            created_at: now,
-            expires_at: now + 3600,
-            tokens_expire_at: now + 3600,
-            refresh_not_before: 0,
-            refresh_token: None,
-            id_token: None,
-            cookie_domain: None,
-        })
+            now,
+            now + 3600,
+            now + 3600,
+            None,
+        ))
     }
 
     fn live() -> LocalSessions {

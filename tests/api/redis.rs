@@ -336,17 +336,14 @@ mod invalidation {
 
     fn session(sub: &str, sid: &str) -> Session {
         let now = now();
-        Session {
-            identity: Identity::new(sub.into(), sub.into(), sub.into(), sub.into())
+        Session::new(
+            Identity::new(sub.into(), sub.into(), sub.into(), sub.into())
                 .with_sid(Some(sid.into())),
-            created_at: now,
-            expires_at: now + 600,
-            tokens_expire_at: now + 600,
-            refresh_not_before: 0,
-            refresh_token: Some(Secret::new("rt".into())),
-            id_token: None,
-            cookie_domain: None,
-        }
+            now,
+            now + 600,
+            now + 600,
+            Some(Secret::new("rt".into())),
+        )
     }
 
     async fn store(redis: &RedisServer) -> RedisStore {

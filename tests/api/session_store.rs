@@ -21,16 +21,14 @@ fn identity(sub: &str, login: &str, email: &str, sid: Option<&str>) -> Identity 
 fn session(sub: &str, lifetime: u64) -> Session {
     let now = now();
     let email = format!("{sub}@example.com");
-    Session {
-        identity: identity(sub, &email, &email, Some("sid-1")),
-        created_at: now,
-        expires_at: now + lifetime,
-        tokens_expire_at: now + 3600,
-        refresh_not_before: 0,
-        refresh_token: Some(Secret::new("rt".into())),
-        id_token: Some(Secret::new("idt".into())),
-        cookie_domain: None,
-    }
+    Session::new(
+        identity(sub, &email, &email, Some("sid-1")),
+        now,
+        now + lifetime,
+        now + 3600,
+        Some(Secret::new("rt".into())),
+    )
+    .with_id_token(Some(Secret::new("idt".into())))
 }
 
 /// What every store must do.

@@ -54,24 +54,17 @@ fn vars(issuer: &str, port: u16) -> Vec<(String, String)> {
 fn session(i: usize, sub: &str) -> Session {
     let now = now();
     let login = format!("user{i:06}@example.com");
-    Session {
-        identity: Identity::new(
-            sub.to_string(),
-            login.clone(),
-            login,
-            format!("User {i:06}"),
-        )
-        .with_sid(Some(format!("102{i:017}"))),
-        created_at: now,
-        expires_at: now + 14 * 3600,
-        tokens_expire_at: now + 3600,
-        refresh_not_before: 0,
-        // Okta refresh tokens are 43 characters.
-        refresh_token: Some(Secret::new(format!("{i:043}"))),
-        // With a refresh token the service keeps no ID token (sign-out refreshes).
-        id_token: None,
-        cookie_domain: None,
-    }
+    let identity = Identity::new(
+        sub.to_string(),
+        login.clone(),
+        login,
+        format!("User {i:06}"),
+    )
+    .with_sid(Some(format!("102{i:017}")));
+    // Okta refresh tokens are 43 characters. With a refresh token the service
+    // keeps no ID token (sign-out refreshes).
+    let refresh_token = Some(Secret::new(format!("{i:043}")));
+    Session::new(identity, now, now + 14 * 3600, now + 3600, refresh_token)
 }
 
 async fn build(issuer: &str) -> (Application, Config, u16) {
