@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::sharded::ShardedMap;
+use super::sharded::{now_millis, ShardedMap};
 use super::{Session, SessionId};
 use crate::clock::now;
 
@@ -71,7 +71,7 @@ impl LocalSessions {
     /// read began (`generation` taken before it) or invalidations are not live.
     pub fn insert(&self, id: &SessionId, session: Arc<Session>, generation: u64, read_at: Instant) {
         self.copies
-            .sweep_if_due(now(), SWEEP_EVERY_SECS, |copy| read_at < copy.until);
+            .sweep_if_due(now_millis(), SWEEP_EVERY_SECS, |copy| read_at < copy.until);
         let Ok(mut map) = self.copies.shard(id).write() else {
             return;
         };

@@ -1,16 +1,17 @@
 //! The sharded map both session maps are made of: the in-memory store's
 //! sessions and the Redis store's local copies. A read lock per lookup on one
-//! of 64 shards, no allocation, a cheap hasher, and a sweep of dead entries at
-//! most once per period. Knows nothing of sessions' meaning or expiry rules:
-//! its users pass them in.
+//! of 64 shards, no allocation, a cheap hasher, and a sweep of dead entries
+//! spread over the period one shard at a time (so no write waits on a walk of
+//! every entry). Knows nothing of sessions' meaning or expiry rules: its users
+//! pass them in.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::RwLock;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::SessionId;
-use crate::clock::now;
 use crate::clock::take_turn;
 
 /// Independent locks, so checks on both cores rarely meet.
@@ -45,15 +46,25 @@ pub(super) struct Poisoned;
 /// Values by session id, in [`SHARDS`] independently locked maps.
 pub(super) struct ShardedMap<V> {
     shards: Box<[Shard<V>]>,
-    /// Epoch seconds of the last sweep.
+    /// Epoch milliseconds of the last shard's sweep.
     last_sweep: AtomicU64,
+    /// The shard the next sweep takes (modulo [`SHARDS`]).
+    next_sweep: AtomicUsize,
+}
+
+/// Milliseconds since the Unix epoch, for [`ShardedMap::sweep_if_due`].
+pub(super) fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl<V> ShardedMap<V> {
     pub(super) fn new() -> ShardedMap<V> {
         ShardedMap {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
-            last_sweep: AtomicU64::new(now()),
+            last_sweep: AtomicU64::new(now_millis()),
+            next_sweep: AtomicUsize::new(0),
         }
     }
 
@@ -117,11 +128,19 @@ impl<V> ShardedMap<V> {
             .sum()
     }
 
-    /// [`retain`](Self::retain)s the live entries when `every_secs` passed
-    /// since the last sweep; of racing callers, one sweeps.
-    pub(super) fn sweep_if_due(&self, now: u64, every_secs: u64, live: impl Fn(&V) -> bool) {
-        if take_turn(&self.last_sweep, now, every_secs) {
-            let _ = self.retain(live);
+    /// Sweeps out the entries that are no longer `live`, spread over
+    /// `every_secs`: each call that finds a [`SHARDS`]th of the period passed
+    /// since the last sweep (of racing callers, one) sweeps ONE shard, the
+    /// next in turn. The caller (a write, e.g. a sign-in's save) thus holds
+    /// one shard's lock for a [`SHARDS`]th of the entries, never walks them
+    /// all; every shard is still swept about once per period.
+    pub(super) fn sweep_if_due(&self, now_ms: u64, every_secs: u64, live: impl Fn(&V) -> bool) {
+        let every_ms = (every_secs.saturating_mul(1000) / SHARDS as u64).max(1);
+        if take_turn(&self.last_sweep, now_ms, every_ms) {
+            let next = self.next_sweep.fetch_add(1, Ordering::Relaxed) % SHARDS;
+            if let Some(Ok(mut map)) = self.shards.get(next).map(RwLock::write) {
+                map.retain(|_, v| live(v));
+            }
         }
     }
 }
@@ -129,6 +148,7 @@ impl<V> ShardedMap<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session::ID_BYTES;
     use std::hash::BuildHasher;
 
     #[test]
@@ -146,7 +166,7 @@ mod tests {
     }
 
     #[test]
-    fn retain_counts_what_went_and_a_sweep_waits_for_its_period() {
+    fn retain_counts_what_went() {
         let map = ShardedMap::<u32>::new();
         for n in 0..100 {
             let id = SessionId::random();
@@ -154,10 +174,45 @@ mod tests {
         }
         assert_eq!(map.retain(|n| n % 2 == 0).unwrap(), 50);
         assert_eq!(map.len(), 50);
-        let start = now();
-        map.sweep_if_due(start, 60, |_| false);
-        assert_eq!(map.len(), 50, "not due yet");
-        map.sweep_if_due(start + 60, 60, |n| *n < 10);
-        assert_eq!(map.len(), 5);
+    }
+
+    /// A map with `per_shard` entries (numbered from 0) in every shard.
+    fn filled(per_shard: u32) -> ShardedMap<u32> {
+        let map = ShardedMap::<u32>::new();
+        for shard in 0..SHARDS {
+            for n in 0..per_shard {
+                let mut bytes: [u8; ID_BYTES] = crate::random::random_bytes();
+                bytes[0] = shard as u8;
+                let id = SessionId(bytes);
+                map.shard(&id).write().unwrap().insert(id, n);
+            }
+        }
+        map
+    }
+
+    #[test]
+    fn a_sweep_takes_one_shard_per_slice_of_its_period_and_all_within_it() {
+        let map = filled(10);
+        let start = now_millis();
+        map.last_sweep.store(start, Ordering::Relaxed);
+        // 60 s over 64 shards: one shard every 937 ms.
+        let slice = 60_000 / SHARDS as u64;
+        map.sweep_if_due(start + slice - 1, 60, |_| false);
+        assert_eq!(map.len(), SHARDS * 10, "not due yet");
+        map.sweep_if_due(start + slice, 60, |_| false);
+        assert_eq!(map.len(), (SHARDS - 1) * 10, "one shard, not all");
+        map.sweep_if_due(start + slice, 60, |_| false);
+        assert_eq!(map.len(), (SHARDS - 1) * 10, "once per slice");
+        for step in 2..=SHARDS as u64 {
+            map.sweep_if_due(start + slice * step, 60, |_| false);
+        }
+        assert_eq!(map.len(), 0, "every shard swept within the period");
+
+        let kept = filled(4);
+        kept.last_sweep.store(start, Ordering::Relaxed);
+        for step in 1..=SHARDS as u64 {
+            kept.sweep_if_due(start + slice * step, 60, |n| n % 2 == 0);
+        }
+        assert_eq!(kept.len(), SHARDS * 2, "live entries stay");
     }
 }
