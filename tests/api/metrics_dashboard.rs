@@ -159,7 +159,8 @@ async fn the_grafana_dashboard_queries_only_exported_metrics() {
 
     // The README's metrics list names exported metrics only, and all of them.
     let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operations.md"))
+            .unwrap();
     let listed: BTreeSet<String> = readme
         .lines()
         .filter_map(|l| l.strip_prefix("| `forward_auth_"))
