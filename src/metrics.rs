@@ -34,26 +34,19 @@ impl Counter {
     }
 }
 
-pub static AUTH_ALLOWED: Counter = Counter::new(
-    "forward_auth_decisions_total",
-    "Auth decisions by outcome.",
-    Some("outcome=\"allowed\""),
-);
-pub static AUTH_UNAUTHENTICATED: Counter = Counter::new(
-    "forward_auth_decisions_total",
-    "Auth decisions by outcome.",
-    Some("outcome=\"unauthenticated\""),
-);
-pub static AUTH_FORBIDDEN: Counter = Counter::new(
-    "forward_auth_decisions_total",
-    "Auth decisions by outcome.",
-    Some("outcome=\"forbidden\""),
-);
-pub static AUTH_UNAVAILABLE: Counter = Counter::new(
-    "forward_auth_decisions_total",
-    "Auth decisions by outcome.",
-    Some("outcome=\"unavailable\""),
-);
+/// One outcome of `forward_auth_decisions_total`.
+const fn decision(label: &'static str) -> Counter {
+    Counter::new(
+        "forward_auth_decisions_total",
+        "Auth decisions by outcome.",
+        Some(label),
+    )
+}
+
+pub static AUTH_ALLOWED: Counter = decision("outcome=\"allowed\"");
+pub static AUTH_UNAUTHENTICATED: Counter = decision("outcome=\"unauthenticated\"");
+pub static AUTH_FORBIDDEN: Counter = decision("outcome=\"forbidden\"");
+pub static AUTH_UNAVAILABLE: Counter = decision("outcome=\"unavailable\"");
 pub static SIGN_INS: Counter =
     Counter::new("forward_auth_sign_ins_total", "Completed sign-ins.", None);
 pub static SIGN_IN_FAILURES: Counter = Counter::new(
