@@ -192,23 +192,21 @@ impl<const R: usize, const C: usize> CounterGrid<R, C> {
     /// Counts one for (`row`, `column`); a name not in the grid counts
     /// under the last row or column (the catch-all, e.g. `other`).
     pub fn inc(&self, row: &str, column: &str) {
-        let r = self.rows.iter().position(|x| *x == row).unwrap_or(R - 1);
-        let c = self
-            .columns
-            .iter()
-            .position(|x| *x == column)
-            .unwrap_or(C - 1);
-        self.values[r][c].fetch_add(1, Ordering::Relaxed);
+        self.cell(row, column).fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn get(&self, row: &str, column: &str) -> u64 {
+        self.cell(row, column).load(Ordering::Relaxed)
+    }
+
+    fn cell(&self, row: &str, column: &str) -> &AtomicU64 {
         let r = self.rows.iter().position(|x| *x == row).unwrap_or(R - 1);
         let c = self
             .columns
             .iter()
             .position(|x| *x == column)
             .unwrap_or(C - 1);
-        self.values[r][c].load(Ordering::Relaxed)
+        &self.values[r][c]
     }
 
     fn render(&self, out: &mut String) {
