@@ -129,7 +129,7 @@ def is_denied(target):
 
 def sign_ins(out):
     """Per round: (achieved sign-ins/s, core-0 share in %, sign-ins per second
-    of the service's CPU time), from examples/sign_in_load.rs's output."""
+    of the service's CPU time), from crates/bench/src/bin/sign_in_load.rs's output."""
     runs = []
     for path in sorted(glob.glob(os.path.join(out, "raw", "signin-r*.txt")), key=round_of):
         values = dict(line.strip().split("=", 1) for line in open(path, encoding="utf-8")
@@ -287,7 +287,7 @@ def report(out):
     signin_runs = sign_ins(out)
     signin_per_core = None
     if signin_runs:
-        w("### Sign-in path (start + /authorize + callback, examples/sign_in_load.rs)")
+        w("### Sign-in path (start + /authorize + callback, crates/bench/src/bin/sign_in_load.rs)")
         w("")
         w("| round | sign-ins/s achieved | core 0 used (service) | per second of one service core |")
         w("|---:|---:|---:|---:|")

@@ -166,6 +166,18 @@ impl AppError {
                 | AppError::Access(_)
                 | AppError::LogoutToken(LogoutTokenError::NotReady)
                 | AppError::Internal(_)
+        ) && !self.is_user_refused()
+    }
+
+    /// Okta no longer knows the user, or their status refuses access: a
+    /// decision about a person (a 403), not a failure to look into.
+    fn is_user_refused(&self) -> bool {
+        matches!(
+            self,
+            AppError::Access(AccessError::Groups {
+                error: GroupsError::UserNotFound | GroupsError::UserInactive(_),
+                ..
+            })
         )
     }
 }
@@ -301,5 +313,19 @@ mod tests {
                 "no-store"
             );
         }
+    }
+
+    #[test]
+    fn a_user_okta_refuses_is_a_decision_not_a_warning() {
+        let refused = |error| {
+            AppError::Access(AccessError::Groups {
+                login: "alice".into(),
+                error,
+            })
+        };
+        assert!(!refused(GroupsError::UserNotFound).is_warning());
+        assert!(!refused(GroupsError::UserInactive("SUSPENDED".into())).is_warning());
+        assert!(refused(GroupsError::Unavailable("timeout".into())).is_warning());
+        assert!(AppError::Store(StoreError("x".into())).is_warning());
     }
 }

@@ -2,13 +2,28 @@
 //! ask "may this browser see this URL?" (nginx `auth_request`, Traefik
 //! `forwardAuth`, Caddy `forward_auth`).
 //!
-//! The modules follow the request: `routes` calls `forwarded`, `session`,
-//! `pending`, `oidc` (and the tokens verified with the IdP's keys: logout,
-//! revocation and bearer tokens), `okta_events`, `groups` (through
-//! `okta_api`), `policy`, `identity_headers` and `redirect`,
-//! which rest on `config` and `error`. `startup` is the only module that knows
-//! them all. `cli` parses the command line; `check` and `healthcheck` are the
-//! two commands besides serving.
+//! Layering, from the edge inward. A module imports from its own layer or the
+//! ones below, with two kinds of exceptions: `config` calls each module's own
+//! parser for its settings, and a few plain types (`policy::Group`,
+//! `identity_headers::UserGroups`, `redirect::shortened`) serve layer 4 too.
+//!
+//! 1. `main`/`cli` (commands) → `startup` (wires everything; the only module
+//!    that knows them all), `check`, `healthcheck`.
+//! 2. `routes`: HTTP in and out only. Each handler reads the request (through
+//!    `forwarded` for the original URL, `routes::cookies` for our cookies),
+//!    calls one core function and renders the answer; `error` maps every
+//!    module's error to a status and a public message.
+//! 3. The core, without actix types: `access` (cookie or bearer token →
+//!    identity, groups and verdict; opening and ending sessions), `policy`,
+//!    `redirect`, `identity_headers`, `identity_jwt`, `pending`, `okta_events`,
+//!    `skip_routes`, `sites`, `audit`, `metrics`.
+//! 4. State and the IdP: `session` (cookie codec, stores), `groups` (cache,
+//!    cross-replica coordination, the Okta groups client), `oidc` (discovery,
+//!    keys and the one JWS verifier, the flow, logout/revocation/bearer tokens),
+//!    `okta_api` (the management API's credential), `pubsub`,
+//!    `redis_connection`.
+//! 5. The ground: `config` (environment → typed `Config`), `secret`, `clock`,
+//!    `random`, `error_chain`, `html`, `telemetry`.
 
 pub mod access;
 pub mod audit;

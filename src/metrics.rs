@@ -34,26 +34,19 @@ impl Counter {
     }
 }
 
-pub static AUTH_ALLOWED: Counter = Counter::new(
-    "forward_auth_decisions_total",
-    "Auth decisions by outcome.",
-    Some("outcome=\"allowed\""),
-);
-pub static AUTH_UNAUTHENTICATED: Counter = Counter::new(
-    "forward_auth_decisions_total",
-    "Auth decisions by outcome.",
-    Some("outcome=\"unauthenticated\""),
-);
-pub static AUTH_FORBIDDEN: Counter = Counter::new(
-    "forward_auth_decisions_total",
-    "Auth decisions by outcome.",
-    Some("outcome=\"forbidden\""),
-);
-pub static AUTH_UNAVAILABLE: Counter = Counter::new(
-    "forward_auth_decisions_total",
-    "Auth decisions by outcome.",
-    Some("outcome=\"unavailable\""),
-);
+/// One outcome of `forward_auth_decisions_total`.
+const fn decision(label: &'static str) -> Counter {
+    Counter::new(
+        "forward_auth_decisions_total",
+        "Auth decisions by outcome.",
+        Some(label),
+    )
+}
+
+pub static AUTH_ALLOWED: Counter = decision("outcome=\"allowed\"");
+pub static AUTH_UNAUTHENTICATED: Counter = decision("outcome=\"unauthenticated\"");
+pub static AUTH_FORBIDDEN: Counter = decision("outcome=\"forbidden\"");
+pub static AUTH_UNAVAILABLE: Counter = decision("outcome=\"unavailable\"");
 pub static SIGN_INS: Counter =
     Counter::new("forward_auth_sign_ins_total", "Completed sign-ins.", None);
 pub static SIGN_IN_FAILURES: Counter = Counter::new(
@@ -199,23 +192,21 @@ impl<const R: usize, const C: usize> CounterGrid<R, C> {
     /// Counts one for (`row`, `column`); a name not in the grid counts
     /// under the last row or column (the catch-all, e.g. `other`).
     pub fn inc(&self, row: &str, column: &str) {
-        let r = self.rows.iter().position(|x| *x == row).unwrap_or(R - 1);
-        let c = self
-            .columns
-            .iter()
-            .position(|x| *x == column)
-            .unwrap_or(C - 1);
-        self.values[r][c].fetch_add(1, Ordering::Relaxed);
+        self.cell(row, column).fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn get(&self, row: &str, column: &str) -> u64 {
+        self.cell(row, column).load(Ordering::Relaxed)
+    }
+
+    fn cell(&self, row: &str, column: &str) -> &AtomicU64 {
         let r = self.rows.iter().position(|x| *x == row).unwrap_or(R - 1);
         let c = self
             .columns
             .iter()
             .position(|x| *x == column)
             .unwrap_or(C - 1);
-        self.values[r][c].load(Ordering::Relaxed)
+        &self.values[r][c]
     }
 
     fn render(&self, out: &mut String) {

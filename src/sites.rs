@@ -176,9 +176,11 @@ impl Sites {
     }
 }
 
-/// A DNS name: dot-separated labels of letters, digits and `-`.
-fn is_domain(value: &str) -> bool {
+/// A DNS name: dot-separated labels of letters, digits and `-`, at most 253
+/// characters. Also the configuration's test of a domain.
+pub(crate) fn is_domain(value: &str) -> bool {
     !value.is_empty()
+        && value.len() <= 253
         && value.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63

@@ -6,9 +6,10 @@
 
 use std::time::Duration;
 
-use super::parse::{duration, get, is_domain, read_secret_file, Problems};
+use super::parse::{duration, get, read_secret_file, Problems};
 use super::{CookieSettings, RawConfig};
 use crate::secret::CookieKey;
+use crate::sites::is_domain;
 
 /// The cookie's settings; `keys` or `expire` `None` recorded a problem.
 pub(super) struct Cookie {

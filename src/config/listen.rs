@@ -7,8 +7,9 @@
 
 use url::Url;
 
-use super::parse::{get, is_domain, shown, Problems};
+use super::parse::{get, shown, Problems};
 use super::RawConfig;
+use crate::sites::is_domain;
 use crate::sites::Sites;
 
 /// Where the service listens and is reached.

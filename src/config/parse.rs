@@ -103,19 +103,6 @@ pub(crate) fn is_loopback(url: &Url) -> bool {
     }
 }
 
-/// A DNS name: dot-separated labels of letters, digits and `-`.
-pub(super) fn is_domain(value: &str) -> bool {
-    !value.is_empty()
-        && value.len() <= 253
-        && value.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        })
-}
-
 /// A positive duration such as `90s`, `5m`, `14h`.
 pub(super) fn duration(
     name: &str,
@@ -123,11 +110,37 @@ pub(super) fn duration(
     default: &str,
     p: &mut Problems,
 ) -> Option<Duration> {
+    parse_duration(name, value, default, p, false)
+}
+
+/// A duration such as `90s` or `15m`, where `0` is allowed (and means "none").
+pub(super) fn duration_or_zero(
+    name: &str,
+    value: Option<String>,
+    default: &str,
+    p: &mut Problems,
+) -> Option<Duration> {
+    parse_duration(name, value, default, p, true)
+}
+
+fn parse_duration(
+    name: &str,
+    value: Option<String>,
+    default: &str,
+    p: &mut Problems,
+    zero_allowed: bool,
+) -> Option<Duration> {
     let value = value.unwrap_or_else(|| default.to_string());
+    if zero_allowed && value.trim() == "0" {
+        return Some(Duration::ZERO);
+    }
     match humantime::parse_duration(&value) {
-        Ok(d) if !d.is_zero() => Some(d),
+        Ok(d) if zero_allowed || !d.is_zero() => Some(d),
         Ok(_) => p.add(&format!(
             "{name} must be longer than zero: use e.g. {default}"
+        )),
+        Err(_) if zero_allowed => p.add(&format!(
+            "{name} `{value}` is not a duration: use e.g. 0 (none), 30s, 15m or 1h"
         )),
         Err(_) => p.add(&format!(
             "{name} `{value}` is not a duration: use e.g. 90s, 5m or 14h"

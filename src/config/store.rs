@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::parse::{duration, get, Problems};
+use super::parse::{duration, duration_or_zero, get, Problems};
 use super::{RawConfig, StoreKind};
 
 /// The groups cache's durations; `None` recorded a problem.
@@ -37,25 +37,6 @@ pub(super) fn session_store(raw: &RawConfig, p: &mut Problems) -> Option<StoreKi
     match get(&raw.session_store) {
         None => Some(StoreKind::Memory),
         Some(v) => parse_store(&v, p),
-    }
-}
-
-/// A duration such as `90s` or `15m`, where `0` is allowed (and means "none").
-fn duration_or_zero(
-    name: &str,
-    value: Option<String>,
-    default: &str,
-    p: &mut Problems,
-) -> Option<Duration> {
-    let value = value.unwrap_or_else(|| default.to_string());
-    if value.trim() == "0" {
-        return Some(Duration::ZERO);
-    }
-    match humantime::parse_duration(&value) {
-        Ok(d) => Some(d),
-        Err(_) => p.add(&format!(
-            "{name} `{value}` is not a duration: use e.g. 0 (none), 30s, 15m or 1h"
-        )),
     }
 }
 

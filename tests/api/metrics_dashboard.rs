@@ -1,6 +1,6 @@
 //! `/metrics` as an operator graphs it: check decisions and latency by
 //! endpoint move with real checks, and every metric the shipped Grafana
-//! dashboard (integrations/grafana) queries, and every one the README lists,
+//! dashboard (integrations/grafana) queries, and every one docs/operations.md lists,
 //! is one the service exports.
 
 use std::collections::BTreeSet;
@@ -157,10 +157,11 @@ async fn the_grafana_dashboard_queries_only_exported_metrics() {
         "the dashboard queries metrics the service does not export: {unknown:?}; exported: {exported:?}"
     );
 
-    // The README's metrics list names exported metrics only, and all of them.
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let listed: BTreeSet<String> = readme
+    // The metrics list of docs/operations.md names exported metrics only, and all of them.
+    let listing =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operations.md"))
+            .unwrap();
+    let listed: BTreeSet<String> = listing
         .lines()
         .filter_map(|l| l.strip_prefix("| `forward_auth_"))
         .filter_map(|l| l.split('`').next())
@@ -170,7 +171,7 @@ async fn the_grafana_dashboard_queries_only_exported_metrics() {
     let unlisted: Vec<_> = listed.difference(&exported).collect();
     assert!(
         unlisted.is_empty(),
-        "README lists unknown metrics: {unlisted:?}"
+        "docs/operations.md lists unknown metrics: {unlisted:?}"
     );
     let families: BTreeSet<&str> = exported
         .iter()
@@ -179,5 +180,8 @@ async fn the_grafana_dashboard_queries_only_exported_metrics() {
         .map(String::as_str)
         .collect();
     let missing: Vec<_> = families.iter().filter(|n| !listed.contains(**n)).collect();
-    assert!(missing.is_empty(), "README misses metrics: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "docs/operations.md misses metrics: {missing:?}"
+    );
 }
