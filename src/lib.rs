@@ -22,7 +22,8 @@
 //!    keys and the one JWS verifier, the flow, logout/revocation/bearer tokens),
 //!    `okta_api` (the management API's credential), `pubsub`,
 //!    `redis_connection`.
-//! 5. The ground: `config` (environment → typed `Config`), `secret`, `clock`,
+//! 5. The ground: `config` (environment → typed `Config`), `secret`,
+//!    `identity` (who signed in, shared by `oidc` and `session`), `clock`,
 //!    `random`, `error_chain`, `html`, `telemetry`.
 
 pub mod access;
