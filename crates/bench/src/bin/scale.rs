@@ -3,7 +3,7 @@
 //! `cold`: N distinct signed-in users (default 10 000) check at once with a cold
 //! groups cache; the fake Okta counts the groups calls per user (must be exactly
 //! one each), then the same checks again cost none.
-//! `rss`: the service's resident memory with 0, 10k and 100k live sessions.
+//! `rss`: the service's resident memory with 0, 10k, 100k and 1M live sessions.
 //! Sessions are created through the store API (`Application::store`), the
 //! documented hook for tests and benchmarks; they are shaped like the ones a
 //! real Okta sign-in leaves (refresh token kept, ID token not).
@@ -173,7 +173,7 @@ async fn rss() {
     let base = rss_kib();
     println!("rss: 0 sessions: {:.1} MiB", base as f64 / 1024.0);
     let mut made = 0;
-    for target in [10_000usize, 100_000] {
+    for target in [10_000usize, 100_000, 1_000_000] {
         while made < target {
             let id = SessionId::random();
             store
