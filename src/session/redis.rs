@@ -380,6 +380,19 @@ impl SessionStore for RedisStore {
         Ok(ended.await?.unwrap_or_default().len())
     }
 
+    /// Counts every session the script ended, readable or not (the provided
+    /// method would count only those that parse).
+    async fn end_once(
+        &self,
+        token_id: &str,
+        ending: Ending<'_>,
+    ) -> Result<Option<usize>, StoreError> {
+        let ended = self
+            .end_sessions(ending, Some(token_id), "end sessions for a one-time token")
+            .await?;
+        Ok(ended.map(|sessions| sessions.len()))
+    }
+
     async fn end_once_taking(
         &self,
         token_id: &str,

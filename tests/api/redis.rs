@@ -369,6 +369,42 @@ mod invalidation {
     }
 
     #[tokio::test]
+    async fn a_one_time_token_counts_every_session_it_ended_even_an_unreadable_one() {
+        let Some(redis) = RedisServer::start(false) else {
+            return;
+        };
+        let store = store(&redis).await;
+        let mut raw = inspect(&redis);
+        let (readable, unreadable) = (SessionId::random(), SessionId::random());
+        store
+            .save(&readable, &session("frank", "idp-9"))
+            .await
+            .unwrap();
+        store
+            .save(&unreadable, &session("frank", "idp-9"))
+            .await
+            .unwrap();
+        // A session this version cannot read (corrupted, or written by
+        // another one) still ends and still counts.
+        redis::cmd("SET")
+            .arg(format!("fa:s:{}", unreadable.to_key()))
+            .arg("{\"not\": \"a session\"}")
+            .query::<()>(&mut raw)
+            .unwrap();
+        let ending = forward_auth::session::Ending::IdpSession {
+            sub: None,
+            sid: "idp-9",
+        };
+        assert_eq!(store.end_once("jti-9", ending).await.unwrap(), Some(2));
+        assert_eq!(store.end_once("jti-9", ending).await.unwrap(), None);
+        let left: bool = redis::cmd("EXISTS")
+            .arg(format!("fa:s:{}", unreadable.to_key()))
+            .query(&mut raw)
+            .unwrap();
+        assert!(!left);
+    }
+
+    #[tokio::test]
     async fn a_copy_answers_alone_and_every_change_elsewhere_ends_it() {
         let Some(redis) = RedisServer::start(false) else {
             return;
