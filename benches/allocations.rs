@@ -79,6 +79,7 @@ fn session() -> Session {
         refresh_token: Some(Secret::new("rt".into())),
         id_token: None,
         cookie_domain: None,
+        hot: Default::default(),
     }
 }
 
@@ -219,6 +220,7 @@ fn realistic_session(i: usize) -> Session {
         refresh_token: Some(Secret::new(format!("{i:043}"))),
         id_token: None,
         cookie_domain: None,
+        hot: Default::default(),
     }
 }
 

@@ -42,6 +42,7 @@ fn session() -> Session {
         refresh_token: Some(Secret::new("rt".into())),
         id_token: None,
         cookie_domain: None,
+        hot: Default::default(),
     }
 }
 

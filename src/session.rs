@@ -182,6 +182,10 @@ pub struct Session {
     /// check on another domain does not accept it. `None` with one domain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cookie_domain: Option<String>,
+    /// What the session keeps for its next checks (rendered identity headers,
+    /// a link to its user's groups); never stored, empty in a copy.
+    #[serde(skip)]
+    pub hot: crate::access::SessionHot,
 }
 
 impl std::fmt::Debug for Session {
@@ -388,6 +392,7 @@ mod tests {
             refresh_token: Some(Secret::new("rt-secret-value".into())),
             id_token: Some(Secret::new("idt-secret-value".into())),
             cookie_domain: None,
+            hot: Default::default(),
         };
         let text = format!("{s:?}");
         assert!(!text.contains("secret-value"), "{text}");

@@ -134,5 +134,6 @@ pub fn new_session(
         // with a refresh token, sign-out gets a fresh one instead of keeping it.
         id_token: keep_id_token.then_some(signed_in.id_token),
         cookie_domain,
+        hot: Default::default(),
     }
 }

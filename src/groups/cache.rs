@@ -6,7 +6,7 @@
 //! and messages from the other replicas). Asks Okta through `okta` and the
 //! other replicas through `shared`; knows no HTTP details and no Redis command.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -53,6 +53,20 @@ enum Want {
     Confirm(u64),
 }
 
+/// An answer a session may keep and use for its next checks without asking
+/// the cache ([`GroupsCache::linked`]): only until the answer's refresh-ahead
+/// point (half the TTL, where the cache itself would start a refresh), and
+/// only while no invalidation came since it was read and the local answers
+/// are trusted. Anything else goes through [`GroupsCache::groups_and_link`].
+#[derive(Debug, Clone)]
+pub struct GroupsLink {
+    groups: Arc<UserGroups>,
+    /// The cache's invalidation count when the answer was read.
+    generation: u64,
+    /// When the cache would start refreshing the answer.
+    until: Instant,
+}
+
 /// The groups of users, cached.
 #[derive(Clone)]
 pub struct GroupsCache {
@@ -71,6 +85,9 @@ struct Inner {
     failures: Cache<String, GroupsError>,
     /// When each user's groups were last invalidated on this replica.
     invalidated: Cache<String, Instant>,
+    /// Counts invalidations (of one user or all, and trust in local answers
+    /// lost): a [`GroupsLink`] read before the latest one is void.
+    generation: AtomicU64,
     shared: Option<Shared>,
 }
 
@@ -120,6 +137,7 @@ impl GroupsCache {
                     // before them has expired.
                     .time_to_live(ttl + stale_if_error)
                     .build(),
+                generation: AtomicU64::new(0),
                 shared,
             }),
         };
@@ -131,22 +149,73 @@ impl GroupsCache {
 
     /// The groups of the user with Okta id `user_id`.
     pub async fn groups_of(&self, user_id: &str) -> Result<Arc<UserGroups>, GroupsError> {
+        Ok(self.groups_and_link(user_id).await?.0)
+    }
+
+    /// [`groups_of`](Self::groups_of), and, when the answer is a cached one
+    /// in the first half of its TTL, a link to it that the caller may keep
+    /// for its next checks of the same user ([`linked`](Self::linked)).
+    pub async fn groups_and_link(
+        &self,
+        user_id: &str,
+    ) -> Result<(Arc<UserGroups>, Option<GroupsLink>), GroupsError> {
         let inner = &self.inner;
+        // Read before the entry: an invalidation that removes the entry after
+        // this read counts after it too, and so voids the link.
+        let generation = inner.generation.load(Ordering::SeqCst);
         let known = inner.cache.get(user_id).await;
         if let Some(entry) = &known {
             let age = entry.age();
             if age < inner.ttl {
                 if !inner.trusted(entry) {
-                    return self.confirm(user_id, entry).await;
+                    let confirmed = Box::pin(self.confirm(user_id, entry)).await?;
+                    return Ok((confirmed, None));
                 }
-                if age >= inner.ttl / 2 {
+                let linkable = age < inner.ttl / 2;
+                if !linkable {
                     self.refresh_ahead(user_id, entry);
                 }
                 metrics::observed::groups_cache_hit();
-                return entry.answer.clone();
+                let groups = entry.answer.clone()?;
+                let link = linkable.then(|| GroupsLink {
+                    groups: groups.clone(),
+                    generation,
+                    until: entry.fetched_at + inner.ttl / 2,
+                });
+                return Ok((groups, link));
             }
         }
-        // Unknown, or past the TTL: wait for Okta.
+        // Unknown, or past the TTL: wait for Okta. Boxed, so that the common
+        // check's future (boxed by actix per request) does not carry it.
+        let groups = Box::pin(self.missed(user_id, known)).await?;
+        Ok((groups, None))
+    }
+
+    /// The linked answer, if it may still be used: as [`groups_of`]
+    /// would answer now, with no lookup. `None`: ask [`groups_and_link`].
+    ///
+    /// [`groups_of`]: Self::groups_of
+    /// [`groups_and_link`]: Self::groups_and_link
+    pub fn linked(&self, link: &GroupsLink) -> Option<Arc<UserGroups>> {
+        let inner = &self.inner;
+        let usable = link.generation == inner.generation.load(Ordering::SeqCst)
+            && inner.shared.as_ref().is_none_or(Shared::trusts_local)
+            && Instant::now() < link.until;
+        if !usable {
+            return None;
+        }
+        metrics::observed::groups_cache_hit();
+        Some(link.groups.clone())
+    }
+
+    /// No answer within the TTL in the cache: Okta's, or the last known one
+    /// while Okta fails.
+    async fn missed(
+        &self,
+        user_id: &str,
+        known: Option<Entry>,
+    ) -> Result<Arc<UserGroups>, GroupsError> {
+        let inner = &self.inner;
         if let Some(error) = inner.failures.get(user_id).await {
             return self.stale_or(user_id, known, error).await;
         }
@@ -198,6 +267,13 @@ impl GroupsCache {
     /// need a warm cache without Okta; the service itself never calls it.
     pub async fn remember(&self, user_id: &str, groups: Vec<Group>) {
         let entry = Entry::fetched(Ok(groups), Instant::now(), now_ms());
+        self.inner.cache.insert(user_id.to_owned(), entry).await;
+    }
+
+    /// Stores Okta's "no" about a user as if just fetched (tests).
+    #[cfg(test)]
+    pub(crate) async fn remember_refusal(&self, user_id: &str, refusal: GroupsError) {
+        let entry = Entry::fetched(Err(refusal), Instant::now(), now_ms());
         self.inner.cache.insert(user_id.to_owned(), entry).await;
     }
 
@@ -409,6 +485,9 @@ impl Inner {
             .await;
         self.cache.invalidate(user_id).await;
         self.failures.invalidate(user_id).await;
+        // Last: a link read before this point is void, and one read after it
+        // cannot have seen the entries forgotten above.
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Whether invalidations from other replicas are received.
@@ -416,12 +495,14 @@ impl Inner {
         if let Some(shared) = &self.shared {
             shared.set_live(live);
         }
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Forgets every user (invalidations may have been missed).
     fn forget_all(&self) {
         self.cache.invalidate_all();
         self.failures.invalidate_all();
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 }
 

@@ -143,6 +143,7 @@ mod tests {
             refresh_token: None,
             id_token: None,
             cookie_domain: None,
+            hot: Default::default(),
         })
     }
 

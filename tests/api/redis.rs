@@ -349,6 +349,7 @@ mod invalidation {
             refresh_token: Some(Secret::new("rt".into())),
             id_token: None,
             cookie_domain: None,
+            hot: Default::default(),
         }
     }
 

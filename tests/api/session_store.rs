@@ -26,6 +26,7 @@ fn session(sub: &str, lifetime: u64) -> Session {
         refresh_token: Some(Secret::new("rt".into())),
         id_token: Some(Secret::new("idt".into())),
         cookie_domain: None,
+        hot: Default::default(),
     }
 }
 

@@ -69,6 +69,7 @@ fn session(i: usize, sub: &str) -> Session {
         // With a refresh token the service keeps no ID token (sign-out refreshes).
         id_token: None,
         cookie_domain: None,
+        hot: Default::default(),
     }
 }
 
