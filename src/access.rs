@@ -265,7 +265,8 @@ impl Access {
                 if let Some(linked) = SessionHot::linked_groups(session, groups) {
                     return Ok(linked);
                 }
-                let (found, link) = groups.groups_and_link(&session.sub).await?;
+                // Boxed: moka's lookup is the rare path once the session links.
+                let (found, link) = Box::pin(groups.groups_and_link(&session.sub)).await?;
                 if let Some(link) = link {
                     SessionHot::link_groups(session, link);
                 }
