@@ -21,7 +21,9 @@ use crate::metrics;
 use crate::pubsub::Listener;
 
 mod entry;
+mod link;
 use self::entry::{Entry, KeepUntil};
+pub use self::link::GroupsLink;
 
 /// `GROUPS_STALE_IF_ERROR`'s default: how long past `GROUPS_CACHE_TTL` the last
 /// known groups may still be used while Okta cannot be asked.
@@ -51,20 +53,6 @@ enum Want {
     /// This one (fetched at this instant) if it still stands, or a newer one;
     /// never an Okta call just because Redis cannot answer.
     Confirm(u64),
-}
-
-/// An answer a session may keep and use for its next checks without asking
-/// the cache ([`GroupsCache::linked`]): only until the answer's refresh-ahead
-/// point (half the TTL, where the cache itself would start a refresh), and
-/// only while no invalidation came since it was read and the local answers
-/// are trusted. Anything else goes through [`GroupsCache::groups_and_link`].
-#[derive(Debug, Clone)]
-pub struct GroupsLink {
-    groups: Arc<UserGroups>,
-    /// The cache's invalidation count when the answer was read.
-    generation: u64,
-    /// When the cache would start refreshing the answer.
-    until: Instant,
 }
 
 /// The groups of users, cached.
@@ -189,23 +177,6 @@ impl GroupsCache {
         // check's future (boxed by actix per request) does not carry it.
         let groups = Box::pin(self.missed(user_id, known)).await?;
         Ok((groups, None))
-    }
-
-    /// The linked answer, if it may still be used: as [`groups_of`]
-    /// would answer now, with no lookup. `None`: ask [`groups_and_link`].
-    ///
-    /// [`groups_of`]: Self::groups_of
-    /// [`groups_and_link`]: Self::groups_and_link
-    pub fn linked(&self, link: &GroupsLink) -> Option<Arc<UserGroups>> {
-        let inner = &self.inner;
-        let usable = link.generation == inner.generation.load(Ordering::SeqCst)
-            && inner.shared.as_ref().is_none_or(Shared::trusts_local)
-            && Instant::now() < link.until;
-        if !usable {
-            return None;
-        }
-        metrics::observed::groups_cache_hit();
-        Some(link.groups.clone())
     }
 
     /// No answer within the TTL in the cache: Okta's, or the last known one
