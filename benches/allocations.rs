@@ -24,6 +24,7 @@ use actix_web::{test, web, App};
 use forward_auth::clock::now;
 use forward_auth::config::Config;
 use forward_auth::groups::{Group, GroupsCache, OktaGroupsClient};
+use forward_auth::identity::Identity;
 use forward_auth::identity_headers;
 use forward_auth::metrics::observed;
 use forward_auth::oidc::Oidc;
@@ -66,12 +67,12 @@ fn config() -> Config {
 fn session() -> Session {
     let now = now();
     Session {
-        sub: USER.into(),
-        login: "alice@example.com".into(),
-        email: "alice@example.com".into(),
-        name: "Alice".into(),
-        groups_claim: None,
-        sid: None,
+        identity: Identity::new(
+            USER.into(),
+            "alice@example.com".into(),
+            "alice@example.com".into(),
+            "Alice".into(),
+        ),
         created_at: now,
         expires_at: now + 3600,
         tokens_expire_at: now + 3600,
@@ -207,12 +208,13 @@ fn realistic_session(i: usize) -> Session {
     let now = now();
     let login = format!("user{i:06}@example.com");
     Session {
-        sub: format!("00u{i:017}"),
-        login: login.clone(),
-        email: login,
-        name: format!("User {i:06}"),
-        groups_claim: None,
-        sid: Some(format!("102{i:017}")),
+        identity: Identity::new(
+            format!("00u{i:017}"),
+            login.clone(),
+            login,
+            format!("User {i:06}"),
+        )
+        .with_sid(Some(format!("102{i:017}"))),
         created_at: now,
         expires_at: now + 14 * 3600,
         tokens_expire_at: now + 3600,
@@ -323,8 +325,8 @@ async fn pieces((codec, cookie): &(CookieCodec, String), store: &MemoryStore, ca
     let route = AllowLists::from_query("").unwrap();
     count("  policy: decide", || async {
         let subject = Subject {
-            login: &session.login,
-            email: &session.email,
+            login: session.identity.login(),
+            email: session.identity.email(),
             groups: &groups.list,
         };
         matches!(decide(&global, &route, &subject), Decision::Allow)
@@ -332,7 +334,9 @@ async fn pieces((codec, cookie): &(CookieCodec, String), store: &MemoryStore, ca
     .await;
     count(
         "  headers: identity_headers::render (API clients only now)",
-        || async { identity_headers::render(&session.login, &session.email, &groups) },
+        || async {
+            identity_headers::render(session.identity.login(), session.identity.email(), &groups)
+        },
     )
     .await;
     count(

@@ -21,6 +21,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use forward_auth::clock::now;
 use forward_auth::forwarded::{original_request, TrustedProxies};
 use forward_auth::groups::{Group, GroupsCache, OktaGroupsClient};
+use forward_auth::identity::Identity;
 use forward_auth::identity_headers::{self, UserGroups};
 use forward_auth::policy::{decide, AllowLists, Decision, Subject};
 use forward_auth::secret::{CookieKey, Secret};
@@ -29,12 +30,12 @@ use forward_auth::session::{CookieCodec, MemoryStore, Session, SessionId, Sessio
 fn session() -> Session {
     let now = now();
     Session {
-        sub: "00ualice0000000000000".into(),
-        login: "alice@example.com".into(),
-        email: "alice@example.com".into(),
-        name: "Alice".into(),
-        groups_claim: None,
-        sid: None,
+        identity: Identity::new(
+            "00ualice0000000000000".into(),
+            "alice@example.com".into(),
+            "alice@example.com".into(),
+            "Alice".into(),
+        ),
         created_at: now,
         expires_at: now + 3600,
         tokens_expire_at: now + 3600,
@@ -190,20 +191,22 @@ fn one_lookup_benches(
                 runtime.block_on(async {
                     let id = codec.decode_session(black_box(&cookie)).unwrap();
                     let session = store.load(&id).await.unwrap().unwrap();
-                    let groups = cache.groups_of(&session.sub).await.unwrap();
+                    let groups = cache.groups_of(session.identity.sub()).await.unwrap();
                     let now = now();
                     assert!(now < session.expires_at && now < session.tokens_expire_at);
                     let subject = Subject {
-                        login: &session.login,
-                        email: &session.email,
+                        login: session.identity.login(),
+                        email: session.identity.email(),
                         groups: &groups.list,
                     };
                     assert!(matches!(decide(global, &route, &subject), Decision::Allow));
                     let mut response = HttpResponse::Ok();
                     response.insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")));
-                    for (name, value) in
-                        identity_headers::render(&session.login, &session.email, &groups)
-                    {
+                    for (name, value) in identity_headers::render(
+                        session.identity.login(),
+                        session.identity.email(),
+                        &groups,
+                    ) {
                         response.insert_header((name, value));
                     }
                     response.finish()
@@ -326,10 +329,10 @@ struct PlannedEntry {
 impl PlannedEntry {
     fn new(session: &Session, groups: Arc<PlannedGroups>) -> Arc<PlannedEntry> {
         Arc::new(PlannedEntry {
-            login: session.login.clone(),
-            email: session.email.clone(),
-            login_header: session.login.parse().unwrap(),
-            email_header: session.email.parse().unwrap(),
+            login: session.identity.login().to_owned(),
+            email: session.identity.email().to_owned(),
+            login_header: session.identity.login().parse().unwrap(),
+            email_header: session.identity.email().parse().unwrap(),
             live_until: session.expires_at.min(session.tokens_expire_at),
             groups,
         })

@@ -45,21 +45,21 @@ impl Who {
     /// The Okta user id, or a machine's client id.
     pub fn subject(&self) -> &str {
         match self {
-            Who::User(session) => &session.sub,
+            Who::User(session) => session.identity.sub(),
             Who::Token(token) => &token.subject,
         }
     }
 
     pub fn login(&self) -> &str {
         match self {
-            Who::User(session) => &session.login,
+            Who::User(session) => session.identity.login(),
             Who::Token(token) => &token.login,
         }
     }
 
     pub fn email(&self) -> &str {
         match self {
-            Who::User(session) => &session.email,
+            Who::User(session) => session.identity.email(),
             Who::Token(token) => &token.email,
         }
     }
@@ -186,7 +186,7 @@ impl Access {
                 groups,
             })),
             Err(error) => Err(AccessError::Groups {
-                login: session.login.clone(),
+                login: session.identity.login().to_owned(),
                 error,
             }),
         }
@@ -266,13 +266,14 @@ impl Access {
                     return Ok(linked);
                 }
                 // Boxed: moka's lookup is the rare path once the session links.
-                let (found, link) = Box::pin(groups.groups_and_link(&session.sub)).await?;
+                let (found, link) =
+                    Box::pin(groups.groups_and_link(session.identity.sub())).await?;
                 if let Some(link) = link {
                     SessionHot::link_groups(session, link);
                 }
                 Ok(found)
             }
-            _ => Ok(from_claim(session.groups_claim.as_deref())),
+            _ => Ok(from_claim(session.identity.groups_claim())),
         }
     }
 

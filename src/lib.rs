@@ -22,6 +22,7 @@ pub mod forwarded;
 pub mod groups;
 pub mod healthcheck;
 pub mod html;
+pub mod identity;
 pub mod identity_headers;
 pub mod identity_jwt;
 pub mod metrics;

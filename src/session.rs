@@ -14,6 +14,7 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+use crate::identity::Identity;
 use crate::random::random_bytes;
 use crate::secret::{CookieKey, Secret};
 
@@ -156,16 +157,10 @@ impl CookieCodec {
 /// A signed-in user's server-side session.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Session {
-    /// Okta user id (`00u…`), the ID token's `sub`.
-    pub sub: String,
-    /// Okta login (`preferred_username`), falling back to the email.
-    pub login: String,
-    pub email: String,
-    pub name: String,
-    /// Groups from the ID token's `groups` claim (`IDP_PROVIDER=oidc`).
-    pub groups_claim: Option<Vec<String>>,
-    /// The IdP's session id (`sid`), for back-channel logout.
-    pub sid: Option<String>,
+    /// Who signed in; stored flat, in the fields `sub`, `login`, `email`,
+    /// `name`, `groups_claim` and `sid`, as before it was one type.
+    #[serde(flatten)]
+    pub identity: Identity,
     pub created_at: u64,
     /// End of the session (`COOKIE_EXPIRE` after sign-in); never extended.
     pub expires_at: u64,
@@ -191,8 +186,8 @@ pub struct Session {
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
-            .field("sub", &self.sub)
-            .field("login", &self.login)
+            .field("sub", &self.identity.sub())
+            .field("login", &self.identity.login())
             .field("expires_at", &self.expires_at)
             .field("tokens_expire_at", &self.tokens_expire_at)
             .finish_non_exhaustive()
@@ -248,12 +243,17 @@ pub enum Ending<'a> {
 /// Whether `session` is one that `ending` ends.
 pub(crate) fn ending_matches(ending: Ending<'_>) -> impl Fn(&Session) -> bool + '_ {
     move |session| match ending {
-        Ending::User { sub } => session.sub == sub,
+        Ending::User { sub } => session.identity.sub() == sub,
         Ending::IdpSession { sub, sid } => {
-            session.sid.as_deref() == Some(sid) && sub.is_none_or(|sub| session.sub == sub)
+            session.identity.sid() == Some(sid)
+                && sub.is_none_or(|sub| session.identity.sub() == sub)
         }
-        Ending::UserBefore { sub, before } => session.sub == sub && session.created_at <= before,
-        Ending::Email { email } => !email.is_empty() && session.email.eq_ignore_ascii_case(email),
+        Ending::UserBefore { sub, before } => {
+            session.identity.sub() == sub && session.created_at <= before
+        }
+        Ending::Email { email } => {
+            !email.is_empty() && session.identity.email().eq_ignore_ascii_case(email)
+        }
     }
 }
 
@@ -376,15 +376,69 @@ mod tests {
         assert_eq!(old.decode_session(&rotated.encode_session(&id)), None);
     }
 
+    /// A session as the store's JSON held it before `Identity` was one type
+    /// (byte for byte what that version wrote): it must still load, and
+    /// write back the same.
+    #[test]
+    fn a_session_stored_before_identity_was_one_type_loads_and_writes_back_the_same() {
+        let stored = concat!(
+            r#"{"sub":"00u1","login":"al","email":"a@example.com","name":"Al","#,
+            r#""groups_claim":["admins","dev ops"],"sid":"idp-1","created_at":100,"#,
+            r#""expires_at":200,"tokens_expire_at":150,"refresh_not_before":120,"#,
+            r#""refresh_token":"rt-1","id_token":null,"cookie_domain":"example.org"}"#
+        );
+        let session: Session = serde_json::from_str(stored).unwrap();
+        let identity = &session.identity;
+        assert_eq!(identity.sub(), "00u1");
+        assert_eq!(identity.login(), "al");
+        assert_eq!(identity.email(), "a@example.com");
+        assert_eq!(identity.name(), "Al");
+        assert_eq!(
+            identity.groups_claim(),
+            Some(&["admins".to_string(), "dev ops".to_string()][..])
+        );
+        assert_eq!(identity.sid(), Some("idp-1"));
+        assert_eq!(
+            (session.created_at, session.expires_at),
+            (100, 200),
+            "timestamps"
+        );
+        assert_eq!(
+            (session.tokens_expire_at, session.refresh_not_before),
+            (150, 120)
+        );
+        assert_eq!(
+            session.refresh_token.as_ref().map(Secret::expose),
+            Some("rt-1")
+        );
+        assert!(session.id_token.is_none());
+        assert_eq!(session.cookie_domain.as_deref(), Some("example.org"));
+        assert_eq!(serde_json::to_string(&session).unwrap(), stored);
+
+        let minimal = concat!(
+            r#"{"sub":"00u2","login":"b@example.com","email":"b@example.com","name":"","#,
+            r#""groups_claim":null,"sid":null,"created_at":1,"expires_at":2,"#,
+            r#""tokens_expire_at":3,"refresh_not_before":0,"refresh_token":null,"#,
+            r#""id_token":"idt"}"#
+        );
+        let session: Session = serde_json::from_str(minimal).unwrap();
+        assert_eq!(session.identity.login(), "b@example.com");
+        assert_eq!(session.identity.groups_claim(), None);
+        assert_eq!(session.identity.sid(), None);
+        assert!(session.refresh_token.is_none());
+        assert_eq!(session.id_token.as_ref().map(Secret::expose), Some("idt"));
+        assert_eq!(serde_json::to_string(&session).unwrap(), minimal);
+    }
+
     #[test]
     fn debug_output_never_shows_tokens() {
         let s = Session {
-            sub: "00u1".into(),
-            login: "a@example.com".into(),
-            email: "a@example.com".into(),
-            name: "A".into(),
-            groups_claim: None,
-            sid: None,
+            identity: Identity::new(
+                "00u1".into(),
+                "a@example.com".into(),
+                "a@example.com".into(),
+                "A".into(),
+            ),
             created_at: 0,
             expires_at: 1,
             tokens_expire_at: 1,

@@ -26,8 +26,8 @@ impl SessionHot {
     fn of(session: &Session) -> &Hot {
         session.hot.0.get_or_init(|| {
             Box::new(Hot {
-                login: HeaderText::new(&session.login),
-                email: HeaderText::new(&session.email),
+                login: HeaderText::new(session.identity.login()),
+                email: HeaderText::new(session.identity.email()),
                 groups: RwLock::new(None),
             })
         })

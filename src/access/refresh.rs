@@ -34,7 +34,7 @@ impl Access {
                     return Ok(session.clone());
                 };
                 let mut renewed = Session::clone(&session);
-                match self.oidc.refresh(token, &session.sub).await {
+                match self.oidc.refresh(token, session.identity.sub()).await {
                     Ok(fresh) => {
                         renewed.tokens_expire_at = fresh.tokens_expire_at;
                         if fresh.refresh_token.is_some() {
@@ -44,17 +44,17 @@ impl Access {
                         // `groups` claim means none (Okta leaves the claim out
                         // when no group matches the app's filter).
                         if fresh.id_token.is_some() {
-                            renewed.groups_claim = fresh.groups_claim;
+                            renewed.identity.set_groups_claim(fresh.groups_claim);
                         }
-                        tracing::debug!(user = %session.login, "tokens refreshed");
+                        tracing::debug!(user = %session.identity.login(), "tokens refreshed");
                     }
                     Err(RefreshError::Refused(reason)) => {
-                        tracing::info!(user = %session.login, %reason, "Okta refused the refresh; ending the session");
+                        tracing::info!(user = %session.identity.login(), %reason, "Okta refused the refresh; ending the session");
                         let _ = self.store.remove(id).await;
                         return Err(reason);
                     }
                     Err(RefreshError::Transient(reason)) => {
-                        tracing::warn!(user = %session.login, %reason, "refresh failed; keeping the session and retrying later");
+                        tracing::warn!(user = %session.identity.login(), %reason, "refresh failed; keeping the session and retrying later");
                         renewed.refresh_not_before = now + TRANSIENT_REFRESH_PAUSE;
                     }
                 }
@@ -80,12 +80,12 @@ impl Access {
                 Ok(true) => break,
                 Ok(false) => return Err("the session ended during the refresh".to_owned()),
                 Err(e) if attempt < SAVE_ATTEMPTS => {
-                    tracing::warn!(user = %before.login, error = %e, "could not save the refreshed session; retrying");
+                    tracing::warn!(user = %before.identity.login(), error = %e, "could not save the refreshed session; retrying");
                     let pause = 250 * u64::from(attempt);
                     tokio::time::sleep(Duration::from_millis(pause)).await;
                 }
                 Err(e) => tracing::error!(
-                    user = %before.login,
+                    user = %before.identity.login(),
                     error = %e,
                     rotated_refresh_token = fresh_token_rotated(before, renewed),
                     "could not save the refreshed session: the next check refreshes again and, if Okta rotated the refresh token, may end the session"

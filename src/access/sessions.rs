@@ -52,12 +52,12 @@ impl Access {
         self.store.save(&id, &session).await?;
         if let Some(groups) = &self.groups {
             // Warm the cache so the first check does not wait on Okta.
-            if let Err(e) = groups.prefetch(&session.sub).await {
-                tracing::warn!(user = %session.login, error = %e, "could not load groups at sign-in");
+            if let Err(e) = groups.prefetch(session.identity.sub()).await {
+                tracing::warn!(user = %session.identity.login(), error = %e, "could not load groups at sign-in");
             }
         }
         metrics::SIGN_INS.inc();
-        tracing::info!(user = %session.login, "signed in");
+        tracing::info!(user = %session.identity.login(), "signed in");
         Ok(Some(Opened {
             cookie: self.codec.encode_session(&id),
             session,
@@ -75,12 +75,12 @@ impl Access {
             return Ok(None);
         };
         let ended = if everywhere {
-            let ended = self.store.remove_user(&session.sub).await?;
-            tracing::info!(user = %session.login, sessions = ended, "signed out everywhere");
+            let ended = self.store.remove_user(session.identity.sub()).await?;
+            tracing::info!(user = %session.identity.login(), sessions = ended, "signed out everywhere");
             ended
         } else {
             self.store.remove(&id).await?;
-            tracing::info!(user = %session.login, "signed out");
+            tracing::info!(user = %session.identity.login(), "signed out");
             1
         };
         Ok(Some(SignedOut { session, ended }))
@@ -95,16 +95,20 @@ impl Access {
             return Some(id_token.clone());
         }
         let refresh_token = session.refresh_token.as_ref()?;
-        let fresh = match self.oidc.refresh(refresh_token, &session.sub).await {
+        let fresh = match self
+            .oidc
+            .refresh(refresh_token, session.identity.sub())
+            .await
+        {
             Ok(fresh) => fresh,
             Err(e) => {
-                tracing::info!(user = %session.login, error = %e, "no ID token for Okta's sign-out; ending the local session only");
+                tracing::info!(user = %session.identity.login(), error = %e, "no ID token for Okta's sign-out; ending the local session only");
                 return None;
             }
         };
         let latest = fresh.refresh_token.as_ref().unwrap_or(refresh_token);
         if let Err(e) = self.oidc.revoke_refresh_token(latest).await {
-            tracing::info!(user = %session.login, error = %e, "could not revoke the refresh token");
+            tracing::info!(user = %session.identity.login(), error = %e, "could not revoke the refresh token");
         }
         fresh.id_token
     }
@@ -119,12 +123,7 @@ pub fn new_session(
 ) -> Session {
     let keep_id_token = signed_in.refresh_token.is_none();
     Session {
-        sub: signed_in.sub,
-        login: signed_in.login,
-        email: signed_in.email,
-        name: signed_in.name,
-        groups_claim: signed_in.groups_claim,
-        sid: signed_in.sid,
+        identity: signed_in.identity,
         created_at: now,
         expires_at: now + lifetime,
         tokens_expire_at: signed_in.tokens_expire_at,

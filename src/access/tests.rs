@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::refresh::TRANSIENT_REFRESH_PAUSE;
 use super::*;
 use crate::groups::OktaGroupsClient;
+use crate::identity::Identity;
 use crate::oidc::SignedIn;
 use crate::secret::Secret;
 use crate::session::MemoryStore;
@@ -52,12 +53,13 @@ fn fixture(config: Arc<Config>, groups: Option<GroupsCache>) -> Fixture {
 
 fn alice(groups: &[&str]) -> Session {
     Session {
-        sub: "00ualice".into(),
-        login: "alice@example.com".into(),
-        email: "alice@example.com".into(),
-        name: "Alice".into(),
-        groups_claim: Some(groups.iter().map(|g| g.to_string()).collect()),
-        sid: None,
+        identity: Identity::new(
+            "00ualice".into(),
+            "alice@example.com".into(),
+            "alice@example.com".into(),
+            "Alice".into(),
+        )
+        .with_groups_claim(Some(groups.iter().map(|g| g.to_string()).collect())),
         created_at: NOW - 60,
         expires_at: NOW + 3_600,
         tokens_expire_at: NOW + 600,
@@ -85,12 +87,14 @@ fn route(query: &str) -> AllowLists {
 
 fn signed_in_from(sign_in_refresh_token: Option<&str>) -> SignedIn {
     SignedIn {
-        sub: "00ubob".into(),
-        login: "bob@example.com".into(),
-        email: "bob@example.com".into(),
-        name: "Bob".into(),
-        groups_claim: Some(vec!["ops".into()]),
-        sid: Some("idp-session".into()),
+        identity: Identity::new(
+            "00ubob".into(),
+            "bob@example.com".into(),
+            "bob@example.com".into(),
+            "Bob".into(),
+        )
+        .with_groups_claim(Some(vec!["ops".into()]))
+        .with_sid(Some("idp-session".into())),
         tokens_expire_at: NOW + 3_600,
         refresh_token: sign_in_refresh_token.map(|t| Secret::new(t.into())),
         id_token: Secret::new("id.token.value".into()),
@@ -291,7 +295,7 @@ async fn a_sign_in_opens_one_session_per_state() {
         .await
         .unwrap()
         .expect("the cookie names the new session");
-    assert_eq!(stored.login, "bob@example.com");
+    assert_eq!(stored.identity.login(), "bob@example.com");
     let replay = f
         .access
         .open_session(signed_in_from(None), "state-1", None, NOW)

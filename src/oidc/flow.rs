@@ -21,6 +21,7 @@ use super::keys::Budget;
 use super::{timed, Oidc, OidcError, RefreshError};
 use crate::clock::now;
 use crate::error_chain::error_chain;
+use crate::identity::Identity;
 use crate::redirect::shortened;
 use crate::secret::Secret;
 
@@ -30,12 +31,7 @@ const EXPIRY_SKEW_SECS: u64 = 30;
 /// A verified sign-in.
 #[derive(Debug)]
 pub struct SignedIn {
-    pub sub: String,
-    pub login: String,
-    pub email: String,
-    pub name: String,
-    pub groups_claim: Option<Vec<String>>,
-    pub sid: Option<String>,
+    pub identity: Identity,
     pub tokens_expire_at: u64,
     pub refresh_token: Option<Secret>,
     pub id_token: Secret,
@@ -139,12 +135,9 @@ impl Oidc {
         let sid = claims.additional_claims().sid.clone();
         let (sub, login, email, name) = identity(claims);
         Ok(SignedIn {
-            sub,
-            login,
-            email,
-            name,
-            groups_claim,
-            sid,
+            identity: Identity::new(sub, login, email, name)
+                .with_groups_claim(groups_claim)
+                .with_sid(sid),
             tokens_expire_at: tokens_expiry(&tokens, claims.expiration().timestamp()),
             refresh_token: tokens
                 .refresh_token()

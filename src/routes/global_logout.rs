@@ -63,7 +63,7 @@ pub async fn global_token_revocation(
         sessions = ended.len(),
         "Universal Logout: every session of a user ended"
     );
-    let user = ended.first().map(|s| s.login.as_str()).unwrap_or("");
+    let user = ended.first().map(|s| s.identity.login()).unwrap_or("");
     crate::audit::ended_by_okta(
         "universal_logout",
         user,

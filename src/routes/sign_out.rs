@@ -41,7 +41,12 @@ pub async fn sign_out(
         } else {
             "sign_out"
         };
-        audit(&req, state.service_url_of(site), &session.login, way);
+        audit(
+            &req,
+            state.service_url_of(site),
+            session.identity.login(),
+            way,
+        );
         if let Some(id_token) = state.access.sign_out_hint(&session).await {
             let post_logout = absolute(state.service_url_of(site), &rd);
             // A long rd is cut to fit; if even that does not, sign out here only.

@@ -126,16 +126,13 @@ impl Default for LocalSessions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::identity::Identity;
 
     fn session(sub: &str, sid: &str) -> Arc<Session> {
         let now = now();
         Arc::new(Session {
-            sub: sub.into(),
-            login: sub.into(),
-            email: sub.into(),
-            name: sub.into(),
-            groups_claim: None,
-            sid: Some(sid.into()),
+            identity: Identity::new(sub.into(), sub.into(), sub.into(), sub.into())
+                .with_sid(Some(sid.into())),
             created_at: now,
             expires_at: now + 3600,
             tokens_expire_at: now + 3600,
@@ -205,7 +202,7 @@ mod tests {
         local.invalidate(&ids[0]);
         assert!(local.get(&ids[0]).is_none());
         assert!(local.get(&ids[1]).is_some());
-        local.invalidate_where(|s| s.sub == "bob");
+        local.invalidate_where(|s| s.identity.sub() == "bob");
         assert!(local.get(&ids[2]).is_none() && local.get(&ids[3]).is_none());
         assert!(local.get(&ids[1]).is_some(), "alice's other session stays");
     }

@@ -325,6 +325,7 @@ mod invalidation {
     use std::time::{Duration, Instant};
 
     use forward_auth::clock::now;
+    use forward_auth::identity::Identity;
     use forward_auth::secret::Secret;
     use forward_auth::session::{RedisStore, Session, SessionId, SessionStore};
 
@@ -336,12 +337,8 @@ mod invalidation {
     fn session(sub: &str, sid: &str) -> Session {
         let now = now();
         Session {
-            sub: sub.into(),
-            login: sub.into(),
-            email: sub.into(),
-            name: sub.into(),
-            groups_claim: None,
-            sid: Some(sid.into()),
+            identity: Identity::new(sub.into(), sub.into(), sub.into(), sub.into())
+                .with_sid(Some(sid.into())),
             created_at: now,
             expires_at: now + 600,
             tokens_expire_at: now + 600,
@@ -423,12 +420,18 @@ mod invalidation {
 
         let r = SessionId::random();
         a.save(&r, &session("erin", "idp-6")).await.unwrap();
-        assert_eq!(a.load(&r).await.unwrap().unwrap().login, "erin");
+        assert_eq!(a.load(&r).await.unwrap().unwrap().identity.login(), "erin");
         let mut renamed = session("erin", "idp-6");
-        renamed.login = "erin.renamed".into();
+        renamed.identity = Identity::new(
+            "erin".into(),
+            "erin.renamed".into(),
+            "erin".into(),
+            "erin".into(),
+        )
+        .with_sid(Some("idp-6".into()));
         b.save(&r, &renamed).await.unwrap();
         let deadline = Instant::now() + Duration::from_secs(1);
-        while a.load(&r).await.unwrap().unwrap().login != "erin.renamed" {
+        while a.load(&r).await.unwrap().unwrap().identity.login() != "erin.renamed" {
             assert!(Instant::now() < deadline, "A kept the old copy");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

@@ -5,20 +5,24 @@
 use std::sync::Arc;
 
 use forward_auth::clock::now;
+use forward_auth::identity::Identity;
 use forward_auth::secret::Secret;
 use forward_auth::session::{Ending, MemoryStore, RedisStore, Session, SessionId, SessionStore};
 
 use crate::support::redis::RedisServer;
 
+/// The identity of the sessions below: user `sub`, with `login`, `email` and IdP session `sid`.
+fn identity(sub: &str, login: &str, email: &str, sid: Option<&str>) -> Identity {
+    Identity::new(sub.into(), login.into(), email.into(), sub.into())
+        .with_groups_claim(Some(vec!["g".into()]))
+        .with_sid(sid.map(str::to_string))
+}
+
 fn session(sub: &str, lifetime: u64) -> Session {
     let now = now();
+    let email = format!("{sub}@example.com");
     Session {
-        sub: sub.to_string(),
-        login: format!("{sub}@example.com"),
-        email: format!("{sub}@example.com"),
-        name: sub.to_string(),
-        groups_claim: Some(vec!["g".into()]),
-        sid: Some("sid-1".into()),
+        identity: identity(sub, &email, &email, Some("sid-1")),
         created_at: now,
         expires_at: now + lifetime,
         tokens_expire_at: now + 3600,
@@ -42,24 +46,24 @@ pub async fn conformance(store: Arc<dyn SessionStore>) {
     );
     store.save(&id, &session("u1", 60)).await.unwrap();
     let loaded = store.load(&id).await.unwrap().expect("saved session loads");
-    assert_eq!(loaded.sub, "u1");
+    assert_eq!(loaded.identity.sub(), "u1");
     assert_eq!(
         loaded.refresh_token.as_ref().map(|t| t.expose()),
         Some("rt")
     );
-    assert_eq!(loaded.groups_claim, Some(vec!["g".to_string()]));
+    assert_eq!(loaded.identity.groups_claim(), Some(&["g".to_string()][..]));
     let mut changed = session("u1", 60);
-    changed.login = "renamed@example.com".into();
+    changed.identity = identity("u1", "renamed@example.com", "u1@example.com", Some("sid-1"));
     store.save(&id, &changed).await.unwrap();
     assert_eq!(
-        store.load(&id).await.unwrap().unwrap().login,
+        store.load(&id).await.unwrap().unwrap().identity.login(),
         "renamed@example.com"
     );
     let mut updated = session("u1", 60);
-    updated.login = "updated@example.com".into();
+    updated.identity = identity("u1", "updated@example.com", "u1@example.com", Some("sid-1"));
     assert!(store.update(&id, &updated).await.unwrap(), "it exists");
     assert_eq!(
-        store.load(&id).await.unwrap().unwrap().login,
+        store.load(&id).await.unwrap().unwrap().identity.login(),
         "updated@example.com"
     );
     store.remove(&id).await.unwrap();
@@ -104,7 +108,8 @@ pub async fn conformance(store: Arc<dyn SessionStore>) {
     // remove_sid ends the sessions of one IdP session, of the named user only
     let with_sid = |sub: &str, sid: Option<&str>| {
         let mut s = session(sub, 60);
-        s.sid = sid.map(str::to_string);
+        let email = format!("{sub}@example.com");
+        s.identity = identity(sub, &email, &email, sid);
         s
     };
     let (s1, s2, s3, s4) = (
@@ -199,7 +204,7 @@ pub async fn conformance(store: Arc<dyn SessionStore>) {
     // sessions that began at or before a time only
     let by_email = |sub: &str, email: &str, created_at: u64| {
         let mut s = session(sub, 60);
-        s.email = email.to_string();
+        s.identity = identity(sub, &format!("{sub}@example.com"), email, Some("sid-1"));
         s.created_at = created_at;
         s
     };

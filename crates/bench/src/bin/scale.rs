@@ -20,6 +20,7 @@ use std::time::Instant;
 
 use forward_auth::clock::now;
 use forward_auth::config::Config;
+use forward_auth::identity::Identity;
 use forward_auth::secret::Secret;
 use forward_auth::session::{CookieCodec, Session, SessionId};
 use forward_auth::startup::Application;
@@ -54,12 +55,13 @@ fn session(i: usize, sub: &str) -> Session {
     let now = now();
     let login = format!("user{i:06}@example.com");
     Session {
-        sub: sub.to_string(),
-        login: login.clone(),
-        email: login,
-        name: format!("User {i:06}"),
-        groups_claim: None,
-        sid: Some(format!("102{i:017}")),
+        identity: Identity::new(
+            sub.to_string(),
+            login.clone(),
+            login,
+            format!("User {i:06}"),
+        )
+        .with_sid(Some(format!("102{i:017}"))),
         created_at: now,
         expires_at: now + 14 * 3600,
         tokens_expire_at: now + 3600,
