@@ -307,6 +307,12 @@ async fn pieces((codec, cookie): &(CookieCodec, String), store: &MemoryStore, ca
         cache.groups_of(USER)
     })
     .await;
+    let (_, link) = cache.groups_and_link(USER).await.unwrap();
+    let link = link.expect("a fresh answer links");
+    count("  groups: the session's link (as built)", || async {
+        cache.linked(&link)
+    })
+    .await;
     let global = AllowLists::from_env_lists(None, None, None);
     let route = AllowLists::from_query("").unwrap();
     count("  policy: decide", || async {
@@ -318,9 +324,20 @@ async fn pieces((codec, cookie): &(CookieCodec, String), store: &MemoryStore, ca
         matches!(decide(&global, &route, &subject), Decision::Allow)
     })
     .await;
-    count("  headers: identity_headers::render", || async {
-        identity_headers::render(session.identity.login(), session.identity.email(), &groups)
-    })
+    count(
+        "  headers: identity_headers::render (API clients only now)",
+        || async {
+            identity_headers::render(session.identity.login(), session.identity.email(), &groups)
+        },
+    )
+    .await;
+    count(
+        "  headers: the session's shared values (as built)",
+        || async {
+            let (login, email) = forward_auth::access::SessionHot::identity_headers(&session);
+            (login.bytes(), email.bytes(), groups.rendered.bytes())
+        },
+    )
     .await;
     count("  metrics: observed::check", || async {
         observed::check(

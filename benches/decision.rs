@@ -91,6 +91,19 @@ fn benches(c: &mut Criterion) {
     c.bench_function("groups: warm cache lookup (20 groups)", |b| {
         b.iter(|| runtime.block_on(cache.groups_of(black_box("00ualice0000000000000"))))
     });
+    // As built (issue 15): a warm check asks the cache only whether the
+    // session's link still stands, and shares the rendered header values.
+    let (_, link) = runtime
+        .block_on(cache.groups_and_link("00ualice0000000000000"))
+        .unwrap();
+    let link = link.expect("a fresh answer links");
+    c.bench_function("groups: the session's link (as built)", |b| {
+        b.iter(|| cache.linked(black_box(&link)))
+    });
+    let warm = session();
+    c.bench_function("headers: the session's shared values (as built)", |b| {
+        b.iter(|| forward_auth::access::SessionHot::identity_headers(black_box(&warm)))
+    });
 
     let user_groups = groups(20);
     let global = AllowLists::from_env_lists(Some("group-19"), None, Some("example.com"));

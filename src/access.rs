@@ -20,11 +20,13 @@ use crate::oidc::Oidc;
 use crate::policy::{decide, AllowLists, Decision, Subject};
 use crate::session::{CookieCodec, Session, SessionId, SessionStore, StoreError};
 
+mod hot;
 mod refresh;
 mod sessions;
 #[cfg(test)]
 mod tests;
 
+pub use hot::SessionHot;
 pub use sessions::{new_session, Opened, SignedOut};
 
 /// At most this many of a request's session cookie values with a valid MAC are
@@ -217,7 +219,10 @@ impl Access {
             && now >= session.tokens_expire_at
             && now >= session.refresh_not_before
         {
-            return Ok(self.refresh(&id, session, now).await.map(|s| (id, s)));
+            // Boxed: the refresh's Okta and store futures would otherwise make
+            // every check's future (boxed by actix per request) ~10 KB.
+            let refreshed = Box::pin(self.refresh(&id, session, now)).await;
+            return Ok(refreshed.map(|s| (id, s)));
         }
         Ok(Some((id, session)))
     }
@@ -259,7 +264,18 @@ impl Access {
     /// The groups of a session's user: from Okta (cached) or the ID token claim.
     pub async fn groups_of(&self, session: &Session) -> Result<Arc<UserGroups>, GroupsError> {
         match (&self.groups, self.config.provider) {
-            (Some(groups), Provider::Okta) => groups.groups_of(session.identity.sub()).await,
+            (Some(groups), Provider::Okta) => {
+                if let Some(linked) = SessionHot::linked_groups(session, groups) {
+                    return Ok(linked);
+                }
+                // Boxed: moka's lookup is the rare path once the session links.
+                let (found, link) =
+                    Box::pin(groups.groups_and_link(session.identity.sub())).await?;
+                if let Some(link) = link {
+                    SessionHot::link_groups(session, link);
+                }
+                Ok(found)
+            }
             _ => Ok(from_claim(session.identity.groups_claim())),
         }
     }

@@ -5,7 +5,10 @@
 //! name is percent-encoded (`%2C`, `%25`), so a name with a comma stays one group,
 //! and the value is cut after the last whole group that fits [`MAX_GROUPS_HEADER`]
 //! bytes (the policy always decides on the full list).
-//! Pure functions: no I/O, no actix.
+//! Values rendered once ([`HeaderText`]) are shared by every answer that
+//! carries them. Pure functions: no I/O, and of actix only its `Bytes` buffer.
+
+use actix_web::web::Bytes;
 
 use crate::policy::Group;
 
@@ -29,6 +32,8 @@ pub struct UserGroups {
     pub header: String,
     /// How many groups (the last ones) did not fit in `header`.
     pub omitted: usize,
+    /// `header`, ready to be shared by every answer.
+    pub rendered: HeaderText,
 }
 
 impl UserGroups {
@@ -58,10 +63,40 @@ impl UserGroups {
             }
         }
         UserGroups {
+            rendered: HeaderText::from_safe(header.clone()),
             list,
             header,
             omitted,
         }
+    }
+}
+
+/// A header value made header-safe once and shared by every answer that
+/// carries it: cloning it is a reference count, never a copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderText(Bytes);
+
+impl HeaderText {
+    /// `value` without control characters.
+    pub fn new(value: &str) -> HeaderText {
+        HeaderText::from_safe(safe(value))
+    }
+
+    fn from_safe(value: String) -> HeaderText {
+        let bytes = Bytes::from(value);
+        // The first clone of a buffer made from a `String` allocates its shared
+        // count: done here, once, rather than by the first answer.
+        drop(bytes.clone());
+        HeaderText(bytes)
+    }
+
+    /// The value, shared.
+    pub fn bytes(&self) -> Bytes {
+        self.0.clone()
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
     }
 }
 
@@ -164,6 +199,18 @@ mod tests {
         assert_eq!(groups.list.len(), 300, "the policy still sees every group");
         let few = UserGroups::new(vec![group("a"), group("b")]);
         assert_eq!(few.omitted, 0);
+    }
+
+    #[test]
+    fn shared_values_are_the_rendered_ones() {
+        let groups = UserGroups::new(vec![group("a\nb"), group("Sales, EMEA")]);
+        assert_eq!(groups.rendered.as_bytes(), groups.header.as_bytes());
+        assert_eq!(groups.rendered.bytes(), groups.header.as_bytes());
+        let login = HeaderText::new("eve\r\nX-Evil: 1");
+        assert_eq!(
+            login.as_bytes(),
+            render("eve\r\nX-Evil: 1", "", &groups)[0].1.as_bytes()
+        );
     }
 
     #[test]

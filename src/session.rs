@@ -173,6 +173,9 @@ pub struct Session {
     /// The ID token (kept only without a refresh token) and the cookie
     /// domain (several root domains only): usually both absent.
     cold: Option<Box<Cold>>,
+    /// What the session keeps for its next checks (rendered identity headers,
+    /// a link to its user's groups); never stored, empty in a copy.
+    pub hot: crate::access::SessionHot,
 }
 
 /// The fields of a [`Session`] most sessions do not have.
@@ -216,6 +219,7 @@ impl Session {
             refresh_not_before: 0,
             refresh_token,
             cold: None,
+            hot: Default::default(),
         }
     }
 

@@ -55,7 +55,10 @@ impl Access {
                     }
                     Err(RefreshError::Transient(reason)) => {
                         tracing::warn!(user = %session.identity.login(), %reason, "refresh failed; keeping the session and retrying later");
-                        renewed.refresh_not_before = now + TRANSIENT_REFRESH_PAUSE;
+                        // Counted from Okta's answer, not the request's start:
+                        // a slow failure must not shorten the pause.
+                        renewed.refresh_not_before =
+                            crate::clock::now().max(now) + TRANSIENT_REFRESH_PAUSE;
                     }
                 }
                 let renewed = Arc::new(renewed);

@@ -356,3 +356,145 @@ fn with_one_domain_every_session_fits_every_host() {
     assert!(f.access.fits_host(&alice(&[]), Some("app.example.com")));
     assert!(f.access.fits_host(&alice(&[]), None));
 }
+
+// The warm path: a session's link to its user's groups answer must never
+// answer where the groups cache itself would not.
+
+fn okta_groups(ttl: Duration, stale_if_error: Duration) -> GroupsCache {
+    // Nothing listens on port 9: every Okta call fails.
+    let client = OktaGroupsClient::new(
+        reqwest::Client::new(),
+        "http://127.0.0.1:9",
+        Secret::new("unused".into()),
+    )
+    .unwrap();
+    GroupsCache::configured(client, ttl, stale_if_error, None)
+}
+
+fn group(name: &str) -> Group {
+    Group {
+        id: format!("00g{name}"),
+        name: name.into(),
+    }
+}
+
+impl Fixture {
+    async fn check(&self, cookie: &str, query: &str) -> Result<Verdict, AccessError> {
+        self.access.check([cookie], None, &route(query), NOW).await
+    }
+}
+
+#[tokio::test]
+async fn the_linked_groups_are_the_cached_ones_and_each_route_still_decides() {
+    let cache = okta_groups(Duration::from_secs(300), Duration::ZERO);
+    cache.remember("00ualice", vec![group("ops")]).await;
+    let f = fixture(config("okta"), Some(cache));
+    let (_, cookie) = f.signed_in(&alice(&[])).await;
+    let Ok(Verdict::Allowed(first)) = f.check(&cookie, "allowed_groups=ops").await else {
+        panic!("ops may pass");
+    };
+    let Ok(Verdict::Allowed(second)) = f.check(&cookie, "allowed_groups=ops").await else {
+        panic!("ops may still pass");
+    };
+    assert!(Arc::ptr_eq(&first.groups, &second.groups), "one answer");
+    let verdict = f.check(&cookie, "allowed_groups=admins").await;
+    assert!(
+        matches!(verdict, Ok(Verdict::Forbidden { .. })),
+        "{verdict:?}"
+    );
+    let verdict = f.check(&cookie, "allowed_users=bob@example.com").await;
+    assert!(
+        matches!(verdict, Ok(Verdict::Forbidden { .. })),
+        "{verdict:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_invalidation_voids_the_link_at_once() {
+    let cache = okta_groups(Duration::from_secs(300), Duration::from_secs(900));
+    cache.remember("00ualice", vec![group("ops")]).await;
+    let f = fixture(config("okta"), Some(cache.clone()));
+    let (_, cookie) = f.signed_in(&alice(&[])).await;
+    for _ in 0..2 {
+        let verdict = f.check(&cookie, "allowed_groups=ops").await;
+        assert!(matches!(verdict, Ok(Verdict::Allowed(_))), "{verdict:?}");
+    }
+    cache.invalidate("00ualice").await.unwrap();
+    // Okta cannot be asked and nothing is known any more: no answer, never the old one.
+    let verdict = f.check(&cookie, "allowed_groups=ops").await;
+    assert!(
+        matches!(verdict, Err(AccessError::Groups { .. })),
+        "{verdict:?}"
+    );
+    // Okta's next answer is the one served, link or not.
+    cache.remember("00ualice", vec![group("admins")]).await;
+    for _ in 0..2 {
+        let verdict = f.check(&cookie, "allowed_groups=ops").await;
+        assert!(
+            matches!(verdict, Ok(Verdict::Forbidden { .. })),
+            "{verdict:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_link_never_outlives_the_groups_ttl() {
+    // A 2 s TTL: linkable for its first second; past 2 s and with no
+    // stale-if-error, an Okta that cannot answer means no answer at all.
+    let cache = okta_groups(Duration::from_secs(2), Duration::ZERO);
+    cache.remember("00ualice", vec![group("ops")]).await;
+    let f = fixture(config("okta"), Some(cache));
+    let (_, cookie) = f.signed_in(&alice(&[])).await;
+    for _ in 0..2 {
+        let verdict = f.check(&cookie, "allowed_groups=ops").await;
+        assert!(matches!(verdict, Ok(Verdict::Allowed(_))), "{verdict:?}");
+    }
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let verdict = f.check(&cookie, "allowed_groups=ops").await;
+    assert!(
+        matches!(verdict, Err(AccessError::Groups { .. })),
+        "{verdict:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_ended_or_expired_session_is_no_session_whatever_it_linked() {
+    let cache = okta_groups(Duration::from_secs(300), Duration::ZERO);
+    cache.remember("00ualice", vec![group("ops")]).await;
+    let f = fixture(config("okta"), Some(cache));
+    let (id, cookie) = f.signed_in(&alice(&[])).await;
+    let mut short = alice(&[]);
+    // The memory store reads the real clock: this one ends in about a second.
+    short.expires_at = crate::clock::now() + 1;
+    let (_, expiring) = f.signed_in(&short).await;
+    for cookie in [&cookie, &expiring] {
+        let verdict = f.check(cookie, "allowed_groups=ops").await;
+        assert!(matches!(verdict, Ok(Verdict::Allowed(_))), "{verdict:?}");
+    }
+    f.store.remove(&id).await.unwrap();
+    let verdict = f.check(&cookie, "allowed_groups=ops").await;
+    assert!(matches!(verdict, Ok(Verdict::NoSession)), "{verdict:?}");
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let verdict = f.check(&expiring, "allowed_groups=ops").await;
+    assert!(matches!(verdict, Ok(Verdict::NoSession)), "{verdict:?}");
+}
+
+#[tokio::test]
+async fn a_user_okta_no_longer_knows_is_refused_through_a_former_link() {
+    let cache = okta_groups(Duration::from_secs(300), Duration::from_secs(900));
+    cache.remember("00ualice", vec![group("ops")]).await;
+    let f = fixture(config("okta"), Some(cache.clone()));
+    let (_, cookie) = f.signed_in(&alice(&[])).await;
+    let verdict = f.check(&cookie, "allowed_groups=ops").await;
+    assert!(matches!(verdict, Ok(Verdict::Allowed(_))), "{verdict:?}");
+    // The user is removed at Okta: an event invalidates, the refetch says so.
+    cache.invalidate("00ualice").await.unwrap();
+    cache
+        .remember_refusal("00ualice", GroupsError::UserNotFound)
+        .await;
+    let verdict = f.check(&cookie, "allowed_groups=ops").await;
+    assert!(
+        matches!(verdict, Ok(Verdict::Forbidden { .. })),
+        "{verdict:?}"
+    );
+}

@@ -6,7 +6,7 @@
 //! and messages from the other replicas). Asks Okta through `okta` and the
 //! other replicas through `shared`; knows no HTTP details and no Redis command.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,9 @@ use crate::metrics;
 use crate::pubsub::Listener;
 
 mod entry;
+mod link;
 use self::entry::{Entry, KeepUntil};
+pub use self::link::GroupsLink;
 
 /// `GROUPS_STALE_IF_ERROR`'s default: how long past `GROUPS_CACHE_TTL` the last
 /// known groups may still be used while Okta cannot be asked.
@@ -71,6 +73,9 @@ struct Inner {
     failures: Cache<String, GroupsError>,
     /// When each user's groups were last invalidated on this replica.
     invalidated: Cache<String, Instant>,
+    /// Counts invalidations (of one user or all, and trust in local answers
+    /// lost): a [`GroupsLink`] read before the latest one is void.
+    generation: AtomicU64,
     shared: Option<Shared>,
 }
 
@@ -120,6 +125,7 @@ impl GroupsCache {
                     // before them has expired.
                     .time_to_live(ttl + stale_if_error)
                     .build(),
+                generation: AtomicU64::new(0),
                 shared,
             }),
         };
@@ -131,22 +137,56 @@ impl GroupsCache {
 
     /// The groups of the user with Okta id `user_id`.
     pub async fn groups_of(&self, user_id: &str) -> Result<Arc<UserGroups>, GroupsError> {
+        Ok(self.groups_and_link(user_id).await?.0)
+    }
+
+    /// [`groups_of`](Self::groups_of), and, when the answer is a cached one
+    /// in the first half of its TTL, a link to it that the caller may keep
+    /// for its next checks of the same user ([`linked`](Self::linked)).
+    pub async fn groups_and_link(
+        &self,
+        user_id: &str,
+    ) -> Result<(Arc<UserGroups>, Option<GroupsLink>), GroupsError> {
         let inner = &self.inner;
+        // Read before the entry: an invalidation that removes the entry after
+        // this read counts after it too, and so voids the link.
+        let generation = inner.generation.load(Ordering::SeqCst);
         let known = inner.cache.get(user_id).await;
         if let Some(entry) = &known {
             let age = entry.age();
             if age < inner.ttl {
                 if !inner.trusted(entry) {
-                    return self.confirm(user_id, entry).await;
+                    let confirmed = Box::pin(self.confirm(user_id, entry)).await?;
+                    return Ok((confirmed, None));
                 }
-                if age >= inner.ttl / 2 {
+                let linkable = age < inner.ttl / 2;
+                if !linkable {
                     self.refresh_ahead(user_id, entry);
                 }
                 metrics::observed::groups_cache_hit();
-                return entry.answer.clone();
+                let groups = entry.answer.clone()?;
+                let link = linkable.then(|| GroupsLink {
+                    groups: groups.clone(),
+                    generation,
+                    until: entry.fetched_at + inner.ttl / 2,
+                });
+                return Ok((groups, link));
             }
         }
-        // Unknown, or past the TTL: wait for Okta.
+        // Unknown, or past the TTL: wait for Okta. Boxed, so that the common
+        // check's future (boxed by actix per request) does not carry it.
+        let groups = Box::pin(self.missed(user_id, known)).await?;
+        Ok((groups, None))
+    }
+
+    /// No answer within the TTL in the cache: Okta's, or the last known one
+    /// while Okta fails.
+    async fn missed(
+        &self,
+        user_id: &str,
+        known: Option<Entry>,
+    ) -> Result<Arc<UserGroups>, GroupsError> {
+        let inner = &self.inner;
         if let Some(error) = inner.failures.get(user_id).await {
             return self.stale_or(user_id, known, error).await;
         }
@@ -198,6 +238,13 @@ impl GroupsCache {
     /// need a warm cache without Okta; the service itself never calls it.
     pub async fn remember(&self, user_id: &str, groups: Vec<Group>) {
         let entry = Entry::fetched(Ok(groups), Instant::now(), now_ms());
+        self.inner.cache.insert(user_id.to_owned(), entry).await;
+    }
+
+    /// Stores Okta's "no" about a user as if just fetched (tests).
+    #[cfg(test)]
+    pub(crate) async fn remember_refusal(&self, user_id: &str, refusal: GroupsError) {
+        let entry = Entry::fetched(Err(refusal), Instant::now(), now_ms());
         self.inner.cache.insert(user_id.to_owned(), entry).await;
     }
 
@@ -409,6 +456,9 @@ impl Inner {
             .await;
         self.cache.invalidate(user_id).await;
         self.failures.invalidate(user_id).await;
+        // Last: a link read before this point is void, and one read after it
+        // cannot have seen the entries forgotten above.
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Whether invalidations from other replicas are received.
@@ -416,12 +466,14 @@ impl Inner {
         if let Some(shared) = &self.shared {
             shared.set_live(live);
         }
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Forgets every user (invalidations may have been missed).
     fn forget_all(&self) {
         self.cache.invalidate_all();
         self.failures.invalidate_all();
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 }
 

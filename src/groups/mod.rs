@@ -16,7 +16,7 @@ mod cache;
 mod okta;
 mod redis;
 mod shared;
-pub use self::cache::{GroupsCache, DEFAULT_STALE_IF_ERROR};
+pub use self::cache::{GroupsCache, GroupsLink, DEFAULT_STALE_IF_ERROR};
 pub use self::okta::{next_link, status_grants_access, OktaGroupsClient};
 pub use self::redis::{RedisGroups, SharedEntry, SharedError, Take};
 

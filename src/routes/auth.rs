@@ -97,7 +97,10 @@ async fn check(req: &HttpRequest, state: &AppState, mode: Mode) -> Result<Allowe
         return Ok(Allowed::public());
     }
     if let Some((tokens, token)) = api_clients::bearer_token(req, state) {
-        let verdict = tokens.check(token, &route).await.map_err(refused)?;
+        // Boxed, as every rare path: the common check's future stays small.
+        let verdict = Box::pin(tokens.check(token, &route))
+            .await
+            .map_err(refused)?;
         // A token's 403 links to the configured service URL's sign-out.
         return answer(req, state, mode, verdict, original.as_ref(), None).await;
     }
@@ -130,7 +133,16 @@ async fn answer(
     match verdict {
         Verdict::Allowed(identified) => {
             let allowed = Allowed::identified(&identified);
-            api_clients::with_signed_identity(allowed, state, original, &identified).await
+            if state.identity_tokens.is_none() {
+                return Ok(allowed);
+            }
+            Box::pin(api_clients::with_signed_identity(
+                allowed,
+                state,
+                original,
+                &identified,
+            ))
+            .await
         }
         Verdict::NoSession => {
             // Only a stranger's answer needs the original URL (for `rd`): read it here.

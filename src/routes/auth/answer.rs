@@ -7,7 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
 use super::api_clients::{self, BadToken};
-use crate::access::Identified;
+use crate::access::{Identified, SessionHot, Who};
 use crate::error::AppError;
 use crate::{html, identity_headers};
 
@@ -15,8 +15,8 @@ use crate::{html, identity_headers};
 /// [`Identified`] the policy allowed ([`Allowed::identified`]), or without
 /// identity headers for a public route ([`Allowed::public`]).
 pub struct Allowed {
-    /// `None` for a public route: no identity at all.
-    headers: Option<[(&'static str, String); 4]>,
+    /// `None` for a public route: no identity at all. Header-safe values.
+    headers: Option<[(&'static str, web::Bytes); 4]>,
     /// `X-Auth-Request-Jwt`, with `IDENTITY_JWT_KEY`.
     jwt: Option<std::sync::Arc<str>>,
 }
@@ -24,13 +24,22 @@ pub struct Allowed {
 impl Allowed {
     /// The 200 for someone the policy allowed: their identity headers.
     pub(super) fn identified(identified: &Identified) -> Allowed {
-        let who = &identified.who;
+        let headers = match &identified.who {
+            // A session's values were rendered at its first check: shared, not built.
+            Who::User(session) => {
+                let (login, email) = SessionHot::identity_headers(session);
+                [
+                    (identity_headers::USER, login.bytes()),
+                    (identity_headers::EMAIL, email.bytes()),
+                    (identity_headers::GROUPS, identified.groups.rendered.bytes()),
+                    (identity_headers::PREFERRED_USERNAME, login.bytes()),
+                ]
+            }
+            who => identity_headers::render(who.login(), who.email(), &identified.groups)
+                .map(|(name, value)| (name, web::Bytes::from(value))),
+        };
         Allowed {
-            headers: Some(identity_headers::render(
-                who.login(),
-                who.email(),
-                &identified.groups,
-            )),
+            headers: Some(headers),
             jwt: None,
         }
     }
@@ -64,8 +73,8 @@ impl actix_web::Responder for Allowed {
         }
         for (name, value) in self.headers.into_iter().flatten() {
             // Values were stripped of control characters, so this cannot fail; the
-            // String's buffer becomes the header's without a copy.
-            if let Ok(value) = HeaderValue::from_maybe_shared(web::Bytes::from(value)) {
+            // buffer becomes the header's without a copy.
+            if let Ok(value) = HeaderValue::from_maybe_shared(value) {
                 headers.insert(HeaderName::from_static(name), value);
             }
         }

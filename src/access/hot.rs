@@ -1,0 +1,89 @@
+//! What a stored session keeps for its next checks ([`SessionHot`], the
+//! session's last field): its identity header values rendered once, and a
+//! link to its user's groups answer, so that a warm check reads no other
+//! cache and builds no text. Owns only these copies; the groups cache stays
+//! the source of truth and says whether a link may still be used
+//! ([`GroupsCache::linked`]). Must NOT decide access or outlive the session
+//! it belongs to: a copy of a session (a refresh) starts empty.
+
+use std::sync::{Arc, OnceLock, RwLock};
+
+use crate::groups::{GroupsCache, GroupsLink, UserGroups};
+use crate::identity_headers::HeaderText;
+use crate::session::Session;
+
+/// The copies a session keeps for its checks; nothing until its first check.
+#[derive(Default)]
+pub struct SessionHot(OnceLock<Box<Hot>>);
+
+struct Hot {
+    login: HeaderText,
+    email: HeaderText,
+    groups: RwLock<Option<GroupsLink>>,
+}
+
+impl SessionHot {
+    fn of(session: &Session) -> &Hot {
+        session.hot.0.get_or_init(|| {
+            Box::new(Hot {
+                login: HeaderText::new(session.identity.login()),
+                email: HeaderText::new(session.identity.email()),
+                groups: RwLock::new(None),
+            })
+        })
+    }
+
+    /// The session's `X-Auth-Request-User` and `-Email` values.
+    pub fn identity_headers(session: &Session) -> (HeaderText, HeaderText) {
+        let hot = SessionHot::of(session);
+        (hot.login.clone(), hot.email.clone())
+    }
+
+    /// The user's groups through the session's link, when the cache says the
+    /// link may still be used.
+    pub(super) fn linked_groups(session: &Session, cache: &GroupsCache) -> Option<Arc<UserGroups>> {
+        let link = session.hot.0.get()?.groups.read().ok()?;
+        cache.linked(link.as_ref()?)
+    }
+
+    /// Keeps `link` for the session's next checks.
+    pub(super) fn link_groups(session: &Session, link: GroupsLink) {
+        if let Ok(mut kept) = SessionHot::of(session).groups.write() {
+            *kept = Some(link);
+        }
+    }
+}
+
+/// A copy of a session (a refresh's) is another session: it renders and
+/// links afresh.
+impl Clone for SessionHot {
+    fn clone(&self) -> SessionHot {
+        SessionHot::default()
+    }
+}
+
+impl std::fmt::Debug for SessionHot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionHot")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copy_of_a_session_renders_and_links_afresh() {
+        let session: Session = serde_json::from_str(
+            r#"{"sub":"00u1","login":"a\r\nb","email":"e@x","name":"","groups_claim":null,
+                "sid":null,"created_at":0,"expires_at":0,"tokens_expire_at":0,
+                "refresh_not_before":0,"refresh_token":null,"id_token":null}"#,
+        )
+        .unwrap();
+        let (login, email) = SessionHot::identity_headers(&session);
+        assert_eq!(login.as_bytes(), b"ab", "header-safe");
+        assert_eq!(email.as_bytes(), b"e@x");
+        assert!(session.hot.0.get().is_some());
+        assert!(Session::clone(&session).hot.0.get().is_none());
+    }
+}
