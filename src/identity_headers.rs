@@ -37,6 +37,12 @@ pub struct UserGroups {
 }
 
 impl UserGroups {
+    /// The groups' names, in Okta's order (for the signed identity and
+    /// `/oauth2/userinfo`).
+    pub fn names(&self) -> Vec<&str> {
+        self.list.iter().map(|g| g.name.as_str()).collect()
+    }
+
     pub fn new(list: Vec<Group>) -> UserGroups {
         let mut header = String::with_capacity(
             list.iter()

@@ -23,12 +23,7 @@ pub async fn userinfo(
             .json(json!({"error": "unauthenticated", "message": "Sign in first."})));
     };
     let who = &identified.who;
-    let names: Vec<&str> = identified
-        .groups
-        .list
-        .iter()
-        .map(|g| g.name.as_str())
-        .collect();
+    let names = identified.groups.names();
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(json!({

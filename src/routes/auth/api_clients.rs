@@ -91,12 +91,7 @@ pub async fn with_signed_identity(
     let audience = url.origin().ascii_serialization();
     let site = state.site_of_host(url.host_str());
     let who = &identified.who;
-    let names: Vec<&str> = identified
-        .groups
-        .list
-        .iter()
-        .map(|g| g.name.as_str())
-        .collect();
+    let names = identified.groups.names();
     let identity = Identity {
         issuer: state.service_url_of(site),
         audience: &audience,
