@@ -23,7 +23,7 @@ use actix_web::dev::{Service, ServiceResponse};
 use actix_web::{test, web, App};
 use forward_auth::clock::now;
 use forward_auth::config::Config;
-use forward_auth::groups::{Group, GroupsCache, OktaGroupsClient};
+use forward_auth::groups::{GroupsCache, OktaGroupsClient};
 use forward_auth::identity::Identity;
 use forward_auth::identity_headers;
 use forward_auth::metrics::observed;
@@ -34,13 +34,14 @@ use forward_auth::secret::Secret;
 use forward_auth::session::{CookieCodec, MemoryStore, Session, SessionId, SessionStore};
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 
+mod shared;
+use shared::{groups, session, USER};
+
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 /// Requests measured per case (after as many warm-up requests).
 const REQUESTS: usize = 2_000;
-
-const USER: &str = "00ualice0000000000000";
 
 fn config() -> Config {
     let vars = [
@@ -62,31 +63,6 @@ fn config() -> Config {
     Config::from_vars(vars.map(|(k, v)| (k.to_string(), v.to_string())))
         .unwrap()
         .0
-}
-
-fn session() -> Session {
-    let now = now();
-    Session::new(
-        Identity::new(
-            USER.into(),
-            "alice@example.com".into(),
-            "alice@example.com".into(),
-            "Alice".into(),
-        ),
-        now,
-        now + 3600,
-        now + 3600,
-        Some(Secret::new("rt".into())),
-    )
-}
-
-fn groups(n: usize) -> Vec<Group> {
-    (0..n)
-        .map(|i| Group {
-            id: format!("00g{i:017}"),
-            name: format!("group-{i}"),
-        })
-        .collect()
 }
 
 struct Case {

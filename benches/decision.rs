@@ -21,36 +21,13 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use forward_auth::clock::now;
 use forward_auth::forwarded::{original_request, TrustedProxies};
 use forward_auth::groups::{Group, GroupsCache, OktaGroupsClient};
-use forward_auth::identity::Identity;
 use forward_auth::identity_headers::{self, UserGroups};
 use forward_auth::policy::{decide, AllowLists, Decision, Subject};
 use forward_auth::secret::{CookieKey, Secret};
 use forward_auth::session::{CookieCodec, MemoryStore, Session, SessionId, SessionStore};
 
-fn session() -> Session {
-    let now = now();
-    Session::new(
-        Identity::new(
-            "00ualice0000000000000".into(),
-            "alice@example.com".into(),
-            "alice@example.com".into(),
-            "Alice".into(),
-        ),
-        now,
-        now + 3600,
-        now + 3600,
-        Some(Secret::new("rt".into())),
-    )
-}
-
-fn groups(n: usize) -> Vec<Group> {
-    (0..n)
-        .map(|i| Group {
-            id: format!("00g{i:017}"),
-            name: format!("group-{i}"),
-        })
-        .collect()
-}
+mod shared;
+use shared::{groups, session};
 
 fn benches(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
