@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 
-use crate::support::app::{base_vars, browser, location, session_cookie_in, COOKIE_SECRET};
+use crate::support::app::{base_vars, browser, sign_in_at, COOKIE_SECRET};
 use crate::support::process::{free_port, KillOnDrop};
 use fake_okta::FakeOkta;
 
@@ -88,16 +88,7 @@ async fn sign_in_denial_and_sign_out_leave_json_audit_lines_without_secrets() {
         .unwrap();
     assert!(forged.status().is_client_error(), "{}", forged.status());
 
-    okta.sign_in_as(&okta.user("alice").id);
-    let to_okta = client
-        .get(format!("{base}/oauth2/start?rd=/x"))
-        .send()
-        .await
-        .unwrap();
-    let back = client.get(location(&to_okta)).send().await.unwrap();
-    let done = client.get(location(&back)).send().await.unwrap();
-    assert_eq!(done.status(), StatusCode::FOUND);
-    let cookie = session_cookie_in(&jar, &base).expect("signed in");
+    let cookie = sign_in_at(&client, &jar, &okta, &base, "alice").await;
     let check = client
         .get(format!("{base}/oauth2/auth"))
         .header("X-Original-URL", "https://app.example.com/reports/q3")

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::StatusCode;
 
-use crate::support::app::{base_vars, browser, location, session_cookie_in, COOKIE_SECRET};
+use crate::support::app::{base_vars, browser, location, sign_in_at, COOKIE_SECRET};
 use crate::support::process::{free_port, KillOnDrop};
 use fake_okta::{random_token, FakeOkta};
 
@@ -40,16 +40,7 @@ async fn no_secret_token_or_cookie_value_reaches_the_log() {
     }
     assert!(ready, "the service became ready");
 
-    okta.sign_in_as(&okta.user("alice").id);
-    let to_okta = client
-        .get(format!("{base}/oauth2/start?rd=/x"))
-        .send()
-        .await
-        .unwrap();
-    let back = client.get(location(&to_okta)).send().await.unwrap();
-    let done = client.get(location(&back)).send().await.unwrap();
-    assert_eq!(done.status(), StatusCode::FOUND);
-    let cookie = session_cookie_in(&jar, &base).expect("signed in");
+    let cookie = sign_in_at(&client, &jar, &okta, &base, "alice").await;
     let check = client
         .get(format!("{base}/oauth2/auth"))
         .header("X-Original-URL", "https://a.example.com/")

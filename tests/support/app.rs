@@ -245,6 +245,28 @@ pub fn location(response: &Response) -> String {
         .to_string()
 }
 
+/// Signs `user` in through the service at `base` as a browser would (start,
+/// the fake Okta's authorize, callback) and returns the session cookie's
+/// value from `jar`, the client's cookie store.
+pub async fn sign_in_at(
+    client: &reqwest::Client,
+    jar: &Jar,
+    okta: &FakeOkta,
+    base: &str,
+    user: &str,
+) -> String {
+    okta.sign_in_as(&okta.user(user).id);
+    let to_okta = client
+        .get(format!("{base}/oauth2/start?rd=/x"))
+        .send()
+        .await
+        .unwrap();
+    let back = client.get(location(&to_okta)).send().await.unwrap();
+    let done = client.get(location(&back)).send().await.unwrap();
+    assert_eq!(done.status(), StatusCode::FOUND);
+    session_cookie_in(jar, base).expect("signed in")
+}
+
 /// Asserts a redirect (302/303) whose `Location` starts with `prefix`.
 pub fn assert_redirect_to(response: &Response, prefix: &str) {
     assert!(
