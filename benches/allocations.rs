@@ -274,11 +274,20 @@ async fn pieces((codec, cookie): &(CookieCodec, String), store: &MemoryStore, ca
     let session = store.load(&id).await.unwrap().unwrap();
     let groups = cache.groups_of(USER).await.unwrap();
     println!("pieces of an allowed check, one at a time:");
-    count("  cookie: decode_session (HMAC verify)", || async {
-        codec.decode_session(cookie)
+    count(
+        "  cookie: decode_session (HMAC verify; a cold check)",
+        || async { codec.decode_session(cookie) },
+    )
+    .await;
+    count("  session: MemoryStore::load (a cold check)", || {
+        store.load(&id)
     })
     .await;
-    count("  session: MemoryStore::load", || store.load(&id)).await;
+    let now = forward_auth::clock::now();
+    count("  session: MemoryStore::load_held (as built)", || async {
+        store.load_held(&id, now)
+    })
+    .await;
     count("  groups: GroupsCache::groups_of (warm, 20 groups)", || {
         cache.groups_of(USER)
     })

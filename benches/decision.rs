@@ -1,8 +1,8 @@
 //! Micro-benchmarks of the decision path, piece by piece: cookie verification,
 //! session lookup, groups lookup, policy, header rendering, and the forwarded
-//! URL; then the whole allowed check as it is today (three lookups) beside the
-//! one-lookup shape issue 15 plans (prototyped here, not in src/), and the raw
-//! HMAC-SHA256 cost per cookie. Run with `cargo bench --bench decision`.
+//! URL; then the whole allowed check as it was before issue 15 (three
+//! lookups) beside `Access::check` as built (one lookup, no MAC when warm),
+//! and the raw HMAC-SHA256 cost per cookie. Run with `cargo bench --bench decision`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -10,21 +10,19 @@
     reason = "test and benchmark code: a failure should stop loudly"
 )]
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use forward_auth::clock::now;
 use forward_auth::forwarded::{original_request, TrustedProxies};
-use forward_auth::groups::{Group, GroupsCache, OktaGroupsClient};
+use forward_auth::groups::{GroupsCache, OktaGroupsClient};
 use forward_auth::identity_headers::{self, UserGroups};
 use forward_auth::policy::{decide, AllowLists, Decision, Subject};
 use forward_auth::secret::{CookieKey, Secret};
-use forward_auth::session::{CookieCodec, MemoryStore, Session, SessionId, SessionStore};
+use forward_auth::session::{CookieCodec, MemoryStore, SessionId, SessionStore};
 
 mod shared;
 use shared::{groups, session};
@@ -132,12 +130,11 @@ fn benches(c: &mut Criterion) {
     one_lookup_benches(c, &runtime, &codec, &store, &cache, &global);
 }
 
-/// Issue 15's plan beside today's path, both ending in the same response.
-/// Today: cookie MAC → session store read → groups cache read (moka) → decide →
-/// four header Strings. Planned: cookie MAC → ONE sharded-map read of an entry
-/// that holds an `Arc` to the user's groups entry (names for the policy, the
-/// rendered header values, a freshness stamp) → compare the stamps with one
-/// coarse clock read → decide → headers from values rendered once.
+/// The whole allowed check: the pieces as they were before issue 15 (cookie
+/// MAC, store read, groups cache read, four header Strings), beside
+/// `Access::check` as built, warm: the cookie's id read and its tag compared
+/// with the one its first check verified, the one store read, the session's
+/// link to its groups answer, the policy; then the same response.
 fn one_lookup_benches(
     c: &mut Criterion,
     runtime: &tokio::runtime::Runtime,
@@ -148,7 +145,9 @@ fn one_lookup_benches(
 ) {
     use actix_web::http::header::{HeaderValue, CACHE_CONTROL};
     use actix_web::HttpResponse;
-    use forward_auth::clock::coarse_now;
+    use forward_auth::access::{Access, Verdict, Who};
+    use forward_auth::config::Config;
+    use forward_auth::oidc::Oidc;
     use hmac::{Hmac, Mac};
     use sha2::Sha256;
 
@@ -158,7 +157,7 @@ fn one_lookup_benches(
     let route = AllowLists::from_query("").unwrap();
 
     c.bench_function(
-        "check today: verify + store + groups + decide + response",
+        "check before issue 15: verify + store + groups cache + decide + render",
         |b| {
             b.iter(|| {
                 runtime.block_on(async {
@@ -188,52 +187,71 @@ fn one_lookup_benches(
         },
     );
 
-    let planned = PlannedMap::new();
-    let user_groups = Arc::new(PlannedGroups::new(groups(20), now() + 300));
-    for _ in 0..10_000 {
-        planned.insert(
-            SessionId::random(),
-            PlannedEntry::new(&session(), user_groups.clone()),
-        );
-    }
-    planned.insert(id.clone(), PlannedEntry::new(&session(), user_groups));
-    black_box(coarse_now());
+    // The real core, with Okta groups from the same warm cache and the
+    // sessions in a memory store of 10k.
+    let vars = [
+        ("IDP_PROVIDER", "okta"),
+        ("IDP_PROVIDER_URL", "https://dev-123.okta.com"),
+        ("IDP_CLIENT_ID", "0oa1client"),
+        ("IDP_CLIENT_SECRET", "client-secret-value-7f3a"),
+        ("IDP_SERVICE_ACCOUNT", "00ssws-token-value-9c1d"),
+        ("AUTHENTICATE_SERVICE_URL", "https://auth.example.com"),
+        (
+            "COOKIE_SECRET",
+            "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=",
+        ),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()));
+    let config = Arc::new(Config::from_vars(vars).unwrap().0);
+    let sessions = Arc::new(MemoryStore::new());
+    runtime.block_on(async {
+        for _ in 0..10_000 {
+            sessions
+                .save(&SessionId::random(), &session())
+                .await
+                .unwrap();
+        }
+        sessions.save(&id, &session()).await.unwrap();
+    });
+    let oidc = Arc::new(Oidc::new(&config, reqwest::Client::new()));
+    let access = Access::new(config, sessions, oidc, Some(cache.clone()));
     c.bench_function(
-        "check planned: verify + ONE map read + stamps + decide + response",
+        "check as built: Access::check, warm (tag + one read + link + decide) + response",
         |b| {
             b.iter(|| {
                 runtime.block_on(async {
-                    let id = codec.decode_session(black_box(&cookie)).unwrap();
-                    let entry = planned.get(&id).unwrap();
-                    let now = coarse_now();
-                    assert!(now < entry.live_until && now < entry.groups.fresh_until);
-                    let subject = Subject {
-                        login: &entry.login,
-                        email: &entry.email,
-                        groups: &entry.groups.list,
+                    let verdict = access
+                        .check([black_box(cookie.as_str())], None, &route, now())
+                        .await
+                        .unwrap();
+                    let Verdict::Allowed(identified) = verdict else {
+                        panic!("alice is allowed")
                     };
-                    assert!(matches!(decide(global, &route, &subject), Decision::Allow));
+                    let Who::User(session) = &identified.who else {
+                        panic!("a session")
+                    };
+                    let (login, email) =
+                        forward_auth::access::SessionHot::identity_headers(session);
                     let mut response = HttpResponse::Ok();
                     response.insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")));
-                    response.insert_header(("x-auth-request-user", entry.login_header.clone()));
-                    response.insert_header(("x-auth-request-email", entry.email_header.clone()));
-                    response.insert_header(("x-auth-request-groups", entry.groups.header.clone()));
-                    response.insert_header((
-                        "x-auth-request-preferred-username",
-                        entry.login_header.clone(),
-                    ));
+                    for (name, value) in [
+                        ("x-auth-request-user", login.bytes()),
+                        ("x-auth-request-email", email.bytes()),
+                        ("x-auth-request-groups", identified.groups.rendered.bytes()),
+                        ("x-auth-request-preferred-username", login.bytes()),
+                    ] {
+                        response
+                            .insert_header((name, HeaderValue::from_maybe_shared(value).unwrap()));
+                    }
                     response.finish()
                 })
             })
         },
     );
-    c.bench_function(
-        "planned: the one sharded-map read alone (10k sessions)",
-        |b| b.iter(|| planned.get(black_box(&id))),
-    );
 
     // The MAC alone: from the keyed state the codec keeps (the two key-pad
-    // compressions done once), and with the key absorbed per check.
+    // compressions done once), and with the key absorbed per check; a warm
+    // check computes neither.
     type HmacSha256 = Hmac<Sha256>;
     let key = [7u8; 32];
     let keyed = HmacSha256::new_from_slice(&key).unwrap();
@@ -266,94 +284,6 @@ fn one_lookup_benches(
             })
         },
     );
-}
-
-/// The planned per-user groups entry: shared by all of a user's sessions.
-struct PlannedGroups {
-    list: Vec<Group>,
-    /// `X-Auth-Request-Groups`, rendered once per fetch.
-    header: actix_web::http::header::HeaderValue,
-    /// Epoch seconds until which no refresh is due.
-    fresh_until: u64,
-}
-
-impl PlannedGroups {
-    fn new(list: Vec<Group>, fresh_until: u64) -> PlannedGroups {
-        let rendered = UserGroups::new(list);
-        PlannedGroups {
-            header: rendered.header.parse().unwrap(),
-            list: rendered.list,
-            fresh_until,
-        }
-    }
-}
-
-/// The planned session entry: what a check reads, and nothing else.
-struct PlannedEntry {
-    login: String,
-    email: String,
-    login_header: actix_web::http::header::HeaderValue,
-    email_header: actix_web::http::header::HeaderValue,
-    /// min(session expiry, tokens' expiry): past it the slow path runs.
-    live_until: u64,
-    groups: Arc<PlannedGroups>,
-}
-
-impl PlannedEntry {
-    fn new(session: &Session, groups: Arc<PlannedGroups>) -> Arc<PlannedEntry> {
-        Arc::new(PlannedEntry {
-            login: session.identity.login().to_owned(),
-            email: session.identity.email().to_owned(),
-            login_header: session.identity.login().parse().unwrap(),
-            email_header: session.identity.email().parse().unwrap(),
-            live_until: session.expires_at.min(session.tokens_expire_at),
-            groups,
-        })
-    }
-}
-
-/// 64 read-locked shards keyed by session id with a folding hasher: the shape
-/// of src/session/sharded.rs, holding the planned entries.
-struct PlannedMap {
-    shards: Vec<PlannedShard>,
-}
-
-type PlannedShard = RwLock<HashMap<SessionId, Arc<PlannedEntry>, BuildHasherDefault<FoldHasher>>>;
-
-impl PlannedMap {
-    fn new() -> PlannedMap {
-        PlannedMap {
-            shards: (0..64).map(|_| RwLock::default()).collect(),
-        }
-    }
-    fn shard(&self, id: &SessionId) -> &PlannedShard {
-        let mut hasher = FoldHasher::default();
-        id.hash(&mut hasher);
-        &self.shards[hasher.finish() as usize % self.shards.len()]
-    }
-    fn insert(&self, id: SessionId, entry: Arc<PlannedEntry>) {
-        self.shard(&id).write().unwrap().insert(id, entry);
-    }
-    fn get(&self, id: &SessionId) -> Option<Arc<PlannedEntry>> {
-        self.shard(id).read().unwrap().get(id).cloned()
-    }
-}
-
-#[derive(Default)]
-struct FoldHasher(u64);
-
-impl Hasher for FoldHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
-                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        }
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
 }
 
 /// Issue 13's hot paths: a bearer check's verification (cached, and the first

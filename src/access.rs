@@ -18,7 +18,7 @@ use crate::metrics;
 use crate::oidc::bearer::{BearerError, BearerVerifier, TokenIdentity};
 use crate::oidc::Oidc;
 use crate::policy::{decide, AllowLists, Decision, Subject};
-use crate::session::{CookieCodec, Session, SessionId, SessionStore, StoreError};
+use crate::session::{CookieCodec, Session, SessionCookie, SessionId, SessionStore, StoreError};
 
 mod hot;
 mod refresh;
@@ -212,7 +212,7 @@ impl Access {
         cookies: impl IntoIterator<Item = &'v str>,
         now: u64,
     ) -> Result<Option<(SessionId, Arc<Session>)>, StoreError> {
-        let Some((id, session)) = self.stored_session(cookies).await? else {
+        let Some((id, session)) = self.stored_session(cookies, now).await? else {
             return Ok(None);
         };
         if session.refresh_token.is_some()
@@ -229,17 +229,42 @@ impl Access {
 
     /// The session the cookie values name, as stored: the first value with a
     /// valid MAC whose session exists, among at most [`MAX_SESSION_LOOKUPS`].
+    ///
+    /// A warm check computes no MAC: when this process holds the session and
+    /// an earlier check of it verified this very tag, the value is one the MAC
+    /// accepted. The held session is read before the MAC only because reading
+    /// it costs no I/O; a session the store must fetch is fetched only for a
+    /// value whose MAC verifies.
     pub async fn stored_session<'v>(
         &self,
         cookies: impl IntoIterator<Item = &'v str>,
+        now: u64,
     ) -> Result<Option<(SessionId, Arc<Session>)>, StoreError> {
-        let ids = cookies
-            .into_iter()
-            .filter_map(|value| self.codec.decode_session(value))
-            .take(MAX_SESSION_LOOKUPS);
-        for id in ids {
-            if let Some(session) = self.store.load(&id).await? {
-                return Ok(Some((id, session)));
+        let mut lookups = 0;
+        for value in cookies {
+            if lookups == MAX_SESSION_LOOKUPS {
+                break;
+            }
+            let Some(cookie) = SessionCookie::parse(value) else {
+                continue;
+            };
+            let held = self.store.load_held(&cookie.id, now);
+            if let Some(session) = held.as_ref() {
+                if SessionHot::verified_tag(session, &cookie.tag) {
+                    return Ok(Some((cookie.id, session.clone())));
+                }
+            }
+            if !self.codec.verifies(&cookie) {
+                continue;
+            }
+            lookups += 1;
+            let session = match held {
+                Some(session) => Some(session),
+                None => self.store.load(&cookie.id).await?,
+            };
+            if let Some(session) = session {
+                SessionHot::remember_tag(&session, cookie.tag);
+                return Ok(Some((cookie.id, session)));
             }
         }
         Ok(None)

@@ -148,9 +148,48 @@ impl CookieCodec {
     }
 
     pub fn decode_session(&self, value: &str) -> Option<SessionId> {
-        let mut payload = [0u8; MAX_PAYLOAD];
-        let len = self.verify_into(b"session", value, &mut payload)?;
-        Some(SessionId(payload.get(..len)?.try_into().ok()?))
+        let cookie = SessionCookie::parse(value)?;
+        self.verifies(&cookie).then_some(cookie.id)
+    }
+
+    /// Whether a session cookie's tag is the HMAC of its id under any key.
+    pub fn verifies(&self, cookie: &SessionCookie) -> bool {
+        self.macs.iter().any(|keyed| {
+            Self::mac(keyed, b"session", &cookie.id.0)
+                .verify_slice(&cookie.tag)
+                .is_ok()
+        })
+    }
+}
+
+/// A session cookie value's two parts, read but NOT verified: only
+/// [`CookieCodec::verifies`] (or an equal tag it verified before) vouches for
+/// the id.
+pub struct SessionCookie {
+    pub id: SessionId,
+    pub tag: [u8; 32],
+}
+
+impl SessionCookie {
+    /// `base64url(id) "." base64url(tag)` with a 20-byte id and a 32-byte tag;
+    /// `None` for anything else. No allocation.
+    pub fn parse(value: &str) -> Option<SessionCookie> {
+        let (id_text, tag_text) = value.split_once('.')?;
+        if id_text.len() != 27 || tag_text.len() != 43 {
+            return None;
+        }
+        let mut id = [0u8; ID_BYTES + 1];
+        if URL_SAFE_NO_PAD.decode_slice(id_text, &mut id).ok()? != ID_BYTES {
+            return None;
+        }
+        let mut tag = [0u8; 33];
+        if URL_SAFE_NO_PAD.decode_slice(tag_text, &mut tag).ok()? != 32 {
+            return None;
+        }
+        Some(SessionCookie {
+            id: SessionId(id[..ID_BYTES].try_into().ok()?),
+            tag: tag[..32].try_into().ok()?,
+        })
     }
 }
 
@@ -321,6 +360,14 @@ pub struct StoreError(pub String);
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     async fn load(&self, id: &SessionId) -> Result<Option<Arc<Session>>, StoreError>;
+    /// The session as [`load`](Self::load) would answer it, when this process
+    /// holds it (the memory store's map, a Redis replica's live copy): no I/O,
+    /// no allocation. `None` says nothing about whether the session exists.
+    /// `now`: seconds since the epoch, for the session's expiry.
+    fn load_held(&self, id: &SessionId, now: u64) -> Option<Arc<Session>> {
+        let _ = (id, now);
+        None
+    }
     /// Inserts or replaces; the entry lives until `session.expires_at`.
     async fn save(&self, id: &SessionId, session: &Session) -> Result<(), StoreError>;
     /// Replaces a session only if it still exists (a refresh finishing after a

@@ -1,12 +1,15 @@
 //! What a stored session keeps for its next checks ([`SessionHot`], the
-//! session's last field): its identity header values rendered once, and a
-//! link to its user's groups answer, so that a warm check reads no other
-//! cache and builds no text. Owns only these copies; the groups cache stays
+//! session's last field): the cookie tag its first check verified, its
+//! identity header values rendered once, and a link to its user's groups
+//! answer, so that a warm check computes no MAC, reads no other cache and
+//! builds no text. Owns only these copies; the groups cache stays
 //! the source of truth and says whether a link may still be used
 //! ([`GroupsCache::linked`]). Must NOT decide access or outlive the session
 //! it belongs to: a copy of a session (a refresh) starts empty.
 
 use std::sync::{Arc, OnceLock, RwLock};
+
+use subtle::ConstantTimeEq;
 
 use crate::groups::{GroupsCache, GroupsLink, UserGroups};
 use crate::identity_headers::HeaderText;
@@ -20,6 +23,9 @@ struct Hot {
     login: HeaderText,
     email: HeaderText,
     groups: RwLock<Option<GroupsLink>>,
+    /// A session cookie tag verified (HMAC under a configured key) for this
+    /// session's id: a cookie bearing the same id and tag is the same value.
+    tag: OnceLock<[u8; 32]>,
 }
 
 impl SessionHot {
@@ -29,8 +35,28 @@ impl SessionHot {
                 login: HeaderText::new(session.identity.login()),
                 email: HeaderText::new(session.identity.email()),
                 groups: RwLock::new(None),
+                tag: OnceLock::new(),
             })
         })
+    }
+
+    /// Whether `tag` equals the cookie tag a check of this session verified
+    /// (in constant time). Keys change only with a restart, which empties
+    /// every `SessionHot`, so a tag remembered here still verifies.
+    pub(super) fn verified_tag(session: &Session, tag: &[u8; 32]) -> bool {
+        session
+            .hot
+            .0
+            .get()
+            .and_then(|hot| hot.tag.get())
+            .is_some_and(|known| bool::from(known.ct_eq(tag)))
+    }
+
+    /// Remembers a tag [`CookieCodec::verifies`](crate::session::CookieCodec::verifies)
+    /// accepted for this session's id (the first one: an old key's cookie
+    /// keeps taking the MAC path).
+    pub(super) fn remember_tag(session: &Session, tag: [u8; 32]) {
+        let _ = SessionHot::of(session).tag.set(tag);
     }
 
     /// The session's `X-Auth-Request-User` and `-Email` values.

@@ -71,7 +71,7 @@ impl Access {
         cookies: impl IntoIterator<Item = &'v str>,
         everywhere: bool,
     ) -> Result<Option<SignedOut>, StoreError> {
-        let Some((id, session)) = self.stored_session(cookies).await? else {
+        let Some((id, session)) = self.stored_session(cookies, crate::clock::now()).await? else {
             return Ok(None);
         };
         let ended = if everywhere {

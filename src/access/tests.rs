@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::refresh::TRANSIENT_REFRESH_PAUSE;
 use super::*;
+use crate::clock::now;
 use crate::groups::OktaGroupsClient;
 use crate::identity::Identity;
 use crate::oidc::SignedIn;
@@ -101,11 +102,20 @@ fn signed_in_from(sign_in_refresh_token: Option<&str>) -> SignedIn {
 async fn a_valid_cookie_names_its_session_and_garbage_is_no_session() {
     let f = fixture(config("oidc"), None);
     let (id, cookie) = f.signed_in(&alice(&[])).await;
-    let found = f.access.stored_session([cookie.as_str()]).await.unwrap();
+    let found = f
+        .access
+        .stored_session([cookie.as_str()], now())
+        .await
+        .unwrap();
     assert_eq!(found.map(|(found, _)| found), Some(id));
     let tampered = format!("{}x", &cookie[..cookie.len() - 1]);
     for values in [vec![], vec!["garbage"], vec![tampered.as_str()]] {
-        assert!(f.access.stored_session(values).await.unwrap().is_none());
+        assert!(f
+            .access
+            .stored_session(values, now())
+            .await
+            .unwrap()
+            .is_none());
     }
 }
 
@@ -119,13 +129,74 @@ async fn at_most_three_cookie_values_with_a_valid_mac_are_looked_up() {
     let mut values: Vec<&str> = ended.iter().map(String::as_str).collect();
     values.push(&cookie);
     assert!(
-        f.access.stored_session(values).await.unwrap().is_none(),
+        f.access
+            .stored_session(values, now())
+            .await
+            .unwrap()
+            .is_none(),
         "the fourth value is never read"
     );
     // Values without a valid MAC cost no lookup, so they do not count.
     let mut values = vec!["forged"; 10];
     values.push(&cookie);
-    assert!(f.access.stored_session(values).await.unwrap().is_some());
+    assert!(f
+        .access
+        .stored_session(values, now())
+        .await
+        .unwrap()
+        .is_some());
+}
+
+#[tokio::test]
+async fn a_warm_check_accepts_only_the_tag_it_verified_and_only_while_the_session_lasts() {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+
+    let f = fixture(config("oidc"), None);
+    let (id, cookie) = f.signed_in(&alice(&[])).await;
+    let parsed = SessionCookie::parse(&cookie).unwrap();
+    let (_, session) = f
+        .access
+        .stored_session([cookie.as_str()], now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        SessionHot::verified_tag(&session, &parsed.tag),
+        "the first check remembers the tag its MAC verified"
+    );
+    let (encoded_id, _) = cookie.split_once('.').unwrap();
+    for flipped in [0, 17, 31] {
+        let mut tag = parsed.tag;
+        tag[flipped] ^= 1;
+        assert!(!SessionHot::verified_tag(&session, &tag));
+        let forged = format!("{encoded_id}.{}", URL_SAFE_NO_PAD.encode(tag));
+        let found = f.access.stored_session([forged.as_str()], now()).await;
+        assert!(found.unwrap().is_none(), "a warm id with another tag");
+    }
+    let found = f.access.stored_session([cookie.as_str()], now()).await;
+    assert_eq!(found.unwrap().map(|(found, _)| found), Some(id.clone()));
+    f.store.remove(&id).await.unwrap();
+    let found = f.access.stored_session([cookie.as_str()], now()).await;
+    assert!(
+        found.unwrap().is_none(),
+        "an ended session, whatever tag it knew"
+    );
+}
+
+#[tokio::test]
+async fn a_warm_value_counts_as_a_lookup_like_any_value_with_a_valid_mac() {
+    let f = fixture(config("oidc"), None);
+    let (_, cookie) = f.signed_in(&alice(&[])).await;
+    let warm = f.access.stored_session([cookie.as_str()], now()).await;
+    assert!(warm.unwrap().is_some());
+    let ended: Vec<String> = (0..MAX_SESSION_LOOKUPS)
+        .map(|_| f.codec.encode_session(&SessionId::random()))
+        .collect();
+    let mut values: Vec<&str> = ended.iter().map(String::as_str).collect();
+    values.push(&cookie);
+    let found = f.access.stored_session(values, now()).await;
+    assert!(found.unwrap().is_none(), "the fourth value is never read");
 }
 
 #[tokio::test]
@@ -287,7 +358,7 @@ async fn a_sign_in_opens_one_session_per_state() {
     );
     let (_, stored) = f
         .access
-        .stored_session([opened.cookie.as_str()])
+        .stored_session([opened.cookie.as_str()], now())
         .await
         .unwrap()
         .expect("the cookie names the new session");
@@ -334,7 +405,7 @@ async fn sign_out_ends_the_session_or_every_session_of_the_user() {
     assert_eq!(out.expect("signed in").ended, 2);
     assert!(f
         .access
-        .stored_session([other.as_str()])
+        .stored_session([other.as_str()], now())
         .await
         .unwrap()
         .is_none());

@@ -74,6 +74,11 @@ impl SessionStore for MemoryStore {
         Ok(map.get(id).filter(|s| !s.is_expired(now)).cloned())
     }
 
+    fn load_held(&self, id: &SessionId, now: u64) -> Option<Arc<Session>> {
+        let map = self.sessions.shard(id).read().ok()?;
+        map.get(id).filter(|s| !s.is_expired(now)).cloned()
+    }
+
     async fn save(&self, id: &SessionId, session: &Session) -> Result<(), StoreError> {
         let now = now();
         self.sessions

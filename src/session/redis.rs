@@ -286,8 +286,7 @@ fn sessions(ended: Vec<Vec<u8>>) -> Vec<Session> {
 #[async_trait]
 impl SessionStore for RedisStore {
     async fn load(&self, id: &SessionId) -> Result<Option<Arc<Session>>, StoreError> {
-        if let Some(session) = self.local.get(id) {
-            metrics::SESSION_READS_LOCAL.inc();
+        if let Some(session) = self.load_held(id, now()) {
             return Ok(Some(session));
         }
         metrics::SESSION_READS_REDIS.inc();
@@ -308,6 +307,13 @@ impl SessionStore for RedisStore {
         let session = Arc::new(session);
         self.local.insert(id, session.clone(), generation, read_at);
         Ok(Some(session))
+    }
+
+    /// The live local copy (its own clock decides its expiry).
+    fn load_held(&self, id: &SessionId, _now: u64) -> Option<Arc<Session>> {
+        let session = self.local.get(id)?;
+        metrics::SESSION_READS_LOCAL.inc();
+        Some(session)
     }
 
     async fn save(&self, id: &SessionId, session: &Session) -> Result<(), StoreError> {
