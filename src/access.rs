@@ -199,10 +199,15 @@ impl Access {
         host: Option<&str>,
         now: u64,
     ) -> Result<Option<Arc<Session>>, StoreError> {
-        let session = self.current_session(cookies, now).await?;
-        Ok(session
-            .map(|(_, session)| session)
-            .filter(|session| self.fits_host(session, host)))
+        let Some((id, session)) = self.stored_session(cookies, now).await? else {
+            return Ok(None);
+        };
+        // A session of another domain is no session here: it costs Okta no refresh.
+        if !self.fits_host(&session, host) {
+            return Ok(None);
+        }
+        let session = self.refreshed_when_due(id, session, now).await?;
+        Ok(session.map(|(_, session)| session))
     }
 
     /// The session the cookie values name, refreshed when its tokens are due.
@@ -215,6 +220,17 @@ impl Access {
         let Some((id, session)) = self.stored_session(cookies, now).await? else {
             return Ok(None);
         };
+        self.refreshed_when_due(id, session, now).await
+    }
+
+    /// The session, or its refreshed successor when its tokens are due
+    /// (`None` when the refresh ended it).
+    async fn refreshed_when_due(
+        &self,
+        id: SessionId,
+        session: Arc<Session>,
+        now: u64,
+    ) -> Result<Option<(SessionId, Arc<Session>)>, StoreError> {
         if session.refresh_token.is_some()
             && now >= session.tokens_expire_at
             && now >= session.refresh_not_before

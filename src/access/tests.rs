@@ -316,6 +316,45 @@ async fn a_refresh_okta_cannot_answer_keeps_the_session_and_waits_before_retryin
 }
 
 #[tokio::test]
+async fn a_session_of_another_domain_is_no_session_and_costs_no_refresh() {
+    let vars = [
+        ("IDP_PROVIDER", "oidc"),
+        ("IDP_PROVIDER_URL", "https://dev-123.okta.com"),
+        ("IDP_CLIENT_ID", "0oa1client"),
+        ("IDP_CLIENT_SECRET", "client-secret-value-7f3a"),
+        ("COOKIE_DOMAIN", ".a.test,.b.test"),
+        (
+            "AUTHENTICATE_SERVICE_URL",
+            "https://auth.a.test,https://auth.b.test",
+        ),
+        ("COOKIE_SECRET", KEY),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()));
+    let f = fixture(Arc::new(Config::from_vars(vars).unwrap().0), None);
+    let site_a = f.access.config.sites.for_host("app.a.test").unwrap();
+    let mut session = alice(&[]).with_cookie_domain(Some(site_a.cookie_domain.clone()));
+    // Due for a refresh, which this fixture's unreachable IdP would fail,
+    // leaving a pause behind: the trace of an attempt.
+    session.refresh_token = Some(Secret::new("refresh-1".into()));
+    session.tokens_expire_at = NOW - 1;
+    let (id, cookie) = f.signed_in(&session).await;
+    let on_b = f
+        .access
+        .check([cookie.as_str()], Some("app.b.test"), &route(""), NOW)
+        .await;
+    assert!(matches!(on_b, Ok(Verdict::NoSession)), "{on_b:?}");
+    let stored = f.store.load(&id).await.unwrap().expect("still stored");
+    assert_eq!(stored.refresh_not_before, 0, "no refresh was tried for b");
+    let on_a = f
+        .access
+        .check([cookie.as_str()], Some("app.a.test"), &route(""), NOW)
+        .await;
+    assert!(matches!(on_a, Ok(Verdict::Allowed(_))), "{on_a:?}");
+    let stored = f.store.load(&id).await.unwrap().expect("still stored");
+    assert_eq!(stored.refresh_not_before, NOW + TRANSIENT_REFRESH_PAUSE);
+}
+
+#[tokio::test]
 async fn no_refresh_before_the_tokens_are_due_or_while_told_to_wait() {
     let f = fixture(config("oidc"), None);
     let mut session = alice(&[]);
