@@ -150,7 +150,11 @@ impl Access {
         route: &AllowLists,
         now: u64,
     ) -> Result<Verdict, AccessError> {
-        let Some(session) = self.signed_in(cookies, host, now).await? else {
+        let found = self.signed_in(cookies, host, now).await.inspect_err(|_| {
+            // The store not answering is a check that could not be decided.
+            metrics::AUTH_UNAVAILABLE.inc();
+        });
+        let Some(session) = found? else {
             metrics::AUTH_UNAUTHENTICATED.inc();
             return Ok(Verdict::NoSession);
         };

@@ -200,6 +200,24 @@ async fn a_warm_value_counts_as_a_lookup_like_any_value_with_a_valid_mac() {
 }
 
 #[tokio::test]
+async fn a_store_that_does_not_answer_is_a_check_that_could_not_be_decided() {
+    let config = config("oidc");
+    // Nothing listens on port 1: every read fails.
+    let store = Arc::new(crate::session::RedisStore::new("redis://127.0.0.1:1/").unwrap());
+    let oidc = Arc::new(Oidc::new(&config, reqwest::Client::new()));
+    let codec = CookieCodec::new(config.cookie.keys.clone());
+    let access = Access::new(config, store, oidc, None);
+    let cookie = codec.encode_session(&SessionId::random());
+    let before = metrics::AUTH_UNAVAILABLE.get();
+    let verdict = access.check([cookie.as_str()], None, &route(""), NOW).await;
+    assert!(matches!(verdict, Err(AccessError::Store(_))), "{verdict:?}");
+    assert!(
+        metrics::AUTH_UNAVAILABLE.get() > before,
+        "counted as unavailable"
+    );
+}
+
+#[tokio::test]
 async fn a_check_without_a_session_asks_who_you_are() {
     let f = fixture(config("oidc"), None);
     let verdict = f.access.check([], None, &route(""), NOW).await.unwrap();
