@@ -415,7 +415,7 @@ async fn pieces((codec, cookie): &(CookieCodec, String), store: &MemoryStore, ca
         "  headers: the session's shared values (as built)",
         || async {
             let (login, email) = forward_auth::access::SessionHot::identity_headers(&session);
-            (login.bytes(), email.bytes(), groups.rendered.bytes())
+            (login.value(), email.value(), groups.rendered.value())
         },
     )
     .await;
