@@ -165,12 +165,116 @@ async fn main() {
         let per = measure(&app, || request(case.uri, cookie).to_request(), case.status).await;
         print_row(case.name, per);
     }
+    api_instance(harness).await;
     println!(
         "(each row includes the harness's own request building; subtract the /healthz \
          baseline for the handler's share)"
     );
     println!();
     session_memory().await;
+}
+
+/// Issue 15's `ours_bearer` and `ours_jwt`: an instance with API clients and
+/// the signed identity (`BEARER_AUDIENCE`, `IDENTITY_JWT_KEY`) against a fake
+/// Okta on loopback, asked only while warming up (discovery, keys, groups).
+async fn api_instance(harness: PerRequest) {
+    let okta = fake_okta::FakeOkta::start().await;
+    let alice = okta.user("alice");
+    let key = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys/identity-es256.pem");
+    let vars = [
+        ("IDP_PROVIDER", "okta".to_string()),
+        ("IDP_PROVIDER_URL", okta.custom_issuer()),
+        ("IDP_CLIENT_ID", fake_okta::FakeOkta::CLIENT_ID.to_string()),
+        ("IDP_CLIENT_SECRET", "bench-secret".to_string()),
+        (
+            "IDP_SERVICE_ACCOUNT",
+            fake_okta::FakeOkta::API_TOKEN.to_string(),
+        ),
+        (
+            "AUTHENTICATE_SERVICE_URL",
+            "http://127.0.0.1:4180".to_string(),
+        ),
+        (
+            "COOKIE_SECRET",
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_string(),
+        ),
+        ("COOKIE_SECURE", "false".to_string()),
+        ("GROUPS_CACHE_TTL", "1h".to_string()),
+        ("LOG_LEVEL", "error".to_string()),
+        (
+            "BEARER_AUDIENCE",
+            fake_okta::FakeOkta::API_AUDIENCE.to_string(),
+        ),
+        ("IDENTITY_JWT_KEY_FILE", key.to_string()),
+    ];
+    let config = Config::from_vars(vars.map(|(k, v)| (k.to_string(), v)))
+        .unwrap()
+        .0;
+    let config = Arc::new(config);
+    let store = Arc::new(MemoryStore::new());
+    let mut user = session();
+    user.identity = Identity::new(
+        alice.id.clone(),
+        alice.login.clone(),
+        alice.email.clone(),
+        alice.name.clone(),
+    );
+    let id = SessionId::random();
+    store.save(&id, &user).await.unwrap();
+    let client = OktaGroupsClient::new(
+        reqwest::Client::new(),
+        &okta.base_url(),
+        Secret::new(fake_okta::FakeOkta::API_TOKEN.into()),
+    )
+    .unwrap();
+    let cache = GroupsCache::new(client, Duration::from_secs(3600));
+    let oidc = Arc::new(Oidc::new(&config, reqwest::Client::new()));
+    oidc.discover().await.unwrap();
+    let codec = CookieCodec::new(config.cookie.keys.clone());
+    let state = AppState::new(config, store, oidc, Some(cache));
+    let cookie = format!(
+        "{}={}",
+        state.cookie_names.session,
+        codec.encode_session(&id)
+    );
+    let app = test::init_service(
+        App::new()
+            .app_data(web::Data::new(state))
+            .configure(routes::configure),
+    )
+    .await;
+    let token = okta.mint_access_token(Some(&alice), fake_okta::FakeOkta::CLIENT_ID, &["openid"]);
+    let bearer = format!("Bearer {token}");
+    let with = |header: (&'static str, String)| {
+        let header = header.clone();
+        move || {
+            request("/oauth2/auth", None)
+                .insert_header(header.clone())
+                .to_request()
+        }
+    };
+    let cases = [
+        (
+            "ours_bearer: /oauth2/auth, bearer + signed identity",
+            ("authorization", bearer),
+        ),
+        (
+            "ours_jwt: /oauth2/auth, cookie + signed identity",
+            ("cookie", cookie),
+        ),
+    ];
+    for (name, header) in cases {
+        let per = measure(&app, with(header), 200).await;
+        print_row(name, per);
+        print_row(
+            "  minus the harness baseline",
+            PerRequest {
+                allocations: per.allocations - harness.allocations,
+                bytes: per.bytes - harness.bytes,
+                reallocations: per.reallocations - harness.reallocations,
+            },
+        );
+    }
 }
 
 /// A session shaped like a real Okta sign-in's (as crates/bench/src/bin/scale.rs makes
@@ -320,7 +424,7 @@ async fn pieces((codec, cookie): &(CookieCodec, String), store: &MemoryStore, ca
         "  headers: the session's shared values (as built)",
         || async {
             let (login, email) = forward_auth::access::SessionHot::identity_headers(&session);
-            (login.bytes(), email.bytes(), groups.rendered.bytes())
+            (login.value(), email.value(), groups.rendered.value())
         },
     )
     .await;

@@ -25,9 +25,11 @@ mod refresh;
 mod sessions;
 #[cfg(test)]
 mod tests;
+mod token_hot;
 
 pub use hot::SessionHot;
 pub use sessions::{new_session, Opened, SignedOut};
+pub use token_hot::TokenHot;
 
 /// At most this many of a request's session cookie values with a valid MAC are
 /// looked up: a browser sends one or two (one per domain); more is an attack
@@ -394,18 +396,37 @@ impl Tokens<'_> {
             }
         };
         let groups = if identity.machine {
-            Arc::new(UserGroups::new(Vec::new()))
+            TokenHot::fixed_groups(&identity, || Arc::new(UserGroups::new(Vec::new())))
         } else {
             match &access.groups {
-                Some(cache) => match cache.groups_of(&identity.subject).await {
+                Some(cache) => match token_groups(cache, &identity).await {
                     Ok(groups) => groups,
                     Err(error) => return access.groups_refused(Who::Token(identity), error),
                 },
-                None => from_claim(identity.groups_claim.as_deref()),
+                None => TokenHot::fixed_groups(&identity, || {
+                    from_claim(identity.groups_claim.as_deref())
+                }),
             }
         };
         Ok(access.decide(route, Who::Token(identity), groups))
     }
+}
+
+/// A user's token's groups: through the token's link while the cache says it
+/// may be used, else from the cache (linking again), as for a session.
+async fn token_groups(
+    cache: &GroupsCache,
+    token: &TokenIdentity,
+) -> Result<Arc<UserGroups>, GroupsError> {
+    if let Some(linked) = TokenHot::linked_groups(token, cache) {
+        return Ok(linked);
+    }
+    // Boxed: moka's lookup is the rare path once the token links.
+    let (found, link) = Box::pin(cache.groups_and_link(&token.subject)).await?;
+    if let Some(link) = link {
+        TokenHot::link_groups(token, link);
+    }
+    Ok(found)
 }
 
 /// Groups named by a token's `groups` claim (ids are the names).

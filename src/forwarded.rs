@@ -117,7 +117,12 @@ pub fn original_request_preferring<'h>(
     trusted: &TrustedProxies,
     default_scheme: &str,
 ) -> Result<OriginalRequest, ForwardedError> {
-    let default_scheme = default_scheme.to_ascii_lowercase();
+    // Lowercased only when it is not already (it always is: a check reads this).
+    let default_scheme = if default_scheme.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(default_scheme.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(default_scheme)
+    };
     let is_trusted = peer.is_some_and(|ip| trusted.contains(ip));
 
     if !is_trusted {
@@ -237,8 +242,12 @@ fn original_url<'h>(
         check_host(host, name)?;
         return build_url(&proto, host, value, name);
     }
-    let lower = value.to_ascii_lowercase();
-    if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+    let starts = |prefix: &str| {
+        value
+            .get(..prefix.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
+    };
+    if !(starts("http://") || starts("https://")) {
         return Err(invalid());
     }
     let url = Url::parse(value).map_err(|_| invalid())?;

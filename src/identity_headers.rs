@@ -6,8 +6,10 @@
 //! and the value is cut after the last whole group that fits [`MAX_GROUPS_HEADER`]
 //! bytes (the policy always decides on the full list).
 //! Values rendered once ([`HeaderText`]) are shared by every answer that
-//! carries them. Pure functions: no I/O, and of actix only its `Bytes` buffer.
+//! carries them, checked as header values once. Pure functions: no I/O, and
+//! of actix only its `Bytes` buffer and `HeaderValue`.
 
+use actix_web::http::header::HeaderValue;
 use actix_web::web::Bytes;
 
 use crate::policy::Group;
@@ -77,10 +79,11 @@ impl UserGroups {
     }
 }
 
-/// A header value made header-safe once and shared by every answer that
-/// carries it: cloning it is a reference count, never a copy.
+/// A header value made header-safe and checked once, shared by every answer
+/// that carries it: cloning it is a reference count, never a copy, and an
+/// answer inserts it as is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HeaderText(Bytes);
+pub struct HeaderText(HeaderValue);
 
 impl HeaderText {
     /// `value` without control characters.
@@ -89,20 +92,23 @@ impl HeaderText {
     }
 
     fn from_safe(value: String) -> HeaderText {
-        let bytes = Bytes::from(value);
+        // Without control characters a value is a valid header value, so the
+        // empty fallback is never taken.
+        let value = HeaderValue::from_maybe_shared(Bytes::from(value))
+            .unwrap_or_else(|_| HeaderValue::from_static(""));
         // The first clone of a buffer made from a `String` allocates its shared
         // count: done here, once, rather than by the first answer.
-        drop(bytes.clone());
-        HeaderText(bytes)
+        drop(value.clone());
+        HeaderText(value)
     }
 
     /// The value, shared.
-    pub fn bytes(&self) -> Bytes {
+    pub fn value(&self) -> HeaderValue {
         self.0.clone()
     }
 
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        self.0.as_bytes()
     }
 }
 
@@ -211,7 +217,7 @@ mod tests {
     fn shared_values_are_the_rendered_ones() {
         let groups = UserGroups::new(vec![group("a\nb"), group("Sales, EMEA")]);
         assert_eq!(groups.rendered.as_bytes(), groups.header.as_bytes());
-        assert_eq!(groups.rendered.bytes(), groups.header.as_bytes());
+        assert_eq!(groups.rendered.value(), groups.header.as_str());
         let login = HeaderText::new("eve\r\nX-Evil: 1");
         assert_eq!(
             login.as_bytes(),

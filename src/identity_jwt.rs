@@ -3,8 +3,9 @@
 //! key; `kid` = the key's RFC 7638 thumbprint) and the public keys that
 //! `/oauth2/jwks.json` publishes. The first key signs, all are published. A
 //! token is reused per identity and audience until less than half its lifetime
-//! is left, so a check does not sign. Private keys never leave this module and
-//! `Debug` never shows them. No actix types.
+//! is left, so a check does not sign; an API token also keeps its last
+//! one ([`Memo`]), so a warm check does not look it up either. Private keys
+//! never leave this module and `Debug` never shows them. No actix types.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,11 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::clock::now;
+use crate::identity_headers::HeaderText;
+
+mod memo;
+
+pub use memo::Memo;
 
 /// How long a signed identity is valid.
 pub const LIFETIME: u64 = 300;
@@ -223,11 +229,20 @@ struct Claims<'a> {
     exp: u64,
 }
 
+/// A signed identity, ready to be sent as `X-Auth-Request-Jwt`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed {
+    /// The JWT, shared by every answer that carries it.
+    pub jwt: HeaderText,
+    /// Its `iat`: it is reused until `issued_at + LIFETIME / 2`.
+    pub issued_at: u64,
+}
+
 /// Signed tokens by identity and audience, reused while more than half their
 /// lifetime is left.
 pub struct IdentityTokens {
     keys: IdentityKeys,
-    cache: Cache<[u8; 32], (Arc<str>, u64)>,
+    cache: Cache<[u8; 32], Signed>,
 }
 
 impl IdentityTokens {
@@ -247,17 +262,21 @@ impl IdentityTokens {
 
     /// The token for `identity`, signed now or reused. `None` only if signing
     /// fails, which a key proven at start does not.
-    pub async fn token(&self, identity: &Identity<'_>) -> Option<Arc<str>> {
+    pub async fn token(&self, identity: &Identity<'_>) -> Option<Signed> {
         let key = cache_key(identity);
         let now = now();
-        if let Some((token, issued)) = self.cache.get(&key).await {
-            if now < issued + LIFETIME / 2 {
-                return Some(token);
+        if let Some(signed) = self.cache.get(&key).await {
+            if now < signed.issued_at + LIFETIME / 2 {
+                return Some(signed);
             }
         }
-        let token: Arc<str> = self.sign(identity, now)?.into();
-        self.cache.insert(key, (token.clone(), now)).await;
-        Some(token)
+        let signed = Signed {
+            // Base64url and dots: nothing for `HeaderText` to drop.
+            jwt: HeaderText::new(&self.sign(identity, now)?),
+            issued_at: now,
+        };
+        self.cache.insert(key, signed.clone()).await;
+        Some(signed)
     }
 
     /// Signs without the cache (benchmarks, tests).

@@ -3,8 +3,10 @@
 //! with no Okta call per request: the shared checks (RS256, key, `iss`, `aud`,
 //! `exp`, `nbf`) by [`keys::verify_jws`], then this module's own (`exp` by our
 //! clock, optional `cid` allow-list, required scopes). A verified token is cached,
-//! keyed by its SHA-256, until its `exp`. Errors never contain the token; the
-//! org server's opaque tokens get their own error. No actix types.
+//! keyed by its SHA-256, until its `exp`; the most recent ones are also kept
+//! by their exact bytes (`recent`), so that a warm check hashes nothing with
+//! SHA-256. Errors never contain the token; the org server's opaque tokens get
+//! their own error. No actix types.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +19,11 @@ use sha2::{Digest, Sha256};
 
 use super::keys::{self, Budget, JwsError, KeyError, Rules, Typ};
 use super::Oidc;
+use crate::access::TokenHot;
 use crate::clock::now;
+use recent::Recent;
+
+mod recent;
 
 /// Clock difference tolerated between Okta and us, in seconds.
 const CLOCK_SKEW: u64 = 30;
@@ -96,6 +102,9 @@ pub struct TokenIdentity {
     pub groups_claim: Option<Vec<String>>,
     /// The token's `exp`.
     pub expires_at: u64,
+    /// What its checks keep (header values, groups link, signed identity);
+    /// empty in a copy.
+    pub hot: TokenHot,
 }
 
 /// Why a bearer token was refused. The text goes to logs and to
@@ -190,6 +199,8 @@ pub struct BearerVerifier {
     settings: BearerSettings,
     issuer: String,
     cache: Cache<[u8; 32], Arc<TokenIdentity>>,
+    /// The last tokens verified or found in `cache`, by their exact bytes.
+    recent: Recent,
 }
 
 /// Each cached token lives until its own `exp`.
@@ -215,22 +226,27 @@ impl BearerVerifier {
                 .max_capacity(CACHE_CAPACITY)
                 .expire_after(UntilExpiry)
                 .build(),
+            recent: Recent::new(),
         }
     }
 
     /// The identity of a valid token: from the cache, else verified against the
     /// issuer's keys (an unknown `kid` reloads them once, rate-limited in [`Oidc`]).
     pub async fn verify(&self, oidc: &Oidc, token: &str) -> Result<Arc<TokenIdentity>, E> {
+        let now = now();
+        if let Some(known) = self.recent_at(token, now) {
+            return Ok(known);
+        }
         let key = cache_key(token);
-        if let Some(known) = self.cached(&key).await {
+        if let Some(known) = self.cached(token, &key, now).await {
             return known;
         }
         let identity = oidc
             .with_signing_keys(Budget::Bearer, |keys| {
-                self.verify_with_keys(token, keys, now())
+                self.verify_with_keys(token, keys, crate::clock::now())
             })
             .await?;
-        Ok(self.remember(key, identity).await)
+        Ok(self.remember(token, key, identity).await)
     }
 
     /// [`verify`](Self::verify) with the given keys (no reload): the cache,
@@ -240,27 +256,64 @@ impl BearerVerifier {
         token: &str,
         keys: &JwkSet,
     ) -> Result<Arc<TokenIdentity>, E> {
+        self.verify_with_cache_at(token, keys, now()).await
+    }
+
+    /// [`verify_with_cache`](Self::verify_with_cache) at time `now`.
+    pub async fn verify_with_cache_at(
+        &self,
+        token: &str,
+        keys: &JwkSet,
+        now: u64,
+    ) -> Result<Arc<TokenIdentity>, E> {
+        if let Some(known) = self.recent_at(token, now) {
+            return Ok(known);
+        }
         let key = cache_key(token);
-        if let Some(known) = self.cached(&key).await {
+        if let Some(known) = self.cached(token, &key, now).await {
             return known;
         }
-        let identity = self.verify_with_keys(token, keys, now())?;
-        Ok(self.remember(key, identity).await)
+        let identity = self.verify_with_keys(token, keys, now)?;
+        Ok(self.remember(token, key, identity).await)
+    }
+
+    /// The identity of a token verified lately, byte for byte this one, while
+    /// its `exp` (with the skew) is ahead. An expired one leaves the table and
+    /// is answered by [`cached`](Self::cached), as before.
+    fn recent_at(&self, token: &str, now: u64) -> Option<Arc<TokenIdentity>> {
+        let known = self.recent.get(token)?;
+        if now < known.expires_at + CLOCK_SKEW {
+            return Some(known);
+        }
+        self.recent.forget(token);
+        None
     }
 
     /// A cached token's identity, or `Expired` once its `exp` passed.
-    async fn cached(&self, key: &[u8; 32]) -> Option<Result<Arc<TokenIdentity>, E>> {
+    async fn cached(
+        &self,
+        token: &str,
+        key: &[u8; 32],
+        now: u64,
+    ) -> Option<Result<Arc<TokenIdentity>, E>> {
         let hit = self.cache.get(key).await?;
-        if now() < hit.expires_at + CLOCK_SKEW {
+        if now < hit.expires_at + CLOCK_SKEW {
+            self.recent.put(token, hit.clone());
             return Some(Ok(hit));
         }
         self.cache.invalidate(key).await;
         Some(Err(E::Expired))
     }
 
-    async fn remember(&self, key: [u8; 32], identity: TokenIdentity) -> Arc<TokenIdentity> {
+    async fn remember(
+        &self,
+        token: &str,
+        key: [u8; 32],
+        identity: TokenIdentity,
+    ) -> Arc<TokenIdentity> {
         let identity = Arc::new(identity);
         self.cache.insert(key, identity.clone()).await;
+        self.recent.put(token, identity.clone());
         identity
     }
 
@@ -367,6 +420,7 @@ fn identity(claims: Claims) -> Result<TokenIdentity, E> {
                 machine: false,
                 groups_claim: claims.groups,
                 expires_at: claims.exp,
+                hot: TokenHot::default(),
             })
         }
         (None, Some(cid)) => Ok(TokenIdentity {
@@ -376,6 +430,7 @@ fn identity(claims: Claims) -> Result<TokenIdentity, E> {
             machine: true,
             groups_claim: None,
             expires_at: claims.exp,
+            hot: TokenHot::default(),
         }),
         // Neither a user nor a client: nobody to name in the headers.
         (None, None) => Err(E::Malformed),

@@ -135,6 +135,69 @@ async fn an_api_client_gets_a_signed_identity_too() {
 }
 
 #[tokio::test]
+async fn a_users_token_keeps_its_identity_per_origin_until_its_groups_change() {
+    const HOOK_SECRET: &str = "event-hook-secret-0123456789";
+    let okta = FakeOkta::start().await;
+    let issuer = okta.custom_issuer();
+    let app = spawn_app_for(
+        okta,
+        &[
+            ("IDP_PROVIDER_URL", issuer.as_str()),
+            ("BEARER_AUDIENCE", FakeOkta::API_AUDIENCE),
+            ("IDENTITY_JWT_KEY", ES256_PEM),
+            ("OKTA_EVENT_HOOK_SECRET", HOOK_SECRET),
+        ],
+    )
+    .await;
+    app.okta
+        .register_event_hook(&app.url("/oauth2/okta/events"), HOOK_SECRET)
+        .await
+        .expect("the service answers Okta's verification");
+    let alice = app.okta.user("alice");
+    let token = app
+        .okta
+        .mint_access_token(Some(&alice), "0oaservice", &["items.read"]);
+    let jwt_for = |url: &'static str| {
+        let request = app
+            .client
+            .get(app.url("/oauth2/auth"))
+            .header("X-Original-URL", url)
+            .header("Authorization", format!("Bearer {token}"));
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "{url}");
+            header(&response, "x-auth-request-jwt")
+        }
+    };
+    let keys = jwks(&app.client, &app.url("/oauth2/jwks.json")).await;
+    let app_jwt = jwt_for("https://app.example.com/a").await;
+    assert_eq!(
+        app_jwt,
+        jwt_for("https://app.example.com/b?c=d").await,
+        "reused"
+    );
+    let wiki = jwt_for("https://wiki.example.com/").await;
+    let port = jwt_for("https://app.example.com:8443/").await;
+    assert_ne!(app_jwt, wiki);
+    assert_ne!(app_jwt, port);
+    verify(&wiki, &keys, &app.address, "https://wiki.example.com");
+    verify(&port, &keys, &app.address, "https://app.example.com:8443");
+    assert_eq!(
+        app_jwt,
+        jwt_for("https://app.example.com/").await,
+        "each origin's own, not the last one made"
+    );
+    let claims = verify(&app_jwt, &keys, &app.address, "https://app.example.com");
+    assert_eq!(claims["groups"], serde_json::json!(["Everyone", "admins"]));
+    // Okta says alice left admins: the next identity names her groups as they are.
+    app.okta.remove_from_group(&alice.id, "admins").await;
+    let after = jwt_for("https://app.example.com/").await;
+    assert_ne!(after, app_jwt);
+    let claims = verify(&after, &keys, &app.address, "https://app.example.com");
+    assert_eq!(claims["groups"], serde_json::json!(["Everyone"]));
+}
+
+#[tokio::test]
 async fn without_a_key_there_is_no_header_and_no_jwks() {
     let app = spawn_app_with(&[]).await;
     app.login_as("alice").await;

@@ -50,3 +50,88 @@ fn opaque_and_malformed_tokens_are_told_apart() {
         Err(E::UnknownKey)
     );
 }
+
+mod cached {
+    use super::*;
+    use crate::oidc::test_keys::{jwk, KEY_1_JWK, KEY_1_PEM};
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    use serde_json::json;
+
+    const ISSUER: &str = "https://example.okta.com/oauth2/default";
+
+    fn verifier() -> BearerVerifier {
+        let settings = BearerSettings::parse(Some("api://default".into()), None, None)
+            .unwrap()
+            .unwrap();
+        BearerVerifier::new(settings, ISSUER)
+    }
+
+    fn keys() -> JwkSet {
+        JwkSet {
+            keys: vec![jwk(KEY_1_JWK)],
+        }
+    }
+
+    /// Alice's token, valid from now until `exp`.
+    fn token(exp: u64) -> String {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some("test-key-1".into());
+        let claims = json!({
+            "iss": ISSUER, "aud": "api://default", "iat": now(), "exp": exp,
+            "uid": "00ualice", "sub": "alice@example.com", "cid": "0oa1",
+        });
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &EncodingKey::from_rsa_pem(KEY_1_PEM).unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_known_token_is_refused_exactly_when_its_exp_and_the_skew_have_passed() {
+        let v = verifier();
+        let exp = now() + 3600;
+        let t = token(exp);
+        assert_eq!(
+            v.verify_with_cache_at(&t, &keys(), now())
+                .await
+                .unwrap()
+                .subject,
+            "00ualice"
+        );
+        // No keys from here on: every answer is a remembered one.
+        let none = JwkSet { keys: Vec::new() };
+        let last_good = exp + CLOCK_SKEW - 1;
+        assert!(v.verify_with_cache_at(&t, &none, last_good).await.is_ok());
+        assert_eq!(
+            v.verify_with_cache_at(&t, &none, exp + CLOCK_SKEW).await,
+            Err(E::Expired)
+        );
+        // Refused once, it is forgotten by the table and the cache alike.
+        assert!(v.recent.get(&t).is_none());
+        assert!(
+            v.verify_with_cache_at(&t, &none, last_good).await.is_err(),
+            "verified again, with no keys"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_token_differing_from_a_known_one_in_one_byte_is_verified_and_refused() {
+        let v = verifier();
+        let t = token(now() + 3600);
+        assert!(v.verify_with_cache(&t, &keys()).await.is_ok());
+        let dots: Vec<usize> = t.match_indices('.').map(|(i, _)| i).collect();
+        // A byte of the header, of the claims, and of the signature.
+        for i in [5, dots[0] + 10, dots[1] + 20, t.len() - 2] {
+            let mut other = t.clone().into_bytes();
+            other[i] = if other[i] == b'A' { b'B' } else { b'A' };
+            let other = String::from_utf8(other).unwrap();
+            assert!(
+                v.verify_with_cache(&other, &keys()).await.is_err(),
+                "byte {i} changed"
+            );
+        }
+        assert!(v.verify_with_cache(&t, &keys()).await.is_ok());
+    }
+}

@@ -4,40 +4,39 @@
 
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
 
 use super::api_clients::{self, BadToken};
-use crate::access::{Identified, SessionHot, Who};
+use crate::access::{Identified, SessionHot, TokenHot, Who};
 use crate::error::AppError;
-use crate::{html, identity_headers};
+use crate::html;
+use crate::identity_headers::{self, HeaderText};
 
 /// A 200 with the identity headers. Constructed only from an
 /// [`Identified`] the policy allowed ([`Allowed::identified`]), or without
 /// identity headers for a public route ([`Allowed::public`]).
 pub struct Allowed {
-    /// `None` for a public route: no identity at all. Header-safe values.
-    headers: Option<[(&'static str, web::Bytes); 4]>,
+    /// `None` for a public route: no identity at all. Checked values.
+    headers: Option<[(&'static str, HeaderValue); 4]>,
     /// `X-Auth-Request-Jwt`, with `IDENTITY_JWT_KEY`.
-    jwt: Option<std::sync::Arc<str>>,
+    jwt: Option<HeaderText>,
 }
 
 impl Allowed {
     /// The 200 for someone the policy allowed: their identity headers.
     pub(super) fn identified(identified: &Identified) -> Allowed {
-        let headers = match &identified.who {
-            // A session's values were rendered at its first check: shared, not built.
-            Who::User(session) => {
-                let (login, email) = SessionHot::identity_headers(session);
-                [
-                    (identity_headers::USER, login.bytes()),
-                    (identity_headers::EMAIL, email.bytes()),
-                    (identity_headers::GROUPS, identified.groups.rendered.bytes()),
-                    (identity_headers::PREFERRED_USERNAME, login.bytes()),
-                ]
-            }
-            who => identity_headers::render(who.login(), who.email(), &identified.groups)
-                .map(|(name, value)| (name, web::Bytes::from(value))),
+        // A session's or token's values were rendered at its first check:
+        // shared, not built.
+        let (login, email) = match &identified.who {
+            Who::User(session) => SessionHot::identity_headers(session),
+            Who::Token(token) => TokenHot::identity_headers(token),
         };
+        let headers = [
+            (identity_headers::USER, login.value()),
+            (identity_headers::EMAIL, email.value()),
+            (identity_headers::GROUPS, identified.groups.rendered.value()),
+            (identity_headers::PREFERRED_USERNAME, login.value()),
+        ];
         Allowed {
             headers: Some(headers),
             jwt: None,
@@ -53,7 +52,7 @@ impl Allowed {
     }
 
     /// Adds the signed identity `X-Auth-Request-Jwt`.
-    pub(super) fn with_jwt(mut self, jwt: std::sync::Arc<str>) -> Allowed {
+    pub(super) fn with_jwt(mut self, jwt: HeaderText) -> Allowed {
         self.jwt = Some(jwt);
         self
     }
@@ -67,16 +66,15 @@ impl actix_web::Responder for Allowed {
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(jwt) = self.jwt {
-            if let Ok(value) = HeaderValue::from_str(&jwt) {
-                headers.insert(HeaderName::from_static(api_clients::JWT_HEADER), value);
-            }
+            headers.insert(
+                HeaderName::from_static(api_clients::JWT_HEADER),
+                jwt.value(),
+            );
         }
+        // Values checked when they were rendered: shared, neither copied nor
+        // checked again.
         for (name, value) in self.headers.into_iter().flatten() {
-            // Values were stripped of control characters, so this cannot fail; the
-            // buffer becomes the header's without a copy.
-            if let Ok(value) = HeaderValue::from_maybe_shared(value) {
-                headers.insert(HeaderName::from_static(name), value);
-            }
+            headers.insert(HeaderName::from_static(name), value);
         }
         response
     }

@@ -10,13 +10,15 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 
 use super::{Allowed, Denied};
-use crate::access::{Identified, Tokens};
+use crate::access::{Identified, TokenHot, Tokens, Who};
+use crate::clock::now;
 use crate::error::AppError;
 use crate::forwarded::{OriginalRequest, Source};
 use crate::identity_jwt::Identity;
 use crate::oidc::bearer::BearerError;
 use crate::routes::AppState;
 use crate::skip_routes::raw_path;
+use url::Position;
 
 /// The header that carries the signed identity.
 pub const JWT_HEADER: &str = "x-auth-request-jwt";
@@ -88,12 +90,23 @@ pub async fn with_signed_identity(
                 .into(),
         )));
     };
-    let audience = url.origin().ascii_serialization();
-    let site = state.site_of_host(url.host_str());
+    let issuer = state.service_url_of(state.site_of_host(url.host_str()));
+    // The URL up to its port fully determines its origin, the audience: a
+    // token's kept identity is reused for the same one (sessions go through
+    // the tokens' cache).
+    let origin = &url[..Position::AfterPort];
     let who = &identified.who;
+    let memo = match who {
+        Who::Token(token) => Some(TokenHot::signed_identity(token)),
+        Who::User(_) => None,
+    };
+    if let Some(jwt) = memo.and_then(|m| m.get(issuer, origin, &identified.groups, now())) {
+        return Ok(allowed.with_jwt(jwt));
+    }
+    let audience = url.origin().ascii_serialization();
     let names = identified.groups.names();
     let identity = Identity {
-        issuer: state.service_url_of(site),
+        issuer,
         audience: &audience,
         subject: who.subject(),
         email: who.email(),
@@ -101,7 +114,12 @@ pub async fn with_signed_identity(
         groups: &names,
     };
     match tokens.token(&identity).await {
-        Some(jwt) => Ok(allowed.with_jwt(jwt)),
+        Some(signed) => {
+            if let Some(memo) = memo {
+                memo.keep(issuer, origin, &identified.groups, &signed);
+            }
+            Ok(allowed.with_jwt(signed.jwt))
+        }
         None => Err(Denied::Error(AppError::Internal(
             "the signed identity could not be made",
         ))),
