@@ -1,8 +1,8 @@
 //! What a stored session keeps for its next checks ([`SessionHot`], the
 //! session's last field): the cookie tag its first check verified, its
 //! identity header values rendered once, and a link to its user's groups
-//! answer, so that a warm check computes no MAC, reads no other cache and
-//! builds no text. Owns only these copies; the groups cache stays
+//! answer, and its last signed identity (with `IDENTITY_JWT_KEY`), so that a
+//! warm check computes no MAC, reads no other cache and builds no text. Owns only these copies; the groups cache stays
 //! the source of truth and says whether a link may still be used
 //! ([`GroupsCache::linked`]). Must NOT decide access or outlive the session
 //! it belongs to: a copy of a session (a refresh) starts empty.
@@ -13,6 +13,7 @@ use subtle::ConstantTimeEq;
 
 use crate::groups::{GroupsCache, GroupsLink, UserGroups};
 use crate::identity_headers::HeaderText;
+use crate::identity_jwt::Memo;
 use crate::session::Session;
 
 /// The copies a session keeps for its checks; nothing until its first check.
@@ -26,6 +27,8 @@ struct Hot {
     /// A session cookie tag verified (HMAC under a configured key) for this
     /// session's id: a cookie bearing the same id and tag is the same value.
     tag: OnceLock<[u8; 32]>,
+    /// The last signed identity; boxed, as only `IDENTITY_JWT_KEY` uses it.
+    jwt: OnceLock<Box<Memo>>,
 }
 
 impl SessionHot {
@@ -36,8 +39,14 @@ impl SessionHot {
                 email: HeaderText::new(session.identity.email()),
                 groups: RwLock::new(None),
                 tag: OnceLock::new(),
+                jwt: OnceLock::new(),
             })
         })
+    }
+
+    /// The session's last signed identity, reused while it holds.
+    pub fn signed_identity(session: &Session) -> &Memo {
+        SessionHot::of(session).jwt.get_or_init(Box::default)
     }
 
     /// Whether `tag` equals the cookie tag a check of this session verified

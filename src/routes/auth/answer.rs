@@ -12,12 +12,20 @@ use crate::error::AppError;
 use crate::html;
 use crate::identity_headers::{self, HeaderText};
 
+// The header names, made once at compile time rather than checked per answer.
+const USER: HeaderName = HeaderName::from_static(identity_headers::USER);
+const EMAIL: HeaderName = HeaderName::from_static(identity_headers::EMAIL);
+const GROUPS: HeaderName = HeaderName::from_static(identity_headers::GROUPS);
+const PREFERRED_USERNAME: HeaderName =
+    HeaderName::from_static(identity_headers::PREFERRED_USERNAME);
+const JWT: HeaderName = HeaderName::from_static(api_clients::JWT_HEADER);
+
 /// A 200 with the identity headers. Constructed only from an
 /// [`Identified`] the policy allowed ([`Allowed::identified`]), or without
 /// identity headers for a public route ([`Allowed::public`]).
 pub struct Allowed {
     /// `None` for a public route: no identity at all. Checked values.
-    headers: Option<[(&'static str, HeaderValue); 4]>,
+    headers: Option<[(HeaderName, HeaderValue); 4]>,
     /// `X-Auth-Request-Jwt`, with `IDENTITY_JWT_KEY`.
     jwt: Option<HeaderText>,
 }
@@ -32,10 +40,10 @@ impl Allowed {
             Who::Token(token) => TokenHot::identity_headers(token),
         };
         let headers = [
-            (identity_headers::USER, login.value()),
-            (identity_headers::EMAIL, email.value()),
-            (identity_headers::GROUPS, identified.groups.rendered.value()),
-            (identity_headers::PREFERRED_USERNAME, login.value()),
+            (USER, login.value()),
+            (EMAIL, email.value()),
+            (GROUPS, identified.groups.rendered.value()),
+            (PREFERRED_USERNAME, login.value()),
         ];
         Allowed {
             headers: Some(headers),
@@ -66,15 +74,12 @@ impl actix_web::Responder for Allowed {
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(jwt) = self.jwt {
-            headers.insert(
-                HeaderName::from_static(api_clients::JWT_HEADER),
-                jwt.value(),
-            );
+            headers.insert(JWT, jwt.value());
         }
         // Values checked when they were rendered: shared, neither copied nor
         // checked again.
         for (name, value) in self.headers.into_iter().flatten() {
-            headers.insert(HeaderName::from_static(name), value);
+            headers.insert(name, value);
         }
         response
     }

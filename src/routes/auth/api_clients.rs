@@ -10,7 +10,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 
 use super::{Allowed, Denied};
-use crate::access::{Identified, TokenHot, Tokens, Who};
+use crate::access::{Identified, SessionHot, TokenHot, Tokens, Who};
 use crate::clock::now;
 use crate::error::AppError;
 use crate::forwarded::{OriginalRequest, Source};
@@ -92,15 +92,14 @@ pub async fn with_signed_identity(
     };
     let issuer = state.service_url_of(state.site_of_host(url.host_str()));
     // The URL up to its port fully determines its origin, the audience: a
-    // token's kept identity is reused for the same one (sessions go through
-    // the tokens' cache).
+    // session's or token's kept identity is reused for the same one.
     let origin = &url[..Position::AfterPort];
     let who = &identified.who;
     let memo = match who {
-        Who::Token(token) => Some(TokenHot::signed_identity(token)),
-        Who::User(_) => None,
+        Who::Token(token) => TokenHot::signed_identity(token),
+        Who::User(session) => SessionHot::signed_identity(session),
     };
-    if let Some(jwt) = memo.and_then(|m| m.get(issuer, origin, &identified.groups, now())) {
+    if let Some(jwt) = memo.get(issuer, origin, &identified.groups, now()) {
         return Ok(allowed.with_jwt(jwt));
     }
     let audience = url.origin().ascii_serialization();
@@ -115,9 +114,7 @@ pub async fn with_signed_identity(
     };
     match tokens.token(&identity).await {
         Some(signed) => {
-            if let Some(memo) = memo {
-                memo.keep(issuer, origin, &identified.groups, &signed);
-            }
+            memo.keep(issuer, origin, &identified.groups, &signed);
             Ok(allowed.with_jwt(signed.jwt))
         }
         None => Err(Denied::Error(AppError::Internal(
