@@ -176,6 +176,10 @@ pub struct Session {
     /// What the session keeps for its next checks (rendered identity headers,
     /// a link to its user's groups); never stored, empty in a copy.
     pub hot: crate::access::SessionHot,
+    /// The id the memory store keeps this copy under (its map holds one
+    /// pointer per session, so the session names itself); all zeros
+    /// anywhere else. Never written to Redis; no part of what a session means.
+    key: SessionId,
 }
 
 /// The fields of a [`Session`] most sessions do not have.
@@ -220,6 +224,7 @@ impl Session {
             refresh_token,
             cold: None,
             hot: Default::default(),
+            key: SessionId([0; ID_BYTES]),
         }
     }
 
