@@ -166,7 +166,7 @@ fn one_lookup_benches(
                     let session = store.load(&id).await.unwrap().unwrap();
                     let groups = cache.groups_of(session.identity.sub()).await.unwrap();
                     let now = now();
-                    assert!(now < session.expires_at && now < session.tokens_expire_at);
+                    assert!(now < session.expires_at() && now < session.tokens_expire_at());
                     let subject = Subject {
                         login: session.identity.login(),
                         email: session.identity.email(),
@@ -306,7 +306,7 @@ impl PlannedEntry {
             email: session.identity.email().to_owned(),
             login_header: session.identity.login().parse().unwrap(),
             email_header: session.identity.email().parse().unwrap(),
-            live_until: session.expires_at.min(session.tokens_expire_at),
+            live_until: session.expires_at().min(session.tokens_expire_at()),
             groups,
         })
     }

@@ -216,8 +216,8 @@ impl Access {
             return Ok(None);
         };
         if session.refresh_token.is_some()
-            && now >= session.tokens_expire_at
-            && now >= session.refresh_not_before
+            && now >= session.tokens_expire_at()
+            && now >= session.refresh_not_before()
         {
             // Boxed: the refresh's Okta and store futures would otherwise make
             // every check's future (boxed by actix per request) ~10 KB.

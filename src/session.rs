@@ -162,13 +162,13 @@ impl CookieCodec {
 pub struct Session {
     /// Who signed in.
     pub identity: Identity,
-    pub created_at: u64,
-    /// End of the session (`COOKIE_EXPIRE` after sign-in); never extended.
-    pub expires_at: u64,
-    /// When Okta's tokens expire; past it, the next check refreshes.
-    pub tokens_expire_at: u64,
-    /// Do not try to refresh before this (after a transient Okta failure).
-    pub refresh_not_before: u64,
+    // The four times, in seconds since the Unix epoch as `u32` (16 bytes less
+    // per session than `u64`; read and set through the methods, see
+    // [`stamp`] for times past 2106).
+    created_at: u32,
+    expires_at: u32,
+    tokens_expire_at: u32,
+    refresh_not_before: u32,
     pub refresh_token: Option<Secret>,
     /// The ID token (kept only without a refresh token) and the cookie
     /// domain (several root domains only): usually both absent.
@@ -197,8 +197,8 @@ impl std::fmt::Debug for Session {
         f.debug_struct("Session")
             .field("sub", &self.identity.sub())
             .field("login", &self.identity.login())
-            .field("expires_at", &self.expires_at)
-            .field("tokens_expire_at", &self.tokens_expire_at)
+            .field("expires_at", &self.expires_at())
+            .field("tokens_expire_at", &self.tokens_expire_at())
             .finish_non_exhaustive()
     }
 }
@@ -217,9 +217,9 @@ impl Session {
     ) -> Session {
         Session {
             identity,
-            created_at,
-            expires_at,
-            tokens_expire_at,
+            created_at: stamp(created_at),
+            expires_at: stamp(expires_at),
+            tokens_expire_at: stamp(tokens_expire_at),
             refresh_not_before: 0,
             refresh_token,
             cold: None,
@@ -266,14 +266,64 @@ impl Session {
         }
     }
 
+    /// When the session began (sign-in). A time past [`stamp`]'s range reads
+    /// as `u64::MAX`: later, never earlier, than it was, so news about the
+    /// past ([`Ending::UserBefore`]) cannot end it.
+    pub fn created_at(&self) -> u64 {
+        match self.created_at {
+            u32::MAX => u64::MAX,
+            secs => u64::from(secs),
+        }
+    }
+
+    /// End of the session (`COOKIE_EXPIRE` after sign-in); never extended.
+    pub fn expires_at(&self) -> u64 {
+        u64::from(self.expires_at)
+    }
+
+    /// When Okta's tokens expire; past it, the next check refreshes.
+    pub fn tokens_expire_at(&self) -> u64 {
+        u64::from(self.tokens_expire_at)
+    }
+
+    /// Do not try to refresh before this (after a transient Okta failure).
+    pub fn refresh_not_before(&self) -> u64 {
+        u64::from(self.refresh_not_before)
+    }
+
+    pub fn set_created_at(&mut self, secs: u64) {
+        self.created_at = stamp(secs);
+    }
+
+    pub fn set_expires_at(&mut self, secs: u64) {
+        self.expires_at = stamp(secs);
+    }
+
+    pub fn set_tokens_expire_at(&mut self, secs: u64) {
+        self.tokens_expire_at = stamp(secs);
+    }
+
+    pub fn set_refresh_not_before(&mut self, secs: u64) {
+        self.refresh_not_before = stamp(secs);
+    }
+
     pub fn is_expired(&self, now: u64) -> bool {
-        now >= self.expires_at
+        now >= self.expires_at()
     }
 
     /// Seconds the session still has, for store TTLs.
     pub fn remaining(&self, now: u64) -> Duration {
-        Duration::from_secs(self.expires_at.saturating_sub(now))
+        Duration::from_secs(self.expires_at().saturating_sub(now))
     }
+}
+
+/// A time (seconds since the Unix epoch) as a [`Session`] keeps it: exact up
+/// to 2106-02-07 (`u32::MAX`), that end for anything later (a far-future value
+/// read from Redis). Never wraps: a session's end only ever comes earlier, its
+/// tokens expire earlier (refreshed sooner), its refresh pause is shorter, and
+/// [`Session::created_at`] reads the end as "later than anything".
+fn stamp(secs: u64) -> u32 {
+    u32::try_from(secs).unwrap_or(u32::MAX)
 }
 
 /// How long a sign-in may take from start to callback.
@@ -304,7 +354,7 @@ pub(crate) fn ending_matches(ending: Ending<'_>) -> impl Fn(&Session) -> bool + 
                 && sub.is_none_or(|sub| session.identity.sub() == sub)
         }
         Ending::UserBefore { sub, before } => {
-            session.identity.sub() == sub && session.created_at <= before
+            session.identity.sub() == sub && session.created_at() <= before
         }
         Ending::Email { email } => {
             !email.is_empty() && session.identity.email().eq_ignore_ascii_case(email)
@@ -454,12 +504,12 @@ mod tests {
         );
         assert_eq!(identity.sid(), Some("idp-1"));
         assert_eq!(
-            (session.created_at, session.expires_at),
+            (session.created_at(), session.expires_at()),
             (100, 200),
             "timestamps"
         );
         assert_eq!(
-            (session.tokens_expire_at, session.refresh_not_before),
+            (session.tokens_expire_at(), session.refresh_not_before()),
             (150, 120)
         );
         assert_eq!(
@@ -483,6 +533,56 @@ mod tests {
         assert!(session.refresh_token.is_none());
         assert_eq!(session.id_token().map(Secret::expose), Some("idt"));
         assert_eq!(serde_json::to_string(&session).unwrap(), minimal);
+    }
+
+    fn alice(created_at: u64, expires_at: u64, tokens_expire_at: u64) -> Session {
+        Session::new(
+            Identity::new("00u1".into(), "a".into(), "a".into(), "A".into()),
+            created_at,
+            expires_at,
+            tokens_expire_at,
+            None,
+        )
+    }
+
+    #[test]
+    fn times_read_back_exactly_from_the_epoch_to_2106() {
+        for secs in [0, 1, 100, 1_700_000_000, u64::from(u32::MAX) - 1] {
+            let mut s = alice(secs, secs, secs);
+            s.set_refresh_not_before(secs);
+            assert_eq!(
+                (s.created_at(), s.expires_at(), s.tokens_expire_at()),
+                (secs, secs, secs)
+            );
+            assert_eq!(s.refresh_not_before(), secs);
+            assert_eq!(s.remaining(secs), Duration::ZERO);
+            assert!(s.is_expired(secs) && (secs == 0 || !s.is_expired(secs - 1)));
+        }
+    }
+
+    #[test]
+    fn a_time_past_2106_saturates_and_never_wraps_or_extends() {
+        let end = u64::from(u32::MAX);
+        let now = 1_700_000_000;
+        for far in [end, end + 1, 1 << 40, u64::MAX] {
+            let mut s = alice(far, far, far);
+            s.set_refresh_not_before(far);
+            // Never wrapped to the past: still live, tokens still fresh.
+            assert!(!s.is_expired(now) && !s.is_expired(end - 1));
+            assert!(s.tokens_expire_at() > now && s.refresh_not_before() > now);
+            // Never later than given: the session ends at the latest at the end.
+            assert_eq!(s.expires_at(), end.min(far));
+            assert!(s.is_expired(end));
+            assert_eq!(s.tokens_expire_at(), end.min(far));
+            // News about a past before `far` does not end it.
+            let before = Ending::UserBefore {
+                sub: "00u1",
+                before: far - 1,
+            };
+            assert!(!ending_matches(before)(&s), "created {far}");
+        }
+        let written = serde_json::to_value(alice(now, 1 << 40, 1 << 40)).unwrap();
+        assert_eq!(written["expires_at"], end, "written back as the safe end");
     }
 
     #[test]
