@@ -162,16 +162,15 @@ impl CookieCodec {
 pub struct Session {
     /// Who signed in.
     pub identity: Identity,
-    // The four times, in seconds since the Unix epoch as `u32` (16 bytes less
-    // per session than `u64`; read and set through the methods, see
-    // [`stamp`] for times past 2106).
+    // The times, in seconds since the Unix epoch as `u32` (16 bytes less per
+    // session than `u64`; read and set through the methods, see [`stamp`] for
+    // times past 2106). The refresh pause, usually none, is in `cold`.
     created_at: u32,
     expires_at: u32,
     tokens_expire_at: u32,
-    refresh_not_before: u32,
     pub refresh_token: Option<Secret>,
-    /// The ID token (kept only without a refresh token) and the cookie
-    /// domain (several root domains only): usually both absent.
+    /// The ID token (kept only without a refresh token), the cookie domain
+    /// (several root domains only) and a refresh pause: usually all absent.
     cold: Option<Box<Cold>>,
     /// What the session keeps for its next checks (rendered identity headers,
     /// a link to its user's groups); never stored, empty in a copy.
@@ -190,6 +189,8 @@ struct Cold {
     /// Several root domains: the cookie domain the session was made for; a
     /// check on another domain does not accept it. `None` with one domain.
     cookie_domain: Option<String>,
+    /// [`Session::refresh_not_before`]; 0 (no pause) for most sessions.
+    refresh_not_before: u32,
 }
 
 impl std::fmt::Debug for Session {
@@ -220,7 +221,6 @@ impl Session {
             created_at: stamp(created_at),
             expires_at: stamp(expires_at),
             tokens_expire_at: stamp(tokens_expire_at),
-            refresh_not_before: 0,
             refresh_token,
             cold: None,
             hot: Default::default(),
@@ -257,11 +257,9 @@ impl Session {
     }
 
     fn drop_empty_cold(&mut self) {
-        if self
-            .cold
-            .as_ref()
-            .is_some_and(|c| c.id_token.is_none() && c.cookie_domain.is_none())
-        {
+        if self.cold.as_ref().is_some_and(|c| {
+            c.id_token.is_none() && c.cookie_domain.is_none() && c.refresh_not_before == 0
+        }) {
             self.cold = None;
         }
     }
@@ -288,7 +286,9 @@ impl Session {
 
     /// Do not try to refresh before this (after a transient Okta failure).
     pub fn refresh_not_before(&self) -> u64 {
-        u64::from(self.refresh_not_before)
+        self.cold
+            .as_ref()
+            .map_or(0, |c| u64::from(c.refresh_not_before))
     }
 
     pub fn set_created_at(&mut self, secs: u64) {
@@ -304,7 +304,8 @@ impl Session {
     }
 
     pub fn set_refresh_not_before(&mut self, secs: u64) {
-        self.refresh_not_before = stamp(secs);
+        self.cold_mut().refresh_not_before = stamp(secs);
+        self.drop_empty_cold();
     }
 
     pub fn is_expired(&self, now: u64) -> bool {
@@ -555,6 +556,9 @@ mod tests {
                 (secs, secs, secs)
             );
             assert_eq!(s.refresh_not_before(), secs);
+            assert_eq!(s.cold.is_some(), secs != 0, "a pause alone is cold");
+            s.set_refresh_not_before(0);
+            assert!(s.cold.is_none() && s.refresh_not_before() == 0);
             assert_eq!(s.remaining(secs), Duration::ZERO);
             assert!(s.is_expired(secs) && (secs == 0 || !s.is_expired(secs - 1)));
         }
@@ -583,6 +587,17 @@ mod tests {
         }
         let written = serde_json::to_value(alice(now, 1 << 40, 1 << 40)).unwrap();
         assert_eq!(written["expires_at"], end, "written back as the safe end");
+    }
+
+    /// A million sessions each hold one: with its 16 B of `Arc` counts the
+    /// struct is a 128 B allocation (an allocator's size class), not the next.
+    #[test]
+    fn a_session_struct_fits_in_112_bytes() {
+        assert!(
+            std::mem::size_of::<Session>() <= 112,
+            "{} B",
+            std::mem::size_of::<Session>()
+        );
     }
 
     #[test]
