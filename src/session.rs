@@ -264,9 +264,9 @@ impl Session {
         }
     }
 
-    /// When the session began (sign-in). A time past [`stamp`]'s range reads
-    /// as `u64::MAX`: later, never earlier, than it was, so news about the
-    /// past ([`Ending::UserBefore`]) cannot end it.
+    /// When the session began (sign-in). A time past 2106 (where the kept
+    /// time saturates) reads as `u64::MAX`: later, never earlier, than it
+    /// was, so news about the past ([`Ending::UserBefore`]) cannot end it.
     pub fn created_at(&self) -> u64 {
         match self.created_at {
             u32::MAX => u64::MAX,
