@@ -165,7 +165,7 @@ fn one_lookup_benches(
                     let session = store.load(&id).await.unwrap().unwrap();
                     let groups = cache.groups_of(session.identity.sub()).await.unwrap();
                     let now = now();
-                    assert!(now < session.expires_at && now < session.tokens_expire_at);
+                    assert!(now < session.expires_at() && now < session.tokens_expire_at());
                     let subject = Subject {
                         login: session.identity.login(),
                         email: session.identity.email(),

@@ -238,8 +238,8 @@ impl Access {
         now: u64,
     ) -> Result<Option<(SessionId, Arc<Session>)>, StoreError> {
         if session.refresh_token.is_some()
-            && now >= session.tokens_expire_at
-            && now >= session.refresh_not_before
+            && now >= session.tokens_expire_at()
+            && now >= session.refresh_not_before()
         {
             // Boxed: the refresh's Okta and store futures would otherwise make
             // every check's future (boxed by actix per request) ~10 KB.

@@ -201,20 +201,23 @@ impl SessionCookie {
 pub struct Session {
     /// Who signed in.
     pub identity: Identity,
-    pub created_at: u64,
-    /// End of the session (`COOKIE_EXPIRE` after sign-in); never extended.
-    pub expires_at: u64,
-    /// When Okta's tokens expire; past it, the next check refreshes.
-    pub tokens_expire_at: u64,
-    /// Do not try to refresh before this (after a transient Okta failure).
-    pub refresh_not_before: u64,
+    // The times, in seconds since the Unix epoch as `u32` (16 bytes less per
+    // session than `u64`; read and set through the methods, see [`stamp`] for
+    // times past 2106). The refresh pause, usually none, is in `cold`.
+    created_at: u32,
+    expires_at: u32,
+    tokens_expire_at: u32,
     pub refresh_token: Option<Secret>,
-    /// The ID token (kept only without a refresh token) and the cookie
-    /// domain (several root domains only): usually both absent.
+    /// The ID token (kept only without a refresh token), the cookie domain
+    /// (several root domains only) and a refresh pause: usually all absent.
     cold: Option<Box<Cold>>,
     /// What the session keeps for its next checks (rendered identity headers,
     /// a link to its user's groups); never stored, empty in a copy.
     pub hot: crate::access::SessionHot,
+    /// The id the memory store keeps this copy under (its map holds one
+    /// pointer per session, so the session names itself); all zeros
+    /// anywhere else. Never written to Redis; no part of what a session means.
+    key: SessionId,
 }
 
 /// The fields of a [`Session`] most sessions do not have.
@@ -225,6 +228,8 @@ struct Cold {
     /// Several root domains: the cookie domain the session was made for; a
     /// check on another domain does not accept it. `None` with one domain.
     cookie_domain: Option<String>,
+    /// [`Session::refresh_not_before`]; 0 (no pause) for most sessions.
+    refresh_not_before: u32,
 }
 
 impl std::fmt::Debug for Session {
@@ -232,8 +237,8 @@ impl std::fmt::Debug for Session {
         f.debug_struct("Session")
             .field("sub", &self.identity.sub())
             .field("login", &self.identity.login())
-            .field("expires_at", &self.expires_at)
-            .field("tokens_expire_at", &self.tokens_expire_at)
+            .field("expires_at", &self.expires_at())
+            .field("tokens_expire_at", &self.tokens_expire_at())
             .finish_non_exhaustive()
     }
 }
@@ -252,13 +257,13 @@ impl Session {
     ) -> Session {
         Session {
             identity,
-            created_at,
-            expires_at,
-            tokens_expire_at,
-            refresh_not_before: 0,
+            created_at: stamp(created_at),
+            expires_at: stamp(expires_at),
+            tokens_expire_at: stamp(tokens_expire_at),
             refresh_token,
             cold: None,
             hot: Default::default(),
+            key: SessionId([0; ID_BYTES]),
         }
     }
 
@@ -291,23 +296,74 @@ impl Session {
     }
 
     fn drop_empty_cold(&mut self) {
-        if self
-            .cold
-            .as_ref()
-            .is_some_and(|c| c.id_token.is_none() && c.cookie_domain.is_none())
-        {
+        if self.cold.as_ref().is_some_and(|c| {
+            c.id_token.is_none() && c.cookie_domain.is_none() && c.refresh_not_before == 0
+        }) {
             self.cold = None;
         }
     }
 
+    /// When the session began (sign-in). A time past 2106 (where the kept
+    /// time saturates) reads as `u64::MAX`: later, never earlier, than it
+    /// was, so news about the past ([`Ending::UserBefore`]) cannot end it.
+    pub fn created_at(&self) -> u64 {
+        match self.created_at {
+            u32::MAX => u64::MAX,
+            secs => u64::from(secs),
+        }
+    }
+
+    /// End of the session (`COOKIE_EXPIRE` after sign-in); never extended.
+    pub fn expires_at(&self) -> u64 {
+        u64::from(self.expires_at)
+    }
+
+    /// When Okta's tokens expire; past it, the next check refreshes.
+    pub fn tokens_expire_at(&self) -> u64 {
+        u64::from(self.tokens_expire_at)
+    }
+
+    /// Do not try to refresh before this (after a transient Okta failure).
+    pub fn refresh_not_before(&self) -> u64 {
+        self.cold
+            .as_ref()
+            .map_or(0, |c| u64::from(c.refresh_not_before))
+    }
+
+    pub fn set_created_at(&mut self, secs: u64) {
+        self.created_at = stamp(secs);
+    }
+
+    pub fn set_expires_at(&mut self, secs: u64) {
+        self.expires_at = stamp(secs);
+    }
+
+    pub fn set_tokens_expire_at(&mut self, secs: u64) {
+        self.tokens_expire_at = stamp(secs);
+    }
+
+    pub fn set_refresh_not_before(&mut self, secs: u64) {
+        self.cold_mut().refresh_not_before = stamp(secs);
+        self.drop_empty_cold();
+    }
+
     pub fn is_expired(&self, now: u64) -> bool {
-        now >= self.expires_at
+        now >= self.expires_at()
     }
 
     /// Seconds the session still has, for store TTLs.
     pub fn remaining(&self, now: u64) -> Duration {
-        Duration::from_secs(self.expires_at.saturating_sub(now))
+        Duration::from_secs(self.expires_at().saturating_sub(now))
     }
+}
+
+/// A time (seconds since the Unix epoch) as a [`Session`] keeps it: exact up
+/// to 2106-02-07 (`u32::MAX`), that end for anything later (a far-future value
+/// read from Redis). Never wraps: a session's end only ever comes earlier, its
+/// tokens expire earlier (refreshed sooner), its refresh pause is shorter, and
+/// [`Session::created_at`] reads the end as "later than anything".
+fn stamp(secs: u64) -> u32 {
+    u32::try_from(secs).unwrap_or(u32::MAX)
 }
 
 /// How long a sign-in may take from start to callback.
@@ -338,7 +394,7 @@ pub(crate) fn ending_matches(ending: Ending<'_>) -> impl Fn(&Session) -> bool + 
                 && sub.is_none_or(|sub| session.identity.sub() == sub)
         }
         Ending::UserBefore { sub, before } => {
-            session.identity.sub() == sub && session.created_at <= before
+            session.identity.sub() == sub && session.created_at() <= before
         }
         Ending::Email { email } => {
             !email.is_empty() && session.identity.email().eq_ignore_ascii_case(email)
@@ -496,12 +552,12 @@ mod tests {
         );
         assert_eq!(identity.sid(), Some("idp-1"));
         assert_eq!(
-            (session.created_at, session.expires_at),
+            (session.created_at(), session.expires_at()),
             (100, 200),
             "timestamps"
         );
         assert_eq!(
-            (session.tokens_expire_at, session.refresh_not_before),
+            (session.tokens_expire_at(), session.refresh_not_before()),
             (150, 120)
         );
         assert_eq!(
@@ -525,6 +581,70 @@ mod tests {
         assert!(session.refresh_token.is_none());
         assert_eq!(session.id_token().map(Secret::expose), Some("idt"));
         assert_eq!(serde_json::to_string(&session).unwrap(), minimal);
+    }
+
+    fn alice(created_at: u64, expires_at: u64, tokens_expire_at: u64) -> Session {
+        Session::new(
+            Identity::new("00u1".into(), "a".into(), "a".into(), "A".into()),
+            created_at,
+            expires_at,
+            tokens_expire_at,
+            None,
+        )
+    }
+
+    #[test]
+    fn times_read_back_exactly_from_the_epoch_to_2106() {
+        for secs in [0, 1, 100, 1_700_000_000, u64::from(u32::MAX) - 1] {
+            let mut s = alice(secs, secs, secs);
+            s.set_refresh_not_before(secs);
+            assert_eq!(
+                (s.created_at(), s.expires_at(), s.tokens_expire_at()),
+                (secs, secs, secs)
+            );
+            assert_eq!(s.refresh_not_before(), secs);
+            assert_eq!(s.cold.is_some(), secs != 0, "a pause alone is cold");
+            s.set_refresh_not_before(0);
+            assert!(s.cold.is_none() && s.refresh_not_before() == 0);
+            assert_eq!(s.remaining(secs), Duration::ZERO);
+            assert!(s.is_expired(secs) && (secs == 0 || !s.is_expired(secs - 1)));
+        }
+    }
+
+    #[test]
+    fn a_time_past_2106_saturates_and_never_wraps_or_extends() {
+        let end = u64::from(u32::MAX);
+        let now = 1_700_000_000;
+        for far in [end, end + 1, 1 << 40, u64::MAX] {
+            let mut s = alice(far, far, far);
+            s.set_refresh_not_before(far);
+            // Never wrapped to the past: still live, tokens still fresh.
+            assert!(!s.is_expired(now) && !s.is_expired(end - 1));
+            assert!(s.tokens_expire_at() > now && s.refresh_not_before() > now);
+            // Never later than given: the session ends at the latest at the end.
+            assert_eq!(s.expires_at(), end.min(far));
+            assert!(s.is_expired(end));
+            assert_eq!(s.tokens_expire_at(), end.min(far));
+            // News about a past before `far` does not end it.
+            let before = Ending::UserBefore {
+                sub: "00u1",
+                before: far - 1,
+            };
+            assert!(!ending_matches(before)(&s), "created {far}");
+        }
+        let written = serde_json::to_value(alice(now, 1 << 40, 1 << 40)).unwrap();
+        assert_eq!(written["expires_at"], end, "written back as the safe end");
+    }
+
+    /// A million sessions each hold one: with its 16 B of `Arc` counts the
+    /// struct is a 128 B allocation (an allocator's size class), not the next.
+    #[test]
+    fn a_session_struct_fits_in_112_bytes() {
+        assert!(
+            std::mem::size_of::<Session>() <= 112,
+            "{} B",
+            std::mem::size_of::<Session>()
+        );
     }
 
     #[test]

@@ -36,7 +36,7 @@ impl Access {
                 let mut renewed = Session::clone(&session);
                 match self.oidc.refresh(token, session.identity.sub()).await {
                     Ok(fresh) => {
-                        renewed.tokens_expire_at = fresh.tokens_expire_at;
+                        renewed.set_tokens_expire_at(fresh.tokens_expire_at);
                         if fresh.refresh_token.is_some() {
                             renewed.refresh_token = fresh.refresh_token;
                         }
@@ -57,8 +57,9 @@ impl Access {
                         tracing::warn!(user = %session.identity.login(), %reason, "refresh failed; keeping the session and retrying later");
                         // Counted from Okta's answer, not the request's start:
                         // a slow failure must not shorten the pause.
-                        renewed.refresh_not_before =
-                            crate::clock::now().max(now) + TRANSIENT_REFRESH_PAUSE;
+                        renewed.set_refresh_not_before(
+                            crate::clock::now().max(now) + TRANSIENT_REFRESH_PAUSE,
+                        );
                     }
                 }
                 let renewed = Arc::new(renewed);

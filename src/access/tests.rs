@@ -316,7 +316,7 @@ async fn a_refresh_okta_cannot_answer_keeps_the_session_and_waits_before_retryin
     let f = fixture(config("oidc"), None);
     let mut session = alice(&[]);
     session.refresh_token = Some(Secret::new("refresh-1".into()));
-    session.tokens_expire_at = NOW - 1;
+    session.set_tokens_expire_at(NOW - 1);
     let (id, cookie) = f.signed_in(&session).await;
     let found = f
         .access
@@ -324,9 +324,9 @@ async fn a_refresh_okta_cannot_answer_keeps_the_session_and_waits_before_retryin
         .await
         .unwrap();
     let (_, found) = found.expect("the session survives a transient failure");
-    assert_eq!(found.refresh_not_before, NOW + TRANSIENT_REFRESH_PAUSE);
+    assert_eq!(found.refresh_not_before(), NOW + TRANSIENT_REFRESH_PAUSE);
     let stored = f.store.load(&id).await.unwrap().expect("still stored");
-    assert_eq!(stored.refresh_not_before, NOW + TRANSIENT_REFRESH_PAUSE);
+    assert_eq!(stored.refresh_not_before(), NOW + TRANSIENT_REFRESH_PAUSE);
     assert_eq!(
         stored.refresh_token.as_ref().map(Secret::expose),
         Some("refresh-1")
@@ -354,7 +354,7 @@ async fn a_session_of_another_domain_is_no_session_and_costs_no_refresh() {
     // Due for a refresh, which this fixture's unreachable IdP would fail,
     // leaving a pause behind: the trace of an attempt.
     session.refresh_token = Some(Secret::new("refresh-1".into()));
-    session.tokens_expire_at = NOW - 1;
+    session.set_tokens_expire_at(NOW - 1);
     let (id, cookie) = f.signed_in(&session).await;
     let on_b = f
         .access
@@ -362,14 +362,14 @@ async fn a_session_of_another_domain_is_no_session_and_costs_no_refresh() {
         .await;
     assert!(matches!(on_b, Ok(Verdict::NoSession)), "{on_b:?}");
     let stored = f.store.load(&id).await.unwrap().expect("still stored");
-    assert_eq!(stored.refresh_not_before, 0, "no refresh was tried for b");
+    assert_eq!(stored.refresh_not_before(), 0, "no refresh was tried for b");
     let on_a = f
         .access
         .check([cookie.as_str()], Some("app.a.test"), &route(""), NOW)
         .await;
     assert!(matches!(on_a, Ok(Verdict::Allowed(_))), "{on_a:?}");
     let stored = f.store.load(&id).await.unwrap().expect("still stored");
-    assert_eq!(stored.refresh_not_before, NOW + TRANSIENT_REFRESH_PAUSE);
+    assert_eq!(stored.refresh_not_before(), NOW + TRANSIENT_REFRESH_PAUSE);
 }
 
 #[tokio::test]
@@ -377,15 +377,15 @@ async fn no_refresh_before_the_tokens_are_due_or_while_told_to_wait() {
     let f = fixture(config("oidc"), None);
     let mut session = alice(&[]);
     session.refresh_token = Some(Secret::new("refresh-1".into()));
-    session.tokens_expire_at = NOW - 1;
-    session.refresh_not_before = NOW + 5;
+    session.set_tokens_expire_at(NOW - 1);
+    session.set_refresh_not_before(NOW + 5);
     let (id, cookie) = f.signed_in(&session).await;
     let found = f
         .access
         .current_session([cookie.as_str()], NOW)
         .await
         .unwrap();
-    assert_eq!(found.expect("kept").1.refresh_not_before, NOW + 5);
+    assert_eq!(found.expect("kept").1.refresh_not_before(), NOW + 5);
     let mut fresh = alice(&[]);
     fresh.refresh_token = Some(Secret::new("refresh-2".into()));
     f.store.save(&id, &fresh).await.unwrap();
@@ -394,7 +394,7 @@ async fn no_refresh_before_the_tokens_are_due_or_while_told_to_wait() {
         .current_session([cookie.as_str()], NOW)
         .await
         .unwrap();
-    assert_eq!(found.expect("kept").1.refresh_not_before, 0);
+    assert_eq!(found.expect("kept").1.refresh_not_before(), 0);
 }
 
 #[tokio::test]
@@ -407,8 +407,8 @@ async fn a_sign_in_opens_one_session_per_state() {
         .unwrap()
         .expect("first use of the state");
     let expire = config("oidc").cookie.expire.as_secs();
-    assert_eq!(opened.session.created_at, NOW);
-    assert_eq!(opened.session.expires_at, NOW + expire);
+    assert_eq!(opened.session.created_at(), NOW);
+    assert_eq!(opened.session.expires_at(), NOW + expire);
     assert!(
         opened.session.id_token().is_some(),
         "without a refresh token the ID token is kept for sign-out"
@@ -437,8 +437,8 @@ fn a_session_with_a_refresh_token_does_not_keep_the_id_token() {
         Some("a.example".into()),
     );
     assert!(session.id_token().is_none());
-    assert_eq!(session.expires_at, NOW + 100);
-    assert_eq!(session.refresh_not_before, 0);
+    assert_eq!(session.expires_at(), NOW + 100);
+    assert_eq!(session.refresh_not_before(), 0);
     assert_eq!(session.cookie_domain(), Some("a.example"));
 }
 
@@ -593,7 +593,7 @@ async fn an_ended_or_expired_session_is_no_session_whatever_it_linked() {
     let (id, cookie) = f.signed_in(&alice(&[])).await;
     let mut short = alice(&[]);
     // The memory store reads the real clock: this one ends in about a second.
-    short.expires_at = crate::clock::now() + 1;
+    short.set_expires_at(crate::clock::now() + 1);
     let (_, expiring) = f.signed_in(&short).await;
     for cookie in [&cookie, &expiring] {
         let verdict = f.check(cookie, "allowed_groups=ops").await;

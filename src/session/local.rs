@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::sharded::{now_millis, ShardedMap};
+use super::sharded::{now_millis, Keyed, ShardedMap, Slot};
 use super::{Session, SessionId};
 use crate::clock::now;
 
@@ -21,8 +21,15 @@ pub const LOCAL_TTL: Duration = Duration::from_secs(1);
 const SWEEP_EVERY_SECS: u64 = 5;
 
 struct Copy {
+    id: SessionId,
     session: Arc<Session>,
     until: Instant,
+}
+
+impl Keyed for Copy {
+    fn key(&self) -> &SessionId {
+        &self.id
+    }
 }
 
 /// The copies, and whether invalidations are being received.
@@ -82,7 +89,11 @@ impl LocalSessions {
             return;
         }
         let until = read_at + self.ttl;
-        map.insert(id.clone(), Copy { session, until });
+        map.replace(Slot(Copy {
+            id: id.clone(),
+            session,
+            until,
+        }));
     }
 
     /// Drops the copy of one session.

@@ -1,7 +1,7 @@
 //! The in-memory [`SessionStore`], for a single instance. Sessions live in a
-//! sharded hash map (a read lock per lookup, no allocation): at ~50 bytes of
-//! overhead per entry it holds 100k sessions in a fraction of what a general
-//! cache costs (moka measured ~400 bytes per entry). Expired sessions are never
+//! sharded hash set keyed by the id each session carries (a read lock per
+//! lookup, no allocation): ~10-20 bytes of map per session, a fraction of what
+//! a general cache costs (moka measured ~400 bytes per entry). Expired sessions are never
 //! returned and are swept out on writes, one shard at a time: each within
 //! about a minute, no write walking them all. Used sign-in
 //! states stay in a moka cache bounded in count and time (recorded only after
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use moka::future::Cache;
 
-use super::sharded::{now_millis, ShardedMap};
+use super::sharded::{now_millis, Keyed, ShardedMap, Slot};
 use super::{
     ending_matches, Ending, Session, SessionId, SessionStore, StoreError, ONE_TIME_TTL, PENDING_TTL,
 };
@@ -56,6 +56,20 @@ impl MemoryStore {
     }
 }
 
+/// A stored session names itself: the store sets its key on the way in.
+impl Keyed for Arc<Session> {
+    fn key(&self) -> &SessionId {
+        &self.key
+    }
+}
+
+/// The copy of `session` the store keeps under `id`.
+fn keyed(id: &SessionId, session: &Session) -> Arc<Session> {
+    let mut kept = session.clone();
+    kept.key = id.clone();
+    Arc::new(kept)
+}
+
 impl Default for MemoryStore {
     fn default() -> Self {
         MemoryStore::new()
@@ -71,12 +85,17 @@ impl SessionStore for MemoryStore {
     async fn load(&self, id: &SessionId) -> Result<Option<Arc<Session>>, StoreError> {
         let now = now();
         let map = self.sessions.shard(id).read().map_err(poisoned)?;
-        Ok(map.get(id).filter(|s| !s.is_expired(now)).cloned())
+        Ok(map
+            .get(id)
+            .filter(|s| !s.is_expired(now))
+            .map(|s| s.0.clone()))
     }
 
     fn load_held(&self, id: &SessionId, now: u64) -> Option<Arc<Session>> {
         let map = self.sessions.shard(id).read().ok()?;
-        map.get(id).filter(|s| !s.is_expired(now)).cloned()
+        map.get(id)
+            .filter(|s| !s.is_expired(now))
+            .map(|s| s.0.clone())
     }
 
     async fn save(&self, id: &SessionId, session: &Session) -> Result<(), StoreError> {
@@ -86,24 +105,22 @@ impl SessionStore for MemoryStore {
         if session.is_expired(now) {
             return self.remove(id).await;
         }
-        let session = Arc::new(session.clone());
+        let session = keyed(id, session);
         self.sessions
             .shard(id)
             .write()
             .map_err(poisoned)?
-            .insert(id.clone(), session);
+            .replace(Slot(session));
         Ok(())
     }
 
     async fn update(&self, id: &SessionId, session: &Session) -> Result<bool, StoreError> {
         let mut map = self.sessions.shard(id).write().map_err(poisoned)?;
-        match map.get_mut(id) {
-            Some(slot) if !slot.is_expired(now()) => {
-                *slot = Arc::new(session.clone());
-                Ok(true)
-            }
-            _ => Ok(false),
+        if map.get(id).is_none_or(|slot| slot.is_expired(now())) {
+            return Ok(false);
         }
+        map.replace(Slot(keyed(id, session)));
+        Ok(true)
     }
 
     async fn remove(&self, id: &SessionId) -> Result<(), StoreError> {
@@ -160,5 +177,49 @@ impl SessionStore for MemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Identity;
+
+    fn session(sub: &str) -> Session {
+        let now = now();
+        Session::new(
+            Identity::new(sub.into(), sub.into(), sub.into(), sub.into()),
+            now,
+            now + 3600,
+            now + 3600,
+            None,
+        )
+    }
+
+    /// The map holds only the sessions, each naming its own id: a session
+    /// saved under two ids is two entries, each found under its own id, and
+    /// an update replaces the one entry it names.
+    #[tokio::test]
+    async fn each_session_is_found_under_the_id_it_was_saved_under() {
+        let store = MemoryStore::new();
+        let (a, b) = (SessionId::random(), SessionId::random());
+        store.save(&a, &session("alice")).await.unwrap();
+        store.save(&b, &session("alice")).await.unwrap();
+        assert_eq!(store.session_count(), 2);
+        for id in [&a, &b] {
+            assert_eq!(store.load(id).await.unwrap().unwrap().key, *id);
+        }
+        assert!(store.update(&a, &session("bob")).await.unwrap());
+        assert_eq!(store.session_count(), 2);
+        let sub = |s: Option<Arc<Session>>| s.unwrap().identity.sub().to_string();
+        assert_eq!(sub(store.load(&a).await.unwrap()), "bob");
+        assert_eq!(sub(store.load(&b).await.unwrap()), "alice");
+        assert!(!store
+            .update(&SessionId::random(), &session("eve"))
+            .await
+            .unwrap());
+        assert_eq!(store.session_count(), 2, "an update never adds");
+        assert_eq!(store.remove_user("alice").await.unwrap(), 1);
+        assert!(store.load(&b).await.unwrap().is_none());
     }
 }

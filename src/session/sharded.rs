@@ -2,11 +2,15 @@
 //! sessions and the Redis store's local copies. A read lock per lookup on one
 //! of 64 shards, no allocation, a cheap hasher, and a sweep of dead entries
 //! spread over the period one shard at a time (so no write waits on a walk of
-//! every entry). Knows nothing of sessions' meaning or expiry rules: its users
-//! pass them in.
+//! every entry). An entry carries its own id ([`Keyed`]), so a shard is a set
+//! of entries, not id → entry: a stored session costs its map one pointer, not
+//! an id and a pointer (at 1M sessions a shard is ~half full, so every byte of
+//! a slot counts twice). Knows nothing of sessions' meaning or expiry rules:
+//! its users pass them in.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::borrow::Borrow;
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::RwLock;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -37,7 +41,44 @@ impl Hasher for IdHasher {
     }
 }
 
-pub(super) type Shard<V> = RwLock<HashMap<SessionId, V, BuildHasherDefault<IdHasher>>>;
+/// An entry that knows the id it is kept under.
+pub(super) trait Keyed {
+    fn key(&self) -> &SessionId;
+}
+
+/// An entry in a shard's set: hashed, compared and looked up by its
+/// [`Keyed::key`] alone, so `set.get(id)` finds it as a map would.
+pub(super) struct Slot<V>(pub(super) V);
+
+impl<V: Keyed> Hash for Slot<V> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // The same as the id's own hash, as `Borrow` requires.
+        self.0.key().hash(state);
+    }
+}
+
+impl<V: Keyed> PartialEq for Slot<V> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.key() == other.0.key()
+    }
+}
+
+impl<V: Keyed> Eq for Slot<V> {}
+
+impl<V: Keyed> Borrow<SessionId> for Slot<V> {
+    fn borrow(&self) -> &SessionId {
+        self.0.key()
+    }
+}
+
+impl<V> std::ops::Deref for Slot<V> {
+    type Target = V;
+    fn deref(&self) -> &V {
+        &self.0
+    }
+}
+
+pub(super) type Shard<V> = RwLock<HashSet<Slot<V>, BuildHasherDefault<IdHasher>>>;
 
 /// A shard's lock was poisoned (a thread panicked holding it).
 #[derive(Debug)]
@@ -59,7 +100,7 @@ pub(super) fn now_millis() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-impl<V> ShardedMap<V> {
+impl<V: Keyed> ShardedMap<V> {
     pub(super) fn new() -> ShardedMap<V> {
         ShardedMap {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
@@ -82,7 +123,7 @@ impl<V> ShardedMap<V> {
             match shard.write() {
                 Ok(mut map) => {
                     let before = map.len();
-                    map.retain(|_, v| keep(v));
+                    map.retain(|slot| keep(&slot.0));
                     removed += before - map.len();
                 }
                 Err(_) => poisoned = true,
@@ -105,10 +146,10 @@ impl<V> ShardedMap<V> {
                 Ok(mut map) => {
                     let ids: Vec<SessionId> = map
                         .iter()
-                        .filter(|(_, v)| matches(v))
-                        .map(|(id, _)| id.clone())
+                        .filter(|slot| matches(&slot.0))
+                        .map(|slot| slot.0.key().clone())
                         .collect();
-                    taken.extend(ids.iter().filter_map(|id| map.remove(id)));
+                    taken.extend(ids.iter().filter_map(|id| map.take(id)).map(|slot| slot.0));
                 }
                 Err(_) => poisoned = true,
             }
@@ -139,7 +180,7 @@ impl<V> ShardedMap<V> {
         if take_turn(&self.last_sweep, now_ms, every_ms) {
             let next = self.next_sweep.fetch_add(1, Ordering::Relaxed) % SHARDS;
             if let Some(Ok(mut map)) = self.shards.get(next).map(RwLock::write) {
-                map.retain(|_, v| live(v));
+                map.retain(|slot| live(&slot.0));
             }
         }
     }
@@ -165,26 +206,53 @@ mod tests {
         );
     }
 
+    /// A test entry: a number kept under an id.
+    struct Numbered(SessionId, u32);
+
+    impl Keyed for Numbered {
+        fn key(&self) -> &SessionId {
+            &self.0
+        }
+    }
+
+    fn insert(map: &ShardedMap<Numbered>, id: SessionId, n: u32) {
+        map.shard(&id)
+            .write()
+            .unwrap()
+            .replace(Slot(Numbered(id, n)));
+    }
+
+    #[test]
+    fn an_entry_is_found_by_its_id_alone_and_replaced_not_doubled() {
+        let map = ShardedMap::<Numbered>::new();
+        let (a, b) = (SessionId::random(), SessionId::random());
+        insert(&map, a.clone(), 1);
+        insert(&map, b.clone(), 2);
+        insert(&map, a.clone(), 3);
+        assert_eq!(map.len(), 2);
+        let read = |id: &SessionId| map.shard(id).read().unwrap().get(id).map(|e| e.1);
+        assert_eq!((read(&a), read(&b)), (Some(3), Some(2)));
+        assert_eq!(read(&SessionId::random()), None);
+    }
+
     #[test]
     fn retain_counts_what_went() {
-        let map = ShardedMap::<u32>::new();
+        let map = ShardedMap::<Numbered>::new();
         for n in 0..100 {
-            let id = SessionId::random();
-            map.shard(&id).write().unwrap().insert(id, n);
+            insert(&map, SessionId::random(), n);
         }
-        assert_eq!(map.retain(|n| n % 2 == 0).unwrap(), 50);
+        assert_eq!(map.retain(|e| e.1 % 2 == 0).unwrap(), 50);
         assert_eq!(map.len(), 50);
     }
 
     /// A map with `per_shard` entries (numbered from 0) in every shard.
-    fn filled(per_shard: u32) -> ShardedMap<u32> {
-        let map = ShardedMap::<u32>::new();
+    fn filled(per_shard: u32) -> ShardedMap<Numbered> {
+        let map = ShardedMap::<Numbered>::new();
         for shard in 0..SHARDS {
             for n in 0..per_shard {
                 let mut bytes: [u8; ID_BYTES] = crate::random::random_bytes();
                 bytes[0] = shard as u8;
-                let id = SessionId(bytes);
-                map.shard(&id).write().unwrap().insert(id, n);
+                insert(&map, SessionId(bytes), n);
             }
         }
         map
@@ -211,7 +279,7 @@ mod tests {
         let kept = filled(4);
         kept.last_sweep.store(start, Ordering::Relaxed);
         for step in 1..=SHARDS as u64 {
-            kept.sweep_if_due(start + slice * step, 60, |n| n % 2 == 0);
+            kept.sweep_if_due(start + slice * step, 60, |e| e.1 % 2 == 0);
         }
         assert_eq!(kept.len(), SHARDS * 2, "live entries stay");
     }

@@ -59,10 +59,10 @@ impl Serialize for Session {
             name: identity.name(),
             groups_claim: identity.groups_claim(),
             sid: identity.sid(),
-            created_at: self.created_at,
-            expires_at: self.expires_at,
-            tokens_expire_at: self.tokens_expire_at,
-            refresh_not_before: self.refresh_not_before,
+            created_at: self.created_at(),
+            expires_at: self.expires_at(),
+            tokens_expire_at: self.tokens_expire_at(),
+            refresh_not_before: self.refresh_not_before(),
             refresh_token: self.refresh_token.as_ref().map(Secret::expose),
             id_token: self.id_token().map(Secret::expose),
             cookie_domain: self.cookie_domain(),
@@ -86,7 +86,7 @@ impl<'de> Deserialize<'de> for Session {
         )
         .with_id_token(read.id_token.map(Secret::new))
         .with_cookie_domain(read.cookie_domain);
-        session.refresh_not_before = read.refresh_not_before;
+        session.set_refresh_not_before(read.refresh_not_before);
         Ok(session)
     }
 }

@@ -202,7 +202,7 @@ pub async fn conformance(store: Arc<dyn SessionStore>) {
     let by_email = |sub: &str, email: &str, created_at: u64| {
         let mut s = session(sub, 60);
         s.identity = identity(sub, &format!("{sub}@example.com"), email, Some("sid-1"));
-        s.created_at = created_at;
+        s.set_created_at(created_at);
         s
     };
     let start = now();
