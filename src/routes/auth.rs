@@ -222,7 +222,7 @@ fn unauthenticated(
             json: true,
         },
         Mode::Forward => {
-            let status = if matches!(original.method.as_str(), "GET" | "HEAD") {
+            let status = if matches!(&*original.method, "GET" | "HEAD") {
                 StatusCode::FOUND
             } else {
                 StatusCode::SEE_OTHER
