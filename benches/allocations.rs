@@ -1,6 +1,7 @@
 //! Heap allocations per check, through the real app: `/oauth2/auth` allowed,
 //! denied (403: a group the user lacks; 401: no cookie) and `/oauth2/forward`
-//! allowed, each driven through `actix_web::test::init_service` with the real
+//! allowed and denied (a browser's 302 and 403 pages, an API client's 401
+//! JSON), each driven through `actix_web::test::init_service` with the real
 //! routes, a signed-in session in a MemoryStore and warm groups. A counting
 //! wrapper around the system allocator (stats_alloc) counts what each request
 //! costs. Then the heap a stored session holds: bytes and allocations per
@@ -70,7 +71,20 @@ struct Case {
     uri: &'static str,
     cookie: bool,
     status: u16,
+    /// Headers beyond the nginx subrequest's.
+    extra: &'static [(&'static str, &'static str)],
 }
+
+/// An original URL on the service's own host, which the redirect allow-list
+/// accepts: the sign-in `Location` carries it as `rd`.
+const RD_ALLOWED: (&str, &str) = ("x-original-url", "http://127.0.0.1:4180/some/page?q=1");
+
+/// A browser's navigation (`/oauth2/forward` redirects it) to an allowed URL.
+const NAVIGATE: &[(&str, &str)] = &[
+    ("accept", "text/html"),
+    ("sec-fetch-mode", "navigate"),
+    RD_ALLOWED,
+];
 
 #[actix_web::main]
 async fn main() {
@@ -127,30 +141,63 @@ async fn main() {
             uri: "/oauth2/auth",
             cookie: true,
             status: 200,
+            extra: &[],
         },
         Case {
             name: "/oauth2/auth allowed, allowed_groups=group-3,group-7",
             uri: "/oauth2/auth?allowed_groups=group-3,group-7",
             cookie: true,
             status: 200,
+            extra: &[],
         },
         Case {
             name: "/oauth2/auth denied 403 (allowed_groups=admins)",
             uri: "/oauth2/auth?allowed_groups=admins",
             cookie: true,
             status: 403,
+            extra: &[],
         },
         Case {
             name: "/oauth2/auth denied 401 (no cookie)",
             uri: "/oauth2/auth",
             cookie: false,
             status: 401,
+            extra: &[],
+        },
+        Case {
+            name: "/oauth2/auth denied 401 (no cookie, rd allowed)",
+            uri: "/oauth2/auth",
+            cookie: false,
+            status: 401,
+            extra: &[RD_ALLOWED],
         },
         Case {
             name: "/oauth2/forward allowed (20 groups)",
             uri: "/oauth2/forward",
             cookie: true,
             status: 200,
+            extra: &[],
+        },
+        Case {
+            name: "/oauth2/forward denied 302 page (browser, no cookie)",
+            uri: "/oauth2/forward",
+            cookie: false,
+            status: 302,
+            extra: NAVIGATE,
+        },
+        Case {
+            name: "/oauth2/forward denied 401 JSON (API, no cookie)",
+            uri: "/oauth2/forward",
+            cookie: false,
+            status: 401,
+            extra: &[],
+        },
+        Case {
+            name: "/oauth2/forward denied 403 page (allowed_groups=admins)",
+            uri: "/oauth2/forward?allowed_groups=admins",
+            cookie: true,
+            status: 403,
+            extra: NAVIGATE,
         },
     ];
     println!(
@@ -158,11 +205,12 @@ async fn main() {
         "allocations per request (real app, test::call_service)", "allocs", "bytes", "reallocs"
     );
     // The harness's own share: the request built and the response dropped.
-    let harness = measure(&app, || request("/healthz", None).to_request(), 200).await;
+    let harness = measure(&app, || request("/healthz", None, &[]).to_request(), 200).await;
     print_row("harness baseline: GET /healthz", harness);
     for case in &cases {
         let cookie = case.cookie.then_some(cookie.as_str());
-        let per = measure(&app, || request(case.uri, cookie).to_request(), case.status).await;
+        let make = || request(case.uri, cookie, case.extra).to_request();
+        let per = measure(&app, make, case.status).await;
         print_row(case.name, per);
     }
     api_instance(harness).await;
@@ -248,7 +296,7 @@ async fn api_instance(harness: PerRequest) {
     let with = |header: (&'static str, String)| {
         let header = header.clone();
         move || {
-            request("/oauth2/auth", None)
+            request("/oauth2/auth", None, &[])
                 .insert_header(header.clone())
                 .to_request()
         }
@@ -454,7 +502,7 @@ fn print_row(name: &str, per: PerRequest) {
 }
 
 /// The request a case sends: an nginx subrequest from a trusted loopback peer.
-fn request(uri: &str, cookie: Option<&str>) -> test::TestRequest {
+fn request(uri: &str, cookie: Option<&str>, extra: &[(&str, &str)]) -> test::TestRequest {
     let mut req = test::TestRequest::get()
         .uri(uri)
         .insert_header(("x-original-url", "https://app.example.com/some/page"))
@@ -462,6 +510,9 @@ fn request(uri: &str, cookie: Option<&str>) -> test::TestRequest {
         .peer_addr("127.0.0.1:40000".parse().unwrap());
     if let Some(cookie) = cookie {
         req = req.insert_header(("cookie", cookie));
+    }
+    for &header in extra {
+        req = req.insert_header(header);
     }
     req
 }

@@ -4,6 +4,7 @@
 //! from peers in `TRUSTED_PROXIES`; never actix's `ConnectionInfo`, which trusts
 //! anyone. No actix types here: headers come through a lookup function.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use url::Url;
 
@@ -62,8 +63,9 @@ pub enum Source {
 /// The request the proxy asks about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OriginalRequest {
-    /// Uppercase method; `GET` when none was forwarded.
-    pub method: String,
+    /// Uppercase method; `GET` when none was forwarded. The common methods
+    /// are borrowed: a stranger's check reads the original request.
+    pub method: Cow<'static, str>,
     /// Absolute http(s) URL; `None` when unknown or unverifiable.
     pub url: Option<Url>,
     pub source: Source,
@@ -117,11 +119,10 @@ pub fn original_request_preferring<'h>(
     trusted: &TrustedProxies,
     default_scheme: &str,
 ) -> Result<OriginalRequest, ForwardedError> {
-    // Lowercased only when it is not already (it always is: a check reads this).
     let default_scheme = if default_scheme.bytes().any(|b| b.is_ascii_uppercase()) {
-        std::borrow::Cow::Owned(default_scheme.to_ascii_lowercase())
+        Cow::Owned(default_scheme.to_ascii_lowercase())
     } else {
-        std::borrow::Cow::Borrowed(default_scheme)
+        Cow::Borrowed(default_scheme)
     };
     let is_trusted = peer.is_some_and(|ip| trusted.contains(ip));
 
@@ -130,7 +131,7 @@ pub fn original_request_preferring<'h>(
         // answering from Host instead would judge a URL other than the one meant.
         if FORWARDED_HEADERS.iter().any(|h| header(h).is_some()) {
             return Ok(OriginalRequest {
-                method: "GET".to_string(),
+                method: Cow::Borrowed("GET"),
                 url: None,
                 source: Source::Unverifiable,
             });
@@ -138,7 +139,7 @@ pub fn original_request_preferring<'h>(
         return Ok(from_host_header(
             &header,
             &default_scheme,
-            "GET".to_string(),
+            Cow::Borrowed("GET"),
         ));
     }
 
@@ -170,7 +171,7 @@ pub fn original_request_preferring<'h>(
                 "X-Forwarded-Uri contains whitespace or control characters".to_string(),
             ));
         }
-        let url = build_url(&proto, host, uri, "X-Forwarded-Host")?;
+        let url = build_url(proto, host, uri, "X-Forwarded-Host")?;
         return Ok(OriginalRequest {
             method,
             url: Some(url),
@@ -185,7 +186,7 @@ pub fn original_request_preferring<'h>(
     };
     let method = match forwarded_method {
         Some((m, name)) => method(Some(m), name)?,
-        None => "GET".to_string(),
+        None => Cow::Borrowed("GET"),
     };
     Ok(from_host_header(&header, &default_scheme, method))
 }
@@ -194,7 +195,7 @@ pub fn original_request_preferring<'h>(
 fn from_host_header<'h>(
     header: &impl Fn(&str) -> Option<&'h str>,
     default_scheme: &str,
-    method: String,
+    method: Cow<'static, str>,
 ) -> OriginalRequest {
     let url = header("host").and_then(|host| {
         let host = host.trim();
@@ -240,14 +241,14 @@ fn original_url<'h>(
             },
         };
         check_host(host, name)?;
-        return build_url(&proto, host, value, name);
+        return build_url(proto, host, value, name);
     }
-    let starts = |prefix: &str| {
+    let starts_with = |prefix: &str| {
         value
             .get(..prefix.len())
             .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
     };
-    if !(starts("http://") || starts("https://")) {
+    if !(starts_with("http://") || starts_with("https://")) {
         return Err(invalid());
     }
     let url = Url::parse(value).map_err(|_| invalid())?;
@@ -268,25 +269,28 @@ fn first_value(value: &str) -> &str {
 
 /// `X-Forwarded-Proto` (first value, lowercased), or the default scheme.
 /// Traefik says `ws`/`wss` for a WebSocket handshake: that page is http(s).
-fn proto(value: Option<&str>, default_scheme: &str) -> Result<String, ForwardedError> {
+fn proto<'s>(value: Option<&str>, default_scheme: &'s str) -> Result<&'s str, ForwardedError> {
     let Some(value) = value else {
-        return Ok(default_scheme.to_string());
+        return Ok(default_scheme);
     };
-    let proto = first_value(value).to_ascii_lowercase();
-    match proto.as_str() {
-        "http" | "https" => Ok(proto),
-        "ws" => Ok("http".to_string()),
-        "wss" => Ok("https".to_string()),
-        _ => Err(ForwardedError(
+    let proto = first_value(value);
+    let is = |name: &str| proto.eq_ignore_ascii_case(name);
+    if is("http") || is("ws") {
+        Ok("http")
+    } else if is("https") || is("wss") {
+        Ok("https")
+    } else {
+        Err(ForwardedError(
             "X-Forwarded-Proto must be http or https".to_string(),
-        )),
+        ))
     }
 }
 
 /// An uppercase HTTP method (letters only, at most 16), `GET` when absent.
-fn method(value: Option<&str>, name: &str) -> Result<String, ForwardedError> {
+fn method(value: Option<&str>, name: &str) -> Result<Cow<'static, str>, ForwardedError> {
+    const COMMON: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
     let Some(value) = value else {
-        return Ok("GET".to_string());
+        return Ok(Cow::Borrowed("GET"));
     };
     let value = value.trim();
     if value.is_empty() || value.len() > 16 || !value.chars().all(|c| c.is_ascii_alphabetic()) {
@@ -294,7 +298,11 @@ fn method(value: Option<&str>, name: &str) -> Result<String, ForwardedError> {
             "{name} is not an HTTP method such as GET or POST"
         )));
     }
-    Ok(value.to_ascii_uppercase())
+    let common = COMMON.iter().find(|m| m.eq_ignore_ascii_case(value));
+    Ok(common.map_or_else(
+        || Cow::Owned(value.to_ascii_uppercase()),
+        |m| Cow::Borrowed(*m),
+    ))
 }
 
 /// A `host[:port]` as a header carries it: nothing that could move the URL's

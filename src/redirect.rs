@@ -2,6 +2,8 @@
 //! open redirects: relative paths only when they cannot be read as another host,
 //! absolute URLs only on allowed hosts. Pure functions: no I/O, no actix.
 
+use std::borrow::Cow;
+
 use url::Url;
 
 /// The hosts `rd` may point to: the service's own host, `COOKIE_DOMAIN` and its
@@ -91,6 +93,7 @@ impl AllowedRedirects {
     pub fn validate(&self, rd: &str) -> Result<String, RedirectError> {
         let whole = self.validate_whole(rd)?;
         shortened(&whole, |_| true)
+            .map(Cow::into_owned)
             .ok_or_else(|| RedirectError("The redirect target is too long.".to_string()))
     }
 
@@ -179,11 +182,12 @@ fn backslash_decides_where(value: &str) -> bool {
 /// `value` (an allowed `rd` or original URL: a path or an absolute http(s) URL)
 /// as the longest of these whose length `fits` accepts and that is at most
 /// [`MAX_URL`]: the whole value, its origin + path (query and fragment cut), the
-/// origin's `/`. `None` when not even that fits (a giant host name).
-pub fn shortened(value: &str, fits: impl Fn(&str) -> bool) -> Option<String> {
+/// origin's `/`. `None` when not even that fits (a giant host name). The whole
+/// value is borrowed, not copied: a stranger's check sends it on encoded.
+pub fn shortened(value: &str, fits: impl Fn(&str) -> bool) -> Option<Cow<'_, str>> {
     let ok = |candidate: &str| candidate.len() <= MAX_URL && fits(candidate);
     if ok(value) {
-        return Some(value.to_owned());
+        return Some(Cow::Borrowed(value));
     }
     let (origin, path) = if value.starts_with('/') {
         let end = value.find(['?', '#']).unwrap_or(value.len());
@@ -194,10 +198,10 @@ pub fn shortened(value: &str, fits: impl Fn(&str) -> bool) -> Option<String> {
     };
     let with_path = format!("{origin}{path}");
     if ok(&with_path) {
-        return Some(with_path);
+        return Some(Cow::Owned(with_path));
     }
     let root = format!("{origin}/");
-    ok(&root).then_some(root)
+    ok(&root).then_some(Cow::Owned(root))
 }
 
 /// Percent-decodes once, lossily (only used to look for hidden prefixes).

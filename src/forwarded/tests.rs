@@ -20,7 +20,7 @@ fn read(
 
 fn ok(method: &str, url: Option<&str>, source: Source) -> Result<OriginalRequest, ForwardedError> {
     Ok(OriginalRequest {
-        method: method.to_string(),
+        method: method.to_string().into(),
         url: url.map(|u| Url::parse(u).unwrap()),
         source,
     })

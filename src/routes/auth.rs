@@ -7,7 +7,8 @@
 //! is read (and a malformed one refused) only to send a stranger to sign in.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, ResponseError};
+use actix_web::{web, HttpRequest};
+use url::form_urlencoded::byte_serialize;
 
 use crate::access::Verdict;
 use crate::clock::now;
@@ -21,7 +22,7 @@ use crate::routes::AppState;
 mod answer;
 mod api_clients;
 
-pub use answer::{Allowed, Denied};
+pub use answer::{Allowed, Answer, Body, Denied};
 
 /// Which endpoint is asking: they differ only in how "who are you?" is said.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -32,33 +33,33 @@ enum Mode {
     Forward,
 }
 
-pub async fn auth(req: HttpRequest, state: web::Data<AppState>) -> Result<Allowed, Denied> {
+pub async fn auth(req: HttpRequest, state: web::Data<AppState>) -> Answer {
     let started = std::time::Instant::now();
     let answer = check(&req, &state, Mode::Nginx).await;
     observe(Endpoint::Auth, &answer, started);
     audit_denied(&req, &state, Mode::Nginx, &answer);
     // nginx never shows these bodies, and a body costs it the keep-alive connection.
-    answer.map_err(|denied| Denied::Bodiless(Box::new(denied)))
+    Answer::new(answer, Body::Empty)
 }
 
-pub async fn forward(req: HttpRequest, state: web::Data<AppState>) -> Result<Allowed, Denied> {
+pub async fn forward(req: HttpRequest, state: web::Data<AppState>) -> Answer {
     let started = std::time::Instant::now();
     let answer = check(&req, &state, Mode::Forward).await;
     observe(Endpoint::Forward, &answer, started);
     audit_denied(&req, &state, Mode::Forward, &answer);
-    answer
+    Answer::new(answer, Body::Shown)
 }
 
 /// A 403 to a signed-in user or client: who, where and why, for the audit log.
 fn audit_denied(req: &HttpRequest, state: &AppState, mode: Mode, answer: &Result<Allowed, Denied>) {
-    let Err(Denied::Forbidden { login, reason, .. }) = answer else {
+    let Err(Denied::Forbidden { who, reason, .. }) = answer else {
         return;
     };
     let original = read_original(req, state, mode).ok();
     let url = original.as_ref().and_then(|o| o.url.as_ref());
     crate::audit::Audit {
         event: "check",
-        user: login,
+        user: who.login(),
         host: url.and_then(|u| u.host_str()).unwrap_or(""),
         path: url.map(|u| u.path()).unwrap_or(""),
         decision: "forbidden",
@@ -71,7 +72,7 @@ fn audit_denied(req: &HttpRequest, state: &AppState, mode: Mode, answer: &Result
 fn observe(endpoint: Endpoint, answer: &Result<Allowed, Denied>, started: std::time::Instant) {
     let outcome = match answer {
         Ok(_) => Outcome::Allowed,
-        Err(denied) => match denied.status_code().as_u16() {
+        Err(denied) => match denied.status().as_u16() {
             401 | 302 | 303 => Outcome::Unauthenticated,
             403 => Outcome::Forbidden,
             _ => Outcome::Error,
@@ -156,14 +157,11 @@ async fn answer(
             };
             Err(unauthenticated(req, state, mode, original))
         }
-        Verdict::Forbidden { who, reason } => {
-            let service_url = state.service_url_of(state.site_of_host(site_host));
-            Err(Denied::Forbidden {
-                reason,
-                login: who.login().to_owned(),
-                sign_out: format!("{service_url}/oauth2/sign_out"),
-            })
-        }
+        Verdict::Forbidden { who, reason } => Err(Denied::Forbidden {
+            sign_out: (state.denial_urls_of(state.site_of_host(site_host)).sign_out).clone(),
+            who,
+            reason,
+        }),
         Verdict::BadToken(error) => Err(Denied::BadToken(api_clients::BadToken {
             error,
             json: mode == Mode::Forward,
@@ -206,20 +204,12 @@ fn unauthenticated(
     original: &OriginalRequest,
 ) -> Denied {
     let site = state.site_of_host(original.url.as_ref().and_then(|u| u.host_str()));
-    let mut start = format!("{}/oauth2/start", state.service_url_of(site));
-    // The original URL, cut so that the whole Location stays under 4 KB.
-    let encoded =
-        |rd: &str| url::form_urlencoded::byte_serialize(rd.as_bytes()).collect::<String>();
-    let room = MAX_LOCATION.saturating_sub(start.len() + "?rd=".len());
-    if let Some(rd) = original
+    let rd = original
         .url
         .as_ref()
         .filter(|u| state.config.redirects.allows(u))
-        .and_then(|u| shortened(u.as_str(), |rd| encoded(rd).len() <= room))
-    {
-        start.push_str("?rd=");
-        start.push_str(&encoded(&rd));
-    }
+        .map(url::Url::as_str);
+    let start = sign_in_url(&state.denial_urls_of(site).start, rd);
     match mode {
         Mode::Nginx => Denied::Unauthenticated {
             start,
@@ -232,7 +222,7 @@ fn unauthenticated(
             json: true,
         },
         Mode::Forward => {
-            let status = if matches!(original.method.as_str(), "GET" | "HEAD") {
+            let status = if matches!(&*original.method, "GET" | "HEAD") {
                 StatusCode::FOUND
             } else {
                 StatusCode::SEE_OTHER
@@ -248,6 +238,27 @@ fn unauthenticated(
 
 /// Longest `Location` we send (every header we send stays under 4 KB).
 pub(crate) const MAX_LOCATION: usize = 4000;
+
+/// `start` (`{service_url}/oauth2/start`) with `rd`, the original URL cut
+/// ([`shortened`]) so that the whole stays within [`MAX_LOCATION`]. Encoded
+/// once into a buffer of the exact size (which then becomes the header's).
+fn sign_in_url(start: &str, rd: Option<&str>) -> String {
+    const RD: &str = "?rd=";
+    let room = MAX_LOCATION.saturating_sub(start.len() + RD.len());
+    let Some(rd) = rd.and_then(|rd| shortened(rd, |rd| encoded_len(rd) <= room)) else {
+        return start.to_owned();
+    };
+    let mut url = String::with_capacity(start.len() + RD.len() + encoded_len(&rd));
+    url.push_str(start);
+    url.push_str(RD);
+    url.extend(byte_serialize(rd.as_bytes()));
+    url
+}
+
+/// The length of `text` form-encoded, counted without building it.
+fn encoded_len(text: &str) -> usize {
+    byte_serialize(text.as_bytes()).map(str::len).sum()
+}
 
 /// XHR, fetch, API clients and WebSockets get a 401 instead of a redirect they
 /// cannot follow.
@@ -265,4 +276,53 @@ fn is_api_request(req: &HttpRequest) -> bool {
             .get(..7)
             .is_some_and(|p| p.eq_ignore_ascii_case("bearer "))
         || !value("accept").to_ascii_lowercase().contains("text/html")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sign-in URL as it was built before issue 15's stop 10: encoded
+    /// into a new string per probe, then once more to push.
+    fn as_before(start: &str, rd: Option<&str>) -> String {
+        let mut start = start.to_owned();
+        let encoded = |rd: &str| byte_serialize(rd.as_bytes()).collect::<String>();
+        let room = MAX_LOCATION.saturating_sub(start.len() + "?rd=".len());
+        if let Some(rd) = rd.and_then(|u| shortened(u, |rd| encoded(rd).len() <= room)) {
+            start.push_str("?rd=");
+            start.push_str(&encoded(&rd));
+        }
+        start
+    }
+
+    #[test]
+    fn the_sign_in_url_is_built_at_its_exact_size_and_as_before() {
+        let start = "https://auth.example.com/prefix/oauth2/start";
+        let room = MAX_LOCATION - start.len() - "?rd=".len();
+        let slashes = |n: usize| format!("https://app.example.com/x?{}", "/".repeat(n));
+        let mut corpus: Vec<Option<String>> = vec![None];
+        corpus.extend(
+            [
+                "https://app.example.com/",
+                "https://app.example.com/a b/%2F?q=ü&r=日本#frag",
+                "http://[::1]:8080/p?x=\"'<>",
+                "https://xn--bcher-kva.example/b%C3%BCcher?a=1&b=2",
+            ]
+            .map(|u| Some(u.to_owned())),
+        );
+        for n in (room / 3 - 12)..(room / 3 + 4) {
+            corpus.push(Some(slashes(n)));
+        }
+        for n in [2000, 2020, 2021, 2022, 2023, 2040, 3000] {
+            corpus.push(Some(format!("https://app.example.com/m?{}", "q".repeat(n))));
+            corpus.push(Some(format!("https://app.example.com/{}", "p".repeat(n))));
+        }
+        corpus.push(Some(format!("https://{}.example.com/", "h".repeat(4000))));
+        for rd in &corpus {
+            let built = sign_in_url(start, rd.as_deref());
+            assert_eq!(built, as_before(start, rd.as_deref()), "{rd:?}");
+            assert_eq!(built.capacity(), built.len(), "{rd:?}");
+            assert!(built.len() <= MAX_LOCATION);
+        }
+    }
 }

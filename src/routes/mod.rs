@@ -50,6 +50,8 @@ pub struct AppState {
     pub frontchannel_budget: frontchannel::Budget,
     /// `Some` with `IDENTITY_JWT_KEY`: the `X-Auth-Request-Jwt` signer and cache.
     pub identity_tokens: Option<crate::identity_jwt::IdentityTokens>,
+    /// The sign-in and sign-out URLs denied checks send, per site.
+    pub denial_urls: site::AllDenialUrls,
 }
 
 impl AppState {
@@ -68,6 +70,7 @@ impl AppState {
             pending: PendingCodec::new(&config.cookie.keys),
             cookie_names: CookieNames::new(&config.cookie, None),
             frontchannel_budget: frontchannel::Budget::default(),
+            denial_urls: site::AllDenialUrls::new(&config),
             config,
             store,
             oidc,

@@ -4,11 +4,12 @@
 //! helper answers with the configured values, so the callers need no branch.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use actix_web::http::header;
 use actix_web::HttpRequest;
 
-use crate::config::CookieSettings;
+use crate::config::{Config, CookieSettings};
 use crate::routes::AppState;
 use crate::sites::Site;
 
@@ -49,6 +50,14 @@ impl AppState {
         site.map_or(self.config.service_url.as_str(), |s| s.service_url.as_str())
     }
 
+    /// The URLs a denied check sends on a site, or the configured ones.
+    pub fn denial_urls_of(&self, site: Option<&Site>) -> &DenialUrls {
+        match site {
+            None => &self.denial_urls.configured,
+            Some(site) => self.denial_urls.of(&site.service_url),
+        }
+    }
+
     /// The cookie settings of a site (its domain), or the configured ones.
     pub fn cookie_of(&self, site: Option<&Site>) -> Cow<'_, CookieSettings> {
         match site {
@@ -58,6 +67,53 @@ impl AppState {
                 ..self.config.cookie.clone()
             }),
         }
+    }
+}
+
+/// The URLs a denied check sends, built at start-up rather than per answer.
+pub struct DenialUrls {
+    service_url: Box<str>,
+    /// `{service_url}/oauth2/start`: a stranger's `Location` (then `?rd=…`).
+    pub start: Box<str>,
+    /// `{service_url}/oauth2/sign_out`: a 403 page's link, shared by its answers.
+    pub sign_out: Arc<str>,
+}
+
+impl DenialUrls {
+    fn new(service_url: &str) -> DenialUrls {
+        DenialUrls {
+            service_url: service_url.into(),
+            start: format!("{service_url}/oauth2/start").into(),
+            sign_out: format!("{service_url}/oauth2/sign_out").into(),
+        }
+    }
+}
+
+/// [`DenialUrls`] for the configured service URL and for each site's.
+pub struct AllDenialUrls {
+    configured: DenialUrls,
+    sites: Vec<DenialUrls>,
+}
+
+impl AllDenialUrls {
+    pub fn new(config: &Config) -> AllDenialUrls {
+        AllDenialUrls {
+            configured: DenialUrls::new(&config.service_url),
+            sites: config
+                .sites
+                .0
+                .iter()
+                .map(|site| DenialUrls::new(&site.service_url))
+                .collect(),
+        }
+    }
+
+    /// The URLs under a site's service URL.
+    fn of(&self, service_url: &str) -> &DenialUrls {
+        self.sites
+            .iter()
+            .find(|urls| *urls.service_url == *service_url)
+            .unwrap_or(&self.configured)
     }
 }
 

@@ -21,6 +21,7 @@ mod cli;
 mod compose;
 mod config_errors;
 mod demo;
+mod denied;
 mod groups;
 mod groups_freshness;
 mod hardening;

@@ -4,7 +4,7 @@
 
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
 use super::api_clients::{self, BadToken};
 use crate::access::{Identified, SessionHot, TokenHot, Who};
@@ -88,7 +88,8 @@ impl actix_web::Responder for Allowed {
 /// Every way a check ends without access.
 #[derive(Debug)]
 pub enum Denied {
-    /// Who are you? 401, or a 302/303 to sign in.
+    /// Who are you? 401, or a 302/303 to sign in. `start` becomes the
+    /// `Location` header's buffer as it is.
     Unauthenticated {
         start: String,
         status: StatusCode,
@@ -96,98 +97,148 @@ pub enum Denied {
     },
     /// Signed in, but not allowed: 403. `reason` goes to the audit log only.
     Forbidden {
-        login: String,
-        sign_out: String,
+        who: Who,
+        sign_out: std::sync::Arc<str>,
         reason: &'static str,
     },
     /// Bad request or unavailable.
     Error(AppError),
-    /// Any of the above with its status and headers but an empty body
-    /// (`/oauth2/auth`).
-    Bodiless(Box<Denied>),
     /// An `Authorization: Bearer` token that is not accepted: 401
     /// `invalid_token`, or 403 `insufficient_scope`; never a redirect.
     BadToken(BadToken),
 }
 
-impl std::fmt::Display for Denied {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Denied::Unauthenticated { .. } => f.write_str("not signed in"),
-            Denied::Forbidden { .. } => f.write_str("not allowed"),
-            Denied::Error(e) => write!(f, "{e}"),
-            Denied::Bodiless(inner) => inner.fmt(f),
-            Denied::BadToken(t) => write!(f, "{}", t.error),
+/// Whether a denial carries its page or JSON (`/oauth2/forward`), or only its
+/// status and headers (`/oauth2/auth`: nginx never shows a body, and one
+/// costs it the keep-alive connection).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    Empty,
+    Shown,
+}
+
+/// A check's answer: [`Allowed`] renders the only 2xx; a [`Denied`] renders
+/// itself here rather than as an actix error, which would box it and build
+/// a page that an empty answer then drops.
+pub struct Answer {
+    result: Result<Allowed, Denied>,
+    body: Body,
+}
+
+impl Answer {
+    pub(super) fn new(result: Result<Allowed, Denied>, body: Body) -> Answer {
+        Answer { result, body }
+    }
+}
+
+impl actix_web::Responder for Answer {
+    type Body = actix_web::body::BoxBody;
+
+    fn respond_to(self, req: &HttpRequest) -> HttpResponse {
+        match self.result {
+            Ok(allowed) => allowed.respond_to(req),
+            Err(denied) => denied.response(self.body),
         }
     }
 }
 
-impl ResponseError for Denied {
-    fn status_code(&self) -> StatusCode {
+const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+const COOKIE_CHALLENGE: HeaderValue = HeaderValue::from_static("Cookie realm=\"forward-auth\"");
+
+/// The JSON an API client gets instead of a redirect.
+#[derive(serde::Serialize)]
+struct SignInFirst<'a> {
+    error: &'static str,
+    message: &'static str,
+    sign_in_url: &'a str,
+}
+
+impl Denied {
+    /// Every denial's status is at least 300.
+    pub fn status(&self) -> StatusCode {
         match self {
             Denied::Unauthenticated { status, .. } => *status,
             Denied::Forbidden { .. } => StatusCode::FORBIDDEN,
             Denied::Error(e) => e.status_code(),
-            Denied::Bodiless(inner) => inner.status_code(),
             Denied::BadToken(t) => t.status(),
         }
     }
 
-    fn error_response(&self) -> HttpResponse {
+    fn response(self, body: Body) -> HttpResponse {
         match self {
             Denied::Unauthenticated {
                 start,
                 status,
                 json,
-            } => {
-                let mut response = HttpResponse::build(*status);
-                response
-                    .insert_header((header::CACHE_CONTROL, "no-store"))
-                    .insert_header((header::LOCATION, start.as_str()));
-                if *status == StatusCode::UNAUTHORIZED {
-                    response
-                        .insert_header((header::WWW_AUTHENTICATE, "Cookie realm=\"forward-auth\""));
-                }
-                if *json {
-                    response.json(serde_json::json!({
-                        "error": "unauthenticated",
-                        "message": "Sign in first.",
-                        "sign_in_url": start,
-                    }))
-                } else {
-                    response
+            } => sign_in_first(start, status, json, body),
+            Denied::Forbidden { who, sign_out, .. } => {
+                let mut response = match body {
+                    Body::Empty => HttpResponse::new(StatusCode::FORBIDDEN),
+                    Body::Shown => HttpResponse::Forbidden()
                         .content_type("text/html; charset=utf-8")
                         .body(html::message_page(
-                            "Sign in required",
-                            "Sign in to continue.",
-                            Some((start, "Sign in")),
-                        ))
-                }
-            }
-            Denied::Forbidden {
-                login, sign_out, ..
-            } => HttpResponse::Forbidden()
-                .insert_header((header::CACHE_CONTROL, "no-store"))
-                .content_type("text/html; charset=utf-8")
-                .body(html::message_page(
-                    "Access denied",
-                    &format!(
-                        "You are signed in as {login}, but this account may not open this page."
-                    ),
-                    Some((sign_out, "Sign out and use another account")),
-                )),
-            Denied::Error(e) => e.error_response(),
-            Denied::Bodiless(inner) => {
-                let full = inner.error_response();
-                let mut response = HttpResponse::new(full.status());
-                for (name, value) in full.headers() {
-                    if name != header::CONTENT_TYPE {
-                        response.headers_mut().append(name.clone(), value.clone());
-                    }
-                }
+                            "Access denied",
+                            format_args!(
+                                "You are signed in as {}, but this account may not open this page.",
+                                who.login()
+                            ),
+                            Some((&sign_out, "Sign out and use another account")),
+                        )),
+                };
+                response
+                    .headers_mut()
+                    .insert(header::CACHE_CONTROL, NO_STORE);
                 response
             }
-            Denied::BadToken(t) => t.response(),
+            Denied::Error(e) => with_body(e.error_response(), body),
+            Denied::BadToken(t) => with_body(t.response(), body),
         }
     }
+}
+
+/// A 401 or a 302/303 to `start`.
+fn sign_in_first(start: String, status: StatusCode, json: bool, body: Body) -> HttpResponse {
+    let mut response = match (body, json) {
+        (Body::Empty, _) => HttpResponse::new(status),
+        (Body::Shown, true) => HttpResponse::build(status).json(SignInFirst {
+            error: "unauthenticated",
+            message: "Sign in first.",
+            sign_in_url: &start,
+        }),
+        (Body::Shown, false) => HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .body(html::message_page(
+                "Sign in required",
+                "Sign in to continue.",
+                Some((&start, "Sign in")),
+            )),
+    };
+    // Built at its exact size (`super::sign_in_url`): its buffer becomes the
+    // header's. A service URL and form-encoding are ASCII, so this cannot
+    // fail; were it to, the answer would be a 500, as an unset header was.
+    let Ok(location) = HeaderValue::from_maybe_shared(web::Bytes::from(start)) else {
+        return HttpResponse::InternalServerError().finish();
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, NO_STORE);
+    headers.insert(header::LOCATION, location);
+    if status == StatusCode::UNAUTHORIZED {
+        headers.insert(header::WWW_AUTHENTICATE, COOKIE_CHALLENGE);
+    }
+    response
+}
+
+/// A rare denial's answer (a failure, a refused token) as it is, or with its
+/// status and headers only.
+fn with_body(full: HttpResponse, body: Body) -> HttpResponse {
+    if body == Body::Shown {
+        return full;
+    }
+    let mut response = HttpResponse::new(full.status());
+    for (name, value) in full.headers() {
+        if name != header::CONTENT_TYPE {
+            response.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    response
 }
