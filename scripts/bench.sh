@@ -209,7 +209,7 @@ echo "cores: $CORES; pinning: $PINNING"
 
 say "cargo build --profile $PROFILE (forward-auth, fake-okta, bare_auth, open_loop)"
 cargo build --profile "${PROFILE/debug/dev}" --quiet --bin forward-auth --bin fake-okta --bin bare_auth --bin open_loop
-BIN=$ROOT/target/$PROFILE
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE
 
 # ---------------------------------------------------------------------------
 say "fake Okta (crates/fake-okta)"
