@@ -98,19 +98,23 @@ async fn ed25519_signs_first_and_every_listed_key_is_published() {
     verify(&token, &keys, &app.address, "https://app.example.com");
 }
 
-#[tokio::test]
-async fn an_api_client_gets_a_signed_identity_too() {
+/// A service that signs identities and accepts access tokens of the fake
+/// Okta's custom authorization server, with `extra` variables.
+async fn accepting_api_clients(extra: &[(&str, &str)]) -> TestApp {
     let okta = FakeOkta::start().await;
     let issuer = okta.custom_issuer();
-    let app = spawn_app_for(
-        okta,
-        &[
-            ("IDP_PROVIDER_URL", issuer.as_str()),
-            ("BEARER_AUDIENCE", FakeOkta::API_AUDIENCE),
-            ("IDENTITY_JWT_KEY", ES256_PEM),
-        ],
-    )
-    .await;
+    let mut vars = vec![
+        ("IDP_PROVIDER_URL", issuer.as_str()),
+        ("BEARER_AUDIENCE", FakeOkta::API_AUDIENCE),
+        ("IDENTITY_JWT_KEY", ES256_PEM),
+    ];
+    vars.extend_from_slice(extra);
+    spawn_app_for(okta, &vars).await
+}
+
+#[tokio::test]
+async fn an_api_client_gets_a_signed_identity_too() {
+    let app = accepting_api_clients(&[]).await;
     let token = app
         .okta
         .mint_access_token(None, "0oamachine", &["items.read"]);
@@ -137,18 +141,7 @@ async fn an_api_client_gets_a_signed_identity_too() {
 #[tokio::test]
 async fn a_users_token_keeps_its_identity_per_origin_until_its_groups_change() {
     const HOOK_SECRET: &str = "event-hook-secret-0123456789";
-    let okta = FakeOkta::start().await;
-    let issuer = okta.custom_issuer();
-    let app = spawn_app_for(
-        okta,
-        &[
-            ("IDP_PROVIDER_URL", issuer.as_str()),
-            ("BEARER_AUDIENCE", FakeOkta::API_AUDIENCE),
-            ("IDENTITY_JWT_KEY", ES256_PEM),
-            ("OKTA_EVENT_HOOK_SECRET", HOOK_SECRET),
-        ],
-    )
-    .await;
+    let app = accepting_api_clients(&[("OKTA_EVENT_HOOK_SECRET", HOOK_SECRET)]).await;
     app.okta
         .register_event_hook(&app.url("/oauth2/okta/events"), HOOK_SECRET)
         .await
