@@ -312,16 +312,8 @@ impl Access {
     pub async fn groups_of(&self, session: &Session) -> Result<Arc<UserGroups>, GroupsError> {
         match (&self.groups, self.config.provider) {
             (Some(groups), Provider::Okta) => {
-                if let Some(linked) = SessionHot::linked_groups(session, groups) {
-                    return Ok(linked);
-                }
-                // Boxed: moka's lookup is the rare path once the session links.
-                let (found, link) =
-                    Box::pin(groups.groups_and_link(session.identity.sub())).await?;
-                if let Some(link) = link {
-                    SessionHot::link_groups(session, link);
-                }
-                Ok(found)
+                let sub = session.identity.sub();
+                SessionHot::kept(session).groups(groups, sub).await
             }
             _ => Ok(from_claim(session.identity.groups_claim())),
         }
@@ -399,7 +391,10 @@ impl Tokens<'_> {
             TokenHot::fixed_groups(&identity, || Arc::new(UserGroups::new(Vec::new())))
         } else {
             match &access.groups {
-                Some(cache) => match token_groups(cache, &identity).await {
+                Some(cache) => match TokenHot::kept(&identity)
+                    .groups(cache, &identity.subject)
+                    .await
+                {
                     Ok(groups) => groups,
                     Err(error) => return access.groups_refused(Who::Token(identity), error),
                 },
@@ -410,23 +405,6 @@ impl Tokens<'_> {
         };
         Ok(access.decide(route, Who::Token(identity), groups))
     }
-}
-
-/// A user's token's groups: through the token's link while the cache says it
-/// may be used, else from the cache (linking again), as for a session.
-async fn token_groups(
-    cache: &GroupsCache,
-    token: &TokenIdentity,
-) -> Result<Arc<UserGroups>, GroupsError> {
-    if let Some(linked) = TokenHot::linked_groups(token, cache) {
-        return Ok(linked);
-    }
-    // Boxed: moka's lookup is the rare path once the token links.
-    let (found, link) = Box::pin(cache.groups_and_link(&token.subject)).await?;
-    if let Some(link) = link {
-        TokenHot::link_groups(token, link);
-    }
-    Ok(found)
 }
 
 /// Groups named by a token's `groups` claim (ids are the names).

@@ -2,8 +2,9 @@
 //! session's last field): the cookie tag its first check verified, its
 //! identity header values rendered once, and a link to its user's groups
 //! answer, and its last signed identity (with `IDENTITY_JWT_KEY`), so that a
-//! warm check computes no MAC, reads no other cache and builds no text. Owns only these copies; the groups cache stays
-//! the source of truth and says whether a link may still be used
+//! warm check computes no MAC, reads no other cache and builds no text; the
+//! part an API token keeps too ([`Kept`]). Owns only these copies; the groups
+//! cache stays the source of truth and says whether a link may still be used
 //! ([`GroupsCache::linked`]). Must NOT decide access or outlive the session
 //! it belongs to: a copy of a session (a refresh) starts empty.
 
@@ -11,7 +12,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use subtle::ConstantTimeEq;
 
-use crate::groups::{GroupsCache, GroupsLink, UserGroups};
+use crate::groups::{GroupsCache, GroupsError, GroupsLink, UserGroups};
 use crate::identity_headers::HeaderText;
 use crate::identity_jwt::Memo;
 use crate::session::Session;
@@ -21,32 +22,86 @@ use crate::session::Session;
 pub struct SessionHot(OnceLock<Box<Hot>>);
 
 struct Hot {
-    login: HeaderText,
-    email: HeaderText,
-    groups: RwLock<Option<GroupsLink>>,
+    kept: Kept,
     /// A session cookie tag verified (HMAC under a configured key) for this
     /// session's id: a cookie bearing the same id and tag is the same value.
     tag: OnceLock<[u8; 32]>,
-    /// The last signed identity; boxed, as only `IDENTITY_JWT_KEY` uses it.
-    jwt: OnceLock<Box<Memo>>,
+}
+
+/// What a session and an API token both keep (`super::TokenHot` too): the
+/// identity header values rendered once, a link to the user's groups answer
+/// and the last signed identity.
+pub(super) struct Kept {
+    login: HeaderText,
+    email: HeaderText,
+    groups: RwLock<Option<GroupsLink>>,
+    /// Boxed, as only `IDENTITY_JWT_KEY` uses it.
+    signed: OnceLock<Box<Memo>>,
+}
+
+impl Kept {
+    pub(super) fn new(login: &str, email: &str) -> Kept {
+        Kept {
+            login: HeaderText::new(login),
+            email: HeaderText::new(email),
+            groups: RwLock::new(None),
+            signed: OnceLock::new(),
+        }
+    }
+
+    /// The `X-Auth-Request-User` and `-Email` values.
+    pub(super) fn identity_headers(&self) -> (HeaderText, HeaderText) {
+        (self.login.clone(), self.email.clone())
+    }
+
+    /// The user's groups through the link, when the cache says the link may
+    /// still be used.
+    pub(super) fn linked(&self, cache: &GroupsCache) -> Option<Arc<UserGroups>> {
+        cache.linked(self.groups.read().ok()?.as_ref()?)
+    }
+
+    /// The groups of `sub`: through the link, else from the cache, linking
+    /// again when the cache hands out a link.
+    pub(super) async fn groups(
+        &self,
+        cache: &GroupsCache,
+        sub: &str,
+    ) -> Result<Arc<UserGroups>, GroupsError> {
+        if let Some(linked) = self.linked(cache) {
+            return Ok(linked);
+        }
+        // Boxed: moka's lookup is the rare path once linked.
+        let (found, link) = Box::pin(cache.groups_and_link(sub)).await?;
+        if let (Some(link), Ok(mut kept)) = (link, self.groups.write()) {
+            *kept = Some(link);
+        }
+        Ok(found)
+    }
+
+    /// The last signed identity, reused while it holds.
+    pub(super) fn signed_identity(&self) -> &Memo {
+        self.signed.get_or_init(Box::default)
+    }
 }
 
 impl SessionHot {
     fn of(session: &Session) -> &Hot {
         session.hot.0.get_or_init(|| {
             Box::new(Hot {
-                login: HeaderText::new(session.identity.login()),
-                email: HeaderText::new(session.identity.email()),
-                groups: RwLock::new(None),
+                kept: Kept::new(session.identity.login(), session.identity.email()),
                 tag: OnceLock::new(),
-                jwt: OnceLock::new(),
             })
         })
     }
 
+    /// What the session keeps for its checks (rendered at the first).
+    pub(super) fn kept(session: &Session) -> &Kept {
+        &SessionHot::of(session).kept
+    }
+
     /// The session's last signed identity, reused while it holds.
     pub fn signed_identity(session: &Session) -> &Memo {
-        SessionHot::of(session).jwt.get_or_init(Box::default)
+        SessionHot::kept(session).signed_identity()
     }
 
     /// Whether `tag` equals the cookie tag a check of this session verified
@@ -70,22 +125,7 @@ impl SessionHot {
 
     /// The session's `X-Auth-Request-User` and `-Email` values.
     pub fn identity_headers(session: &Session) -> (HeaderText, HeaderText) {
-        let hot = SessionHot::of(session);
-        (hot.login.clone(), hot.email.clone())
-    }
-
-    /// The user's groups through the session's link, when the cache says the
-    /// link may still be used.
-    pub(super) fn linked_groups(session: &Session, cache: &GroupsCache) -> Option<Arc<UserGroups>> {
-        let link = session.hot.0.get()?.groups.read().ok()?;
-        cache.linked(link.as_ref()?)
-    }
-
-    /// Keeps `link` for the session's next checks.
-    pub(super) fn link_groups(session: &Session, link: GroupsLink) {
-        if let Ok(mut kept) = SessionHot::of(session).groups.write() {
-            *kept = Some(link);
-        }
+        SessionHot::kept(session).identity_headers()
     }
 }
 

@@ -8,9 +8,10 @@
 //! signed identity may be reused. Must NOT decide access; a copy of an
 //! identity starts empty.
 
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock};
 
-use crate::groups::{GroupsCache, GroupsLink, UserGroups};
+use super::hot::Kept;
+use crate::groups::UserGroups;
 use crate::identity_headers::HeaderText;
 use crate::identity_jwt::Memo;
 use crate::oidc::bearer::TokenIdentity;
@@ -20,30 +21,28 @@ use crate::oidc::bearer::TokenIdentity;
 pub struct TokenHot(OnceLock<Box<Hot>>);
 
 struct Hot {
-    login: HeaderText,
-    email: HeaderText,
+    kept: Kept,
     fixed: OnceLock<Arc<UserGroups>>,
-    groups: RwLock<Option<GroupsLink>>,
-    signed: Memo,
 }
 
 impl TokenHot {
     fn of(token: &TokenIdentity) -> &Hot {
         token.hot.0.get_or_init(|| {
             Box::new(Hot {
-                login: HeaderText::new(&token.login),
-                email: HeaderText::new(&token.email),
+                kept: Kept::new(&token.login, &token.email),
                 fixed: OnceLock::new(),
-                groups: RwLock::new(None),
-                signed: Memo::default(),
             })
         })
     }
 
+    /// What the token keeps for its checks (rendered at the first).
+    pub(super) fn kept(token: &TokenIdentity) -> &Kept {
+        &TokenHot::of(token).kept
+    }
+
     /// The token's `X-Auth-Request-User` and `-Email` values.
     pub fn identity_headers(token: &TokenIdentity) -> (HeaderText, HeaderText) {
-        let hot = TokenHot::of(token);
-        (hot.login.clone(), hot.email.clone())
+        TokenHot::kept(token).identity_headers()
     }
 
     /// Groups that only depend on the token itself (a machine's, a claim's):
@@ -55,26 +54,9 @@ impl TokenHot {
         TokenHot::of(token).fixed.get_or_init(make).clone()
     }
 
-    /// The user's groups through the token's link, when the cache says the
-    /// link may still be used.
-    pub(super) fn linked_groups(
-        token: &TokenIdentity,
-        cache: &GroupsCache,
-    ) -> Option<Arc<UserGroups>> {
-        let link = token.hot.0.get()?.groups.read().ok()?;
-        cache.linked(link.as_ref()?)
-    }
-
-    /// Keeps `link` for the token's next checks.
-    pub(super) fn link_groups(token: &TokenIdentity, link: GroupsLink) {
-        if let Ok(mut kept) = TokenHot::of(token).groups.write() {
-            *kept = Some(link);
-        }
-    }
-
     /// The token's last signed identity.
     pub fn signed_identity(token: &TokenIdentity) -> &Memo {
-        &TokenHot::of(token).signed
+        TokenHot::kept(token).signed_identity()
     }
 }
 
@@ -105,7 +87,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::access::token_groups;
+    use crate::groups::GroupsCache;
     use crate::groups::OktaGroupsClient;
     use crate::policy::Group;
     use crate::secret::Secret;
@@ -145,25 +127,25 @@ mod tests {
         let cache = cache(Duration::from_secs(3600));
         cache.remember("00u1", vec![group("admins")]).await;
         let alice = token("00u1");
-        let first = token_groups(&cache, &alice).await.unwrap();
-        let linked = TokenHot::linked_groups(&alice, &cache).expect("linked");
+        let first = TokenHot::kept(&alice).groups(&cache, "00u1").await.unwrap();
+        let linked = TokenHot::kept(&alice).linked(&cache).expect("linked");
         assert!(Arc::ptr_eq(&first, &linked));
         // Another user's invalidation: the link may be stale, the cache decides.
         cache.invalidate("00u2").await.unwrap();
-        assert!(TokenHot::linked_groups(&alice, &cache).is_none());
+        assert!(TokenHot::kept(&alice).linked(&cache).is_none());
         assert!(Arc::ptr_eq(
-            &token_groups(&cache, &alice).await.unwrap(),
+            &TokenHot::kept(&alice).groups(&cache, "00u1").await.unwrap(),
             &first
         ));
         assert!(
-            TokenHot::linked_groups(&alice, &cache).is_some(),
+            TokenHot::kept(&alice).linked(&cache).is_some(),
             "linked again"
         );
         // The user's own: the new answer, never the linked one.
         cache.invalidate("00u1").await.unwrap();
         cache.remember("00u1", vec![group("staff")]).await;
-        assert!(TokenHot::linked_groups(&alice, &cache).is_none());
-        let now = token_groups(&cache, &alice).await.unwrap();
+        assert!(TokenHot::kept(&alice).linked(&cache).is_none());
+        let now = TokenHot::kept(&alice).groups(&cache, "00u1").await.unwrap();
         assert_eq!(now.list, vec![group("staff")]);
     }
 
@@ -172,10 +154,10 @@ mod tests {
         let cache = cache(Duration::from_millis(400));
         cache.remember("00u1", vec![group("admins")]).await;
         let alice = token("00u1");
-        token_groups(&cache, &alice).await.unwrap();
-        assert!(TokenHot::linked_groups(&alice, &cache).is_some());
+        TokenHot::kept(&alice).groups(&cache, "00u1").await.unwrap();
+        assert!(TokenHot::kept(&alice).linked(&cache).is_some());
         tokio::time::sleep(Duration::from_millis(250)).await;
-        assert!(TokenHot::linked_groups(&alice, &cache).is_none());
+        assert!(TokenHot::kept(&alice).linked(&cache).is_none());
     }
 
     #[test]
