@@ -30,12 +30,10 @@ pub const MAX_GROUPS_HEADER: usize = 2048;
 pub struct UserGroups {
     pub list: Vec<Group>,
     /// Comma-separated names, header-safe, commas and `%` in names encoded,
-    /// at most [`MAX_GROUPS_HEADER`] bytes.
-    pub header: String,
-    /// How many groups (the last ones) did not fit in `header`.
-    pub omitted: usize,
-    /// `header`, ready to be shared by every answer.
+    /// at most [`MAX_GROUPS_HEADER`] bytes; ready to be shared by every answer.
     pub rendered: HeaderText,
+    /// How many groups (the last ones) did not fit in `rendered`.
+    pub omitted: usize,
 }
 
 impl UserGroups {
@@ -71,9 +69,8 @@ impl UserGroups {
             }
         }
         UserGroups {
-            rendered: HeaderText::from_safe(header.clone()),
+            rendered: HeaderText::from_safe(header),
             list,
-            header,
             omitted,
         }
     }
@@ -110,6 +107,11 @@ impl HeaderText {
     pub fn as_bytes(&self) -> &[u8] {
         self.0.as_bytes()
     }
+
+    /// The value as text (it was made from text, so it always is).
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(self.0.as_bytes()).unwrap_or("")
+    }
 }
 
 /// The four headers with their values, in a fixed order.
@@ -117,7 +119,7 @@ pub fn render(login: &str, email: &str, groups: &UserGroups) -> [(&'static str, 
     [
         (USER, safe(login)),
         (EMAIL, safe(email)),
-        (GROUPS, groups.header.clone()),
+        (GROUPS, groups.rendered.as_str().to_owned()),
         (PREFERRED_USERNAME, safe(login)),
     ]
 }
@@ -184,8 +186,8 @@ mod tests {
     #[test]
     fn a_comma_in_a_group_name_does_not_make_two_groups() {
         let groups = UserGroups::new(vec![group("Sales, EMEA"), group("100%"), group("ops")]);
-        assert_eq!(groups.header, "Sales%2C EMEA,100%25,ops");
-        assert_eq!(groups.header.split(',').count(), 3);
+        assert_eq!(groups.rendered.as_str(), "Sales%2C EMEA,100%25,ops");
+        assert_eq!(groups.rendered.as_str().split(',').count(), 3);
     }
 
     #[test]
@@ -195,12 +197,12 @@ mod tests {
             .collect();
         let groups = UserGroups::new(many);
         assert!(
-            groups.header.len() <= MAX_GROUPS_HEADER,
+            groups.rendered.as_str().len() <= MAX_GROUPS_HEADER,
             "{}",
-            groups.header.len()
+            groups.rendered.as_str().len()
         );
-        assert!(groups.header.len() > MAX_GROUPS_HEADER - 30);
-        let shown: Vec<&str> = groups.header.split(',').collect();
+        assert!(groups.rendered.as_str().len() > MAX_GROUPS_HEADER - 30);
+        let shown: Vec<&str> = groups.rendered.as_str().split(',').collect();
         assert!(
             shown
                 .iter()
@@ -216,8 +218,8 @@ mod tests {
     #[test]
     fn shared_values_are_the_rendered_ones() {
         let groups = UserGroups::new(vec![group("a\nb"), group("Sales, EMEA")]);
-        assert_eq!(groups.rendered.as_bytes(), groups.header.as_bytes());
-        assert_eq!(groups.rendered.value(), groups.header.as_str());
+        assert_eq!(groups.rendered.as_str(), "ab,Sales%2C EMEA");
+        assert_eq!(groups.rendered.value(), "ab,Sales%2C EMEA");
         let login = HeaderText::new("eve\r\nX-Evil: 1");
         assert_eq!(
             login.as_bytes(),

@@ -225,8 +225,8 @@ proptest! {
         let groups = UserGroups::new(
             names.iter().map(|n| Group { id: n.clone(), name: n.clone() }).collect(),
         );
-        prop_assert!(!groups.header.chars().any(char::is_control), "{:?}", groups.header);
-        prop_assert_eq!(groups.header.split(',').count(), names.len());
+        prop_assert!(!groups.rendered.as_str().chars().any(char::is_control), "{:?}", groups.rendered.as_str());
+        prop_assert_eq!(groups.rendered.as_str().split(',').count(), names.len());
     }
 }
 

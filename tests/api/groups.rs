@@ -386,16 +386,19 @@ async fn an_invalidated_user_is_fetched_afresh_at_the_next_lookup() {
     .unwrap();
     let cache = forward_auth::groups::GroupsCache::new(client, Duration::from_secs(3600));
     assert_eq!(
-        cache.groups_of(&alice.id).await.unwrap().header,
+        cache.groups_of(&alice.id).await.unwrap().rendered.as_str(),
         "Everyone,admins"
     );
     okta.set_groups(&alice.id, vec![everyone()]);
     assert_eq!(
-        cache.groups_of(&alice.id).await.unwrap().header,
+        cache.groups_of(&alice.id).await.unwrap().rendered.as_str(),
         "Everyone,admins",
         "cached for an hour"
     );
     cache.invalidate(&alice.id).await.unwrap();
-    assert_eq!(cache.groups_of(&alice.id).await.unwrap().header, "Everyone");
+    assert_eq!(
+        cache.groups_of(&alice.id).await.unwrap().rendered.as_str(),
+        "Everyone"
+    );
     assert_eq!(okta.groups_calls_for(&alice.id), 2);
 }

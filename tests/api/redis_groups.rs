@@ -353,7 +353,7 @@ fn cache_for(okta: &FakeOkta, redis_url: &str, ttl: Duration) -> GroupsCache {
 }
 
 fn names(groups: &forward_auth::groups::UserGroups) -> &str {
-    &groups.header
+    groups.rendered.as_str()
 }
 
 #[tokio::test]
@@ -426,7 +426,11 @@ async fn while_redis_is_down_each_replica_asks_okta_itself_and_sharing_resumes_a
     let mut lookups = JoinSet::new();
     for _ in 0..10 {
         let (b, id) = (b.clone(), carol.id.clone());
-        lookups.spawn(async move { b.groups_of(&id).await.map(|g| g.header.clone()) });
+        lookups.spawn(async move {
+            b.groups_of(&id)
+                .await
+                .map(|g| g.rendered.as_str().to_owned())
+        });
     }
     for answer in lookups.join_all().await {
         assert_eq!(answer.as_deref(), Ok("Everyone"));
@@ -735,7 +739,7 @@ async fn groups_until(
         let seen = cache
             .groups_of(user_id)
             .await
-            .map(|g| g.header.clone())
+            .map(|g| g.rendered.as_str().to_owned())
             .unwrap_or_else(|e| e.to_string());
         if seen == expected || Instant::now() >= deadline {
             return seen;
@@ -810,7 +814,11 @@ async fn a_fetch_under_way_when_the_invalidation_comes_is_not_kept_on_any_replic
     okta.set_groups_delay(Duration::from_millis(600));
     let lookup = {
         let (a, id) = (a.clone(), bob.id.clone());
-        tokio::spawn(async move { a.groups_of(&id).await.map(|g| g.header.clone()) })
+        tokio::spawn(async move {
+            a.groups_of(&id)
+                .await
+                .map(|g| g.rendered.as_str().to_owned())
+        })
     };
     // The call is in flight at Okta when the invalidation comes from B.
     let deadline = Instant::now() + Duration::from_secs(5);
