@@ -12,6 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 
 use crate::identity::Identity;
 use crate::random::random_bytes;
@@ -154,9 +155,12 @@ impl CookieCodec {
 
     /// Whether a session cookie's tag is the HMAC of its id under any key.
     pub fn verifies(&self, cookie: &SessionCookie) -> bool {
+        let Some(tag) = cookie.tag.decoded() else {
+            return false;
+        };
         self.macs.iter().any(|keyed| {
             Self::mac(keyed, b"session", &cookie.id.0)
-                .verify_slice(&cookie.tag)
+                .verify_slice(&tag)
                 .is_ok()
         })
     }
@@ -167,29 +171,122 @@ impl CookieCodec {
 /// the id.
 pub struct SessionCookie {
     pub id: SessionId,
-    pub tag: [u8; 32],
+    pub tag: TagText,
 }
 
 impl SessionCookie {
-    /// `base64url(id) "." base64url(tag)` with a 20-byte id and a 32-byte tag;
-    /// `None` for anything else. No allocation.
+    /// `base64url(id) "." base64url(tag)` with a 20-byte id and a tag of 43
+    /// characters; `None` for anything else. The tag is decoded only when a
+    /// MAC checks it. No allocation.
     pub fn parse(value: &str) -> Option<SessionCookie> {
-        let (id_text, tag_text) = value.split_once('.')?;
-        if id_text.len() != 27 || tag_text.len() != 43 {
+        // base64url has no `.`: the id's 27 characters, the dot, the tag's 43.
+        let value = value.as_bytes();
+        if value.len() != ID_CHARS + 1 + TAG_CHARS || value[ID_CHARS] != b'.' {
             return None;
         }
-        let mut id = [0u8; ID_BYTES + 1];
-        if URL_SAFE_NO_PAD.decode_slice(id_text, &mut id).ok()? != ID_BYTES {
-            return None;
-        }
-        let mut tag = [0u8; 33];
-        if URL_SAFE_NO_PAD.decode_slice(tag_text, &mut tag).ok()? != 32 {
-            return None;
-        }
+        let tag = TagText::new(&value[ID_CHARS + 1..])?;
+        let id = decode_id(value[..ID_CHARS].try_into().ok()?)?;
         Some(SessionCookie {
-            id: SessionId(id[..ID_BYTES].try_into().ok()?),
-            tag: tag[..32].try_into().ok()?,
+            id: SessionId(id),
+            tag,
         })
+    }
+}
+
+/// Characters of a session id in unpadded base64url.
+const ID_CHARS: usize = 27;
+
+/// Each byte's 6-bit value in the base64url alphabet; 64 for any other byte.
+const BASE64URL: [u8; 256] = {
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut table = [64u8; 256];
+    let mut i = 0;
+    while i < 64 {
+        table[alphabet[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
+
+/// A session id from its 27 base64url characters, as the base64 engine
+/// decodes them (canonical text only: the last character's two spare bits
+/// zero), in straight-line code: the engine's general decoder costs a warm
+/// check more than the rest of its parsing.
+fn decode_id(text: &[u8; ID_CHARS]) -> Option<[u8; ID_BYTES]> {
+    let mut sextets = [0u8; ID_CHARS];
+    let mut outside = 0u8;
+    for (sextet, &c) in sextets.iter_mut().zip(text) {
+        *sextet = BASE64URL[usize::from(c)];
+        outside |= *sextet & 64;
+    }
+    let mut id = [0u8; ID_BYTES];
+    // Six groups of four characters, three bytes each.
+    for (bytes, group) in id.chunks_exact_mut(3).zip(sextets.chunks_exact(4)) {
+        let bits = u32::from(group[0]) << 18
+            | u32::from(group[1]) << 12
+            | u32::from(group[2]) << 6
+            | u32::from(group[3]);
+        bytes.copy_from_slice(&bits.to_be_bytes()[1..]);
+    }
+    // The last three characters: 18 bits, 16 of them the last two bytes.
+    let [a, b, c] = [sextets[24], sextets[25], sextets[26]];
+    let bits = u32::from(a) << 12 | u32::from(b) << 6 | u32::from(c);
+    id[18..].copy_from_slice(&(bits >> 2).to_be_bytes()[2..]);
+    (outside == 0 && bits & 0b11 == 0).then_some(id)
+}
+
+/// Characters of a session cookie's tag: a 32-byte HMAC in unpadded base64url.
+const TAG_CHARS: usize = 43;
+
+/// A cookie tag as the text it arrived in, compared as text: the base64url
+/// engine decodes only canonical text (no padding, no stray trailing bits),
+/// so two texts that decode are equal exactly when their tags are. Padded to
+/// whole words for the constant-time comparison.
+#[derive(Clone, Copy)]
+pub struct TagText([u8; 48]);
+
+impl TagText {
+    /// `None` unless `text` has a tag's length.
+    fn new(text: &[u8]) -> Option<TagText> {
+        let text: &[u8; TAG_CHARS] = text.try_into().ok()?;
+        let mut padded = [0u8; 48];
+        padded[..TAG_CHARS].copy_from_slice(text);
+        Some(TagText(padded))
+    }
+
+    /// The tag's 32 bytes; `None` when the text is not a tag's encoding.
+    pub fn decoded(&self) -> Option<[u8; 32]> {
+        let mut tag = [0u8; 33];
+        if URL_SAFE_NO_PAD
+            .decode_slice(&self.0[..TAG_CHARS], &mut tag)
+            .ok()?
+            != 32
+        {
+            return None;
+        }
+        tag[..32].try_into().ok()
+    }
+
+    /// Whether both are the same text, in time independent of where they differ.
+    pub fn same_as(&self, other: &TagText) -> bool {
+        let words = |t: &TagText| {
+            let mut words = [0u64; 6];
+            for (word, bytes) in words.iter_mut().zip(t.0.chunks_exact(8)) {
+                *word = u64::from_ne_bytes(bytes.try_into().unwrap_or_default());
+            }
+            words
+        };
+        let difference = words(self)
+            .iter()
+            .zip(words(other))
+            .fold(0u64, |acc, (a, b)| acc | (a ^ b));
+        bool::from(difference.ct_eq(&0))
+    }
+
+    /// The text, for tests that change it.
+    #[cfg(test)]
+    pub fn as_text(&self) -> &str {
+        std::str::from_utf8(&self.0[..TAG_CHARS]).unwrap_or_default()
     }
 }
 
@@ -480,6 +577,52 @@ mod tests {
         let value = c.encode_session(&id);
         assert!(value.len() < 100, "cookie value is {} bytes", value.len());
         assert_eq!(c.decode_session(&value), Some(id));
+    }
+
+    #[test]
+    fn a_session_id_is_decoded_exactly_as_the_base64_engine_decodes_it() {
+        let engine = |text: &[u8]| {
+            let mut out = [0u8; ID_BYTES + 1];
+            match URL_SAFE_NO_PAD.decode_slice(text, &mut out) {
+                Ok(ID_BYTES) => Some(out[..ID_BYTES].to_vec()),
+                _ => None,
+            }
+        };
+        let ours = |text: &[u8; ID_CHARS]| decode_id(text).map(|id| id.to_vec());
+        for _ in 0..200 {
+            let text: [u8; ID_CHARS] = SessionId::random().to_key().into_bytes().try_into().unwrap();
+            assert!(ours(&text).is_some());
+            assert_eq!(ours(&text), engine(&text));
+            // Every character swapped for every byte: the same answer, valid or not.
+            let at = usize::from(crate::random::random_bytes::<1>()[0]) % ID_CHARS;
+            for byte in 0..=255u8 {
+                let mut changed = text;
+                changed[at] = byte;
+                assert_eq!(ours(&changed), engine(&changed), "{byte} at {at}");
+            }
+            let mut last = text;
+            for byte in 0..=255u8 {
+                last[ID_CHARS - 1] = byte;
+                assert_eq!(ours(&last), engine(&last), "last {byte}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_tag_text_is_the_same_only_as_the_very_same_text() {
+        let value = codec(&[1]).encode_session(&SessionId::random());
+        let tag = SessionCookie::parse(&value).unwrap().tag;
+        assert!(tag.same_as(&tag));
+        assert!(tag.decoded().is_some());
+        let text = tag.as_text().to_owned();
+        for at in 0..TAG_CHARS {
+            let mut changed = text.clone().into_bytes();
+            changed[at] = if changed[at] == b'A' { b'B' } else { b'A' };
+            let other = TagText::new(&changed).unwrap();
+            assert!(!tag.same_as(&other), "differs at {at}");
+        }
+        assert!(TagText::new(&text.as_bytes()[1..]).is_none(), "a tag is 43 characters");
+        assert!(TagText::new(format!("{text}A").as_bytes()).is_none());
     }
 
     #[test]

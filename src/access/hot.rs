@@ -10,12 +10,10 @@
 
 use std::sync::{Arc, OnceLock, RwLock};
 
-use subtle::ConstantTimeEq;
-
 use crate::groups::{GroupsCache, GroupsError, GroupsLink, UserGroups};
 use crate::identity_headers::HeaderText;
 use crate::identity_jwt::Memo;
-use crate::session::Session;
+use crate::session::{Session, TagText};
 
 /// The copies a session keeps for its checks; nothing until its first check.
 #[derive(Default)]
@@ -25,7 +23,7 @@ struct Hot {
     kept: Kept,
     /// A session cookie tag verified (HMAC under a configured key) for this
     /// session's id: a cookie bearing the same id and tag is the same value.
-    tag: OnceLock<[u8; 32]>,
+    tag: OnceLock<TagText>,
 }
 
 /// What a session and an API token both keep (`super::TokenHot` too): the
@@ -107,19 +105,19 @@ impl SessionHot {
     /// Whether `tag` equals the cookie tag a check of this session verified
     /// (in constant time). Keys change only with a restart, which empties
     /// every `SessionHot`, so a tag remembered here still verifies.
-    pub(super) fn verified_tag(session: &Session, tag: &[u8; 32]) -> bool {
+    pub(super) fn verified_tag(session: &Session, tag: &TagText) -> bool {
         session
             .hot
             .0
             .get()
             .and_then(|hot| hot.tag.get())
-            .is_some_and(|known| bool::from(known.ct_eq(tag)))
+            .is_some_and(|known| known.same_as(tag))
     }
 
     /// Remembers a tag [`CookieCodec::verifies`](crate::session::CookieCodec::verifies)
     /// accepted for this session's id (the first one: an old key's cookie
     /// keeps taking the MAC path).
-    pub(super) fn remember_tag(session: &Session, tag: [u8; 32]) {
+    pub(super) fn remember_tag(session: &Session, tag: TagText) {
         let _ = SessionHot::of(session).tag.set(tag);
     }
 

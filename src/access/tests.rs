@@ -166,11 +166,26 @@ async fn a_warm_check_accepts_only_the_tag_it_verified_and_only_while_the_sessio
         "the first check remembers the tag its MAC verified"
     );
     let (encoded_id, _) = cookie.split_once('.').unwrap();
-    for flipped in [0, 17, 31] {
-        let mut tag = parsed.tag;
-        tag[flipped] ^= 1;
-        assert!(!SessionHot::verified_tag(&session, &tag));
-        let forged = format!("{encoded_id}.{}", URL_SAFE_NO_PAD.encode(tag));
+    let mut forgeries: Vec<String> = [0, 17, 31]
+        .map(|flipped| {
+            let mut tag = parsed.tag.decoded().unwrap();
+            tag[flipped] ^= 1;
+            URL_SAFE_NO_PAD.encode(tag)
+        })
+        .into();
+    // The same tag in a text that is not its canonical encoding (the last
+    // character's two unused bits set), and text that is no encoding at all.
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let text = parsed.tag.as_text();
+    let last = ALPHABET.iter().position(|c| *c == text.as_bytes()[42]).unwrap();
+    let same_bits_but_one_unused = char::from(ALPHABET[last ^ 1]);
+    forgeries.push(format!("{}{same_bits_but_one_unused}", &text[..42]));
+    forgeries.push(format!("{}!", &text[..42]));
+    for tag in forgeries {
+        let forged = format!("{encoded_id}.{tag}");
+        let cookie = SessionCookie::parse(&forged).unwrap();
+        assert!(!SessionHot::verified_tag(&session, &cookie.tag), "{tag}");
+        assert!(!f.codec.verifies(&cookie), "{tag}");
         let found = f.access.stored_session([forged.as_str()], now()).await;
         assert!(found.unwrap().is_none(), "a warm id with another tag");
     }

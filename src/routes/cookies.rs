@@ -12,19 +12,64 @@ use actix_web::HttpRequest;
 use crate::config::CookieSettings;
 
 /// Every value of the cookie `name` in the request's `Cookie` headers (several
-/// can arrive, e.g. one per domain); malformed pairs are skipped.
+/// can arrive, e.g. one per domain); malformed pairs are skipped. Read as
+/// bytes: a value is returned only when it is visible ASCII (as
+/// `HeaderValue::to_str` requires), but another cookie's non-ASCII bytes in
+/// the same header no longer hide ours (a browser's other cookies must not
+/// sign anyone out).
 pub fn cookie_values<'r>(
     req: &'r HttpRequest,
     name: &'r str,
 ) -> impl Iterator<Item = &'r str> + 'r {
     req.headers()
         .get_all(header::COOKIE)
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(move |pair| {
-            let (k, v) = pair.trim().split_once('=')?;
-            (k.trim() == name).then(|| v.trim().trim_matches('"'))
-        })
+        .flat_map(|v| Pairs(Some(v.as_bytes())))
+        .filter_map(move |pair| value_of(pair, name.as_bytes()))
+}
+
+/// The `;`-separated parts of a `Cookie` header, as `[u8]::split` gives
+/// them, found with SIMD.
+struct Pairs<'r>(Option<&'r [u8]>);
+
+impl<'r> Iterator for Pairs<'r> {
+    type Item = &'r [u8];
+
+    fn next(&mut self) -> Option<&'r [u8]> {
+        let rest = self.0?;
+        match memchr::memchr(b';', rest) {
+            Some(at) => {
+                self.0 = Some(&rest[at + 1..]);
+                Some(&rest[..at])
+            }
+            None => {
+                self.0 = None;
+                Some(rest)
+            }
+        }
+    }
+}
+
+/// The value of one `name=value` pair of a `Cookie` header, when its name is
+/// `name`: trimmed, unquoted, visible ASCII.
+fn value_of<'r>(pair: &'r [u8], name: &[u8]) -> Option<&'r str> {
+    let pair = pair.trim_ascii();
+    let eq = pair.iter().position(|&b| b == b'=')?;
+    if pair[..eq].trim_ascii_end() != name {
+        return None;
+    }
+    let mut value = pair[eq + 1..].trim_ascii_start();
+    while let [b'"', rest @ ..] = value {
+        value = rest;
+    }
+    while let [rest @ .., b'"'] = value {
+        value = rest;
+    }
+    // What `HeaderValue::to_str` accepts: visible ASCII, spaces and tabs.
+    // Folded without an early exit, so that it runs on whole vectors.
+    let outside = value.iter().fold(false, |outside, &b| {
+        outside | ((b < b' ' && b != b'\t') | (b > b'~'))
+    });
+    (!outside).then(|| std::str::from_utf8(value).ok()).flatten()
 }
 
 /// `Set-Cookie` for the session cookie; `None` clears it.
@@ -183,6 +228,69 @@ mod tests {
             expire: Duration::from_secs(100),
             keys: Vec::new(),
         }
+    }
+
+    fn request(headers: &[&[u8]]) -> HttpRequest {
+        let mut req = actix_web::test::TestRequest::default();
+        for value in headers {
+            let value = header::HeaderValue::from_bytes(value).unwrap();
+            req = req.append_header((header::COOKIE, value));
+        }
+        req.to_http_request()
+    }
+
+    /// The values as they were read before stop 11 (the whole header as
+    /// text, then split): what the byte reader must still return for any
+    /// header that is text.
+    fn as_text<'r>(req: &'r HttpRequest, name: &'r str) -> Vec<&'r str> {
+        req.headers()
+            .get_all(header::COOKIE)
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| {
+                let (k, v) = pair.trim().split_once('=')?;
+                (k.trim() == name).then(|| v.trim().trim_matches('"'))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn cookie_values_are_read_as_before_from_any_text_header() {
+        let parts = [
+            "_fa", "_fa2", "x", "=", "==", ";", "; ", " ", "\t", "\"", "v.1", "a b", "", "_FA",
+        ];
+        // Every header of up to four parts: names, separators, spaces, quotes.
+        let mut headers = vec![String::new()];
+        for _ in 0..4 {
+            let longer: Vec<String> = headers
+                .iter()
+                .flat_map(|h| parts.iter().map(move |p| format!("{h}{p}")))
+                .collect();
+            headers.extend(longer);
+            headers.dedup();
+        }
+        for text in &headers {
+            for twice in [false, true] {
+                let values: Vec<&[u8]> = if twice {
+                    vec![text.as_bytes(), b"_fa=second"]
+                } else {
+                    vec![text.as_bytes()]
+                };
+                let req = request(&values);
+                let read: Vec<&str> = cookie_values(&req, "_fa").collect();
+                assert_eq!(read, as_text(&req, "_fa"), "{text:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn another_cookies_non_ascii_bytes_do_not_hide_ours() {
+        let req = request(&[b"pref=caf\xc3\xa9; _fa=abc.def; other=\xff"]);
+        assert_eq!(cookie_values(&req, "_fa").collect::<Vec<_>>(), ["abc.def"]);
+        assert!(as_text(&req, "_fa").is_empty(), "the text reader lost it");
+        // Our own value must still be visible ASCII.
+        let req = request(&[b"_fa=ab\xc3\xa9; _fa=\"q\""]);
+        assert_eq!(cookie_values(&req, "_fa").collect::<Vec<_>>(), ["q"]);
     }
 
     #[test]
