@@ -590,7 +590,11 @@ mod tests {
         };
         let ours = |text: &[u8; ID_CHARS]| decode_id(text).map(|id| id.to_vec());
         for _ in 0..200 {
-            let text: [u8; ID_CHARS] = SessionId::random().to_key().into_bytes().try_into().unwrap();
+            let text: [u8; ID_CHARS] = SessionId::random()
+                .to_key()
+                .into_bytes()
+                .try_into()
+                .unwrap();
             assert!(ours(&text).is_some());
             assert_eq!(ours(&text), engine(&text));
             // Every character swapped for every byte: the same answer, valid or not.
@@ -621,7 +625,10 @@ mod tests {
             let other = TagText::new(&changed).unwrap();
             assert!(!tag.same_as(&other), "differs at {at}");
         }
-        assert!(TagText::new(&text.as_bytes()[1..]).is_none(), "a tag is 43 characters");
+        assert!(
+            TagText::new(&text.as_bytes()[1..]).is_none(),
+            "a tag is 43 characters"
+        );
         assert!(TagText::new(format!("{text}A").as_bytes()).is_none());
     }
 

@@ -177,7 +177,10 @@ async fn a_warm_check_accepts_only_the_tag_it_verified_and_only_while_the_sessio
     // character's two unused bits set), and text that is no encoding at all.
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let text = parsed.tag.as_text();
-    let last = ALPHABET.iter().position(|c| *c == text.as_bytes()[42]).unwrap();
+    let last = ALPHABET
+        .iter()
+        .position(|c| *c == text.as_bytes()[42])
+        .unwrap();
     let same_bits_but_one_unused = char::from(ALPHABET[last ^ 1]);
     forgeries.push(format!("{}{same_bits_but_one_unused}", &text[..42]));
     forgeries.push(format!("{}!", &text[..42]));

@@ -69,7 +69,9 @@ fn value_of<'r>(pair: &'r [u8], name: &[u8]) -> Option<&'r str> {
     let outside = value.iter().fold(false, |outside, &b| {
         outside | ((b < b' ' && b != b'\t') | (b > b'~'))
     });
-    (!outside).then(|| std::str::from_utf8(value).ok()).flatten()
+    (!outside)
+        .then(|| std::str::from_utf8(value).ok())
+        .flatten()
 }
 
 /// `Set-Cookie` for the session cookie; `None` clears it.

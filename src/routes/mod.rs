@@ -104,34 +104,42 @@ impl AppState {
 
 /// The route table.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/oauth2/auth", web::get().to(auth::auth))
-        .route("/oauth2/auth", web::head().to(auth::auth))
-        .route("/oauth2/forward", web::get().to(auth::forward))
-        .route("/oauth2/forward", web::head().to(auth::forward))
-        .route("/oauth2/start", web::get().to(sign_in::start))
-        .route("/oauth2/callback", web::get().to(sign_in::callback))
-        .route("/oauth2/sign_out", web::get().to(sign_out::sign_out))
-        .route("/oauth2/sign_out", web::post().to(sign_out::sign_out))
-        .service(
-            web::resource("/oauth2/backchannel_logout")
-                .app_data(backchannel::form_config())
-                .route(web::post().to(backchannel::backchannel_logout)),
-        )
-        .route("/oauth2/okta/events", web::get().to(okta_events::verify))
-        .route("/oauth2/okta/events", web::post().to(okta_events::deliver))
-        .service(
-            web::resource("/oauth2/global-token-revocation")
-                .app_data(global_logout::payload_config())
-                .route(web::post().to(global_logout::global_token_revocation)),
-        )
-        .route(
-            "/oauth2/frontchannel_logout",
-            web::get().to(frontchannel::frontchannel_logout),
-        )
-        .route("/oauth2/userinfo", web::get().to(info::userinfo))
-        .route("/oauth2/jwks.json", web::get().to(jwks::jwks))
-        .route("/healthz", web::get().to(info::healthz))
-        .route("/readyz", web::get().to(info::readyz));
+    // The two checks first, one resource each (GET and HEAD): the router
+    // tries resources in order, and a check is most of what it routes.
+    cfg.service(
+        web::resource("/oauth2/auth")
+            .route(web::get().to(auth::auth))
+            .route(web::head().to(auth::auth)),
+    )
+    .service(
+        web::resource("/oauth2/forward")
+            .route(web::get().to(auth::forward))
+            .route(web::head().to(auth::forward)),
+    )
+    .route("/oauth2/start", web::get().to(sign_in::start))
+    .route("/oauth2/callback", web::get().to(sign_in::callback))
+    .route("/oauth2/sign_out", web::get().to(sign_out::sign_out))
+    .route("/oauth2/sign_out", web::post().to(sign_out::sign_out))
+    .service(
+        web::resource("/oauth2/backchannel_logout")
+            .app_data(backchannel::form_config())
+            .route(web::post().to(backchannel::backchannel_logout)),
+    )
+    .route("/oauth2/okta/events", web::get().to(okta_events::verify))
+    .route("/oauth2/okta/events", web::post().to(okta_events::deliver))
+    .service(
+        web::resource("/oauth2/global-token-revocation")
+            .app_data(global_logout::payload_config())
+            .route(web::post().to(global_logout::global_token_revocation)),
+    )
+    .route(
+        "/oauth2/frontchannel_logout",
+        web::get().to(frontchannel::frontchannel_logout),
+    )
+    .route("/oauth2/userinfo", web::get().to(info::userinfo))
+    .route("/oauth2/jwks.json", web::get().to(jwks::jwks))
+    .route("/healthz", web::get().to(info::healthz))
+    .route("/readyz", web::get().to(info::readyz));
 }
 
 /// The metrics listener's route table.
