@@ -288,3 +288,41 @@ async fn forward_denials_keep_their_pages_and_json_byte_for_byte() {
         )
     );
 }
+
+#[tokio::test]
+async fn the_checks_answer_get_and_head_and_no_other_method() {
+    let app = spawn_app_with(&[]).await;
+    app.login_as("alice").await;
+    for path in ["/oauth2/auth", "/oauth2/forward"] {
+        let url = format!("{}{path}", app.address);
+        let original = [
+            ("X-Original-URL", "https://app.example.com/"),
+            ("X-Forwarded-Host", "app.example.com"),
+        ];
+        let send = |method: reqwest::Method| {
+            let mut request = app.client.request(method, &url);
+            for (name, value) in original {
+                request = request.header(name, value);
+            }
+            request.send()
+        };
+        let get = send(reqwest::Method::GET).await.unwrap();
+        assert_eq!(get.status(), StatusCode::OK, "GET {path}");
+        let head = send(reqwest::Method::HEAD).await.unwrap();
+        assert_eq!(head.status(), StatusCode::OK, "HEAD {path}");
+        assert_eq!(
+            header(&head, "x-auth-request-user"),
+            header(&get, "x-auth-request-user")
+        );
+        for method in [
+            reqwest::Method::POST,
+            reqwest::Method::PUT,
+            reqwest::Method::DELETE,
+            reqwest::Method::OPTIONS,
+            reqwest::Method::PATCH,
+        ] {
+            let other = send(method.clone()).await.unwrap();
+            assert_eq!(other.status(), StatusCode::NOT_FOUND, "{method} {path}");
+        }
+    }
+}
