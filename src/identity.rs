@@ -18,15 +18,22 @@ pub struct Identity {
     /// A flags byte, then sub, login, email (left out when it equals the
     /// login), name and sid, end to end: one allocation for all the texts.
     text: Box<str>,
-    /// Where sub, login, email and name end in `text`; the sid is the rest.
-    ends: [u32; 4],
-    /// Groups from the ID token's `groups` claim (`IDP_PROVIDER=oidc`); rare,
-    /// so one pointer when absent.
-    #[allow(
-        clippy::box_collection,
-        reason = "one pointer per session instead of three words for a rarely present list"
-    )]
-    groups_claim: Option<Box<Vec<String>>>,
+    /// Where sub, login, email and name end in `text` (the sid is the rest),
+    /// when the texts take less than 64 KiB: every identity Okta makes. Two
+    /// bytes an offset; longer texts keep their offsets in `rare` instead,
+    /// whole — never cut to fit.
+    ends: [u16; 4],
+    /// What few identities have, behind one pointer.
+    rare: Option<Box<Rare>>,
+}
+
+/// The parts of an [`Identity`] most do not have.
+#[derive(Clone, Default, PartialEq, Eq)]
+struct Rare {
+    /// Groups from the ID token's `groups` claim (`IDP_PROVIDER=oidc`).
+    groups_claim: Option<Vec<String>>,
+    /// Where the texts end when that is past `u16::MAX` (`ends` is unused).
+    long_ends: Option<[usize; 4]>,
 }
 
 impl Identity {
@@ -36,17 +43,13 @@ impl Identity {
         Identity::build(&sub, &login, &email, &name, None, None)
     }
 
-    #[allow(
-        clippy::box_collection,
-        reason = "the field's own type, passed through"
-    )]
     fn build(
         sub: &str,
         login: &str,
         email: &str,
         name: &str,
         sid: Option<&str>,
-        groups_claim: Option<Box<Vec<String>>>,
+        groups_claim: Option<Vec<String>>,
     ) -> Identity {
         let email_is_login = email == login;
         let stored_email = if email_is_login { "" } else { email };
@@ -57,17 +60,23 @@ impl Identity {
             1 + sub.len() + login.len() + stored_email.len() + name.len() + sid.len(),
         );
         text.push(char::from(b'0' + flags));
-        let mut ends = [0u32; 4];
+        let mut ends = [0usize; 4];
         for (end, part) in ends.iter_mut().zip([sub, login, stored_email, name]) {
             text.push_str(part);
-            *end = offset(text.len());
+            *end = text.len();
         }
         text.push_str(sid);
-        Identity {
+        let mut identity = Identity {
             text: text.into_boxed_str(),
-            ends,
-            groups_claim,
+            ends: [0; 4],
+            rare: None,
+        };
+        match ends.map(u16::try_from) {
+            [Ok(a), Ok(b), Ok(c), Ok(d)] => identity.ends = [a, b, c, d],
+            _ => identity.rare_mut().long_ends = Some(ends),
         }
+        identity.set_groups_claim(groups_claim);
+        identity
     }
 
     /// The same identity with the ID token's `groups` claim.
@@ -78,7 +87,7 @@ impl Identity {
 
     /// The same identity with the IdP session id.
     pub fn with_sid(mut self, sid: Option<String>) -> Identity {
-        let groups_claim = self.groups_claim.take();
+        let groups_claim = self.rare.as_mut().and_then(|r| r.groups_claim.take());
         Identity::build(
             self.sub(),
             self.login(),
@@ -91,57 +100,68 @@ impl Identity {
 
     /// Replaces the groups claim (a refreshed ID token carries a newer one).
     pub fn set_groups_claim(&mut self, groups_claim: Option<Vec<String>>) {
-        self.groups_claim = groups_claim.map(Box::new);
+        if groups_claim.is_some() || self.rare.is_some() {
+            self.rare_mut().groups_claim = groups_claim;
+        }
+        if self.rare.as_deref() == Some(&Rare::default()) {
+            self.rare = None;
+        }
+    }
+
+    fn rare_mut(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
     }
 
     fn flags(&self) -> u8 {
         self.text.as_bytes().first().map_or(0, |b| b - b'0')
     }
 
+    /// Where the `i`th text (sub, login, email, name) ends.
+    fn end(&self, i: usize) -> usize {
+        match self.rare.as_ref().and_then(|r| r.long_ends) {
+            Some(long) => long.get(i).copied().unwrap_or(0),
+            None => self.ends.get(i).map_or(0, |&end| usize::from(end)),
+        }
+    }
+
     /// The text between two offsets (empty if they do not fit, which
     /// [`build`](Self::build) never makes).
-    fn part(&self, start: u32, end: u32) -> &str {
-        self.text.get(start as usize..end as usize).unwrap_or("")
+    fn part(&self, start: usize, end: usize) -> &str {
+        self.text.get(start..end).unwrap_or("")
     }
 
     /// Okta user id (`00u…`), the ID token's `sub`.
     pub fn sub(&self) -> &str {
-        self.part(1, self.ends[0])
+        self.part(1, self.end(0))
     }
 
     /// Okta login (`preferred_username`), falling back to the email.
     pub fn login(&self) -> &str {
-        self.part(self.ends[0], self.ends[1])
+        self.part(self.end(0), self.end(1))
     }
 
     pub fn email(&self) -> &str {
         if self.flags() & EMAIL_IS_LOGIN != 0 {
             self.login()
         } else {
-            self.part(self.ends[1], self.ends[2])
+            self.part(self.end(1), self.end(2))
         }
     }
 
     pub fn name(&self) -> &str {
-        self.part(self.ends[2], self.ends[3])
+        self.part(self.end(2), self.end(3))
     }
 
     /// Groups from the ID token's `groups` claim (`IDP_PROVIDER=oidc`).
     pub fn groups_claim(&self) -> Option<&[String]> {
-        self.groups_claim.as_deref().map(Vec::as_slice)
+        self.rare.as_ref()?.groups_claim.as_deref()
     }
 
     /// The IdP's session id (`sid`), for back-channel logout.
     pub fn sid(&self) -> Option<&str> {
-        let start = self.ends[3] as usize;
+        let start = self.end(3);
         (self.flags() & HAS_SID != 0).then(|| self.text.get(start..).unwrap_or(""))
     }
-}
-
-/// A text offset as stored. An identity's texts come from one ID token,
-/// which the HTTP client holds in memory: far below 4 GiB.
-fn offset(len: usize) -> u32 {
-    u32::try_from(len).unwrap_or(u32::MAX)
 }
 
 impl std::fmt::Debug for Identity {
@@ -188,7 +208,31 @@ mod tests {
         let same = Identity::new("00u1".into(), "a@x.io".into(), "a@x.io".into(), "A".into());
         assert_eq!(same.text.len(), 1 + 4 + 6 + 1);
         assert_eq!(same.email(), "a@x.io");
-        assert!(std::mem::size_of::<Identity>() <= 40);
+        assert!(std::mem::size_of::<Identity>() <= 32);
+    }
+
+    /// Offsets are two bytes for texts under 64 KiB; longer ones (no IdP
+    /// sends them, but nothing refuses them either) are kept whole, never cut.
+    #[test]
+    fn texts_of_64_kib_and_more_read_back_whole() {
+        // The name ends at 7 + its length: 65,535 is the last short offset.
+        let cases = [(1, 0), (1, 65_528), (1, 65_529), (70_000, 5), (3, 200_000)];
+        for (login_len, name_len) in cases {
+            let (login, name) = ("l".repeat(login_len), "n".repeat(name_len));
+            let mut identity =
+                Identity::new("00u1".into(), login.clone(), "e".into(), name.clone())
+                    .with_groups_claim(Some(vec!["g".into()]))
+                    .with_sid(Some("idp-Ü".into()));
+            identity.set_groups_claim(None);
+            assert_eq!(identity.sub(), "00u1");
+            assert_eq!(identity.login(), login);
+            assert_eq!(identity.email(), "e");
+            assert_eq!(identity.name(), name, "{name_len}");
+            assert_eq!(identity.sid(), Some("idp-Ü"));
+            assert_eq!(identity.groups_claim(), None);
+            let short = 1 + 4 + login_len + 1 + name_len <= 65_535;
+            assert_eq!(identity.rare.is_none(), short, "{login_len} {name_len}");
+        }
     }
 
     #[test]

@@ -636,12 +636,12 @@ mod tests {
         assert_eq!(written["expires_at"], end, "written back as the safe end");
     }
 
-    /// A million sessions each hold one: with its 16 B of `Arc` counts the
-    /// struct is a 128 B allocation (an allocator's size class), not the next.
+    /// A million sessions each hold one: with its 16 B of `Arc` counts and
+    /// glibc's 8 B chunk header the struct fits a 128 B chunk, not the next.
     #[test]
-    fn a_session_struct_fits_in_112_bytes() {
+    fn a_session_struct_fits_in_104_bytes() {
         assert!(
-            std::mem::size_of::<Session>() <= 112,
+            std::mem::size_of::<Session>() <= 104,
             "{} B",
             std::mem::size_of::<Session>()
         );
