@@ -88,7 +88,7 @@ impl SessionHot {
     fn of(session: &Session) -> &Hot {
         session.hot.0.get_or_init(|| {
             Box::new(Hot {
-                kept: Kept::new(session.identity.login(), session.identity.email()),
+                kept: Kept::new(session.identity().login(), session.identity().email()),
                 tag: OnceLock::new(),
             })
         })
