@@ -10,6 +10,7 @@
 
 use std::sync::{Arc, OnceLock, RwLock};
 
+use once_cell::race::OnceBox;
 use subtle::ConstantTimeEq;
 
 use crate::groups::{GroupsCache, GroupsError, GroupsLink, UserGroups};
@@ -18,8 +19,11 @@ use crate::identity_jwt::Memo;
 use crate::session::Session;
 
 /// The copies a session keeps for its checks; nothing until its first check.
+/// One pointer (a million idle sessions each hold one): two first checks at
+/// once may both render, and one copy is kept for both — making it has no
+/// effect beyond itself.
 #[derive(Default)]
-pub struct SessionHot(OnceLock<Box<Hot>>);
+pub struct SessionHot(OnceBox<Hot>);
 
 struct Hot {
     kept: Kept,
