@@ -261,12 +261,12 @@ async fn api_instance(harness: PerRequest) {
     let config = Arc::new(config);
     let store = Arc::new(MemoryStore::new());
     let mut user = session();
-    user.identity = Identity::new(
+    user.set_identity(Identity::new(
         alice.id.clone(),
         alice.login.clone(),
         alice.email.clone(),
         alice.name.clone(),
-    );
+    ));
     let id = SessionId::random();
     store.save(&id, &user).await.unwrap();
     let client = OktaGroupsClient::new(
@@ -454,8 +454,8 @@ async fn pieces((codec, cookie): &(CookieCodec, String), store: &MemoryStore, ca
     let route = AllowLists::from_query("").unwrap();
     count("  policy: decide", || async {
         let subject = Subject {
-            login: session.identity.login(),
-            email: session.identity.email(),
+            login: session.identity().login(),
+            email: session.identity().email(),
             groups: &groups.list,
         };
         matches!(decide(&global, &route, &subject), Decision::Allow)
@@ -464,7 +464,11 @@ async fn pieces((codec, cookie): &(CookieCodec, String), store: &MemoryStore, ca
     count(
         "  headers: identity_headers::render (API clients only now)",
         || async {
-            identity_headers::render(session.identity.login(), session.identity.email(), &groups)
+            identity_headers::render(
+                session.identity().login(),
+                session.identity().email(),
+                &groups,
+            )
         },
     )
     .await;

@@ -163,20 +163,20 @@ fn one_lookup_benches(
                 runtime.block_on(async {
                     let id = codec.decode_session(black_box(&cookie)).unwrap();
                     let session = store.load(&id).await.unwrap().unwrap();
-                    let groups = cache.groups_of(session.identity.sub()).await.unwrap();
+                    let groups = cache.groups_of(session.identity().sub()).await.unwrap();
                     let now = now();
                     assert!(now < session.expires_at() && now < session.tokens_expire_at());
                     let subject = Subject {
-                        login: session.identity.login(),
-                        email: session.identity.email(),
+                        login: session.identity().login(),
+                        email: session.identity().email(),
                         groups: &groups.list,
                     };
                     assert!(matches!(decide(global, &route, &subject), Decision::Allow));
                     let mut response = HttpResponse::Ok();
                     response.insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")));
                     for (name, value) in identity_headers::render(
-                        session.identity.login(),
-                        session.identity.email(),
+                        session.identity().login(),
+                        session.identity().email(),
                         &groups,
                     ) {
                         response.insert_header((name, value));

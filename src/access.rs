@@ -47,21 +47,21 @@ impl Who {
     /// The Okta user id, or a machine's client id.
     pub fn subject(&self) -> &str {
         match self {
-            Who::User(session) => session.identity.sub(),
+            Who::User(session) => session.identity().sub(),
             Who::Token(token) => &token.subject,
         }
     }
 
     pub fn login(&self) -> &str {
         match self {
-            Who::User(session) => session.identity.login(),
+            Who::User(session) => session.identity().login(),
             Who::Token(token) => &token.login,
         }
     }
 
     pub fn email(&self) -> &str {
         match self {
-            Who::User(session) => session.identity.email(),
+            Who::User(session) => session.identity().email(),
             Who::Token(token) => &token.email,
         }
     }
@@ -192,7 +192,7 @@ impl Access {
                 groups,
             })),
             Err(error) => Err(AccessError::Groups {
-                login: session.identity.login().to_owned(),
+                login: session.identity().login().to_owned(),
                 error,
             }),
         }
@@ -237,7 +237,7 @@ impl Access {
         session: Arc<Session>,
         now: u64,
     ) -> Result<Option<(SessionId, Arc<Session>)>, StoreError> {
-        if session.refresh_token.is_some()
+        if session.refresh_token().is_some()
             && now >= session.tokens_expire_at()
             && now >= session.refresh_not_before()
         {
@@ -312,10 +312,10 @@ impl Access {
     pub async fn groups_of(&self, session: &Session) -> Result<Arc<UserGroups>, GroupsError> {
         match (&self.groups, self.config.provider) {
             (Some(groups), Provider::Okta) => {
-                let sub = session.identity.sub();
+                let sub = session.identity().sub();
                 SessionHot::kept(session).groups(groups, sub).await
             }
-            _ => Ok(from_claim(session.identity.groups_claim())),
+            _ => Ok(from_claim(session.identity().groups_claim())),
         }
     }
 

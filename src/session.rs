@@ -16,7 +16,7 @@ use subtle::ConstantTimeEq;
 
 use crate::identity::Identity;
 use crate::random::random_bytes;
-use crate::secret::{CookieKey, Secret};
+use crate::secret::{CookieKey, Secret, SecretRef};
 
 mod local;
 mod memory;
@@ -291,20 +291,25 @@ impl TagText {
 }
 
 /// A signed-in user's server-side session. A million of them may be held, so
-/// it is compact: the identity's texts in one allocation, the rarely present
-/// ID token and cookie domain behind one pointer. Stored (Redis) as the flat
-/// JSON object of `stored.rs`, the same as before it was compact.
+/// it is compact: the identity's texts and the refresh token in one
+/// allocation, the rarely present ID token and cookie domain behind one
+/// pointer. Stored (Redis) as the flat JSON object of `stored.rs`, the same
+/// as before it was compact.
 #[derive(Clone)]
 pub struct Session {
-    /// Who signed in.
-    pub identity: Identity,
+    /// Who signed in, keeping the session's refresh token in its texts'
+    /// allocation (one heap block fewer per session): read and replaced only
+    /// through [`identity`](Self::identity), [`set_identity`](Self::set_identity),
+    /// [`refresh_token`](Self::refresh_token) and
+    /// [`set_refresh_token`](Self::set_refresh_token), so that a new identity
+    /// cannot drop the token, nor a new token the identity.
+    identity: Identity,
     // The times, in seconds since the Unix epoch as `u32` (16 bytes less per
     // session than `u64`; read and set through the methods, see [`stamp`] for
     // times past 2106). The refresh pause, usually none, is in `cold`.
     created_at: u32,
     expires_at: u32,
     tokens_expire_at: u32,
-    pub refresh_token: Option<Secret>,
     /// The ID token (kept only without a refresh token), the cookie domain
     /// (several root domains only) and a refresh pause: usually all absent.
     cold: Option<Box<Cold>>,
@@ -353,15 +358,40 @@ impl Session {
         refresh_token: Option<Secret>,
     ) -> Session {
         Session {
-            identity,
+            identity: identity.with_secret(refresh_token.as_ref().map(Secret::expose)),
             created_at: stamp(created_at),
             expires_at: stamp(expires_at),
             tokens_expire_at: stamp(tokens_expire_at),
-            refresh_token,
             cold: None,
             hot: Default::default(),
             key: SessionId([0; ID_BYTES]),
         }
+    }
+
+    /// Who signed in.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// Replaces who signed in; the session keeps its refresh token.
+    pub fn set_identity(&mut self, identity: Identity) {
+        self.identity = identity.with_secret(self.identity.secret());
+    }
+
+    /// Replaces the ID token's groups claim (a refreshed ID token carries a
+    /// newer one).
+    pub fn set_groups_claim(&mut self, groups_claim: Option<Vec<String>>) {
+        self.identity.set_groups_claim(groups_claim);
+    }
+
+    /// Okta's refresh token, when Okta gave one (`offline_access`).
+    pub fn refresh_token(&self) -> Option<SecretRef<'_>> {
+        self.identity.secret().map(SecretRef::new)
+    }
+
+    /// Replaces the refresh token (Okta rotates it on refresh); `None` drops it.
+    pub fn set_refresh_token(&mut self, token: Option<SecretRef<'_>>) {
+        self.identity.set_secret(token.map(SecretRef::expose));
     }
 
     /// The same session keeping `id_token` as the sign-out hint.
@@ -485,16 +515,16 @@ pub enum Ending<'a> {
 /// Whether `session` is one that `ending` ends.
 pub(crate) fn ending_matches(ending: Ending<'_>) -> impl Fn(&Session) -> bool + '_ {
     move |session| match ending {
-        Ending::User { sub } => session.identity.sub() == sub,
+        Ending::User { sub } => session.identity().sub() == sub,
         Ending::IdpSession { sub, sid } => {
-            session.identity.sid() == Some(sid)
-                && sub.is_none_or(|sub| session.identity.sub() == sub)
+            session.identity().sid() == Some(sid)
+                && sub.is_none_or(|sub| session.identity().sub() == sub)
         }
         Ending::UserBefore { sub, before } => {
-            session.identity.sub() == sub && session.created_at() <= before
+            session.identity().sub() == sub && session.created_at() <= before
         }
         Ending::Email { email } => {
-            !email.is_empty() && session.identity.email().eq_ignore_ascii_case(email)
+            !email.is_empty() && session.identity().email().eq_ignore_ascii_case(email)
         }
     }
 }
@@ -710,10 +740,7 @@ mod tests {
             (session.tokens_expire_at(), session.refresh_not_before()),
             (150, 120)
         );
-        assert_eq!(
-            session.refresh_token.as_ref().map(Secret::expose),
-            Some("rt-1")
-        );
+        assert_eq!(session.refresh_token().map(SecretRef::expose), Some("rt-1"));
         assert!(session.id_token().is_none());
         assert_eq!(session.cookie_domain(), Some("example.org"));
         assert_eq!(serde_json::to_string(&session).unwrap(), stored);
@@ -725,10 +752,10 @@ mod tests {
             r#""id_token":"idt"}"#
         );
         let session: Session = serde_json::from_str(minimal).unwrap();
-        assert_eq!(session.identity.login(), "b@example.com");
-        assert_eq!(session.identity.groups_claim(), None);
-        assert_eq!(session.identity.sid(), None);
-        assert!(session.refresh_token.is_none());
+        assert_eq!(session.identity().login(), "b@example.com");
+        assert_eq!(session.identity().groups_claim(), None);
+        assert_eq!(session.identity().sid(), None);
+        assert!(session.refresh_token().is_none());
         assert_eq!(session.id_token().map(Secret::expose), Some("idt"));
         assert_eq!(serde_json::to_string(&session).unwrap(), minimal);
     }
@@ -786,15 +813,51 @@ mod tests {
         assert_eq!(written["expires_at"], end, "written back as the safe end");
     }
 
-    /// A million sessions each hold one: with its 16 B of `Arc` counts the
-    /// struct is a 128 B allocation (an allocator's size class), not the next.
+    /// A million sessions each hold one: with its 16 B of `Arc` counts and
+    /// glibc's 8 B chunk header the struct fits a 112 B chunk, not the next.
     #[test]
-    fn a_session_struct_fits_in_112_bytes() {
+    fn a_session_struct_fits_in_88_bytes() {
         assert!(
-            std::mem::size_of::<Session>() <= 112,
+            std::mem::size_of::<Session>() <= 88,
             "{} B",
             std::mem::size_of::<Session>()
         );
+    }
+
+    #[test]
+    fn the_refresh_token_lives_with_the_identity_and_survives_a_new_one() {
+        let mut s = alice(1, 2, 3);
+        assert!(s.refresh_token().is_none());
+        s.set_refresh_token(Some(SecretRef::new("rt-1")));
+        s.set_identity(
+            Identity::new("00u1".into(), "b".into(), "b@x.io".into(), "B".into())
+                .with_sid(Some("idp-1".into())),
+        );
+        assert_eq!(s.refresh_token().map(SecretRef::expose), Some("rt-1"));
+        assert_eq!(
+            (s.identity().login(), s.identity().sid()),
+            ("b", Some("idp-1"))
+        );
+        // An identity taken from another session brings no token along.
+        let mut other = alice(1, 2, 3);
+        other.set_identity(s.identity().clone());
+        assert!(other.refresh_token().is_none());
+        assert_eq!(other.identity().login(), "b");
+
+        let copy = s.clone();
+        s.set_refresh_token(Some(SecretRef::new("rt-2")));
+        s.set_groups_claim(Some(vec!["g".into()]));
+        assert_eq!(s.refresh_token().map(SecretRef::expose), Some("rt-2"));
+        assert_eq!(copy.refresh_token().map(SecretRef::expose), Some("rt-1"));
+        assert_eq!(
+            s.identity().sid(),
+            Some("idp-1"),
+            "a new token keeps the identity"
+        );
+        s.set_refresh_token(None);
+        assert!(s.refresh_token().is_none());
+        assert_eq!(s.identity().groups_claim(), Some(&["g".to_string()][..]));
+        assert_eq!(s.identity().email(), "b@x.io");
     }
 
     #[test]
@@ -812,7 +875,12 @@ mod tests {
             Some(Secret::new("rt-secret-value".into())),
         )
         .with_id_token(Some(Secret::new("idt-secret-value".into())));
-        let text = format!("{s:?}");
-        assert!(!text.contains("secret-value"), "{text}");
+        for text in [
+            format!("{s:?}"),
+            format!("{:?}", s.identity()),
+            format!("{:?}", s.refresh_token()),
+        ] {
+            assert!(!text.contains("secret-value"), "{text}");
+        }
     }
 }

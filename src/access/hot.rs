@@ -10,14 +10,19 @@
 
 use std::sync::{Arc, OnceLock, RwLock};
 
+use once_cell::race::OnceBox;
+
 use crate::groups::{GroupsCache, GroupsError, GroupsLink, UserGroups};
 use crate::identity_headers::HeaderText;
 use crate::identity_jwt::Memo;
 use crate::session::{Session, TagText};
 
 /// The copies a session keeps for its checks; nothing until its first check.
+/// One pointer (a million idle sessions each hold one): two first checks at
+/// once may both render, and one copy is kept for both — making it has no
+/// effect beyond itself.
 #[derive(Default)]
-pub struct SessionHot(OnceLock<Box<Hot>>);
+pub struct SessionHot(OnceBox<Hot>);
 
 struct Hot {
     kept: Kept,
@@ -86,7 +91,7 @@ impl SessionHot {
     fn of(session: &Session) -> &Hot {
         session.hot.0.get_or_init(|| {
             Box::new(Hot {
-                kept: Kept::new(session.identity.login(), session.identity.email()),
+                kept: Kept::new(session.identity().login(), session.identity().email()),
                 tag: OnceLock::new(),
             })
         })

@@ -30,31 +30,31 @@ impl Access {
             .refreshes
             .try_get_with(id.clone(), async {
                 metrics::TOKEN_REFRESHES.inc();
-                let Some(token) = session.refresh_token.as_ref() else {
+                let Some(token) = session.refresh_token() else {
                     return Ok(session.clone());
                 };
                 let mut renewed = Session::clone(&session);
-                match self.oidc.refresh(token, session.identity.sub()).await {
+                match self.oidc.refresh(token, session.identity().sub()).await {
                     Ok(fresh) => {
                         renewed.set_tokens_expire_at(fresh.tokens_expire_at);
-                        if fresh.refresh_token.is_some() {
-                            renewed.refresh_token = fresh.refresh_token;
+                        if let Some(rotated) = &fresh.refresh_token {
+                            renewed.set_refresh_token(Some(rotated.borrowed()));
                         }
                         // A new ID token speaks for the groups: one without a
                         // `groups` claim means none (Okta leaves the claim out
                         // when no group matches the app's filter).
                         if fresh.id_token.is_some() {
-                            renewed.identity.set_groups_claim(fresh.groups_claim);
+                            renewed.set_groups_claim(fresh.groups_claim);
                         }
-                        tracing::debug!(user = %session.identity.login(), "tokens refreshed");
+                        tracing::debug!(user = %session.identity().login(), "tokens refreshed");
                     }
                     Err(RefreshError::Refused(reason)) => {
-                        tracing::info!(user = %session.identity.login(), %reason, "Okta refused the refresh; ending the session");
+                        tracing::info!(user = %session.identity().login(), %reason, "Okta refused the refresh; ending the session");
                         let _ = self.store.remove(id).await;
                         return Err(reason);
                     }
                     Err(RefreshError::Transient(reason)) => {
-                        tracing::warn!(user = %session.identity.login(), %reason, "refresh failed; keeping the session and retrying later");
+                        tracing::warn!(user = %session.identity().login(), %reason, "refresh failed; keeping the session and retrying later");
                         // Counted from Okta's answer, not the request's start:
                         // a slow failure must not shorten the pause.
                         renewed.set_refresh_not_before(
@@ -84,12 +84,12 @@ impl Access {
                 Ok(true) => break,
                 Ok(false) => return Err("the session ended during the refresh".to_owned()),
                 Err(e) if attempt < SAVE_ATTEMPTS => {
-                    tracing::warn!(user = %before.identity.login(), error = %e, "could not save the refreshed session; retrying");
+                    tracing::warn!(user = %before.identity().login(), error = %e, "could not save the refreshed session; retrying");
                     let pause = 250 * u64::from(attempt);
                     tokio::time::sleep(Duration::from_millis(pause)).await;
                 }
                 Err(e) => tracing::error!(
-                    user = %before.identity.login(),
+                    user = %before.identity().login(),
                     error = %e,
                     rotated_refresh_token = fresh_token_rotated(before, renewed),
                     "could not save the refreshed session: the next check refreshes again and, if Okta rotated the refresh token, may end the session"
@@ -102,7 +102,7 @@ impl Access {
 
 /// Whether a refresh left the session with another refresh token than it had.
 fn fresh_token_rotated(before: &Session, after: &Session) -> bool {
-    match (&before.refresh_token, &after.refresh_token) {
+    match (before.refresh_token(), after.refresh_token()) {
         (Some(a), Some(b)) => a.expose() != b.expose(),
         (None, Some(_)) => true,
         _ => false,

@@ -52,12 +52,12 @@ impl Access {
         self.store.save(&id, &session).await?;
         if let Some(groups) = &self.groups {
             // Warm the cache so the first check does not wait on Okta.
-            if let Err(e) = groups.prefetch(session.identity.sub()).await {
-                tracing::warn!(user = %session.identity.login(), error = %e, "could not load groups at sign-in");
+            if let Err(e) = groups.prefetch(session.identity().sub()).await {
+                tracing::warn!(user = %session.identity().login(), error = %e, "could not load groups at sign-in");
             }
         }
         metrics::SIGN_INS.inc();
-        tracing::info!(user = %session.identity.login(), "signed in");
+        tracing::info!(user = %session.identity().login(), "signed in");
         Ok(Some(Opened {
             cookie: self.codec.encode_session(&id),
             session,
@@ -75,12 +75,12 @@ impl Access {
             return Ok(None);
         };
         let ended = if everywhere {
-            let ended = self.store.remove_user(session.identity.sub()).await?;
-            tracing::info!(user = %session.identity.login(), sessions = ended, "signed out everywhere");
+            let ended = self.store.remove_user(session.identity().sub()).await?;
+            tracing::info!(user = %session.identity().login(), sessions = ended, "signed out everywhere");
             ended
         } else {
             self.store.remove(&id).await?;
-            tracing::info!(user = %session.identity.login(), "signed out");
+            tracing::info!(user = %session.identity().login(), "signed out");
             1
         };
         Ok(Some(SignedOut { session, ended }))
@@ -94,21 +94,24 @@ impl Access {
         if let Some(id_token) = session.id_token() {
             return Some(id_token.clone());
         }
-        let refresh_token = session.refresh_token.as_ref()?;
+        let refresh_token = session.refresh_token()?;
         let fresh = match self
             .oidc
-            .refresh(refresh_token, session.identity.sub())
+            .refresh(refresh_token, session.identity().sub())
             .await
         {
             Ok(fresh) => fresh,
             Err(e) => {
-                tracing::info!(user = %session.identity.login(), error = %e, "no ID token for Okta's sign-out; ending the local session only");
+                tracing::info!(user = %session.identity().login(), error = %e, "no ID token for Okta's sign-out; ending the local session only");
                 return None;
             }
         };
-        let latest = fresh.refresh_token.as_ref().unwrap_or(refresh_token);
+        let latest = fresh
+            .refresh_token
+            .as_ref()
+            .map_or(refresh_token, Secret::borrowed);
         if let Err(e) = self.oidc.revoke_refresh_token(latest).await {
-            tracing::info!(user = %session.identity.login(), error = %e, "could not revoke the refresh token");
+            tracing::info!(user = %session.identity().login(), error = %e, "could not revoke the refresh token");
         }
         fresh.id_token
     }

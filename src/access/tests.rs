@@ -11,7 +11,7 @@ use crate::clock::now;
 use crate::groups::OktaGroupsClient;
 use crate::identity::Identity;
 use crate::oidc::SignedIn;
-use crate::secret::Secret;
+use crate::secret::{Secret, SecretRef};
 use crate::session::MemoryStore;
 
 const NOW: u64 = 1_800_000_000;
@@ -333,7 +333,7 @@ async fn identify_gives_the_user_and_groups_without_a_decision() {
 async fn a_refresh_okta_cannot_answer_keeps_the_session_and_waits_before_retrying() {
     let f = fixture(config("oidc"), None);
     let mut session = alice(&[]);
-    session.refresh_token = Some(Secret::new("refresh-1".into()));
+    session.set_refresh_token(Some(SecretRef::new("refresh-1")));
     session.set_tokens_expire_at(NOW - 1);
     let (id, cookie) = f.signed_in(&session).await;
     let found = f
@@ -346,7 +346,7 @@ async fn a_refresh_okta_cannot_answer_keeps_the_session_and_waits_before_retryin
     let stored = f.store.load(&id).await.unwrap().expect("still stored");
     assert_eq!(stored.refresh_not_before(), NOW + TRANSIENT_REFRESH_PAUSE);
     assert_eq!(
-        stored.refresh_token.as_ref().map(Secret::expose),
+        stored.refresh_token().map(SecretRef::expose),
         Some("refresh-1")
     );
 }
@@ -371,7 +371,7 @@ async fn a_session_of_another_domain_is_no_session_and_costs_no_refresh() {
     let mut session = alice(&[]).with_cookie_domain(Some(site_a.cookie_domain.clone()));
     // Due for a refresh, which this fixture's unreachable IdP would fail,
     // leaving a pause behind: the trace of an attempt.
-    session.refresh_token = Some(Secret::new("refresh-1".into()));
+    session.set_refresh_token(Some(SecretRef::new("refresh-1")));
     session.set_tokens_expire_at(NOW - 1);
     let (id, cookie) = f.signed_in(&session).await;
     let on_b = f
@@ -394,7 +394,7 @@ async fn a_session_of_another_domain_is_no_session_and_costs_no_refresh() {
 async fn no_refresh_before_the_tokens_are_due_or_while_told_to_wait() {
     let f = fixture(config("oidc"), None);
     let mut session = alice(&[]);
-    session.refresh_token = Some(Secret::new("refresh-1".into()));
+    session.set_refresh_token(Some(SecretRef::new("refresh-1")));
     session.set_tokens_expire_at(NOW - 1);
     session.set_refresh_not_before(NOW + 5);
     let (id, cookie) = f.signed_in(&session).await;
@@ -405,7 +405,7 @@ async fn no_refresh_before_the_tokens_are_due_or_while_told_to_wait() {
         .unwrap();
     assert_eq!(found.expect("kept").1.refresh_not_before(), NOW + 5);
     let mut fresh = alice(&[]);
-    fresh.refresh_token = Some(Secret::new("refresh-2".into()));
+    fresh.set_refresh_token(Some(SecretRef::new("refresh-2")));
     f.store.save(&id, &fresh).await.unwrap();
     let found = f
         .access
@@ -437,7 +437,7 @@ async fn a_sign_in_opens_one_session_per_state() {
         .await
         .unwrap()
         .expect("the cookie names the new session");
-    assert_eq!(stored.identity.login(), "bob@example.com");
+    assert_eq!(stored.identity().login(), "bob@example.com");
     let replay = f
         .access
         .open_session(signed_in_from(None), "state-1", None, NOW)

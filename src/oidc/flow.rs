@@ -23,7 +23,7 @@ use crate::clock::now;
 use crate::error_chain::error_chain;
 use crate::identity::Identity;
 use crate::redirect::shortened;
-use crate::secret::Secret;
+use crate::secret::{Secret, SecretRef};
 
 /// Tokens are renewed this long before they expire.
 const EXPIRY_SKEW_SECS: u64 = 30;
@@ -150,7 +150,7 @@ impl Oidc {
     /// still for `sub`.
     pub async fn refresh(
         &self,
-        refresh_token: &Secret,
+        refresh_token: SecretRef<'_>,
         sub: &str,
     ) -> Result<Refreshed, RefreshError> {
         let provider = self
@@ -217,7 +217,7 @@ impl Oidc {
 
     /// Revokes a refresh token at the revocation endpoint (RFC 7009), when
     /// discovery offered one.
-    pub async fn revoke_refresh_token(&self, token: &Secret) -> Result<(), String> {
+    pub async fn revoke_refresh_token(&self, token: SecretRef<'_>) -> Result<(), String> {
         let Some(endpoint) = self.provider().and_then(|p| p.revocation.clone()) else {
             return Ok(());
         };

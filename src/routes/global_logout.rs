@@ -13,6 +13,7 @@ use crate::error::AppError;
 use crate::oidc::logout_token::LogoutTokenError;
 use crate::oidc::revocation_token::{self, Subject, PATH};
 use crate::routes::AppState;
+use crate::secret::SecretRef;
 use crate::session::{Ending, Session};
 
 /// Largest body accepted; Okta's is a few hundred bytes.
@@ -63,7 +64,7 @@ pub async fn global_token_revocation(
         sessions = ended.len(),
         "Universal Logout: every session of a user ended"
     );
-    let user = ended.first().map(|s| s.identity.login()).unwrap_or("");
+    let user = ended.first().map(|s| s.identity().login()).unwrap_or("");
     crate::audit::ended_by_okta(
         "universal_logout",
         user,
@@ -96,14 +97,17 @@ fn unauthorized(reason: &str) -> HttpResponse {
 /// Revokes the ended sessions' refresh tokens at Okta, as sign-out does;
 /// Okta's answer does not change ours.
 fn revoke_in_background(state: &AppState, ended: Vec<Session>) {
-    let tokens: Vec<_> = ended.into_iter().filter_map(|s| s.refresh_token).collect();
+    let tokens: Vec<_> = ended
+        .iter()
+        .filter_map(|s| s.refresh_token().map(SecretRef::to_secret))
+        .collect();
     if tokens.is_empty() {
         return;
     }
     let oidc = state.oidc.clone();
     tokio::spawn(async move {
         for token in tokens {
-            if let Err(e) = oidc.revoke_refresh_token(&token).await {
+            if let Err(e) = oidc.revoke_refresh_token(token.borrowed()).await {
                 tracing::warn!(error = %e, "Universal Logout: could not revoke a refresh token at Okta");
             }
         }

@@ -218,7 +218,7 @@ async fn sign_in(
     };
     crate::audit::Audit {
         event: "sign_in",
-        user: opened.session.identity.login(),
+        user: opened.session.identity().login(),
         host: &crate::audit::host_of(state.service_url_of(site)),
         path: req.path(),
         decision: "signed_in",

@@ -44,7 +44,7 @@ pub async fn sign_out(
         audit(
             &req,
             state.service_url_of(site),
-            session.identity.login(),
+            session.identity().login(),
             way,
         );
         if let Some(id_token) = state.access.sign_out_hint(&session).await {

@@ -209,7 +209,7 @@ mod tests {
         local.invalidate(&ids[0]);
         assert!(local.get(&ids[0]).is_none());
         assert!(local.get(&ids[1]).is_some());
-        local.invalidate_where(|s| s.identity.sub() == "bob");
+        local.invalidate_where(|s| s.identity().sub() == "bob");
         assert!(local.get(&ids[2]).is_none() && local.get(&ids[3]).is_none());
         assert!(local.get(&ids[1]).is_some(), "alice's other session stays");
     }

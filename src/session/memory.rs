@@ -211,7 +211,7 @@ mod tests {
         }
         assert!(store.update(&a, &session("bob")).await.unwrap());
         assert_eq!(store.session_count(), 2);
-        let sub = |s: Option<Arc<Session>>| s.unwrap().identity.sub().to_string();
+        let sub = |s: Option<Arc<Session>>| s.unwrap().identity().sub().to_string();
         assert_eq!(sub(store.load(&a).await.unwrap()), "bob");
         assert_eq!(sub(store.load(&b).await.unwrap()), "alice");
         assert!(!store

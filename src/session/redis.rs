@@ -322,10 +322,10 @@ impl SessionStore for RedisStore {
             return self.remove(id).await;
         }
         let json = serde_json::to_vec(session).map_err(|_| corrupt("session"))?;
-        let mut keys = vec![session_key(id), user_key(session.identity.sub())];
-        keys.extend(session.identity.sid().map(sid_key));
-        if !session.identity.email().is_empty() {
-            keys.push(email_key(session.identity.email()));
+        let mut keys = vec![session_key(id), user_key(session.identity().sub())];
+        keys.extend(session.identity().sid().map(sid_key));
+        if !session.identity().email().is_empty() {
+            keys.push(email_key(session.identity().email()));
         }
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         let mut command = eval(SAVE, &keys);

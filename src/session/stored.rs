@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::Session;
 use crate::identity::Identity;
-use crate::secret::Secret;
+use crate::secret::{Secret, SecretRef};
 
 /// What is written: borrowed from the session, nothing copied.
 #[derive(Serialize)]
@@ -63,7 +63,7 @@ impl Serialize for Session {
             expires_at: self.expires_at(),
             tokens_expire_at: self.tokens_expire_at(),
             refresh_not_before: self.refresh_not_before(),
-            refresh_token: self.refresh_token.as_ref().map(Secret::expose),
+            refresh_token: self.refresh_token().map(SecretRef::expose),
             id_token: self.id_token().map(Secret::expose),
             cookie_domain: self.cookie_domain(),
         }

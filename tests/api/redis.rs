@@ -452,18 +452,23 @@ mod invalidation {
 
         let r = SessionId::random();
         a.save(&r, &session("erin", "idp-6")).await.unwrap();
-        assert_eq!(a.load(&r).await.unwrap().unwrap().identity.login(), "erin");
+        assert_eq!(
+            a.load(&r).await.unwrap().unwrap().identity().login(),
+            "erin"
+        );
         let mut renamed = session("erin", "idp-6");
-        renamed.identity = Identity::new(
-            "erin".into(),
-            "erin.renamed".into(),
-            "erin".into(),
-            "erin".into(),
-        )
-        .with_sid(Some("idp-6".into()));
+        renamed.set_identity(
+            Identity::new(
+                "erin".into(),
+                "erin.renamed".into(),
+                "erin".into(),
+                "erin".into(),
+            )
+            .with_sid(Some("idp-6".into())),
+        );
         b.save(&r, &renamed).await.unwrap();
         let deadline = Instant::now() + Duration::from_secs(1);
-        while a.load(&r).await.unwrap().unwrap().identity.login() != "erin.renamed" {
+        while a.load(&r).await.unwrap().unwrap().identity().login() != "erin.renamed" {
             assert!(Instant::now() < deadline, "A kept the old copy");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

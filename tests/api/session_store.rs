@@ -43,24 +43,34 @@ pub async fn conformance(store: Arc<dyn SessionStore>) {
     );
     store.save(&id, &session("u1", 60)).await.unwrap();
     let loaded = store.load(&id).await.unwrap().expect("saved session loads");
-    assert_eq!(loaded.identity.sub(), "u1");
+    assert_eq!(loaded.identity().sub(), "u1");
+    assert_eq!(loaded.refresh_token().map(|t| t.expose()), Some("rt"));
     assert_eq!(
-        loaded.refresh_token.as_ref().map(|t| t.expose()),
-        Some("rt")
+        loaded.identity().groups_claim(),
+        Some(&["g".to_string()][..])
     );
-    assert_eq!(loaded.identity.groups_claim(), Some(&["g".to_string()][..]));
     let mut changed = session("u1", 60);
-    changed.identity = identity("u1", "renamed@example.com", "u1@example.com", Some("sid-1"));
+    changed.set_identity(identity(
+        "u1",
+        "renamed@example.com",
+        "u1@example.com",
+        Some("sid-1"),
+    ));
     store.save(&id, &changed).await.unwrap();
     assert_eq!(
-        store.load(&id).await.unwrap().unwrap().identity.login(),
+        store.load(&id).await.unwrap().unwrap().identity().login(),
         "renamed@example.com"
     );
     let mut updated = session("u1", 60);
-    updated.identity = identity("u1", "updated@example.com", "u1@example.com", Some("sid-1"));
+    updated.set_identity(identity(
+        "u1",
+        "updated@example.com",
+        "u1@example.com",
+        Some("sid-1"),
+    ));
     assert!(store.update(&id, &updated).await.unwrap(), "it exists");
     assert_eq!(
-        store.load(&id).await.unwrap().unwrap().identity.login(),
+        store.load(&id).await.unwrap().unwrap().identity().login(),
         "updated@example.com"
     );
     store.remove(&id).await.unwrap();
@@ -106,7 +116,7 @@ pub async fn conformance(store: Arc<dyn SessionStore>) {
     let with_sid = |sub: &str, sid: Option<&str>| {
         let mut s = session(sub, 60);
         let email = format!("{sub}@example.com");
-        s.identity = identity(sub, &email, &email, sid);
+        s.set_identity(identity(sub, &email, &email, sid));
         s
     };
     let (s1, s2, s3, s4) = (
@@ -201,7 +211,12 @@ pub async fn conformance(store: Arc<dyn SessionStore>) {
     // sessions that began at or before a time only
     let by_email = |sub: &str, email: &str, created_at: u64| {
         let mut s = session(sub, 60);
-        s.identity = identity(sub, &format!("{sub}@example.com"), email, Some("sid-1"));
+        s.set_identity(identity(
+            sub,
+            &format!("{sub}@example.com"),
+            email,
+            Some("sid-1"),
+        ));
         s.set_created_at(created_at);
         s
     };
@@ -274,10 +289,7 @@ pub async fn conformance(store: Arc<dyn SessionStore>) {
         .unwrap()
         .expect("first use");
     assert_eq!(taken.len(), 1);
-    assert_eq!(
-        taken[0].refresh_token.as_ref().map(|t| t.expose()),
-        Some("rt")
-    );
+    assert_eq!(taken[0].refresh_token().map(|t| t.expose()), Some("rt"));
     assert!(store.load(&m4).await.unwrap().is_none());
     store
         .save(&m4, &by_email("hank", "hank@example.com", start))
