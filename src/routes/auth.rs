@@ -208,7 +208,7 @@ fn unauthenticated(
         .url
         .as_ref()
         .filter(|u| state.config.redirects.allows(u))
-        .map(url::Url::as_str);
+        .map(|url| url.as_str());
     let start = sign_in_url(&state.denial_urls_of(site).start, rd);
     match mode {
         Mode::Nginx => Denied::Unauthenticated {
