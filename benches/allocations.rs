@@ -259,6 +259,19 @@ async fn main() {
         let per = measure(&app, make, case.status, n).await;
         print_row(case.name, per);
     }
+    const FRESH: &str = "/oauth2/auth denied 401 (no cookie, a new URL each time)";
+    if args.runs(FRESH) {
+        // Every URL unseen: what the per-thread URL memo costs when it misses.
+        let count = std::cell::Cell::new(0u64);
+        let make = || {
+            count.set(count.get() + 1);
+            let url = format!("https://app.example.com/page/{}", count.get());
+            request("/oauth2/auth", None, &[])
+                .insert_header(("x-original-url", url))
+                .to_request()
+        };
+        print_row(FRESH, measure(&app, make, 401, n).await);
+    }
     api_instance(harness, &args).await;
     println!(
         "(each row includes the harness's own request building; subtract the /healthz \
