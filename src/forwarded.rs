@@ -374,7 +374,8 @@ fn build_url(proto: &str, host: &str, uri: &str, name: &str) -> Result<Arc<Url>,
 /// URLs parsed per thread, at most (each input up to [`MAX_KEPT_URL`] bytes).
 const KEPT_URLS: usize = 64;
 
-/// Longer URLs are parsed every time: the memo holds at most ~64 kB per thread.
+/// Longer URLs are parsed every time: the memo holds at most 64 × 512 bytes of
+/// input per thread, and their URLs (percent-encoding may triple a length).
 const MAX_KEPT_URL: usize = 512;
 
 thread_local! {
