@@ -8,6 +8,10 @@
 //! session in a MemoryStore at 100k and 1M sessions (what issue 15's ≤ 300 B
 //! per idle session is about), and what one session's own fields take.
 //! Prints, never asserts: `cargo bench --bench allocations [-- SESSIONS...]`.
+//! `-- --only TEXT [--requests N]` runs only the checks whose name holds
+//! TEXT (N measured requests, as many to warm up) and no session memory: a
+//! fixed request loop for `valgrind --tool=callgrind` (run it with two N and
+//! divide the difference in instructions by twice the difference in N).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -41,8 +45,46 @@ use shared::{groups, session, USER};
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
-/// Requests measured per case (after as many warm-up requests).
+/// Requests measured per case by default (after as many warm-up requests).
 const REQUESTS: usize = 2_000;
+
+/// What the command line asks for.
+struct Args {
+    /// Session counts for the memory figures.
+    sessions: Vec<usize>,
+    /// Only the checks whose name holds this text, and no memory figures.
+    only: Option<String>,
+    /// Requests measured per case.
+    requests: usize,
+}
+
+fn args() -> Args {
+    let mut args = Args {
+        sessions: Vec::new(),
+        only: None,
+        requests: REQUESTS,
+    };
+    let mut given = std::env::args().skip(1);
+    while let Some(arg) = given.next() {
+        match arg.as_str() {
+            "--only" => args.only = given.next(),
+            "--requests" => args.requests = given.next().and_then(|n| n.parse().ok()).unwrap(),
+            _ => args.sessions.extend(arg.parse::<usize>().ok()),
+        }
+    }
+    if args.sessions.is_empty() {
+        args.sessions = vec![100_000, 1_000_000];
+    }
+    args
+}
+
+impl Args {
+    fn runs(&self, case: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|only| case.contains(only.as_str()))
+    }
+}
 
 fn config() -> Config {
     let vars = [
@@ -88,6 +130,7 @@ const NAVIGATE: &[(&str, &str)] = &[
 
 #[actix_web::main]
 async fn main() {
+    let args = args();
     let config = Arc::new(config());
     let store = Arc::new(MemoryStore::new());
     for _ in 0..10_000 {
@@ -103,7 +146,9 @@ async fn main() {
     .unwrap();
     let cache = GroupsCache::new(client, Duration::from_secs(3600));
     cache.remember(USER, groups(20)).await;
-    pieces(&state_pieces(&config, &id), &store, &cache).await;
+    if args.only.is_none() {
+        pieces(&state_pieces(&config, &id), &store, &cache).await;
+    }
     let oidc = Arc::new(Oidc::new(&config, reqwest::Client::new()));
     let state = AppState::new(config.clone(), store, oidc, Some(cache));
     let value =
@@ -205,27 +250,49 @@ async fn main() {
         "allocations per request (real app, test::call_service)", "allocs", "bytes", "reallocs"
     );
     // The harness's own share: the request built and the response dropped.
-    let harness = measure(&app, || request("/healthz", None, &[]).to_request(), 200).await;
+    let n = args.requests;
+    let harness = measure(&app, || request("/healthz", None, &[]).to_request(), 200, n).await;
     print_row("harness baseline: GET /healthz", harness);
-    for case in &cases {
+    for case in cases.iter().filter(|case| args.runs(case.name)) {
         let cookie = case.cookie.then_some(cookie.as_str());
         let make = || request(case.uri, cookie, case.extra).to_request();
-        let per = measure(&app, make, case.status).await;
+        let per = measure(&app, make, case.status, n).await;
         print_row(case.name, per);
     }
-    api_instance(harness).await;
+    const FRESH: &str = "/oauth2/auth denied 401 (no cookie, a new URL each time)";
+    if args.runs(FRESH) {
+        // Every URL unseen: what the per-thread URL memo costs when it misses.
+        let count = std::cell::Cell::new(0u64);
+        let make = || {
+            count.set(count.get() + 1);
+            let url = format!("https://app.example.com/page/{}", count.get());
+            request("/oauth2/auth", None, &[])
+                .insert_header(("x-original-url", url))
+                .to_request()
+        };
+        print_row(FRESH, measure(&app, make, 401, n).await);
+    }
+    api_instance(harness, &args).await;
     println!(
         "(each row includes the harness's own request building; subtract the /healthz \
          baseline for the handler's share)"
     );
     println!();
-    session_memory().await;
+    if args.only.is_none() {
+        session_memory(&args.sessions).await;
+    }
 }
 
 /// Issue 15's `ours_bearer` and `ours_jwt`: an instance with API clients and
 /// the signed identity (`BEARER_AUDIENCE`, `IDENTITY_JWT_KEY`) against a fake
 /// Okta on loopback, asked only while warming up (discovery, keys, groups).
-async fn api_instance(harness: PerRequest) {
+async fn api_instance(harness: PerRequest, args: &Args) {
+    const BEARER: &str = "ours_bearer: /oauth2/auth, bearer + signed identity";
+    const JWT: &str = "ours_jwt: /oauth2/auth, cookie + signed identity";
+    const JWT_403: &str = "ours_jwt denied 403 (allowed_groups=staff)";
+    if ![BEARER, JWT, JWT_403].iter().any(|case| args.runs(case)) {
+        return;
+    }
     let okta = fake_okta::FakeOkta::start().await;
     let alice = okta.user("alice");
     let key = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys/identity-es256.pem");
@@ -293,26 +360,25 @@ async fn api_instance(harness: PerRequest) {
     .await;
     let token = okta.mint_access_token(Some(&alice), fake_okta::FakeOkta::CLIENT_ID, &["openid"]);
     let bearer = format!("Bearer {token}");
-    let with = |header: (&'static str, String)| {
-        let header = header.clone();
+    let with = |uri: &'static str, header: (&'static str, String)| {
         move || {
-            request("/oauth2/auth", None, &[])
+            request(uri, None, &[])
                 .insert_header(header.clone())
                 .to_request()
         }
     };
     let cases = [
+        (BEARER, "/oauth2/auth", ("authorization", bearer), 200),
+        (JWT, "/oauth2/auth", ("cookie", cookie.clone()), 200),
         (
-            "ours_bearer: /oauth2/auth, bearer + signed identity",
-            ("authorization", bearer),
-        ),
-        (
-            "ours_jwt: /oauth2/auth, cookie + signed identity",
+            JWT_403,
+            "/oauth2/auth?allowed_groups=staff",
             ("cookie", cookie),
+            403,
         ),
     ];
-    for (name, header) in cases {
-        let per = measure(&app, with(header), 200).await;
+    for (name, uri, header, status) in cases.into_iter().filter(|case| args.runs(case.0)) {
+        let per = measure(&app, with(uri, header), status, args.requests).await;
         print_row(name, per);
         print_row(
             "  minus the harness baseline",
@@ -349,16 +415,7 @@ fn realistic_session(i: usize) -> Session {
 /// Heap held per stored session: live bytes (allocated minus freed, as asked
 /// of the allocator: malloc adds ~8-16 B of its own per allocation) and
 /// allocations, with the share of the session's own fields.
-async fn session_memory() {
-    let sizes: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    let sizes = if sizes.is_empty() {
-        vec![100_000, 1_000_000]
-    } else {
-        sizes
-    };
+async fn session_memory(sizes: &[usize]) {
     let one = Region::new(GLOBAL);
     let sample = std::hint::black_box(Arc::new(realistic_session(1)));
     let own = one.change();
@@ -370,7 +427,7 @@ async fn session_memory() {
         std::mem::size_of::<Session>()
     );
     drop(sample);
-    for n in sizes {
+    for &n in sizes {
         let store = MemoryStore::new();
         let sessions: Vec<(SessionId, Session)> = (0..n)
             .map(|i| (SessionId::random(), realistic_session(i)))
@@ -521,25 +578,25 @@ fn request(uri: &str, cookie: Option<&str>, extra: &[(&str, &str)]) -> test::Tes
     req
 }
 
-/// Per-request allocations of `REQUESTS` requests made by `make`, after as
-/// many unmeasured ones (each must answer `status`).
-async fn measure<S, R, B>(app: &S, make: impl Fn() -> R, status: u16) -> PerRequest
+/// Per-request allocations of `n` requests made by `make`, after as many
+/// unmeasured ones (each must answer `status`).
+async fn measure<S, R, B>(app: &S, make: impl Fn() -> R, status: u16, n: usize) -> PerRequest
 where
     S: Service<R, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody,
 {
-    for _ in 0..REQUESTS {
+    for _ in 0..n {
         let res = app.call(make()).await.unwrap();
         assert_eq!(res.status().as_u16(), status);
         drop(res.into_body().try_into_bytes());
     }
     let region = Region::new(GLOBAL);
-    for _ in 0..REQUESTS {
+    for _ in 0..n {
         let res = app.call(make()).await.unwrap();
         drop(res.into_body().try_into_bytes());
     }
     let stats = region.change();
-    let n = REQUESTS as f64;
+    let n = n as f64;
     PerRequest {
         allocations: stats.allocations as f64 / n,
         bytes: stats.bytes_allocated as f64 / n,

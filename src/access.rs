@@ -375,6 +375,41 @@ impl Tokens<'_> {
     /// Who an access token speaks for, their groups and the policy's answer.
     /// A bad token is [`Verdict::BadToken`], whatever cookie comes with it.
     pub async fn check(&self, token: &str, route: &AllowLists) -> Result<Verdict, AccessError> {
+        // A token verified lately whose groups are at hand is decided without
+        // awaiting anything; every other check is boxed, as a rare path: the
+        // handler's future (allocated per request) stays small.
+        if let Some(identity) = self.verifier.verified_lately(token) {
+            if let Ok(groups) = self.groups_at_hand(&identity) {
+                return Ok(self.access.decide(route, Who::Token(identity), groups));
+            }
+        }
+        Box::pin(self.verify_and_check(token, route)).await
+    }
+
+    /// A token's groups when no lookup is needed: a machine's (none), its
+    /// claim's, or its user's answer through the token's link; else the
+    /// cache to ask.
+    fn groups_at_hand(&self, identity: &TokenIdentity) -> Result<Arc<UserGroups>, &GroupsCache> {
+        if identity.machine {
+            return Ok(TokenHot::fixed_groups(identity, || {
+                Arc::new(UserGroups::new(Vec::new()))
+            }));
+        }
+        match &self.access.groups {
+            Some(cache) => TokenHot::kept(identity).linked(cache).ok_or(cache),
+            None => Ok(TokenHot::fixed_groups(identity, || {
+                from_claim(identity.groups_claim.as_deref())
+            })),
+        }
+    }
+
+    /// [`check`](Self::check) from the start: the token verified (cache or
+    /// keys) and its groups looked up when they are not at hand.
+    async fn verify_and_check(
+        &self,
+        token: &str,
+        route: &AllowLists,
+    ) -> Result<Verdict, AccessError> {
         let access = self.access;
         let identity = match self.verifier.verify(&access.oidc, token).await {
             Ok(identity) => identity,
@@ -387,21 +422,15 @@ impl Tokens<'_> {
                 return Ok(Verdict::BadToken(error));
             }
         };
-        let groups = if identity.machine {
-            TokenHot::fixed_groups(&identity, || Arc::new(UserGroups::new(Vec::new())))
-        } else {
-            match &access.groups {
-                Some(cache) => match TokenHot::kept(&identity)
-                    .groups(cache, &identity.subject)
-                    .await
-                {
-                    Ok(groups) => groups,
-                    Err(error) => return access.groups_refused(Who::Token(identity), error),
-                },
-                None => TokenHot::fixed_groups(&identity, || {
-                    from_claim(identity.groups_claim.as_deref())
-                }),
-            }
+        let groups = match self.groups_at_hand(&identity) {
+            Ok(groups) => groups,
+            Err(cache) => match TokenHot::kept(&identity)
+                .groups(cache, &identity.subject)
+                .await
+            {
+                Ok(groups) => groups,
+                Err(error) => return access.groups_refused(Who::Token(identity), error),
+            },
         };
         Ok(access.decide(route, Who::Token(identity), groups))
     }

@@ -3,10 +3,17 @@
 //! (Traefik, Caddy), else the `Host` header and `/`. Forwarded headers count only
 //! from peers in `TRUSTED_PROXIES`; never actix's `ConnectionInfo`, which trusts
 //! anyone. No actix types here: headers come through a lookup function.
+//! URLs are parsed through a small per-thread memo (`crate::memo`): a proxy
+//! asks about the same URLs again and again, and the parse is the costliest
+//! step of reading them.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::net::IpAddr;
+use std::sync::Arc;
 use url::Url;
+
+use crate::memo::{self, Memo};
 
 /// `TRUSTED_PROXIES`: the CIDRs whose forwarded headers count.
 #[derive(Debug, Clone)]
@@ -66,8 +73,9 @@ pub struct OriginalRequest {
     /// Uppercase method; `GET` when none was forwarded. The common methods
     /// are borrowed: a stranger's check reads the original request.
     pub method: Cow<'static, str>,
-    /// Absolute http(s) URL; `None` when unknown or unverifiable.
-    pub url: Option<Url>,
+    /// Absolute http(s) URL; `None` when unknown or unverifiable. Shared with
+    /// the thread's memo of parsed URLs.
+    pub url: Option<Arc<Url>>,
     pub source: Source,
 }
 
@@ -215,7 +223,7 @@ fn original_url<'h>(
     value: &str,
     header: &impl Fn(&str) -> Option<&'h str>,
     default_scheme: &str,
-) -> Result<Url, ForwardedError> {
+) -> Result<Arc<Url>, ForwardedError> {
     let invalid = || {
         ForwardedError(
             "X-Original-URL is not a valid URL: send an absolute http(s) URL or a path starting with /"
@@ -251,7 +259,7 @@ fn original_url<'h>(
     if !(starts_with("http://") || starts_with("https://")) {
         return Err(invalid());
     }
-    let url = Url::parse(value).map_err(|_| invalid())?;
+    let url = parse(&[value]).map_err(|_| invalid())?;
     if !matches!(url.scheme(), "http" | "https")
         || url.host_str().is_none_or(str::is_empty)
         || !url.username().is_empty()
@@ -343,9 +351,9 @@ fn split_host_port(value: &str) -> Option<(&str, Option<&str>)> {
 
 /// Builds `proto://host uri` and checks the parsed authority is the given one,
 /// so that nothing in the pieces can smuggle in another host.
-fn build_url(proto: &str, host: &str, uri: &str, name: &str) -> Result<Url, ForwardedError> {
+fn build_url(proto: &str, host: &str, uri: &str, name: &str) -> Result<Arc<Url>, ForwardedError> {
     let bad = || ForwardedError(format!("{name} is not a valid host[:port]"));
-    let url = Url::parse(&format!("{proto}://{host}{uri}")).map_err(|_| bad())?;
+    let url = parse(&[proto, "://", host, uri]).map_err(|_| bad())?;
     let (given_host, given_port) = split_host_port(host).ok_or_else(bad)?;
     let parsed_host = url.host_str().ok_or_else(bad)?;
     if !parsed_host.eq_ignore_ascii_case(given_host) {
@@ -361,6 +369,23 @@ fn build_url(proto: &str, host: &str, uri: &str, name: &str) -> Result<Url, Forw
         return Err(bad());
     }
     Ok(url)
+}
+
+/// URLs parsed per thread, at most (each input up to [`MAX_KEPT_URL`] bytes).
+const KEPT_URLS: usize = 64;
+
+/// Longer URLs are parsed every time: the memo holds at most 64 × 512 bytes of
+/// input per thread, and their URLs (percent-encoding may triple a length).
+const MAX_KEPT_URL: usize = 512;
+
+thread_local! {
+    static PARSED: RefCell<Memo<Arc<Url>>> = RefCell::new(Memo::new(KEPT_URLS, MAX_KEPT_URL));
+}
+
+/// `Url::parse` of `parts` joined, the very same `Url` when this thread
+/// parsed the same text lately.
+fn parse(parts: &[&str]) -> Result<Arc<Url>, url::ParseError> {
+    memo::per_thread(&PARSED, parts, |input| Url::parse(input).map(Arc::new))
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@
 //!    `redis_connection`.
 //! 5. The ground: `config` (environment → typed `Config`), `secret`,
 //!    `identity` (who signed in, shared by `oidc` and `session`), `clock`,
-//!    `random`, `error_chain`, `html`, `telemetry`.
+//!    `memo`, `random`, `error_chain`, `html`, `telemetry`.
 
 pub mod access;
 pub mod audit;
@@ -41,6 +41,7 @@ pub mod html;
 pub mod identity;
 pub mod identity_headers;
 pub mod identity_jwt;
+pub mod memo;
 pub mod metrics;
 pub mod oidc;
 pub mod okta_api;

@@ -21,7 +21,7 @@ fn read(
 fn ok(method: &str, url: Option<&str>, source: Source) -> Result<OriginalRequest, ForwardedError> {
     Ok(OriginalRequest {
         method: method.to_string().into(),
-        url: url.map(|u| Url::parse(u).unwrap()),
+        url: url.map(|u| Arc::new(Url::parse(u).unwrap())),
         source,
     })
 }
@@ -346,4 +346,205 @@ fn the_forward_endpoint_prefers_the_proxys_own_forwarded_headers() {
     )
     .unwrap();
     assert_eq!(got.source, Source::OriginalUrl);
+}
+
+mod memo {
+    //! The URL memo answers exactly as `Url::parse`: the same `Ok` (every
+    //! component, compared through `Debug` and the serialization) or an
+    //! `Err`, for generated and hostile inputs, whether the memo misses, hits,
+    //! or a slot was taken by another input; and a whole reading of forwarded
+    //! headers is the same warm as on a thread that never parsed before.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What a parse says, in full.
+    fn said(parsed: &Result<impl std::ops::Deref<Target = Url>, url::ParseError>) -> String {
+        match parsed {
+            Ok(url) => format!("{} {:?}", url.as_str(), **url),
+            Err(error) => format!("error: {error}"),
+        }
+    }
+
+    fn reference(input: &str) -> String {
+        said(&Url::parse(input).map(Box::new))
+    }
+
+    /// URLs built of the pieces that parsers disagree on, then noise.
+    fn hostile_url() -> impl Strategy<Value = String> {
+        let scheme = prop::sample::select(vec![
+            "http", "https", "HTTPS", "hTTp", "ws", "ftp", "", "h\tttps", "https ",
+        ]);
+        let separator = prop::sample::select(vec![
+            "://", ":/", ":", ":\\\\", ":///", "://\t", ":/\\", "://\n", ": //",
+        ]);
+        let userinfo = prop::sample::select(vec![
+            "",
+            "",
+            "",
+            "user@",
+            "user:pass@",
+            "@",
+            "a%40b@",
+            ":@",
+            "u@v@",
+        ]);
+        let host = prop::sample::select(vec![
+            "app.example.com",
+            "APP.Example.COM",
+            "xn--bcher-kva.example",
+            "bücher.example",
+            "日本.example",
+            "ＡＰＰ.example",
+            "[::1]",
+            "[::FFFF:127.0.0.1]",
+            "[fe80::1%25eth0]",
+            "[::1",
+            "127.0.0.1",
+            "0x7f.1",
+            "2130706433",
+            "127.1",
+            "example.com.",
+            "%61pp.example",
+            "exa mple.com",
+            "ex\tample.com",
+            "",
+            "a..b",
+            "-x.example",
+            "xn--",
+            "a\u{ad}b.example",
+            "\u{200b}.example",
+        ]);
+        let port = prop::sample::select(vec![
+            "", "", ":", ":443", ":80", ":8080", ":65535", ":65536", ":0", ":+1", ":00443", ":8a",
+        ]);
+        let path = prop::sample::select(vec![
+            "",
+            "/",
+            "/some/page",
+            "/a/./b/../c",
+            "/%2e%2E/x",
+            "/a b",
+            "/\\x",
+            "//x",
+            "/ü?ä=ö#ß",
+            "/%zz",
+            "/a?b=c#d",
+            "/?",
+            "/#",
+            "/a\nb",
+            "/a\tb\r",
+            "/%F0%9F%98%80",
+            "/.%2e/",
+            "/..",
+            "?q",
+            "#f",
+            "\\x",
+        ]);
+        let noise = "[a-zA-Z0-9./\\\\%@:?#&=_~\\[\\] \t\r\n\u{0}\u{3000}é-]{0,24}";
+        (
+            scheme,
+            separator,
+            userinfo,
+            host,
+            port,
+            path,
+            noise,
+            0usize..700,
+        )
+            .prop_map(
+                |(scheme, separator, userinfo, host, port, path, noise, pad)| {
+                    let mut url = format!("{scheme}{separator}{userinfo}{host}{port}{path}{noise}");
+                    // Around and past the memo's length cap.
+                    if pad > 350 {
+                        url.push_str(&"x".repeat(pad));
+                    }
+                    url
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        #[test]
+        fn the_memo_answers_as_url_parse_on_misses_hits_and_parts(
+            input in prop_oneof![hostile_url(), "\\PC{0,80}"],
+            cut in prop::collection::vec(any::<prop::sample::Index>(), 0..3),
+        ) {
+            let want = reference(&input);
+            prop_assert_eq!(&said(&parse(&[&input])), &want, "first");
+            prop_assert_eq!(&said(&parse(&[&input])), &want, "again");
+            let mut cuts: Vec<usize> = cut
+                .iter()
+                .map(|i| i.index(input.len() + 1))
+                .filter(|&at| input.is_char_boundary(at))
+                .collect();
+            cuts.sort_unstable();
+            let mut parts = Vec::new();
+            let mut from = 0;
+            for at in cuts {
+                parts.push(&input[from..at]);
+                from = at;
+            }
+            parts.push(&input[from..]);
+            prop_assert_eq!(&said(&parse(&parts)), &want, "in parts {:?}", parts);
+        }
+
+        #[test]
+        fn a_warm_reading_is_the_same_as_a_cold_one(
+            original in prop::option::of(hostile_url()),
+            host in prop::option::of(prop::sample::select(vec![
+                "app.example.com", "APP.example.com:443", "[::1]:8080", "bücher.example",
+                "a.example, b.example", "a@b", "h:99999", "",
+            ])),
+            uri in prop::option::of(prop::sample::select(vec![
+                "/", "/some/page", "/a/../b?c#d", "/ü", "//x", "/%2e%2e/", "x", "/a b",
+            ])),
+            proto in prop::option::of(prop::sample::select(vec!["http", "https", "WSS", "ftp"])),
+            host_header in prop::option::of(prop::sample::select(vec![
+                "app.example.com", "app.example.com:8443", "[::1]", "bad/host", "",
+            ])),
+            trusted_peer in prop::bool::ANY,
+            prefer_forwarded in prop::bool::ANY,
+        ) {
+            let headers: Vec<(&str, Option<&str>)> = vec![
+                ("x-original-url", original.as_deref()),
+                ("x-forwarded-host", host),
+                ("x-forwarded-uri", uri),
+                ("x-forwarded-proto", proto),
+                ("host", host_header),
+            ];
+            let read = move || {
+                let lookup = |name: &str| {
+                    headers.iter().find(|(k, _)| *k == name).and_then(|(_, v)| *v)
+                };
+                let peer = if trusted_peer { "127.0.0.1" } else { "203.0.113.9" };
+                let prefer = if prefer_forwarded {
+                    Prefer::ForwardedHeaders
+                } else {
+                    Prefer::OriginalUrl
+                };
+                format!(
+                    "{:?}",
+                    original_request_preferring(prefer, ip(peer), lookup, &trusted(), "https")
+                )
+            };
+            let cold = std::thread::scope(|s| s.spawn(read.clone()).join().unwrap());
+            prop_assert_eq!(&read(), &cold, "first here");
+            prop_assert_eq!(&read(), &cold, "warm");
+        }
+    }
+
+    #[test]
+    fn a_url_seen_before_is_the_same_parsed_url() {
+        let first = parse(&["https://app.example.com/some/page"]).unwrap();
+        let again = parse(&["https://app.example.com", "/some/page"]).unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        let long = format!("https://app.example.com/{}", "x".repeat(MAX_KEPT_URL));
+        assert!(!Arc::ptr_eq(
+            &parse(&[&long]).unwrap(),
+            &parse(&[&long]).unwrap()
+        ));
+    }
 }

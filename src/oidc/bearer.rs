@@ -249,6 +249,12 @@ impl BearerVerifier {
         Ok(self.remember(token, key, identity).await)
     }
 
+    /// The identity of a token verified lately, byte for byte this one, while
+    /// it holds; `None` asks [`verify`](Self::verify).
+    pub fn verified_lately(&self, token: &str) -> Option<Arc<TokenIdentity>> {
+        self.recent_at(token, now())
+    }
+
     /// [`verify`](Self::verify) with the given keys (no reload): the cache,
     /// else the keys. For benchmarks and tests without an IdP.
     pub async fn verify_with_cache(

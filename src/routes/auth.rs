@@ -6,6 +6,9 @@
 //! Whether a signed-in user may pass never depends on the forwarded URL, so it
 //! is read (and a malformed one refused) only to send a stranger to sign in.
 
+use std::cell::RefCell;
+use std::sync::Arc;
+
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest};
 use url::form_urlencoded::byte_serialize;
@@ -14,8 +17,9 @@ use crate::access::Verdict;
 use crate::clock::now;
 use crate::error::AppError;
 use crate::forwarded::{original_request_preferring, OriginalRequest, Prefer};
+use crate::memo::{self, Memo};
 use crate::metrics::observed::{self, Endpoint, Outcome};
-use crate::policy::AllowLists;
+use crate::policy::{AllowLists, PolicyError};
 use crate::redirect::shortened;
 use crate::routes::AppState;
 
@@ -35,27 +39,36 @@ enum Mode {
 
 pub async fn auth(req: HttpRequest, state: web::Data<AppState>) -> Answer {
     let started = std::time::Instant::now();
-    let answer = check(&req, &state, Mode::Nginx).await;
+    let mut original = None;
+    let answer = check(&req, &state, Mode::Nginx, &mut original).await;
     observe(Endpoint::Auth, &answer, started);
-    audit_denied(&req, &state, Mode::Nginx, &answer);
+    audit_denied(&req, &state, Mode::Nginx, &answer, original);
     // nginx never shows these bodies, and a body costs it the keep-alive connection.
     Answer::new(answer, Body::Empty)
 }
 
 pub async fn forward(req: HttpRequest, state: web::Data<AppState>) -> Answer {
     let started = std::time::Instant::now();
-    let answer = check(&req, &state, Mode::Forward).await;
+    let mut original = None;
+    let answer = check(&req, &state, Mode::Forward, &mut original).await;
     observe(Endpoint::Forward, &answer, started);
-    audit_denied(&req, &state, Mode::Forward, &answer);
+    audit_denied(&req, &state, Mode::Forward, &answer, original);
     Answer::new(answer, Body::Shown)
 }
 
-/// A 403 to a signed-in user or client: who, where and why, for the audit log.
-fn audit_denied(req: &HttpRequest, state: &AppState, mode: Mode, answer: &Result<Allowed, Denied>) {
+/// A 403 to a signed-in user or client: who, where and why, for the audit
+/// log. `original`: the original request if the check read it.
+fn audit_denied(
+    req: &HttpRequest,
+    state: &AppState,
+    mode: Mode,
+    answer: &Result<Allowed, Denied>,
+    original: Option<OriginalRequest>,
+) {
     let Err(Denied::Forbidden { who, reason, .. }) = answer else {
         return;
     };
-    let original = read_original(req, state, mode).ok();
+    let original = original.or_else(|| read_original(req, state, mode).ok());
     let url = original.as_ref().and_then(|o| o.url.as_ref());
     crate::audit::Audit {
         event: "check",
@@ -81,39 +94,79 @@ fn observe(endpoint: Endpoint, answer: &Result<Allowed, Denied>, started: std::t
     observed::check(endpoint, outcome, started.elapsed());
 }
 
-async fn check(req: &HttpRequest, state: &AppState, mode: Mode) -> Result<Allowed, Denied> {
-    let route = match mode {
-        Mode::Nginx => AllowLists::from_query(req.query_string()),
-        Mode::Forward => AllowLists::from_forward_query(req.query_string()),
-    }
-    .map_err(refused)?;
+/// The check. `original` is where the original request is kept once read
+/// (at most once per request: the audit of a 403 reuses it).
+async fn check(
+    req: &HttpRequest,
+    state: &AppState,
+    mode: Mode,
+    original: &mut Option<OriginalRequest>,
+) -> Result<Allowed, Denied> {
+    let kept;
+    let route = match req.query_string() {
+        // Most routes name no lists: nothing to read, nothing to keep.
+        "" => &NO_LISTS,
+        query => {
+            kept = route_lists(query, mode).map_err(refused)?;
+            &*kept
+        }
+    };
     // Public routes, API clients, several domains and the signed identity need
     // the original URL on every check; otherwise only strangers do.
-    let original = if api_clients::needs_original(state) {
-        Some(read_original(req, state, mode)?)
-    } else {
-        None
-    };
+    if api_clients::needs_original(state) {
+        *original = Some(read_original(req, state, mode)?);
+    }
     if api_clients::is_public(req, state, original.as_ref()) {
         return Ok(Allowed::public());
     }
     if let Some((tokens, token)) = api_clients::bearer_token(req, state) {
-        // Boxed, as every rare path: the common check's future stays small.
-        let verdict = Box::pin(tokens.check(token, &route))
-            .await
-            .map_err(refused)?;
+        let verdict = tokens.check(token, route).await.map_err(refused)?;
         // A token's 403 links to the configured service URL's sign-out.
-        return answer(req, state, mode, verdict, original.as_ref(), None).await;
+        return answer(req, state, mode, verdict, original, SignOut::Service).await;
     }
     let host = original.as_ref().and_then(|o| o.url.as_ref()?.host_str());
     let now = now();
     let cookies = state.cookie_names.session_values(req, now);
     let verdict = state
         .access
-        .check(cookies, host, &route, now)
+        .check(cookies, host, route, now)
         .await
         .map_err(refused)?;
-    answer(req, state, mode, verdict, original.as_ref(), host).await
+    answer(req, state, mode, verdict, original, SignOut::OfSite).await
+}
+
+/// The lists of a route without a query: none.
+static NO_LISTS: AllowLists = AllowLists {
+    groups: Vec::new(),
+    users: Vec::new(),
+    domains: Vec::new(),
+};
+
+/// Queries whose lists this thread keeps, at most (each up to
+/// [`MAX_KEPT_QUERY`] bytes; a proxy's configuration names only a few).
+const KEPT_QUERIES: usize = 16;
+
+/// Longer queries are read every time.
+const MAX_KEPT_QUERY: usize = 256;
+
+thread_local! {
+    static ROUTE_LISTS: RefCell<Memo<Arc<AllowLists>>> =
+        RefCell::new(Memo::new(KEPT_QUERIES, MAX_KEPT_QUERY));
+    static FORWARD_ROUTE_LISTS: RefCell<Memo<Arc<AllowLists>>> =
+        RefCell::new(Memo::new(KEPT_QUERIES, MAX_KEPT_QUERY));
+}
+
+/// The route's allow-lists from its query, the same lists when this thread
+/// read the same query lately. A refused query is read (and refused) every time.
+fn route_lists(query: &str, mode: Mode) -> Result<Arc<AllowLists>, PolicyError> {
+    match mode {
+        Mode::Nginx => memo::per_thread(&ROUTE_LISTS, &[query], |query| {
+            AllowLists::from_query(query).map(Arc::new)
+        }),
+        Mode::Forward => memo::per_thread(&FORWARD_ROUTE_LISTS, &[query], |query| {
+            AllowLists::from_forward_query(query).map(Arc::new)
+        }),
+    }
 }
 
 /// A failure to decide, as the error page it is.
@@ -121,15 +174,24 @@ fn refused(error: impl Into<AppError>) -> Denied {
     Denied::Error(error.into())
 }
 
-/// The HTTP answer to a verdict. `site_host`: the checked host whose domain's
-/// sign-out a 403 links to (several root domains).
+/// Whose sign-out a 403 links to.
+#[derive(Clone, Copy)]
+enum SignOut {
+    /// The configured service URL's (a token's 403).
+    Service,
+    /// The checked host's domain's (several root domains).
+    OfSite,
+}
+
+/// The HTTP answer to a verdict. `original`: the original request if read,
+/// read here when a stranger's answer needs it.
 async fn answer(
     req: &HttpRequest,
     state: &AppState,
     mode: Mode,
     verdict: Verdict,
-    original: Option<&OriginalRequest>,
-    site_host: Option<&str>,
+    original: &mut Option<OriginalRequest>,
+    sign_out: SignOut,
 ) -> Result<Allowed, Denied> {
     match verdict {
         Verdict::Allowed(identified) => {
@@ -137,31 +199,27 @@ async fn answer(
             if state.identity_tokens.is_none() {
                 return Ok(allowed);
             }
-            Box::pin(api_clients::with_signed_identity(
-                allowed,
-                state,
-                original,
-                &identified,
-            ))
-            .await
+            api_clients::with_signed_identity(allowed, state, original.as_ref(), &identified).await
         }
         Verdict::NoSession => {
             // Only a stranger's answer needs the original URL (for `rd`): read it here.
-            let read;
-            let original = match original {
-                Some(original) => original,
-                None => {
-                    read = read_original(req, state, mode)?;
-                    &read
-                }
+            let read = match original.take() {
+                Some(read) => read,
+                None => read_original(req, state, mode)?,
             };
-            Err(unauthenticated(req, state, mode, original))
+            Err(unauthenticated(req, state, mode, original.insert(read)))
         }
-        Verdict::Forbidden { who, reason } => Err(Denied::Forbidden {
-            sign_out: (state.denial_urls_of(state.site_of_host(site_host)).sign_out).clone(),
-            who,
-            reason,
-        }),
+        Verdict::Forbidden { who, reason } => {
+            let site_host = match sign_out {
+                SignOut::Service => None,
+                SignOut::OfSite => original.as_ref().and_then(|o| o.url.as_ref()?.host_str()),
+            };
+            Err(Denied::Forbidden {
+                sign_out: (state.denial_urls_of(state.site_of_host(site_host)).sign_out).clone(),
+                who,
+                reason,
+            })
+        }
         Verdict::BadToken(error) => Err(Denied::BadToken(api_clients::BadToken {
             error,
             json: mode == Mode::Forward,
@@ -208,7 +266,7 @@ fn unauthenticated(
         .url
         .as_ref()
         .filter(|u| state.config.redirects.allows(u))
-        .map(url::Url::as_str);
+        .map(|url| url.as_str());
     let start = sign_in_url(&state.denial_urls_of(site).start, rd);
     match mode {
         Mode::Nginx => Denied::Unauthenticated {
@@ -324,5 +382,37 @@ mod tests {
             assert_eq!(built.capacity(), built.len(), "{rd:?}");
             assert!(built.len() <= MAX_LOCATION);
         }
+    }
+
+    #[test]
+    fn a_routes_lists_are_read_once_per_query_and_endpoint() {
+        let query = "allowed_groups=admins,ops&allowed_domains=Example.com";
+        let first = route_lists(query, Mode::Nginx).unwrap();
+        assert_eq!(*first, AllowLists::from_query(query).unwrap());
+        assert!(Arc::ptr_eq(
+            &first,
+            &route_lists(query, Mode::Nginx).unwrap()
+        ));
+        // The endpoints read queries differently: each keeps its own answers.
+        let client = "page=2";
+        assert_eq!(*route_lists(client, Mode::Forward).unwrap(), NO_LISTS);
+        assert_eq!(
+            route_lists(client, Mode::Nginx).unwrap_err(),
+            AllowLists::from_query(client).unwrap_err()
+        );
+        // A refusal is not kept: asked again, the same refusal.
+        let repeated = "allowed_users=a&allowed_users=b";
+        for mode in [Mode::Nginx, Mode::Forward, Mode::Nginx] {
+            assert_eq!(
+                route_lists(repeated, mode).unwrap_err(),
+                AllowLists::from_query(repeated).unwrap_err()
+            );
+        }
+    }
+
+    #[test]
+    fn no_query_is_no_lists() {
+        assert_eq!(AllowLists::from_query("").unwrap(), NO_LISTS);
+        assert_eq!(AllowLists::from_forward_query("").unwrap(), NO_LISTS);
     }
 }

@@ -14,11 +14,11 @@ use crate::access::{Identified, SessionHot, TokenHot, Tokens, Who};
 use crate::clock::now;
 use crate::error::AppError;
 use crate::forwarded::{OriginalRequest, Source};
-use crate::identity_jwt::Identity;
+use crate::identity_jwt::{Identity, IdentityTokens, Memo};
 use crate::oidc::bearer::BearerError;
 use crate::routes::AppState;
 use crate::skip_routes::raw_path;
-use url::Position;
+use url::{Position, Url};
 
 /// The header that carries the signed identity.
 pub const JWT_HEADER: &str = "x-auth-request-jwt";
@@ -74,6 +74,9 @@ pub fn bearer_token<'r>(
 
 /// Adds `X-Auth-Request-Jwt` when `IDENTITY_JWT_KEY` is set: `aud` is the
 /// original URL's origin, so without a known original URL there is no 2xx.
+/// The session's or token's kept identity is added without awaiting
+/// anything; signing one is boxed, as a rare path: the handler's future
+/// (allocated per request) stays small.
 pub async fn with_signed_identity(
     allowed: Allowed,
     state: &AppState,
@@ -83,7 +86,7 @@ pub async fn with_signed_identity(
     let Some(tokens) = &state.identity_tokens else {
         return Ok(allowed);
     };
-    let Some(url) = original.and_then(|o| o.url.as_ref()) else {
+    let Some(url) = original.and_then(|o| o.url.as_deref()) else {
         return Err(Denied::Error(AppError::BadRequest(
             "The original URL is unknown, so no signed identity can be made for it: the proxy \
              must send X-Original-URL or X-Forwarded-Host/-Uri from a TRUSTED_PROXIES address."
@@ -94,16 +97,31 @@ pub async fn with_signed_identity(
     // The URL up to its port fully determines its origin, the audience: a
     // session's or token's kept identity is reused for the same one.
     let origin = &url[..Position::AfterPort];
-    let who = &identified.who;
-    let memo = match who {
-        Who::Token(token) => TokenHot::signed_identity(token),
-        Who::User(session) => SessionHot::signed_identity(session),
-    };
-    if let Some(jwt) = memo.get(issuer, origin, &identified.groups, now()) {
+    if let Some(jwt) = memo_of(identified).get(issuer, origin, &identified.groups, now()) {
         return Ok(allowed.with_jwt(jwt));
     }
+    Box::pin(signed(allowed, tokens, issuer, url, identified)).await
+}
+
+/// The last signed identity the session or token keeps.
+fn memo_of(identified: &Identified) -> &Memo {
+    match &identified.who {
+        Who::Token(token) => TokenHot::signed_identity(token),
+        Who::User(session) => SessionHot::signed_identity(session),
+    }
+}
+
+/// A new signed identity for `url`'s origin, kept for the next checks.
+async fn signed(
+    allowed: Allowed,
+    tokens: &IdentityTokens,
+    issuer: &str,
+    url: &Url,
+    identified: &Identified,
+) -> Result<Allowed, Denied> {
     let audience = url.origin().ascii_serialization();
     let names = identified.groups.names();
+    let who = &identified.who;
     let identity = Identity {
         issuer,
         audience: &audience,
@@ -114,7 +132,8 @@ pub async fn with_signed_identity(
     };
     match tokens.token(&identity).await {
         Some(signed) => {
-            memo.keep(issuer, origin, &identified.groups, &signed);
+            let origin = &url[..Position::AfterPort];
+            memo_of(identified).keep(issuer, origin, &identified.groups, &signed);
             Ok(allowed.with_jwt(signed.jwt))
         }
         None => Err(Denied::Error(AppError::Internal(
