@@ -374,7 +374,9 @@ pub struct Tokens<'a> {
 impl Tokens<'_> {
     /// Who an access token speaks for, their groups and the policy's answer.
     /// A bad token is [`Verdict::BadToken`], whatever cookie comes with it.
-    pub async fn check(&self, token: &str, route: &AllowLists) -> Result<Verdict, AccessError> {
+    /// `token` is the header's bytes: read as text only when it is not one
+    /// verified lately (a token that is not text is refused as malformed).
+    pub async fn check(&self, token: &[u8], route: &AllowLists) -> Result<Verdict, AccessError> {
         // A token verified lately whose groups are at hand is decided without
         // awaiting anything; every other check is boxed, as a rare path: the
         // handler's future (allocated per request) stays small.
@@ -407,11 +409,15 @@ impl Tokens<'_> {
     /// keys) and its groups looked up when they are not at hand.
     async fn verify_and_check(
         &self,
-        token: &str,
+        token: &[u8],
         route: &AllowLists,
     ) -> Result<Verdict, AccessError> {
         let access = self.access;
-        let identity = match self.verifier.verify(&access.oidc, token).await {
+        let verified = match crate::header_text::visible_ascii(token) {
+            Some(token) => self.verifier.verify(&access.oidc, token).await,
+            None => Err(BearerError::Malformed),
+        };
+        let identity = match verified {
             Ok(identity) => identity,
             Err(BearerError::NotReady) => {
                 return Err(AccessError::TokenKeys(BearerError::NotReady))

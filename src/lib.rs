@@ -36,6 +36,7 @@ pub mod error;
 pub mod error_chain;
 pub mod forwarded;
 pub mod groups;
+pub mod header_text;
 pub mod healthcheck;
 pub mod html;
 pub mod identity;

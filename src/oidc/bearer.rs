@@ -186,12 +186,16 @@ impl KeyError for BearerError {
     }
 }
 
-/// The token of an `Authorization: Bearer …` header; `None` for any other scheme.
-pub fn bearer_token(authorization: &str) -> Option<&str> {
-    let (scheme, token) = authorization.trim().split_once(' ')?;
+/// The token of an `Authorization: Bearer …` header, as sent (bytes that may
+/// not be text: such a token is refused when it is verified); `None` for any
+/// other scheme.
+pub fn bearer_token(authorization: &[u8]) -> Option<&[u8]> {
+    let authorization = authorization.trim_ascii();
+    let space = authorization.iter().position(|&b| b == b' ')?;
+    let (scheme, token) = authorization.split_at(space);
     scheme
-        .eq_ignore_ascii_case("bearer")
-        .then_some(token.trim())
+        .eq_ignore_ascii_case(b"bearer")
+        .then_some(token.trim_ascii())
 }
 
 /// Verifies access tokens and remembers the ones that passed until they expire.
@@ -234,7 +238,7 @@ impl BearerVerifier {
     /// issuer's keys (an unknown `kid` reloads them once, rate-limited in [`Oidc`]).
     pub async fn verify(&self, oidc: &Oidc, token: &str) -> Result<Arc<TokenIdentity>, E> {
         let now = now();
-        if let Some(known) = self.recent_at(token, now) {
+        if let Some(known) = self.recent_at(token.as_bytes(), now) {
             return Ok(known);
         }
         let key = cache_key(token);
@@ -250,8 +254,9 @@ impl BearerVerifier {
     }
 
     /// The identity of a token verified lately, byte for byte this one, while
-    /// it holds; `None` asks [`verify`](Self::verify).
-    pub fn verified_lately(&self, token: &str) -> Option<Arc<TokenIdentity>> {
+    /// it holds; `None` asks [`verify`](Self::verify). The bytes need not be
+    /// text: only a verified token's are kept.
+    pub fn verified_lately(&self, token: &[u8]) -> Option<Arc<TokenIdentity>> {
         self.recent_at(token, now())
     }
 
@@ -272,7 +277,7 @@ impl BearerVerifier {
         keys: &JwkSet,
         now: u64,
     ) -> Result<Arc<TokenIdentity>, E> {
-        if let Some(known) = self.recent_at(token, now) {
+        if let Some(known) = self.recent_at(token.as_bytes(), now) {
             return Ok(known);
         }
         let key = cache_key(token);
@@ -286,7 +291,7 @@ impl BearerVerifier {
     /// The identity of a token verified lately, byte for byte this one, while
     /// its `exp` (with the skew) is ahead. An expired one leaves the table and
     /// is answered by [`cached`](Self::cached), as before.
-    fn recent_at(&self, token: &str, now: u64) -> Option<Arc<TokenIdentity>> {
+    fn recent_at(&self, token: &[u8], now: u64) -> Option<Arc<TokenIdentity>> {
         let known = self.recent.get(token)?;
         if now < known.expires_at + CLOCK_SKEW {
             return Some(known);

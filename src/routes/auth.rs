@@ -248,7 +248,7 @@ fn read_original(
     original_request_preferring(
         prefer,
         req.peer_addr().map(|a| a.ip()),
-        |name| headers.get(name).and_then(|v| v.to_str().ok()),
+        |name| headers.get(name).and_then(crate::header_text::text),
         &state.config.trusted_proxies,
         scheme,
     )

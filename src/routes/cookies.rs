@@ -64,14 +64,7 @@ fn value_of<'r>(pair: &'r [u8], name: &[u8]) -> Option<&'r str> {
     while let [rest @ .., b'"'] = value {
         value = rest;
     }
-    // What `HeaderValue::to_str` accepts: visible ASCII, spaces and tabs.
-    // Folded without an early exit, so that it runs on whole vectors.
-    let outside = value.iter().fold(false, |outside, &b| {
-        outside | ((b < b' ' && b != b'\t') | (b > b'~'))
-    });
-    (!outside)
-        .then(|| std::str::from_utf8(value).ok())
-        .flatten()
+    crate::header_text::visible_ascii(value)
 }
 
 /// `Set-Cookie` for the session cookie; `None` clears it.

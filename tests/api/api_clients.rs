@@ -276,6 +276,56 @@ async fn a_verified_token_is_not_verified_again_until_it_expires() {
 }
 
 #[tokio::test]
+async fn a_token_header_that_is_not_text_is_refused_even_next_to_a_verified_token() {
+    let app = api_app(&[]).await;
+    let alice = app.okta.user("alice");
+    let good = app
+        .okta
+        .mint_access_token(Some(&alice), CLIENT, &["items.read"]);
+    assert_eq!(app.login_as("bob").await.status(), StatusCode::FOUND);
+    // Verified once: the warm path answers it from then on, by its bytes.
+    assert_eq!(
+        check(&app, "/oauth2/auth", &good).await.status(),
+        StatusCode::OK
+    );
+    let with_bytes = |prefix: &[u8], suffix: &[u8]| {
+        let mut value = b"Bearer ".to_vec();
+        value.extend_from_slice(prefix);
+        value.extend_from_slice(good.as_bytes());
+        value.extend_from_slice(suffix);
+        reqwest::header::HeaderValue::from_bytes(&value).unwrap()
+    };
+    let cases = [
+        ("a byte over 0x7e after it", with_bytes(b"", b"\xff")),
+        ("UTF-8 before it", with_bytes("é".as_bytes(), b"")),
+        ("Latin-1 after it", with_bytes(b"", b"\xe9")),
+        ("a tab and more after it", with_bytes(b"", b"\tx")),
+    ];
+    for endpoint in ["/oauth2/auth", "/oauth2/forward"] {
+        for (what, value) in &cases {
+            let response = app
+                .client
+                .get(app.url(endpoint))
+                .header("X-Original-URL", ORIGINAL)
+                .header("X-Forwarded-Method", "GET")
+                .header("X-Forwarded-Proto", "https")
+                .header("X-Forwarded-Host", "app.example.com")
+                .header("X-Forwarded-Uri", "/api/items")
+                .header("Authorization", value.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_invalid_token(&response, &format!("{what} on {endpoint}"));
+        }
+    }
+    // The verified token itself still passes: nothing was forgotten.
+    assert_eq!(
+        check(&app, "/oauth2/auth", &good).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
 async fn without_bearer_audience_a_token_is_no_sign_in() {
     let okta = FakeOkta::start().await;
     let issuer = okta.custom_issuer();

@@ -4,10 +4,15 @@ use base64::Engine;
 
 #[test]
 fn only_the_bearer_scheme_yields_a_token() {
-    assert_eq!(bearer_token("Bearer abc"), Some("abc"));
-    assert_eq!(bearer_token("bearer  abc "), Some("abc"));
-    assert_eq!(bearer_token("Basic abc"), None);
-    assert_eq!(bearer_token("Bearer"), None);
+    assert_eq!(bearer_token(b"Bearer abc"), Some(&b"abc"[..]));
+    assert_eq!(bearer_token(b"bearer  abc "), Some(&b"abc"[..]));
+    assert_eq!(bearer_token(b" BEARER\tx y"), None, "a tab is no separator");
+    assert_eq!(bearer_token(b"Basic abc"), None);
+    assert_eq!(bearer_token(b"Bearer"), None);
+    assert_eq!(bearer_token(b"Bearer "), None);
+    // Bytes that are not text are still a bearer token: refused when verified.
+    assert_eq!(bearer_token(b"Bearer ab\xffc"), Some(&b"ab\xffc"[..]));
+    assert_eq!(bearer_token(b"Basic \xff"), None);
 }
 
 #[test]
@@ -109,7 +114,7 @@ mod cached {
             Err(E::Expired)
         );
         // Refused once, it is forgotten by the table and the cache alike.
-        assert!(v.recent.get(&t).is_none());
+        assert!(v.recent.get(t.as_bytes()).is_none());
         assert!(
             v.verify_with_cache_at(&t, &none, last_good).await.is_err(),
             "verified again, with no keys"

@@ -37,7 +37,7 @@ pub fn is_public(req: &HttpRequest, state: &AppState, original: Option<&Original
         return false;
     };
     let headers = req.headers();
-    let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let value = |name: &str| headers.get(name).and_then(crate::header_text::text);
     let sent = match original.source {
         Source::OriginalUrl => value("x-original-url"),
         Source::ForwardedHeaders => Some(value("x-forwarded-uri").unwrap_or("/")),
@@ -58,18 +58,16 @@ pub fn is_public(req: &HttpRequest, state: &AppState, original: Option<&Original
     public
 }
 
-/// The access-token check and the request's bearer token, when API clients
-/// are accepted.
+/// The access-token check and the request's bearer token (its bytes: they
+/// are read as text only when the token is not one verified lately), when
+/// API clients are accepted.
 pub fn bearer_token<'r>(
     req: &'r HttpRequest,
     state: &'r AppState,
-) -> Option<(Tokens<'r>, &'r str)> {
+) -> Option<(Tokens<'r>, &'r [u8])> {
     let tokens = state.access.tokens()?;
     let value = req.headers().get(header::AUTHORIZATION)?;
-    // A header that is not text is no token, but it is a bearer attempt
-    // nonetheless if it says so: refuse it rather than fall back to the cookie.
-    let text = value.to_str().unwrap_or("Bearer \u{0}");
-    Some((tokens, crate::oidc::bearer::bearer_token(text)?))
+    Some((tokens, crate::oidc::bearer::bearer_token(value.as_bytes())?))
 }
 
 /// Adds `X-Auth-Request-Jwt` when `IDENTITY_JWT_KEY` is set: `aud` is the
