@@ -13,6 +13,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use url::Url;
 
+use crate::header_text::has_space_or_control;
 use crate::memo::{self, Memo};
 
 /// `TRUSTED_PROXIES`: the CIDRs whose forwarded headers count.
@@ -174,7 +175,7 @@ pub fn original_request_preferring<'h>(
                 "X-Forwarded-Uri must be a path starting with /".to_string(),
             ));
         }
-        if uri.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        if has_space_or_control(uri) {
             return Err(ForwardedError(
                 "X-Forwarded-Uri contains whitespace or control characters".to_string(),
             ));
@@ -230,7 +231,7 @@ fn original_url<'h>(
                 .to_string(),
         )
     };
-    if value.is_empty() || value.chars().any(|c| c.is_control() || c.is_whitespace()) {
+    if value.is_empty() || has_space_or_control(value) {
         return Err(invalid());
     }
     if value.starts_with('/') {

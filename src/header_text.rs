@@ -1,7 +1,8 @@
 //! Header values as text, read the way `HeaderValue::to_str` reads them
 //! (visible ASCII, spaces and tabs) but without its early exit, so that the
 //! check runs on whole vectors: a bearer token is ~1 kB and is read on every
-//! API client's check. Owns only that check.
+//! API client's check; and whether a text holds whitespace or control
+//! characters, the same way. Owns only these checks.
 
 use actix_web::http::header::HeaderValue;
 
@@ -16,6 +17,19 @@ pub fn visible_ascii(bytes: &[u8]) -> Option<&str> {
         return None;
     }
     std::str::from_utf8(bytes).ok()
+}
+
+/// Whether `text` holds a whitespace or control character (`char::is_whitespace`,
+/// `char::is_control`). ASCII text, as every header value read as text is, is
+/// read byte by byte without an early exit; other text char by char.
+pub fn has_space_or_control(text: &str) -> bool {
+    if !text.is_ascii() {
+        return text.chars().any(|c| c.is_control() || c.is_whitespace());
+    }
+    // In ASCII: controls are below 0x20 and 0x7f; whitespace is those of
+    // 0x09-0x0d and the space.
+    text.bytes()
+        .fold(false, |found, b| found | ((b <= b' ') | (b == 0x7f)))
 }
 
 /// A header value as text: [`visible_ascii`] of its bytes.
@@ -40,6 +54,22 @@ mod tests {
                 assert_eq!(text(&value), value.to_str().ok(), "byte {byte} at {at}");
             }
         }
+    }
+
+    #[test]
+    fn space_or_control_as_the_char_predicates_say_for_every_char_in_every_position() {
+        let chars = (0u32..=0x3000)
+            .filter_map(char::from_u32)
+            .chain(['\u{feff}', '\u{10ffff}']);
+        for c in chars {
+            for at in [0, 1, 15, 16, 17, 40] {
+                let mut text: String = "a".repeat(41);
+                text.replace_range(at..at + 1, c.encode_utf8(&mut [0; 4]));
+                let expected = text.chars().any(|c| c.is_control() || c.is_whitespace());
+                assert_eq!(has_space_or_control(&text), expected, "{c:?} at {at}");
+            }
+        }
+        assert!(!has_space_or_control(""));
     }
 
     #[test]

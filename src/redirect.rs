@@ -102,7 +102,7 @@ impl AllowedRedirects {
         if rd.is_empty() {
             return refuse("The redirect target is empty.");
         }
-        if rd.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        if crate::header_text::has_space_or_control(rd) {
             return refuse("The redirect target contains spaces or control characters.");
         }
         // Browsers and proxies differ in how often they decode: look once more.
