@@ -2,9 +2,43 @@
 //! (visible ASCII, spaces and tabs) but without its early exit, so that the
 //! check runs on whole vectors: a bearer token is ~1 kB and is read on every
 //! API client's check; and whether a text holds whitespace or control
-//! characters, the same way. Owns only these checks.
+//! characters, the same way. Also a header's text by name without building
+//! a `HeaderName` per lookup (a name outside the standard ones is copied
+//! into a new allocation each time): the names the checks read are
+//! constants here. Owns only these reads and checks.
 
-use actix_web::http::header::HeaderValue;
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+
+/// The request headers the checks read by name; any other name is looked up
+/// as before.
+static NAMES: [HeaderName; 13] = [
+    HeaderName::from_static("x-original-url"),
+    HeaderName::from_static("x-original-method"),
+    HeaderName::from_static("x-forwarded-host"),
+    HeaderName::from_static("x-forwarded-method"),
+    HeaderName::from_static("x-forwarded-proto"),
+    HeaderName::from_static("x-forwarded-uri"),
+    HeaderName::from_static("host"),
+    HeaderName::from_static("sec-fetch-mode"),
+    HeaderName::from_static("x-requested-with"),
+    HeaderName::from_static("upgrade"),
+    HeaderName::from_static("accept"),
+    HeaderName::from_static("authorization"),
+    HeaderName::from_static("forwarded"),
+];
+
+/// The (first) value of header `name`, lowercase as the checks name them.
+pub fn find<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h HeaderValue> {
+    match NAMES.iter().find(|known| known.as_str() == name) {
+        Some(known) => headers.get(known),
+        None => headers.get(name),
+    }
+}
+
+/// [`find`] as text: `None` when the header is missing or not [`visible_ascii`].
+pub fn value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    find(headers, name).and_then(text)
+}
 
 /// `bytes` as text when every byte is visible ASCII, a space or a tab; the
 /// same answer as `HeaderValue::to_str`.
@@ -53,6 +87,35 @@ mod tests {
                 };
                 assert_eq!(text(&value), value.to_str().ok(), "byte {byte} at {at}");
             }
+        }
+    }
+
+    #[test]
+    fn a_value_is_found_by_a_known_or_any_other_name() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("x-original-url", "https://app.example.com/a"),
+            ("x-forwarded-uri", "/b"),
+            ("host", "app.example.com"),
+            ("x-something-else", "c"),
+            ("accept", "caf\u{e9}"),
+        ] {
+            headers.insert(
+                HeaderName::from_static(name),
+                HeaderValue::from_bytes(value.as_bytes()).unwrap(),
+            );
+        }
+        assert_eq!(
+            value(&headers, "x-original-url"),
+            Some("https://app.example.com/a")
+        );
+        assert_eq!(value(&headers, "x-forwarded-uri"), Some("/b"));
+        assert_eq!(value(&headers, "host"), Some("app.example.com"));
+        assert_eq!(value(&headers, "x-something-else"), Some("c"));
+        assert_eq!(value(&headers, "x-forwarded-host"), None);
+        assert_eq!(value(&headers, "accept"), None, "not text");
+        for known in &NAMES {
+            assert_eq!(known.as_str(), known.as_str().to_ascii_lowercase());
         }
     }
 

@@ -17,6 +17,7 @@ use crate::access::Verdict;
 use crate::clock::now;
 use crate::error::AppError;
 use crate::forwarded::{original_request_preferring, OriginalRequest, Prefer};
+use crate::header_text;
 use crate::memo::{self, Memo};
 use crate::metrics::observed::{self, Endpoint, Outcome};
 use crate::policy::{AllowLists, PolicyError};
@@ -248,7 +249,7 @@ fn read_original(
     original_request_preferring(
         prefer,
         req.peer_addr().map(|a| a.ip()),
-        |name| headers.get(name).and_then(crate::header_text::text),
+        |name| header_text::value(headers, name),
         &state.config.trusted_proxies,
         scheme,
     )
@@ -322,18 +323,21 @@ fn encoded_len(text: &str) -> usize {
 /// cannot follow.
 fn is_api_request(req: &HttpRequest) -> bool {
     let h = req.headers();
-    let value = |name: &str| h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let value = |name: &str| header_text::value(h, name).unwrap_or("");
     let websocket = value("upgrade").eq_ignore_ascii_case("websocket");
     if value("sec-fetch-mode").eq_ignore_ascii_case("navigate") && !websocket {
         return false;
     }
     websocket
-        || h.contains_key("x-requested-with")
+        || header_text::find(h, "x-requested-with").is_some()
         || value("sec-fetch-mode").eq_ignore_ascii_case("cors")
         || value("authorization")
             .get(..7)
             .is_some_and(|p| p.eq_ignore_ascii_case("bearer "))
-        || !value("accept").to_ascii_lowercase().contains("text/html")
+        || !value("accept")
+            .as_bytes()
+            .windows(b"text/html".len())
+            .any(|w| w.eq_ignore_ascii_case(b"text/html"))
 }
 
 #[cfg(test)]

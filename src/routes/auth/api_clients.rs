@@ -37,7 +37,7 @@ pub fn is_public(req: &HttpRequest, state: &AppState, original: Option<&Original
         return false;
     };
     let headers = req.headers();
-    let value = |name: &str| headers.get(name).and_then(crate::header_text::text);
+    let value = |name: &str| crate::header_text::value(headers, name);
     let sent = match original.source {
         Source::OriginalUrl => value("x-original-url"),
         Source::ForwardedHeaders => Some(value("x-forwarded-uri").unwrap_or("/")),
