@@ -8,11 +8,13 @@
 
 use std::time::Instant;
 
-use openidconnect::core::{CoreAuthenticationFlow, CoreJsonWebKey, CoreJwsSigningAlgorithm};
+use openidconnect::core::{CoreAuthenticationFlow, CoreJwsSigningAlgorithm};
+
+use super::id_token_key::{self, IdTokenKey};
 use openidconnect::{
-    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IdTokenVerifier, IssuerUrl,
-    JsonWebKeySet, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
-    RefreshToken, RequestTokenError, Scope, TokenResponse,
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IdTokenVerifier, IssuerUrl, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken,
+    RequestTokenError, Scope, TokenResponse,
 };
 use url::Url;
 
@@ -314,8 +316,8 @@ impl Oidc {
     }
 
     #[allow(clippy::expect_used, reason = "discovery parsed this issuer already")]
-    fn verifier(&self, provider: &Provider) -> IdTokenVerifier<'static, CoreJsonWebKey> {
-        let jwks = JsonWebKeySet::clone(&provider.keys.current());
+    fn verifier(&self, provider: &Provider) -> IdTokenVerifier<'static, IdTokenKey> {
+        let jwks = id_token_key::key_set(&provider.keys.current());
         IdTokenVerifier::new_confidential_client(
             ClientId::new(self.client_id.clone()),
             ClientSecret::new(self.client_secret.expose().to_owned()),

@@ -10,6 +10,7 @@
 pub mod bearer;
 mod discovery;
 mod flow;
+mod id_token_key;
 pub mod keys;
 pub mod logout_token;
 pub mod revocation_token;
