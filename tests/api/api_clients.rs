@@ -1,6 +1,7 @@
 //! API clients (`BEARER_AUDIENCE`): access tokens of the fake Okta's custom
 //! authorization server on both auth endpoints, against the real service.
 
+use reqwest::header::HeaderValue;
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 
@@ -24,6 +25,12 @@ async fn api_app(extra: &[(&str, &str)]) -> TestApp {
 
 /// A check with a bearer token on `/oauth2/auth` (nginx) or `/oauth2/forward`.
 async fn check(app: &TestApp, endpoint: &str, token: &str) -> Response {
+    let authorization = HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+    check_with(app, endpoint, authorization).await
+}
+
+/// A check with this `Authorization` header, whatever its bytes.
+async fn check_with(app: &TestApp, endpoint: &str, authorization: HeaderValue) -> Response {
     app.client
         .get(app.url(endpoint))
         .header("X-Original-URL", ORIGINAL)
@@ -31,7 +38,7 @@ async fn check(app: &TestApp, endpoint: &str, token: &str) -> Response {
         .header("X-Forwarded-Proto", "https")
         .header("X-Forwarded-Host", "app.example.com")
         .header("X-Forwarded-Uri", "/api/items")
-        .header("Authorization", format!("Bearer {token}"))
+        .header("Authorization", authorization)
         .send()
         .await
         .unwrap()
@@ -293,7 +300,7 @@ async fn a_token_header_that_is_not_text_is_refused_even_next_to_a_verified_toke
         value.extend_from_slice(prefix);
         value.extend_from_slice(good.as_bytes());
         value.extend_from_slice(suffix);
-        reqwest::header::HeaderValue::from_bytes(&value).unwrap()
+        HeaderValue::from_bytes(&value).unwrap()
     };
     let cases = [
         ("a byte over 0x7e after it", with_bytes(b"", b"\xff")),
@@ -303,18 +310,7 @@ async fn a_token_header_that_is_not_text_is_refused_even_next_to_a_verified_toke
     ];
     for endpoint in ["/oauth2/auth", "/oauth2/forward"] {
         for (what, value) in &cases {
-            let response = app
-                .client
-                .get(app.url(endpoint))
-                .header("X-Original-URL", ORIGINAL)
-                .header("X-Forwarded-Method", "GET")
-                .header("X-Forwarded-Proto", "https")
-                .header("X-Forwarded-Host", "app.example.com")
-                .header("X-Forwarded-Uri", "/api/items")
-                .header("Authorization", value.clone())
-                .send()
-                .await
-                .unwrap();
+            let response = check_with(&app, endpoint, value.clone()).await;
             assert_invalid_token(&response, &format!("{what} on {endpoint}"));
         }
     }
