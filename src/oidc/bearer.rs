@@ -190,12 +190,24 @@ impl KeyError for BearerError {
 /// not be text: such a token is refused when it is verified); `None` for any
 /// other scheme.
 pub fn bearer_token(authorization: &[u8]) -> Option<&[u8]> {
-    let authorization = authorization.trim_ascii();
+    let authorization = trim_blanks(authorization);
     let space = authorization.iter().position(|&b| b == b' ')?;
     let (scheme, token) = authorization.split_at(space);
     scheme
         .eq_ignore_ascii_case(b"bearer")
-        .then_some(token.trim_ascii())
+        .then_some(trim_blanks(token))
+}
+
+/// `bytes` without leading and trailing spaces and tabs: the only blanks a
+/// header value may hold (any other control byte stays, and is refused).
+fn trim_blanks(bytes: &[u8]) -> &[u8] {
+    let blank = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = bytes.iter().position(|b| !blank(b)).unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !blank(b))
+        .map_or(start, |last| last + 1);
+    &bytes[start..end]
 }
 
 /// Verifies access tokens and remembers the ones that passed until they expire.

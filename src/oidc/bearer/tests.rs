@@ -13,6 +13,11 @@ fn only_the_bearer_scheme_yields_a_token() {
     // Bytes that are not text are still a bearer token: refused when verified.
     assert_eq!(bearer_token(b"Bearer ab\xffc"), Some(&b"ab\xffc"[..]));
     assert_eq!(bearer_token(b"Basic \xff"), None);
+    // Only spaces and tabs are trimmed: another control byte stays in the
+    // token, which is then refused, as a header read as text refused it.
+    assert_eq!(bearer_token(b"Bearer abc\x0c"), Some(&b"abc\x0c"[..]));
+    assert_eq!(bearer_token(b"\x0cBearer abc"), None);
+    assert_eq!(bearer_token(b"\tBearer abc\t "), Some(&b"abc"[..]));
 }
 
 #[test]
