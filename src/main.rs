@@ -11,6 +11,8 @@ use forward_auth::startup::Application;
 use forward_auth::telemetry;
 
 fn main() -> ExitCode {
+    // Before anything reads or signs a token: jsonwebtoken keeps its first provider.
+    forward_auth::oidc::jwt_crypto::install();
     let cli = Cli::parse();
     match cli.to_run() {
         Command::Serve => serve(),

@@ -52,6 +52,14 @@ impl Application {
         config: Config,
         listener: TcpListener,
     ) -> Result<Application, StartupError> {
+        // The binary installed it first thing; an embedding (the tests) gets
+        // it here unless a token was read or signed before.
+        if !crate::oidc::jwt_crypto::install() {
+            tracing::debug!(
+                "jsonwebtoken's crypto was chosen before start-up: RS256 tokens are \
+                 checked by its pure-Rust RSA (the same answers, slower)"
+            );
+        }
         let config = Arc::new(config);
         let http = reqwest::Client::builder()
             // Following redirects from the IdP would open us to SSRF.

@@ -1,7 +1,6 @@
 //! An IdP signing key for the ID token verifier, whose RS256 signatures are
-//! checked by `ring` (already in the tree for TLS) instead of openidconnect's
-//! pure-Rust RSA: one verification took ~2.4M instructions, 85% of a
-//! sign-in's CPU. Everything else (key choice by `kid`, `use` and `alg`, the
+//! checked by `ring` ([`Rs256Key`]) instead of openidconnect's pure-Rust RSA:
+//! one verification took ~2.4M instructions, 85% of a sign-in's CPU. Everything else (key choice by `kid`, `use` and `alg`, the
 //! claims) stays openidconnect's. Owns only the RS256 check; any other
 //! algorithm or key is left to openidconnect as before.
 
@@ -15,18 +14,14 @@ use openidconnect::{
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::rs256::Rs256Key;
+
 /// An IdP key as openidconnect reads it, with its RSA modulus and exponent
 /// (big-endian, no leading zeros) when it is an RSA key.
 #[derive(Clone, Debug)]
 pub struct IdTokenKey {
     core: CoreJsonWebKey,
-    rsa: Option<Rsa>,
-}
-
-#[derive(Clone, Debug)]
-struct Rsa {
-    n: Vec<u8>,
-    e: Vec<u8>,
+    rsa: Option<Rs256Key>,
 }
 
 impl IdTokenKey {
@@ -50,22 +45,15 @@ pub fn key_set(keys: &JsonWebKeySet<CoreJsonWebKey>) -> JsonWebKeySet<IdTokenKey
 
 /// `n` and `e` of an RSA JWK; `None` when either is missing or not base64url
 /// (openidconnect then refuses the key as before).
-fn rsa_parts(core: &CoreJsonWebKey) -> Option<Rsa> {
+fn rsa_parts(core: &CoreJsonWebKey) -> Option<Rs256Key> {
     #[derive(Deserialize)]
     struct Parts {
         n: String,
         e: String,
     }
     let parts: Parts = serde_json::from_value(serde_json::to_value(core).ok()?).ok()?;
-    let read = |text: &str| -> Option<Vec<u8>> {
-        let bytes = URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')).ok()?;
-        let first = bytes.iter().position(|&b| b != 0)?;
-        Some(bytes[first..].to_vec())
-    };
-    Some(Rsa {
-        n: read(&parts.n)?,
-        e: read(&parts.e)?,
-    })
+    let read = |text: &str| URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')).ok();
+    Rs256Key::new(&read(&parts.n)?, &read(&parts.e)?)
 }
 
 impl Serialize for IdTokenKey {
@@ -115,19 +103,13 @@ impl JsonWebKey for IdTokenKey {
     ) -> Result<(), SignatureVerificationError> {
         match (signature_alg, &self.rsa) {
             (CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256, Some(rsa)) => {
-                // 2048 to 8192-bit moduli, as Okta's keys are (2048).
-                ring::signature::RsaPublicKeyComponents {
-                    n: &rsa.n,
-                    e: &rsa.e,
+                if rsa.verifies(message, signature) {
+                    Ok(())
+                } else {
+                    Err(SignatureVerificationError::CryptoError(
+                        "bad RS256 signature".to_string(),
+                    ))
                 }
-                .verify(
-                    &ring::signature::RSA_PKCS1_2048_8192_SHA256,
-                    message,
-                    signature,
-                )
-                .map_err(|_| {
-                    SignatureVerificationError::CryptoError("bad RS256 signature".to_string())
-                })
             }
             _ => self
                 .core

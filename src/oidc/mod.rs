@@ -4,16 +4,20 @@
 //! budgets, and the one JWS verifier), `flow` (authorize, code exchange,
 //! refresh, revoke, end-session URL; ID tokens verified by openidconnect),
 //! then the token kinds resting on `keys`: `logout_token`, `revocation_token`
-//! and `bearer`. This file owns the [`Oidc`] face and its errors. No actix
+//! and `bearer`. RS256 signatures, of ID tokens (`id_token_key`) and of
+//! every token jsonwebtoken reads (`jwt_crypto`), are checked by `ring`
+//! (`rs256`). This file owns the [`Oidc`] face and its errors. No actix
 //! types; nothing here logs, stores or returns a token in an error.
 
 pub mod bearer;
 mod discovery;
 mod flow;
 mod id_token_key;
+pub mod jwt_crypto;
 pub mod keys;
 pub mod logout_token;
 pub mod revocation_token;
+mod rs256;
 
 use std::sync::{Arc, RwLock};
 use std::time::Instant;

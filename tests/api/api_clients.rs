@@ -6,6 +6,7 @@ use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 
 use crate::support::app::{header, spawn_app_for, TestApp};
+use crate::support::service_process::ServiceProcess;
 use fake_okta::FakeOkta;
 
 const ORIGINAL: &str = "https://app.example.com/api/items";
@@ -449,4 +450,41 @@ async fn bearer_tokens_with_made_up_keys_cannot_spend_the_refetch_logout_tokens_
         .universal_logout(&app.url("/oauth2/global-token-revocation"), &bob.id)
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn the_real_binary_accepts_a_good_signature_and_refuses_a_spoiled_one() {
+    // The binary installs its own RS256 verifier (ring) before anything
+    // else; in this test process jsonwebtoken may have fixed another.
+    let okta = FakeOkta::start().await;
+    let issuer = okta.custom_issuer();
+    let service = ServiceProcess::start(
+        &okta,
+        &[
+            ("IDP_PROVIDER_URL", issuer.as_str()),
+            ("BEARER_AUDIENCE", FakeOkta::API_AUDIENCE),
+        ],
+    )
+    .await;
+    let alice = okta.user("alice");
+    let good = okta.mint_access_token(Some(&alice), CLIENT, &["items.read"]);
+    let (signed, signature) = good.rsplit_once('.').unwrap();
+    let mut spoiled = signature.as_bytes().to_vec();
+    let at = spoiled.len() / 2;
+    spoiled[at] = if spoiled[at] == b'A' { b'B' } else { b'A' };
+    let spoiled = format!("{signed}.{}", String::from_utf8(spoiled).unwrap());
+    let client = reqwest::Client::new();
+    let check = |token: String| {
+        client
+            .get(format!("{}/oauth2/auth", service.base))
+            .header("X-Original-URL", ORIGINAL)
+            .header("Authorization", format!("Bearer {token}"))
+            .send()
+    };
+    // The spoiled one first: its refusal owes nothing to the good one.
+    let refused = check(spoiled).await.unwrap();
+    assert_invalid_token(&refused, "a spoiled signature");
+    let accepted = check(good).await.unwrap();
+    assert_eq!(accepted.status(), StatusCode::OK);
+    assert_eq!(header(&accepted, "x-auth-request-user"), alice.login);
 }
