@@ -25,6 +25,7 @@
 # and prints the medians, ratios and targets (also in target/bench/results.md),
 # then, on its LAST line, issue 15's ratios and their targets:
 #   ratios: auth=… forward=… bearer=… nginx=… nginx_denied=… redis=… signins_per_s=… (targets …)
+# (pinned, a round counts for a ratio only when both sides had >= 90% of core 0).
 # It fails when a step fails, when any warm answer is not 2xx, or when the fake
 # Okta saw a call during the warm runs.
 #

@@ -45,6 +45,9 @@ ISSUE_15 = [
     ("redis", "ours_redis", "ours", 0.95),
 ]
 SIGN_IN_TARGET = 2000
+# Pinned runs: the share of core 0 (percent) both sides of a ratio must have
+# used in a round for that round to count. Quiet runs read 94-98%.
+FULL_CORE = 90
 
 UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
 
@@ -199,13 +202,28 @@ def report(out):
     # Ratios and targets.
     checks = []
 
+    pinned = meta.get("pinning", "").startswith("servers")
+    left_out = set()
+
     def ratio(a, b):
         """The median of the per-round ratios a/b (the two ran a few seconds
         apart in each round, which cancels slow drifts of the machine), and
-        their range."""
-        ra = {round_of(p): parse_wrk(p)["rps"] for p in rounds(out, a)}
-        rb = {round_of(p): parse_wrk(p)["rps"] for p in rounds(out, b)}
-        pairs = [ra[r] / rb[r] for r in ra if ra[r] and rb.get(r)]
+        their range. Pinned, a round counts only when both sides had their
+        core (FULL_CORE): below it the core was taken from them (a busy host
+        under a virtual machine) or the load could not keep them busy, and
+        the ratio says nothing about the code."""
+        ra = {round_of(p): parse_wrk(p) for p in rounds(out, a)}
+        rb = {round_of(p): parse_wrk(p) for p in rounds(out, b)}
+        pairs = []
+        for r, x in ra.items():
+            y = rb.get(r)
+            if not (x["rps"] and y and y["rps"]):
+                continue
+            starved = [s for s in (x["core0"], y["core0"]) if s is not None and s < FULL_CORE]
+            if pinned and starved:
+                left_out.add((a, b, r))
+                continue
+            pairs.append(x["rps"] / y["rps"])
         if not pairs:
             return None, ""
         if len(pairs) == 1:
@@ -358,7 +376,6 @@ def report(out):
     w("")
 
     # Issue 15: the same ratios, one line, for phase-by-phase comparison.
-    pinned = meta.get("pinning", "").startswith("servers")
     fields, targets15 = [], []
     w("### Issue 15 targets" + ("" if pinned else " (NOT PINNED: not comparable)"))
     w("")
@@ -375,8 +392,19 @@ def report(out):
     w(f"| sign-ins per second of one service core | {fmt_rps(signin_per_core)} | "
       f"≥ {SIGN_IN_TARGET:,} | "
       f"{'' if signin_per_core is None else ('met' if signin_per_core >= SIGN_IN_TARGET else '**not met**')} |")
+    if left_out:
+        w("")
+        by_pair = {}
+        for a, b, r in sorted(left_out):
+            by_pair.setdefault(f"{a} / {b}", []).append(str(r))
+        w(f"Left out of these ratios: {len(left_out)} round pair(s) in which a side had "
+          f"under {FULL_CORE}% of core 0 (`.cpu` beside each run): "
+          + "; ".join(f"{pair} round(s) {', '.join(rs)}" for pair, rs in by_pair.items())
+          + ". Many left out: the core was not theirs (other work, a busy host); "
+          "the figures that remain are noisy too.")
     last_line = (f"ratios: {' '.join(fields)} (targets {' '.join(targets15)}; "
                  f"{'pinned' if pinned else 'NOT pinned'}"
+                 f"{f'; {len(left_out)} round pair(s) under {FULL_CORE}% of core 0 left out' if left_out else ''}"
                  f"{'; smoke' if meta.get('smoke') == 'true' else ''}"
                  f"{'; debug build' if meta.get('build') == 'debug' else ''})")
 
