@@ -7,7 +7,7 @@
 # (auth_request), all on 127.0.0.1 from a temporary directory; signs in for
 # real (curl through /oauth2/start, the fake's /authorize and the callback; the
 # same through mod_auth_openidc), warms the groups cache, then measures in
-# alternating rounds:
+# alternating rounds (even rounds run the targets in reverse order):
 #   - maximum throughput with wrk: ours (/oauth2/auth and /oauth2/forward),
 #     ours with sessions in Redis (a second instance with SESSION_STORE=redis://
 #     on a redis-server started here), the bare handler, mod_auth_openidc,
@@ -622,8 +622,15 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 for r in $(seq "$ROUNDS"); do
   wait_quiet
   BUSY_ROUNDS+=("$BUSY")
-  echo " round $r (machine ${BUSY_ROUNDS[-1]}% busy just before)"
-  for t in "${TARGETS[@]}"; do wrk_run "$t" "$OUT/raw/wrk-$t-r$r.txt" "$DURATION"; done
+  # Even rounds run the targets in reverse order, so that no side of a ratio
+  # always runs first (nginx -> us came right before nginx -> bare every time).
+  ORDER=("${TARGETS[@]}")
+  if [ $((r % 2)) = 0 ]; then
+    ORDER=()
+    for ((i = ${#TARGETS[@]} - 1; i >= 0; i--)); do ORDER+=("${TARGETS[i]}"); done
+  fi
+  echo " round $r (machine ${BUSY_ROUNDS[-1]}% busy just before)$([ $((r % 2)) = 0 ] && echo '; targets in reverse order')"
+  for t in "${ORDER[@]}"; do wrk_run "$t" "$OUT/raw/wrk-$t-r$r.txt" "$DURATION"; done
 done
 
 if $LATENCY; then
