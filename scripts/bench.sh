@@ -624,12 +624,12 @@ for r in $(seq "$ROUNDS"); do
   BUSY_ROUNDS+=("$BUSY")
   # Even rounds run the targets in reverse order, so that no side of a ratio
   # always runs first (nginx -> us came right before nginx -> bare every time).
-  ORDER=("${TARGETS[@]}")
+  ORDER=("${TARGETS[@]}") ORDER_NOTE=
   if [ $((r % 2)) = 0 ]; then
-    ORDER=()
+    ORDER=() ORDER_NOTE="; targets in reverse order"
     for ((i = ${#TARGETS[@]} - 1; i >= 0; i--)); do ORDER+=("${TARGETS[i]}"); done
   fi
-  echo " round $r (machine ${BUSY_ROUNDS[-1]}% busy just before)$([ $((r % 2)) = 0 ] && echo '; targets in reverse order')"
+  echo " round $r (machine ${BUSY_ROUNDS[-1]}% busy just before)$ORDER_NOTE"
   for t in "${ORDER[@]}"; do wrk_run "$t" "$OUT/raw/wrk-$t-r$r.txt" "$DURATION"; done
 done
 

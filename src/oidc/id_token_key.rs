@@ -1,7 +1,8 @@
 //! An IdP signing key for the ID token verifier, whose RS256 signatures are
 //! checked by `ring` ([`Rs256Key`]) instead of openidconnect's pure-Rust RSA:
-//! one verification took ~2.4M instructions, 85% of a sign-in's CPU. Everything else (key choice by `kid`, `use` and `alg`, the
-//! claims) stays openidconnect's. Owns only the RS256 check; any other
+//! one verification took ~2.4M instructions, 85% of a sign-in's CPU.
+//! Everything else (key choice by `kid`, `use` and `alg`, the claims) stays
+//! openidconnect's. Owns only the RS256 check; any other
 //! algorithm or key is left to openidconnect as before.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -1,21 +1,8 @@
 use super::*;
-use crate::oidc::test_keys::{jwk, KEY_1_JWK, KEY_1_PEM, KEY_2_JWK};
+use crate::oidc::test_keys::{jwk, signed_by_key_1, KEY_1_JWK, KEY_2_JWK};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use jsonwebtoken::{EncodingKey, Header};
 use serde_json::json;
-
-/// (signing input, signature) of an RS256 token by test key 1.
-fn signed() -> (Vec<u8>, Vec<u8>) {
-    let key = EncodingKey::from_rsa_pem(KEY_1_PEM).unwrap();
-    let token =
-        jsonwebtoken::encode(&Header::new(Algorithm::RS256), &json!({"sub": "a"}), &key).unwrap();
-    let (input, signature) = token.rsplit_once('.').unwrap();
-    (
-        input.as_bytes().to_vec(),
-        URL_SAFE_NO_PAD.decode(signature).unwrap(),
-    )
-}
 
 fn key(text: &str) -> DecodingKey {
     DecodingKey::from_jwk(&jwk(text)).unwrap()
@@ -23,7 +10,7 @@ fn key(text: &str) -> DecodingKey {
 
 #[test]
 fn ring_and_rust_crypto_agree_on_good_and_spoiled_rs256_signatures() {
-    let (input, signature) = signed();
+    let (input, signature) = signed_by_key_1(&json!({"sub": "a"}));
     let mut cases = vec![
         ("valid", key(KEY_1_JWK), input.clone(), signature.clone()),
         (
@@ -68,7 +55,7 @@ fn ring_and_rust_crypto_agree_on_good_and_spoiled_rs256_signatures() {
 
 #[test]
 fn other_algorithms_and_key_kinds_are_rust_cryptos() {
-    let (input, signature) = signed();
+    let (input, signature) = signed_by_key_1(&json!({"sub": "a"}));
     // An RS256 signature is no RS384 one, whoever checks it.
     let rs384 = verifier(&Algorithm::RS384, &key(KEY_1_JWK)).unwrap();
     assert_eq!(rs384.algorithm(), Algorithm::RS384);
@@ -79,7 +66,7 @@ fn other_algorithms_and_key_kinds_are_rust_cryptos() {
 
 #[test]
 fn a_modulus_with_a_leading_zero_octet_is_the_same_key() {
-    let (input, signature) = signed();
+    let (input, signature) = signed_by_key_1(&json!({"sub": "a"}));
     let jwk: serde_json::Value = serde_json::from_str(KEY_1_JWK).unwrap();
     let n = URL_SAFE_NO_PAD.decode(jwk["n"].as_str().unwrap()).unwrap();
     let e = URL_SAFE_NO_PAD.decode(jwk["e"].as_str().unwrap()).unwrap();
