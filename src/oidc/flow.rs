@@ -110,18 +110,31 @@ impl Oidc {
         redirect_uri: Option<&str>,
     ) -> Result<SignedIn, OidcError> {
         let provider = self.provider().ok_or(OidcError::NotReady)?;
-        let mut request = provider
-            .client
-            .exchange_code(AuthorizationCode::new(code.to_owned()))
-            .map_err(|e| OidcError::Exchange(e.to_string()))?
-            .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.expose().to_owned()));
-        if let Some(uri) = redirect_uri {
-            let uri = RedirectUrl::new(uri.to_owned())
-                .map_err(|e| OidcError::Exchange(format!("redirect URI: {e}")))?;
-            request = request.set_redirect_uri(std::borrow::Cow::Owned(uri));
-        }
+        let request = || {
+            let mut request = provider
+                .client
+                .exchange_code(AuthorizationCode::new(code.to_owned()))
+                .map_err(|e| OidcError::Exchange(e.to_string()))?
+                .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.expose().to_owned()));
+            if let Some(uri) = redirect_uri {
+                let uri = RedirectUrl::new(uri.to_owned())
+                    .map_err(|e| OidcError::Exchange(format!("redirect URI: {e}")))?;
+                request = request.set_redirect_uri(std::borrow::Cow::Owned(uri));
+            }
+            Ok::<_, OidcError>(request)
+        };
         let started = Instant::now();
-        let tokens = request.request_async(&self.http).await;
+        let mut tokens = request()?.request_async(&self.http).await;
+        if matches!(&tokens, Err(e) if connection_lost(e)) {
+            // A kept-alive connection the IdP had just closed: the request
+            // most likely never reached it. Sent once more on a fresh one. Had
+            // it arrived, the code is spent and the IdP refuses the second
+            // use (`invalid_grant`): the same failed sign-in as without it.
+            tracing::info!(
+                "the token request's connection closed before an answer; sending it once more"
+            );
+            tokens = request()?.request_async(&self.http).await;
+        }
         timed("token", tokens.is_ok(), started);
         let tokens = tokens.map_err(|e| OidcError::Exchange(token_error(&e)))?;
         let id_token = tokens
@@ -378,6 +391,24 @@ fn tokens_expiry(tokens: &Tokens, id_token_exp: i64) -> u64 {
         .unwrap_or(u64::MAX);
     let id = u64::try_from(id_token_exp).unwrap_or(0);
     access.min(id).saturating_sub(EXPIRY_SKEW_SECS).max(now)
+}
+
+/// The token request failed in transport, not by timeout: the connection
+/// closed (or broke) before an answer came. A timeout is not retried: the IdP
+/// is slow, and a second wait would double the user's.
+fn connection_lost<T>(
+    e: &RequestTokenError<openidconnect::HttpClientError<reqwest::Error>, T>,
+) -> bool
+where
+    T: openidconnect::ErrorResponse + 'static,
+{
+    match e {
+        RequestTokenError::Request(openidconnect::HttpClientError::Reqwest(e)) => {
+            !e.is_timeout() && (e.is_request() || e.is_body())
+        }
+        RequestTokenError::Request(openidconnect::HttpClientError::Io(_)) => true,
+        _ => false,
+    }
 }
 
 fn token_error<RE, T>(e: &RequestTokenError<RE, T>) -> String

@@ -207,6 +207,36 @@ async fn spoiled_id_tokens_are_rejected_without_a_session() {
 }
 
 #[tokio::test]
+async fn a_token_request_whose_connection_closes_is_sent_once_more() {
+    let app = spawn_app().await;
+    let before = app.okta.token_calls();
+    app.okta.drop_token_connections(1);
+    let done = app.login_as("alice").await;
+    assert_redirect_to(&done, "/after-login");
+    assert!(app.session_cookie().is_some());
+    assert_eq!(
+        app.okta.token_calls(),
+        before + 2,
+        "one retry, on a fresh connection"
+    );
+}
+
+#[tokio::test]
+async fn a_token_request_is_retried_only_once() {
+    let app = spawn_app().await;
+    let before = app.okta.token_calls();
+    app.okta.drop_token_connections(2);
+    let user = app.okta.user("alice");
+    app.okta.sign_in_as(&user.id);
+    let to_okta = app.start("/x").await;
+    let back = app.follow(&to_okta).await;
+    let response = app.follow(&back).await;
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    assert!(app.session_cookie().is_none());
+    assert_eq!(app.okta.token_calls(), before + 2);
+}
+
+#[tokio::test]
 async fn a_rotated_signing_key_is_fetched_once_and_accepted() {
     let app = spawn_app().await;
     let fetched = app.okta.jwks_calls();

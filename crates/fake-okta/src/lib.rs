@@ -243,6 +243,8 @@ struct Inner {
     signed_in: Option<String>,
     authorize_error: Option<String>,
     tweak: TokenTweak,
+    /// Token requests still to be answered by closing the connection.
+    token_connection_drops: usize,
     token_lifetime: u64,
     refresh_mode: RefreshMode,
     key: SigningKey,
@@ -339,6 +341,7 @@ impl FakeOkta {
             signed_in: None,
             authorize_error: None,
             tweak: TokenTweak::None,
+            token_connection_drops: 0,
             token_lifetime: 3600,
             refresh_mode: RefreshMode::Ok,
             key: SigningKey::One,
@@ -484,6 +487,14 @@ impl FakeOkta {
 
     pub fn set_token_tweak(&self, tweak: TokenTweak) {
         self.lock().tweak = tweak;
+    }
+
+    /// The next `n` token requests (any grant) are answered by closing the
+    /// connection before a complete answer, acting on nothing: what a
+    /// client sees when it sends on a kept-alive connection the server had
+    /// just closed. They count in [`token_calls`](Self::token_calls).
+    pub fn drop_token_connections(&self, n: usize) {
+        self.lock().token_connection_drops = n;
     }
 
     /// Lifetime of ID and access tokens issued from now on (`expires_in`); default 3600.

@@ -279,6 +279,10 @@ pub(crate) async fn token(
         if grant_type == "refresh_token" {
             inner.calls.refresh += 1;
         }
+        if inner.token_connection_drops > 0 {
+            inner.token_connection_drops -= 1;
+            return HttpResponse::Ok().body(BrokenBody);
+        }
     }
     if !is_form(&req) {
         return oauth_error(
@@ -490,4 +494,25 @@ pub(crate) fn invalid_client() -> HttpResponse {
         "invalid_client",
         "Client authentication failed.",
     )
+}
+
+/// A body that fails at once: actix closes the connection before an answer is
+/// complete.
+struct BrokenBody;
+
+impl actix_web::body::MessageBody for BrokenBody {
+    type Error = std::io::Error;
+
+    fn size(&self) -> actix_web::body::BodySize {
+        actix_web::body::BodySize::Stream
+    }
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<web::Bytes, Self::Error>>> {
+        std::task::Poll::Ready(Some(Err(std::io::Error::other(
+            "the fake drops this connection on purpose",
+        ))))
+    }
 }
