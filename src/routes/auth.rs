@@ -127,10 +127,13 @@ async fn check(
     }
     let host = original.as_ref().and_then(|o| o.url.as_ref()?.host_str());
     let now = now();
-    let cookies = state.cookie_names.session_values(req, now);
+    // Lent, not moved: the iterator (~260 bytes) would otherwise be copied
+    // into each nested future of the check, and actix boxes the handler's
+    // future per request (past ~1 KB, glibc's slow path).
+    let mut cookies = state.cookie_names.session_values(req, now);
     let verdict = state
         .access
-        .check(cookies, host, route, now)
+        .check(&mut cookies, host, route, now)
         .await
         .map_err(refused)?;
     answer(req, state, mode, verdict, original, SignOut::OfSite).await
@@ -200,7 +203,14 @@ async fn answer(
             if state.identity_tokens.is_none() {
                 return Ok(allowed);
             }
-            api_clients::with_signed_identity(allowed, state, original.as_ref(), &identified).await
+            // Boxed: only IDENTITY_JWT_KEY takes this path.
+            Box::pin(api_clients::with_signed_identity(
+                allowed,
+                state,
+                original.as_ref(),
+                &identified,
+            ))
+            .await
         }
         Verdict::NoSession => {
             // Only a stranger's answer needs the original URL (for `rd`): read it here.
