@@ -393,9 +393,10 @@ fn tokens_expiry(tokens: &Tokens, id_token_exp: i64) -> u64 {
     access.min(id).saturating_sub(EXPIRY_SKEW_SECS).max(now)
 }
 
-/// The token request failed in transport, not by timeout: the connection
-/// closed (or broke) before an answer came. A timeout is not retried: the IdP
-/// is slow, and a second wait would double the user's.
+/// The token request failed in transport on a connection that was open: it
+/// closed (or broke) before an answer came. Not a timeout (the IdP is slow,
+/// and a second wait would double the user's) and not a failed connect (the
+/// IdP is not there, and a fresh connection would fail the same way).
 fn connection_lost<T>(
     e: &RequestTokenError<openidconnect::HttpClientError<reqwest::Error>, T>,
 ) -> bool
@@ -404,7 +405,7 @@ where
 {
     match e {
         RequestTokenError::Request(openidconnect::HttpClientError::Reqwest(e)) => {
-            !e.is_timeout() && (e.is_request() || e.is_body())
+            !e.is_timeout() && !e.is_connect() && (e.is_request() || e.is_body())
         }
         RequestTokenError::Request(openidconnect::HttpClientError::Io(_)) => true,
         _ => false,
