@@ -403,13 +403,12 @@ fn connection_lost<T>(
 where
     T: openidconnect::ErrorResponse + 'static,
 {
-    match e {
-        RequestTokenError::Request(openidconnect::HttpClientError::Reqwest(e)) => {
-            !e.is_timeout() && !e.is_connect() && (e.is_request() || e.is_body())
-        }
-        RequestTokenError::Request(openidconnect::HttpClientError::Io(_)) => true,
-        _ => false,
-    }
+    // openidconnect's reqwest client reports transport failures only as `Reqwest`.
+    matches!(
+        e,
+        RequestTokenError::Request(openidconnect::HttpClientError::Reqwest(e))
+            if !e.is_timeout() && !e.is_connect() && (e.is_request() || e.is_body())
+    )
 }
 
 fn token_error<RE, T>(e: &RequestTokenError<RE, T>) -> String

@@ -189,11 +189,7 @@ async fn spoiled_id_tokens_are_rejected_without_a_session() {
     let app = spawn_app().await;
     for tweak in tweaks {
         app.okta.set_token_tweak(tweak);
-        let user = app.okta.user("alice");
-        app.okta.sign_in_as(&user.id);
-        let to_okta = app.start("/x").await;
-        let back = app.follow(&to_okta).await;
-        let response = app.follow(&back).await;
+        let response = app.login_with_rd("alice", "/x").await;
         assert_eq!(
             response.status(),
             StatusCode::BAD_REQUEST,
@@ -226,11 +222,7 @@ async fn a_token_request_is_retried_only_once() {
     let app = spawn_app().await;
     let before = app.okta.token_calls();
     app.okta.drop_token_connections(2);
-    let user = app.okta.user("alice");
-    app.okta.sign_in_as(&user.id);
-    let to_okta = app.start("/x").await;
-    let back = app.follow(&to_okta).await;
-    let response = app.follow(&back).await;
+    let response = app.login_as("alice").await;
     assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
     assert!(app.session_cookie().is_none());
     assert_eq!(app.okta.token_calls(), before + 2);
@@ -259,11 +251,8 @@ async fn unknown_kids_do_not_make_us_hammer_the_jwks_endpoint() {
     let fetched = app.okta.jwks_calls();
     app.okta.set_token_tweak(TokenTweak::UnknownKid);
     for _ in 0..3 {
-        let user = app.okta.user("alice");
-        app.okta.sign_in_as(&user.id);
-        let to_okta = app.start("/x").await;
-        let back = app.follow(&to_okta).await;
-        assert_eq!(app.follow(&back).await.status(), StatusCode::BAD_REQUEST);
+        let response = app.login_with_rd("alice", "/x").await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     }
     assert!(
         app.okta.jwks_calls() <= fetched + 1,
@@ -305,11 +294,7 @@ async fn the_allowed_rd_is_where_the_browser_lands() {
 #[tokio::test]
 async fn the_session_cookie_is_opaque_small_and_http_only() {
     let app = spawn_app_with(&[("COOKIE_SECURE", "true"), ("COOKIE_DOMAIN", "127.0.0.1")]).await;
-    let user = app.okta.user("alice");
-    app.okta.sign_in_as(&user.id);
-    let to_okta = app.start("/x").await;
-    let back = app.follow(&to_okta).await;
-    let done = app.follow(&back).await;
+    let done = app.login_with_rd("alice", "/x").await;
     let set_cookie: Vec<String> = done
         .headers()
         .get_all("set-cookie")
