@@ -173,10 +173,11 @@ async fn main() {
         std::mem::size_of_val(&state.store.load(&id)),
     );
     println!();
+    let state = web::Data::new(state);
     let app = test::init_service(
         App::new()
-            .app_data(web::Data::new(state))
-            .configure(routes::configure),
+            .app_data(state.clone())
+            .configure(routes::configure(state)),
     )
     .await;
 
@@ -352,10 +353,11 @@ async fn api_instance(harness: PerRequest, args: &Args) {
         state.cookie_names.session,
         codec.encode_session(&id)
     );
+    let state = web::Data::new(state);
     let app = test::init_service(
         App::new()
-            .app_data(web::Data::new(state))
-            .configure(routes::configure),
+            .app_data(state.clone())
+            .configure(routes::configure(state)),
     )
     .await;
     let token = okta.mint_access_token(Some(&alice), fake_okta::FakeOkta::CLIENT_ID, &["openid"]);

@@ -2,6 +2,7 @@
 //! `METRICS_ADDRESS` listener (never on the public one). Plain atomics: counting
 //! must cost nothing on the hot path.
 
+mod latency;
 pub mod observed;
 
 use std::fmt::Write;

@@ -159,7 +159,7 @@ impl Application {
                     ))
                     .into()
                 }))
-                .configure(routes::configure)
+                .configure(routes::configure(app_state.clone()))
         })
         .listen(listener)
         .map_err(|source| StartupError::Bind {

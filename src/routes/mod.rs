@@ -103,21 +103,29 @@ impl AppState {
     }
 }
 
-/// The route table.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// The route table. `state` must also be the app's `app_data` (the other
+/// handlers extract it from there).
+pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| checks_and_the_rest(cfg, state)
+}
+
+fn checks_and_the_rest(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
+    let forward_state = state.clone();
     // The two checks first, one resource each for GET and HEAD, matched by a
     // plain guard: actix's method guards record every method they test in
     // the request's extensions (a map and two allocations per check); any
-    // other method finds no route (404), as before.
+    // other method finds no route (404), as before. They hold the state
+    // rather than extract it: the extractor looks it up in the app-data map
+    // on every request.
     cfg.service(
         web::resource("/oauth2/auth")
             .guard(guard::fn_guard(get_or_head))
-            .to(auth::auth),
+            .to(move |req| auth::auth(req, state.clone())),
     )
     .service(
         web::resource("/oauth2/forward")
             .guard(guard::fn_guard(get_or_head))
-            .to(auth::forward),
+            .to(move |req| auth::forward(req, forward_state.clone())),
     )
     .route("/oauth2/start", web::get().to(sign_in::start))
     .route("/oauth2/callback", web::get().to(sign_in::callback))
