@@ -19,13 +19,23 @@
 #   - latency percentiles at a fixed rate of half our median maximum, with the
 #     open-loop generator crates/bench/src/bin/open_loop.rs (or oha with --oha): ours (both
 #     stores), and the bare handler and nginx static as controls at the same rate;
+#   - issue 15's pairs on ONE SHARED CORE (unless --no-shared-core): both
+#     sides of each ratio at the same time, both servers on core 0, a wrk
+#     for each on core 1, each side's requests divided by its own CPU time
+#     (nanoseconds, /proc/PID/task/*/schedstat). Both sides meet the same
+#     host in the same milliseconds, so a host whose speed drifts (a shared
+#     VM: ±25% between rounds of one run) moves both alike. The bare handler
+#     gets the same request headers as the side it is compared with; the
+#     nginx pairs use a second nginx with the same configuration, one per side;
 #   - the sign-in path: start + the fake's /authorize + callback pairs per
 #     second (crates/bench/src/bin/sign_in_load.rs on the load core, the fake Okta there
 #     too), and per second of the service's own CPU time (its one core);
 # and prints the medians, ratios and targets (also in target/bench/results.md),
 # then, on its LAST line, issue 15's ratios and their targets:
 #   ratios: auth=… forward=… bearer=… nginx=… nginx_denied=… redis=… signins_per_s=… (targets …)
-# (pinned, a round counts for a ratio only when both sides had >= 90% of core 0).
+# (pinned, a round counts for a ratio only when both sides had >= 90% of core 0),
+# and on the line before it the same ratios from the shared core:
+#   shared-core ratios: auth=… forward=… bearer=… nginx=… nginx_denied=… redis=… (…)
 # It fails when a step fails, when any warm answer is not 2xx, or when the fake
 # Okta saw a call during the warm runs.
 #
@@ -39,6 +49,7 @@
 #            --rate R (latency at R req/s instead of half our maximum)
 #            --wait-quiet S (before the warm-up and each round, wait up to S
 #                            seconds for other work on the machine to end)
+#            --no-shared-core (skip the shared-core step; it needs 2 cores)
 #            --keep (keep the temporary directory)
 #
 # Pinning: the servers under test (and nginx/Apache, which run in front of or
@@ -64,6 +75,7 @@ USE_OHA=false
 FIXED_RATE=
 KEEP=false
 WAIT_QUIET=0
+SHARED_CORE=true
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
@@ -79,6 +91,7 @@ while [ $# -gt 0 ]; do
     --oha) USE_OHA=true ;;
     --rate) FIXED_RATE=${2:?--rate REQUESTS_PER_SECOND}; shift ;;
     --wait-quiet) WAIT_QUIET=${2:?--wait-quiet SECONDS}; shift ;;
+    --no-shared-core) SHARED_CORE=false ;;
     --keep) KEEP=true ;;
     -h|--help) usage; exit 0 ;;
     *) echo "bench: unknown option $1 (see --help)" >&2; exit 2 ;;
@@ -205,6 +218,7 @@ else
   SERVER_PIN=()
   LOAD_PIN=()
   PINNING="none (taskset missing or a single core): results are noisier"
+  SHARED_CORE=false
 fi
 echo "cores: $CORES; pinning: $PINNING"
 
@@ -395,6 +409,19 @@ start nginx "${SERVER_PIN[@]}" /usr/sbin/nginx -p "$WORK/nginx" -e "$WORK/nginx/
   -c "$WORK/nginx/nginx.conf" -g 'daemon off;'
 NGX_PID=${PIDS[-1]}
 wait_http "$NGX/static/" nginx
+# The bare side's nginx for the shared-core step: the same configuration on
+# its own port, so that each side's nginx time is its own.
+NGX_B=$NGX NGX_B_PID=$NGX_PID
+if $SHARED_CORE; then
+  NGX2_PORT=$(free_port)
+  sed -e "s|listen 127.0.0.1:$NGX_PORT;|listen 127.0.0.1:$NGX2_PORT;|" \
+    -e "s|^pid .*|pid $WORK/nginx/nginx2.pid;|" -e "s|^error_log .*|error_log $WORK/nginx/error2.log warn;|" \
+    "$WORK/nginx/nginx.conf" >"$WORK/nginx/nginx2.conf"
+  start nginx2 "${SERVER_PIN[@]}" /usr/sbin/nginx -p "$WORK/nginx" -e "$WORK/nginx/error2.log" \
+    -c "$WORK/nginx/nginx2.conf" -g 'daemon off;'
+  NGX2_PID=${PIDS[-1]}
+  wait_http "http://127.0.0.1:$NGX2_PORT/static/" nginx2
+fi
 check_200 nginx-us "$NGX/us/page" -H "Cookie: $COOKIE_NAME=$SESSION"
 check_200 nginx-bare "$NGX/bare/page" -H "Cookie: $COOKIE_NAME=$SESSION"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$NGX/us/page")" = 401 ] ||
@@ -509,9 +536,9 @@ target_args() {
     bare) echo "$BARE/oauth2/auth" ;;
     apache) echo "$AP/bench/ok.txt" ;;
     nginx_us) echo "$NGX/us/page" ;;
-    nginx_bare) echo "$NGX/bare/page" ;;
+    nginx_bare) echo "$NGX_B/bare/page" ;;
     nginx_us_denied) echo "$NGX/us/page" ;;
-    nginx_bare_denied) echo "$NGX/bare_denied/page" ;;
+    nginx_bare_denied) echo "$NGX_B/bare_denied/page" ;;
     nginx_static) echo "$NGX/static/page" ;;
   esac
 }
@@ -548,7 +575,7 @@ under_test() {
     bare) echo "$BARE_PID" ;;
     apache) echo "$AP_PID" $(pgrep -P "$AP_PID") ;;
     nginx_us | nginx_us_denied) echo "$SVC_PID" "$NGX_PID" $(pgrep -P "$NGX_PID") ;;
-    nginx_bare | nginx_bare_denied) echo "$BARE_PID" "$NGX_PID" $(pgrep -P "$NGX_PID") ;;
+    nginx_bare | nginx_bare_denied) echo "$BARE_PID" "$NGX_B_PID" $(pgrep -P "$NGX_B_PID") ;;
     nginx_static) echo "$NGX_PID" $(pgrep -P "$NGX_PID") ;;
   esac
 }
@@ -563,6 +590,12 @@ cpu_ticks() {
   echo "$sum"
 }
 TICKS_PER_S=$(getconf CLK_TCK)
+# cpu_ns PID...: CPU time these processes (all threads) have run, in ns.
+cpu_ns() {
+  local pid
+  for pid in "$@"; do cat /proc/"$pid"/task/*/schedstat 2>/dev/null; done |
+    awk '{ ns += $1 } END { printf "%.0f", ns }'
+}
 
 # wrk_run TARGET FILE SECONDS: also writes FILE.cpu, the share of one core the
 # processes under test used meanwhile (100: they had core 0 to themselves and
@@ -590,6 +623,34 @@ wrk_run() {
   bad=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$2")
   ! is_denied "$1" || bad=  # every answer is a 401 there: bench_report.py checks that
   printf '  %-17s %10s req/s   core 0: %3s%%%s\n' "$1" "${rps:-?}" "$share" "${bad:+   NON-2xx: $bad}"
+}
+
+# shared_run A B PREFIX SECONDS: A and B loaded at the same time, each by its
+# own wrk on the load core; writes PREFIX.A.txt, PREFIX.B.txt and PREFIX.cpu
+# (the CPU nanoseconds of A's processes, of B's, and the wall nanoseconds).
+shared_run() {
+  local a=$1 b=$2 prefix=$3 seconds=$4 pa pb a0 b0 a1 b1 t0 t1 wa wb
+  pa=$(under_test "$a")
+  pb=$(under_test "$b")
+  # shellcheck disable=SC2086
+  a0=$(cpu_ns $pa) b0=$(cpu_ns $pb) t0=$(date +%s%N)
+  target_headers "$a"
+  "${LOAD_PIN[@]}" timeout $((seconds + 30)) wrk -t1 -c"$CONNECTIONS" -d"$seconds"s \
+    "${HEADERS[@]}" "$(target_args "$a")" >"$prefix.$a.txt" 2>&1 &
+  wa=$!
+  # The bare handler gets the very request A gets (A's headers: Traefik's
+  # five X-Forwarded-*, a bearer token), so that a ratio compares the code,
+  # not the size of the requests.
+  if [ "$b" = bare ]; then target_headers "$a"; else target_headers "$b"; fi
+  "${LOAD_PIN[@]}" timeout $((seconds + 30)) wrk -t1 -c"$CONNECTIONS" -d"$seconds"s \
+    "${HEADERS[@]}" "$(target_args "$b")" >"$prefix.$b.txt" 2>&1 &
+  wb=$!
+  wait "$wa" || die "wrk against $a, sharing the core with $b (see $prefix.$a.txt)"
+  wait "$wb" || die "wrk against $b, sharing the core with $a (see $prefix.$b.txt)"
+  # shellcheck disable=SC2086
+  a1=$(cpu_ns $pa) b1=$(cpu_ns $pb) t1=$(date +%s%N)
+  echo "$((a1 - a0)) $((b1 - b0)) $((t1 - t0))" >"$prefix.cpu"
+  python3 "$ROOT/scripts/bench_report.py" shared-line "$prefix" "$a" "$b"
 }
 
 # busy_percent: share of all cores busy over the next second (/proc/stat).
@@ -636,6 +697,23 @@ for r in $(seq "$ROUNDS"); do
   echo " round $r (machine ${BUSY_ROUNDS[-1]}% busy just before)$ORDER_NOTE"
   for t in "${ORDER[@]}"; do wrk_run "$t" "$OUT/raw/wrk-$t-r$r.txt" "$DURATION"; done
 done
+
+if $SHARED_CORE; then
+  # Issue 15's pairs (numerator:denominator), as bench_report.py's ISSUE_15.
+  PAIRS=(ours:bare ours_forward:bare ours_bearer:bare nginx_us:nginx_bare
+    nginx_us_denied:nginx_bare_denied)
+  $REDIS && PAIRS+=(ours_redis:ours)
+  say "one core shared: each pair at the same time on core 0 (a wrk -t1 -c$CONNECTIONS -d${DURATION}s per side on core 1), $ROUNDS round(s)"
+  NGX_B=http://127.0.0.1:$NGX2_PORT NGX_B_PID=$NGX2_PID
+  for r in $(seq "$ROUNDS"); do
+    wait_quiet
+    echo " round $r (machine ${BUSY}% busy just before)"
+    for pair in "${PAIRS[@]}"; do
+      shared_run "${pair%%:*}" "${pair##*:}" "$OUT/raw/shared-${pair%%:*}-vs-${pair##*:}-r$r" "$DURATION"
+    done
+  done
+  NGX_B=$NGX NGX_B_PID=$NGX_PID
+fi
 
 if $LATENCY; then
   RATE=${FIXED_RATE:-$(python3 "$ROOT/scripts/bench_report.py" half-max "$OUT")}

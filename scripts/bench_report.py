@@ -9,6 +9,7 @@ reported (met / not met), never asserted.
 
     bench_report.py half-max OUT       half of our median maximum, in req/s
     bench_report.py latency-line FILE LBL  one line of latency percentiles
+    bench_report.py shared-line PREFIX A B  one line of a shared-core round
     bench_report.py report OUT         the table, results.md, the verdict
 """
 
@@ -90,6 +91,31 @@ def median_rps(out, target):
     values = [parse_wrk(p)["rps"] for p in rounds(out, target)]
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
+
+
+def parse_shared(prefix, a, b):
+    """A shared-core round (A and B loaded at once on one core): each side's
+    requests per second of its own CPU time, their ratio, and the share of
+    core 0 the two used together. None when a side has no figure."""
+    try:
+        with open(prefix + ".cpu", encoding="utf-8") as f:
+            ns_a, ns_b, wall = (int(x) for x in f.read().split())
+    except (OSError, ValueError):
+        return None
+    runs = {side: parse_wrk(f"{prefix}.{side}.txt") for side in (a, b)}
+    if not (ns_a > 0 and ns_b > 0 and wall > 0 and runs[a]["requests"] and runs[b]["requests"]):
+        return None
+    per_a = runs[a]["requests"] / (ns_a / 1e9)
+    per_b = runs[b]["requests"] / (ns_b / 1e9)
+    return {"a": per_a, "b": per_b, "ratio": per_a / per_b,
+            "core0": 100 * (ns_a + ns_b) / wall, "runs": runs}
+
+
+def shared_rounds(out, a, b):
+    """The shared-core rounds of the pair a / b, in round order."""
+    prefixes = [p[:-len(".cpu")] for p in
+                glob.glob(os.path.join(out, "raw", f"shared-{a}-vs-{b}-r*.cpu"))]
+    return [parse_shared(p, a, b) for p in sorted(prefixes, key=lambda p: int(p.rsplit("-r", 1)[1]))]
 
 
 def parse_latency(path):
@@ -402,6 +428,38 @@ def report(out):
           + "; ".join(f"{pair} round(s) {', '.join(rs)}" for pair, rs in by_pair.items())
           + ". Many left out: the core was not theirs (other work, a busy host); "
           "the figures that remain are noisy too.")
+    shared_fields = []
+    if any(shared_rounds(out, a, b) for _, a, b, _ in ISSUE_15):
+        w("")
+        w("### Issue 15 targets, one core shared")
+        w("")
+        w("Both sides of each pair at the same time, both servers (and each its own "
+          "nginx) on core 0, a wrk per side on core 1; each side's requests divided by "
+          "its own CPU time. The host's drifts fall on both sides alike.")
+        w("")
+        w("| ratio | value | each round | core 0 used by the pair | target | met |")
+        w("|---|---|---|---:|---|---|")
+        for key, a, b, target in ISSUE_15:
+            runs = [x for x in shared_rounds(out, a, b) if x]
+            if not runs:
+                shared_fields.append(f"{key}=–")
+                continue
+            values = [x["ratio"] for x in runs]
+            r = statistics.median(values)
+            spread = (min(values), max(values)) if len(values) > 1 else ""
+            shared_fields.append(f"{key}={r:.2f}")
+            w(f"| {key} ({a} / {b}) | {show(r, spread, times)} | "
+              f"{', '.join(f'{v:.3f}' for v in values)} | "
+              f"{statistics.median(x['core0'] for x in runs):.0f}% | ≥ {target:.2f}× | "
+              f"{'met' if r >= target else '**not met**'} |")
+            for i, x in enumerate(runs, 1):
+                for side, run in x["runs"].items():
+                    denied = is_denied(side)
+                    if (run["non2xx"] != run["requests"] if denied else run["non2xx"]) \
+                            or run["socket_errors"]:
+                        failures.append(f"shared {a} / {b} round {i}, {side}: "
+                                        f"{run['non2xx']} non-2xx of {run['requests']}, "
+                                        f"{run['socket_errors']} socket errors")
     last_line = (f"ratios: {' '.join(fields)} (targets {' '.join(targets15)}; "
                  f"{'pinned' if pinned else 'NOT pinned'}"
                  f"{f'; {len(left_out)} round pair(s) under {FULL_CORE}% of core 0 left out' if left_out else ''}"
@@ -419,9 +477,14 @@ def report(out):
         for failure in failures:
             print(f"  - {failure}", file=sys.stderr)
         sys.stderr.flush()
+    shared_line = (f"shared-core ratios: {' '.join(shared_fields)} (targets "
+                   f"{' '.join(targets15[:-1])}; per second of each side's CPU time)"
+                   if shared_fields else None)
+    if shared_line:
+        print(shared_line)
     print(last_line)
     with open(os.path.join(out, "ratios.txt"), "w", encoding="utf-8") as f:
-        f.write(last_line + "\n")
+        f.write((shared_line + "\n" if shared_line else "") + last_line + "\n")
     return 1 if failures else 0
 
 
@@ -439,7 +502,8 @@ def redis_round_trips(out):
         return None
     checked = sum(parse_wrk(p)["requests"] for p in
                   glob.glob(os.path.join(out, "raw", "wrk-ours_redis-r*.txt")) +
-                  glob.glob(os.path.join(out, "raw", "warmup-ours_redis.txt")))
+                  glob.glob(os.path.join(out, "raw", "warmup-ours_redis.txt")) +
+                  glob.glob(os.path.join(out, "raw", "shared-ours_redis-vs-ours-r*.ours_redis.txt")))
     for path in glob.glob(os.path.join(out, "raw", "latency-ours_redis-r*.json")):
         run = parse_latency(path)
         checked += run["ok"] + run["not_2xx"]
@@ -463,6 +527,14 @@ def main(argv):
               f"p99 {ms(run['p99'])}  p99.9 {ms(run['p99.9'])}"
               + (f"  NON-2xx {run['not_2xx']}, errors {run['errors']}"
                  if run["not_2xx"] or run["errors"] else ""))
+        return 0
+    if len(argv) == 5 and argv[1] == "shared-line":
+        x = parse_shared(argv[2], argv[3], argv[4])
+        if x is None:
+            print(f"  {argv[3]} | {argv[4]}: no figure")
+        else:
+            print(f"  {argv[3] + ' | ' + argv[4]:<37} {fmt_rps(x['a'])} | {fmt_rps(x['b'])} "
+                  f"per CPU-second, ratio {x['ratio']:.3f}, core 0: {x['core0']:.0f}%")
         return 0
     if len(argv) == 3 and argv[1] == "report":
         return report(argv[2])
