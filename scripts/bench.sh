@@ -24,9 +24,8 @@
 #     for each on core 1, each side's requests divided by its own CPU time
 #     (nanoseconds, /proc/PID/task/*/schedstat). Both sides meet the same
 #     host in the same milliseconds, so a host whose speed drifts (a shared
-#     VM: ±25% between rounds of one run) moves both alike. The bare handler
-#     gets the same request headers as the side it is compared with; the
-#     nginx pairs use a second nginx with the same configuration, one per side;
+#     VM: ±25% between rounds of one run) moves both alike. The nginx pairs
+#     use a second nginx with the same configuration, one per side;
 #   - the sign-in path: start + the fake's /authorize + callback pairs per
 #     second (crates/bench/src/bin/sign_in_load.rs on the load core, the fake Okta there
 #     too), and per second of the service's own CPU time (its one core);
@@ -517,12 +516,15 @@ fi
 # ---------------------------------------------------------------------------
 # The targets: name, URL, request headers.
 # The order puts the two sides of each of issue 15's ratios next to each other
-# (redis|ours, ours|bare, bare|forward, nginx_us|nginx_bare, the denied pair;
-# the bearer one target apart): on a shared host the speed of the core drifts
-# within seconds, and sides run 5 targets apart compared different machines.
+# (redis|ours, ours|bare, forward|bare_forward, bare_bearer|bearer,
+# nginx_us|nginx_bare, the denied pair): on a shared host the speed of the
+# core drifts within seconds, and sides run 5 targets apart compared
+# different machines. bare_forward and bare_bearer are the bare handler sent
+# the very request its side is sent (Traefik's five headers, a bearer
+# token): a ratio compares the code, not the size of the requests.
 TARGETS=()
 $REDIS && TARGETS+=(ours_redis)
-TARGETS+=(ours bare ours_forward ours_bearer ours_jwt)
+TARGETS+=(ours bare ours_forward bare_forward bare_bearer ours_bearer ours_jwt)
 $APACHE && TARGETS+=(apache)
 TARGETS+=(nginx_us nginx_bare nginx_bare_denied nginx_us_denied nginx_static)
 # Targets whose every answer must be a 401 (a denied check), not a 2xx.
@@ -533,7 +535,7 @@ target_args() {
     ours_forward) echo "$SVC/oauth2/forward" ;;
     ours_redis) echo "$SVCR/oauth2/auth" ;;
     ours_jwt | ours_bearer) echo "$SVCA/oauth2/auth" ;;
-    bare) echo "$BARE/oauth2/auth" ;;
+    bare | bare_forward | bare_bearer) echo "$BARE/oauth2/auth" ;;
     apache) echo "$AP/bench/ok.txt" ;;
     nginx_us) echo "$NGX/us/page" ;;
     nginx_bare) echo "$NGX_B/bare/page" ;;
@@ -546,13 +548,13 @@ target_headers() {
   case "$1" in
     ours | bare) HEADERS=("${AUTH_HEADERS[@]}") ;;
     # What Traefik sends: X-Forwarded-*, from a trusted proxy (loopback).
-    ours_forward) HEADERS=(-H "Cookie: $COOKIE_NAME=$SESSION" -H "X-Forwarded-Proto: http"
+    ours_forward | bare_forward) HEADERS=(-H "Cookie: $COOKIE_NAME=$SESSION" -H "X-Forwarded-Proto: http"
       -H "X-Forwarded-Host: app.example.com" -H "X-Forwarded-Uri: /bench/page" -H "X-Forwarded-Method: GET") ;;
     # No cookie: a stranger, denied (401).
     nginx_us_denied | nginx_bare_denied) HEADERS=(-H "Accept: text/html") ;;
     ours_redis) HEADERS=("${AUTH_HEADERS_REDIS[@]}") ;;
     ours_jwt) HEADERS=("${AUTH_HEADERS_JWT[@]}") ;;
-    ours_bearer) HEADERS=("${AUTH_HEADERS_BEARER[@]}") ;;
+    ours_bearer | bare_bearer) HEADERS=("${AUTH_HEADERS_BEARER[@]}") ;;
     apache) HEADERS=(-H "Cookie: mod_auth_openidc_session=$AP_SESSION") ;;
     *) HEADERS=(-H "Cookie: $COOKIE_NAME=$SESSION") ;;
   esac
@@ -572,7 +574,7 @@ under_test() {
     ours | ours_forward) echo "$SVC_PID" ;;
     ours_redis) echo "$SVCR_PID" "$REDIS_PID" ;;
     ours_jwt | ours_bearer) echo "$SVCA_PID" ;;
-    bare) echo "$BARE_PID" ;;
+    bare | bare_forward | bare_bearer) echo "$BARE_PID" ;;
     apache) echo "$AP_PID" $(pgrep -P "$AP_PID") ;;
     nginx_us | nginx_us_denied) echo "$SVC_PID" "$NGX_PID" $(pgrep -P "$NGX_PID") ;;
     nginx_bare | nginx_bare_denied) echo "$BARE_PID" "$NGX_B_PID" $(pgrep -P "$NGX_B_PID") ;;
@@ -638,10 +640,7 @@ shared_run() {
   "${LOAD_PIN[@]}" timeout $((seconds + 30)) wrk -t1 -c"$CONNECTIONS" -d"$seconds"s \
     "${HEADERS[@]}" "$(target_args "$a")" >"$prefix.$a.txt" 2>&1 &
   wa=$!
-  # The bare handler gets the very request A gets (A's headers: Traefik's
-  # five X-Forwarded-*, a bearer token), so that a ratio compares the code,
-  # not the size of the requests.
-  if [ "$b" = bare ]; then target_headers "$a"; else target_headers "$b"; fi
+  target_headers "$b"
   "${LOAD_PIN[@]}" timeout $((seconds + 30)) wrk -t1 -c"$CONNECTIONS" -d"$seconds"s \
     "${HEADERS[@]}" "$(target_args "$b")" >"$prefix.$b.txt" 2>&1 &
   wb=$!
@@ -700,7 +699,7 @@ done
 
 if $SHARED_CORE; then
   # Issue 15's pairs (numerator:denominator), as bench_report.py's ISSUE_15.
-  PAIRS=(ours:bare ours_forward:bare ours_bearer:bare nginx_us:nginx_bare
+  PAIRS=(ours:bare ours_forward:bare_forward ours_bearer:bare_bearer nginx_us:nginx_bare
     nginx_us_denied:nginx_bare_denied)
   $REDIS && PAIRS+=(ours_redis:ours)
   say "one core shared: each pair at the same time on core 0 (a wrk -t1 -c$CONNECTIONS -d${DURATION}s per side on core 1), $ROUNDS round(s)"
