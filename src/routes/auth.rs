@@ -9,8 +9,10 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
+use actix_web::http::header::HeaderValue;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest};
+use actix_web::web::{self, Bytes};
+use actix_web::HttpRequest;
 use url::form_urlencoded::byte_serialize;
 
 use crate::access::Verdict;
@@ -212,14 +214,7 @@ async fn answer(
             ))
             .await
         }
-        Verdict::NoSession => {
-            // Only a stranger's answer needs the original URL (for `rd`): read it here.
-            let read = match original.take() {
-                Some(read) => read,
-                None => read_original(req, state, mode)?,
-            };
-            Err(unauthenticated(req, state, mode, original.insert(read)))
-        }
+        Verdict::NoSession => Err(stranger(req, state, mode, original)),
         Verdict::Forbidden { who, reason } => {
             let site_host = match sign_out {
                 SignOut::Service => None,
@@ -266,6 +261,77 @@ fn read_original(
     .map_err(refused)
 }
 
+/// A stranger's answer: who are you? Only it needs the original URL (for
+/// `rd`), read here unless the check read it already; nginx's comes from
+/// the thread's memo when it can ([`nginx_stranger_key`]).
+fn stranger(
+    req: &HttpRequest,
+    state: &AppState,
+    mode: Mode,
+    original: &mut Option<OriginalRequest>,
+) -> Denied {
+    let answer = |original: &OriginalRequest| unauthenticated(req, state, mode, original);
+    if let Some(read) = original.as_ref() {
+        return answer(read);
+    }
+    let read_and_answer = |_: &str| match read_original(req, state, mode) {
+        Ok(read) => match answer(&read) {
+            Denied::Unauthenticated { location, .. } => Ok(location),
+            other => Err(other),
+        },
+        Err(refused) => Err(refused),
+    };
+    if mode == Mode::Nginx {
+        if let Some(key) = nginx_stranger_key(req, state) {
+            return match memo::per_thread(&NGINX_STRANGERS, &key, read_and_answer) {
+                Ok(location) => Denied::Unauthenticated {
+                    location,
+                    status: StatusCode::UNAUTHORIZED,
+                    json: false,
+                },
+                Err(denied) => denied,
+            };
+        }
+    }
+    match read_original(req, state, mode) {
+        Ok(read) => answer(original.insert(read)),
+        Err(refused) => refused,
+    }
+}
+
+/// nginx strangers' `Location`s this thread keeps, at most (each for an
+/// original request of up to [`MAX_KEPT_STRANGER`] bytes).
+const KEPT_STRANGERS: usize = 16;
+
+/// Longer original requests are answered afresh every time.
+const MAX_KEPT_STRANGER: usize = 1024;
+
+thread_local! {
+    static NGINX_STRANGERS: RefCell<Memo<HeaderValue>> =
+        RefCell::new(Memo::new(KEPT_STRANGERS, MAX_KEPT_STRANGER));
+}
+
+/// The memo key of an nginx stranger's answer, when the answer is a pure
+/// function of it: a trusted peer sent `X-Original-Method` and an
+/// `X-Original-URL` that is not a path (so no other header completes it).
+/// nginx's answer to a stranger is always a 401 whose `Location` depends
+/// on the original URL and the configuration only: the key is this state's
+/// number, the method (a bad one is refused, and refusals are not kept) and
+/// the URL, apart by line feeds that no header value holds.
+fn nginx_stranger_key<'r>(req: &'r HttpRequest, state: &'r AppState) -> Option<[&'r str; 5]> {
+    let headers = req.headers();
+    let url = header_text::value(headers, "x-original-url")?;
+    if url.trim_start().starts_with('/') {
+        return None;
+    }
+    let method = header_text::value(headers, "x-original-method")?;
+    let peer = req.peer_addr()?.ip();
+    if !state.config.trusted_proxies.contains(peer) {
+        return None;
+    }
+    Some([&state.instance, "\n", method, "\n", url])
+}
+
 fn unauthenticated(
     req: &HttpRequest,
     state: &AppState,
@@ -278,15 +344,21 @@ fn unauthenticated(
         .as_ref()
         .filter(|u| state.config.redirects.allows(u))
         .map(|url| url.as_str());
+    // Built at its exact size (`sign_in_url`): its buffer becomes the
+    // header's. A service URL and form-encoding are ASCII, so this cannot
+    // fail; were it to, the answer would be a 500.
     let start = sign_in_url(&state.denial_urls_of(site).start, rd);
+    let Ok(location) = HeaderValue::from_maybe_shared(Bytes::from(start)) else {
+        return Denied::Error(AppError::Internal("the sign-in URL is not a header value"));
+    };
     match mode {
         Mode::Nginx => Denied::Unauthenticated {
-            start,
+            location,
             status: StatusCode::UNAUTHORIZED,
             json: false,
         },
         Mode::Forward if is_api_request(req) => Denied::Unauthenticated {
-            start,
+            location,
             status: StatusCode::UNAUTHORIZED,
             json: true,
         },
@@ -297,7 +369,7 @@ fn unauthenticated(
                 StatusCode::SEE_OTHER
             };
             Denied::Unauthenticated {
-                start,
+                location,
                 status,
                 json: false,
             }
@@ -420,6 +492,141 @@ mod tests {
             assert_eq!(
                 route_lists(repeated, mode).unwrap_err(),
                 AllowLists::from_query(repeated).unwrap_err()
+            );
+        }
+    }
+
+    /// A service's state with its own configuration: `service_url`,
+    /// redirects allowed to `.example.com`, trusting loopback only.
+    fn state(service_url: &str) -> web::Data<AppState> {
+        let vars = [
+            ("IDP_PROVIDER", "okta"),
+            ("IDP_PROVIDER_URL", "https://dev-123.okta.com"),
+            ("IDP_CLIENT_ID", "0oa1client"),
+            ("IDP_CLIENT_SECRET", "client-secret"),
+            ("IDP_SERVICE_ACCOUNT", "00ssws-token"),
+            ("AUTHENTICATE_SERVICE_URL", service_url),
+            (
+                "COOKIE_SECRET",
+                "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+            ),
+            ("ALLOWED_REDIRECT_DOMAINS", ".example.com"),
+        ];
+        let (config, _) = crate::config::Config::from_vars(
+            vars.map(|(name, value)| (name.to_owned(), value.to_owned())),
+        )
+        .unwrap();
+        let config = Arc::new(config);
+        let oidc = Arc::new(crate::oidc::Oidc::new(&config, reqwest::Client::new()));
+        let store = Arc::new(crate::session::MemoryStore::new());
+        web::Data::new(AppState::new(config, store, oidc, None))
+    }
+
+    /// A stranger's `/oauth2/auth` from `peer` with `headers`.
+    fn stranger(peer: &str, headers: &[(&str, &str)]) -> actix_web::test::TestRequest {
+        let mut request = actix_web::test::TestRequest::get()
+            .uri("/oauth2/auth")
+            .peer_addr(peer.parse().unwrap());
+        for &(name, value) in headers {
+            request = request.insert_header((name, value));
+        }
+        request
+    }
+
+    /// The answer's status and `Location`.
+    async fn ask<S, R>(service: &S, request: R) -> (u16, Option<String>)
+    where
+        S: actix_web::dev::Service<
+            R,
+            Response = actix_web::dev::ServiceResponse,
+            Error = actix_web::Error,
+        >,
+    {
+        let response = actix_web::test::call_service(service, request).await;
+        let location = response
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned());
+        (response.status().as_u16(), location)
+    }
+
+    fn start_with_rd(service_url: &str, rd: &str) -> Option<String> {
+        let rd: String = byte_serialize(rd.as_bytes()).collect();
+        Some(format!("{service_url}/oauth2/start?rd={rd}"))
+    }
+
+    /// The thread keeps nginx strangers' answers (`NGINX_STRANGERS`): asked
+    /// again, each service answers as the first time, and only for the very
+    /// request it was asked: its own configuration, the same method and URL,
+    /// from a trusted peer. Both services run on this one thread.
+    #[actix_web::test]
+    async fn a_kept_stranger_answer_is_only_for_its_own_service_method_and_url() {
+        let a = "https://auth-a.example.com";
+        let b = "https://auth-b.example.com";
+        let service = |state: web::Data<AppState>| {
+            actix_web::test::init_service(
+                actix_web::App::new()
+                    .app_data(state.clone())
+                    .configure(crate::routes::configure(state)),
+            )
+        };
+        let service_a = service(state(a)).await;
+        let service_b = service(state(b)).await;
+        let page = "https://app.example.com/page?x=1";
+        let other = "https://app.example.com/other";
+        let elsewhere = "https://evil.example.net/";
+        let trusted = "127.0.0.1:40000";
+        let nginx = |url: &'static str| [("x-original-url", url), ("x-original-method", "GET")];
+        for _ in 0..3 {
+            for (service, url) in [(&service_a, a), (&service_b, b)] {
+                let answer = ask(service, stranger(trusted, &nginx(page)).to_request()).await;
+                assert_eq!(answer, (401, start_with_rd(url, page)));
+                let answer = ask(service, stranger(trusted, &nginx(other)).to_request()).await;
+                assert_eq!(answer, (401, start_with_rd(url, other)));
+                // Not an allowed return address: no `rd`, each time.
+                let answer = ask(service, stranger(trusted, &nginx(elsewhere)).to_request()).await;
+                assert_eq!(answer, (401, Some(format!("{url}/oauth2/start"))));
+            }
+            // The same URL with a method that cannot be read: refused, not
+            // the answer kept for GET.
+            let bad_method = [("x-original-url", page), ("x-original-method", "G ET")];
+            assert_eq!(
+                ask(&service_a, stranger(trusted, &bad_method).to_request())
+                    .await
+                    .0,
+                400
+            );
+            // From a peer that is not trusted the headers count for nothing.
+            let answer = ask(
+                &service_a,
+                stranger("192.0.2.7:40000", &nginx(page)).to_request(),
+            )
+            .await;
+            assert_eq!(answer, (401, Some(format!("{a}/oauth2/start"))));
+            // A path: the host comes from another header (the scheme is the
+            // service URL's), so nothing is kept.
+            for host in ["app.example.com", "evil.example.net"] {
+                let path = [
+                    ("x-original-url", "/p"),
+                    ("x-original-method", "GET"),
+                    ("host", host),
+                ];
+                let expected = match host {
+                    "app.example.com" => start_with_rd(a, "https://app.example.com/p"),
+                    _ => Some(format!("{a}/oauth2/start")),
+                };
+                assert_eq!(
+                    ask(&service_a, stranger(trusted, &path).to_request()).await,
+                    (401, expected)
+                );
+            }
+            // An original URL that cannot be read: refused every time.
+            let bad_url = [("x-original-url", "ftp://x"), ("x-original-method", "GET")];
+            assert_eq!(
+                ask(&service_a, stranger(trusted, &bad_url).to_request())
+                    .await
+                    .0,
+                400
             );
         }
     }

@@ -53,6 +53,18 @@ pub struct AppState {
     pub identity_tokens: Option<crate::identity_jwt::IdentityTokens>,
     /// The sign-in and sign-out URLs denied checks send, per site.
     pub denial_urls: site::AllDenialUrls,
+    /// This state's number in the process, as text: per-thread memos of
+    /// answers that depend on the configuration key on it (tests run apps
+    /// of different configurations on one thread).
+    pub instance: Box<str>,
+}
+
+/// A number no other [`AppState`] of this process has, as text.
+fn next_instance() -> Box<str> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        .to_string()
+        .into()
 }
 
 impl AppState {
@@ -72,6 +84,7 @@ impl AppState {
             cookie_names: CookieNames::new(&config.cookie, None),
             frontchannel_budget: frontchannel::Budget::default(),
             denial_urls: site::AllDenialUrls::new(&config),
+            instance: next_instance(),
             config,
             store,
             oidc,

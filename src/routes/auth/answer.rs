@@ -4,7 +4,7 @@
 
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
 
 use super::api_clients::{self, BadToken};
 use crate::access::{Identified, SessionHot, TokenHot, Who};
@@ -88,10 +88,10 @@ impl actix_web::Responder for Allowed {
 /// Every way a check ends without access.
 #[derive(Debug)]
 pub enum Denied {
-    /// Who are you? 401, or a 302/303 to sign in. `start` becomes the
-    /// `Location` header's buffer as it is.
+    /// Who are you? 401, or a 302/303 to sign in at `location`
+    /// (`/oauth2/start`, with `rd`).
     Unauthenticated {
-        start: String,
+        location: HeaderValue,
         status: StatusCode,
         json: bool,
     },
@@ -167,10 +167,10 @@ impl Denied {
     fn response(self, body: Body) -> HttpResponse {
         match self {
             Denied::Unauthenticated {
-                start,
+                location,
                 status,
                 json,
-            } => sign_in_first(start, status, json, body),
+            } => sign_in_first(location, status, json, body),
             Denied::Forbidden { who, sign_out, .. } => {
                 let mut response = match body {
                     Body::Empty => HttpResponse::new(StatusCode::FORBIDDEN),
@@ -196,28 +196,29 @@ impl Denied {
     }
 }
 
-/// A 401 or a 302/303 to `start`.
-fn sign_in_first(start: String, status: StatusCode, json: bool, body: Body) -> HttpResponse {
+/// A 401 or a 302/303 to `location`.
+fn sign_in_first(
+    location: HeaderValue,
+    status: StatusCode,
+    json: bool,
+    body: Body,
+) -> HttpResponse {
+    // Built from text (`super::location`): it reads back.
+    let start = location.to_str().unwrap_or_default();
     let mut response = match (body, json) {
         (Body::Empty, _) => HttpResponse::new(status),
         (Body::Shown, true) => HttpResponse::build(status).json(SignInFirst {
             error: "unauthenticated",
             message: "Sign in first.",
-            sign_in_url: &start,
+            sign_in_url: start,
         }),
         (Body::Shown, false) => HttpResponse::build(status)
             .content_type("text/html; charset=utf-8")
             .body(html::message_page(
                 "Sign in required",
                 "Sign in to continue.",
-                Some((&start, "Sign in")),
+                Some((start, "Sign in")),
             )),
-    };
-    // Built at its exact size (`super::sign_in_url`): its buffer becomes the
-    // header's. A service URL and form-encoding are ASCII, so this cannot
-    // fail; were it to, the answer would be a 500, as an unset header was.
-    let Ok(location) = HeaderValue::from_maybe_shared(web::Bytes::from(start)) else {
-        return HttpResponse::InternalServerError().finish();
     };
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, NO_STORE);
