@@ -13,7 +13,7 @@
 #     on a redis-server started here), the bare handler, mod_auth_openidc,
 #     nginx -> ours, nginx -> bare, the same two for a DENIED check (no cookie:
 #     an empty 401 over the keep-alive upstream; the bare handler's
-#     /oauth2/denied), nginx static; and a third instance (custom server
+#     /oauth2/denied, with the same headers), nginx static; and a third instance (custom server
 #     issuer, BEARER_AUDIENCE, IDENTITY_JWT_KEY) checked with a cookie and with
 #     a bearer token;
 #   - latency percentiles at a fixed rate of half our median maximum, with the
@@ -427,6 +427,11 @@ check_200 nginx-bare "$NGX/bare/page" -H "Cookie: $COOKIE_NAME=$SESSION"
   die "nginx -> forward-auth lets a request without a session through"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$NGX/bare_denied/page")" = 401 ] ||
   die "nginx -> bare /oauth2/denied does not answer 401"
+# The denied pair compares the checks, not their answers: nginx must receive
+# (and send on) the same headers from both.
+header_names() { curl -s -o /dev/null -D - "$1" | tr -d '\r' | sed -n 's/^\([A-Za-z-]*\):.*/\1/p' | tr 'A-Z' 'a-z' | grep -vx date | sort; }
+[ "$(header_names "$NGX/us/page")" = "$(header_names "$NGX/bare_denied/page")" ] ||
+  die "nginx's 401 through forward-auth and through bare /oauth2/denied carry different headers: $(header_names "$NGX/us/page" | tr '\n' ' ')/ $(header_names "$NGX/bare_denied/page" | tr '\n' ' ')"
 
 # ---------------------------------------------------------------------------
 if $APACHE; then

@@ -6,7 +6,9 @@
 //! same workers), whose `GET /oauth2/auth` answers 200 with the same headers as
 //! an allowed check of alice (`Cache-Control: no-store` and the four
 //! `X-Auth-Request-*`) from constants: no cookie, no session, no groups, no
-//! policy; `GET /oauth2/denied` answers an empty 401, as a denied check does.
+//! policy; `GET /oauth2/denied` answers an empty 401 with the headers of the
+//! service's denied check in the benchmark (`Cache-Control`, `WWW-Authenticate`,
+//! a `Location` of the same length: nginx reads and copies them), from constants.
 //! Prints `BARE_AUTH_URL=…`, then serves on 127.0.0.1 until killed.
 //! BENCHMARK ONLY: it lets everyone in.
 #![allow(
@@ -33,7 +35,17 @@ async fn allow() -> HttpResponse {
 }
 
 async fn deny() -> HttpResponse {
-    HttpResponse::Unauthorized().finish()
+    HttpResponse::Unauthorized()
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .insert_header((
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Cookie realm=\"forward-auth\""),
+        ))
+        .insert_header((
+            header::LOCATION,
+            HeaderValue::from_static("http://127.0.0.1:40000/oauth2/start"),
+        ))
+        .finish()
 }
 
 #[actix_web::main]
