@@ -220,6 +220,8 @@ fn from_host_header<'h>(
 
 /// `X-Original-URL`: an absolute http(s) URL, or a path combined with the
 /// forwarded (else `Host`) host and the forwarded (else default) scheme.
+/// An absolute URL must stay a function of its own text (and of the method
+/// header): `routes::auth` keeps nginx strangers' answers by those two alone.
 fn original_url<'h>(
     value: &str,
     header: &impl Fn(&str) -> Option<&'h str>,

@@ -317,7 +317,8 @@ thread_local! {
 /// nginx's answer to a stranger is always a 401 whose `Location` depends
 /// on the original URL and the configuration only: the key is this state's
 /// number, the method (a bad one is refused, and refusals are not kept) and
-/// the URL, apart by line feeds that no header value holds.
+/// the URL, apart by line feeds that no header value holds. The conditions
+/// mirror `forwarded::original_request_preferring`'s branches: change both.
 fn nginx_stranger_key<'r>(req: &'r HttpRequest, state: &'r AppState) -> Option<[&'r str; 5]> {
     let headers = req.headers();
     let url = header_text::value(headers, "x-original-url")?;
@@ -603,23 +604,55 @@ mod tests {
             )
             .await;
             assert_eq!(answer, (401, Some(format!("{a}/oauth2/start"))));
-            // A path: the host comes from another header (the scheme is the
-            // service URL's), so nothing is kept.
-            for host in ["app.example.com", "evil.example.net"] {
-                let path = [
-                    ("x-original-url", "/p"),
-                    ("x-original-method", "GET"),
-                    ("host", host),
-                ];
-                let expected = match host {
-                    "app.example.com" => start_with_rd(a, "https://app.example.com/p"),
-                    _ => Some(format!("{a}/oauth2/start")),
-                };
-                assert_eq!(
-                    ask(&service_a, stranger(trusted, &path).to_request()).await,
-                    (401, expected)
-                );
+            // A path (also after spaces or a tab, which are trimmed): the host
+            // comes from another header (the scheme is the service URL's), so
+            // nothing is kept.
+            for path in ["/p", " /p", "\t/p"] {
+                for host in ["app.example.com", "evil.example.net"] {
+                    let path = [
+                        ("x-original-url", path),
+                        ("x-original-method", "GET"),
+                        ("host", host),
+                    ];
+                    let expected = match host {
+                        "app.example.com" => start_with_rd(a, "https://app.example.com/p"),
+                        _ => Some(format!("{a}/oauth2/start")),
+                    };
+                    assert_eq!(
+                        ask(&service_a, stranger(trusted, &path).to_request()).await,
+                        (401, expected)
+                    );
+                }
             }
+            // Two `X-Original-URL`s: the first counts, kept or not.
+            let two = stranger(trusted, &nginx(page))
+                .append_header(("x-original-url", other))
+                .to_request();
+            assert_eq!(ask(&service_a, two).await, (401, start_with_rd(a, page)));
+            let two = stranger(trusted, &nginx(other))
+                .append_header(("x-original-url", page))
+                .to_request();
+            assert_eq!(ask(&service_a, two).await, (401, start_with_rd(a, other)));
+            // A kept answer is the kept buffer itself, not built again.
+            let location = |response: &actix_web::dev::ServiceResponse| {
+                response
+                    .headers()
+                    .get("location")
+                    .unwrap()
+                    .as_bytes()
+                    .as_ptr()
+            };
+            let first = actix_web::test::call_service(
+                &service_b,
+                stranger(trusted, &nginx(page)).to_request(),
+            )
+            .await;
+            let again = actix_web::test::call_service(
+                &service_b,
+                stranger(trusted, &nginx(page)).to_request(),
+            )
+            .await;
+            assert_eq!(location(&first), location(&again));
             // An original URL that cannot be read: refused every time.
             let bad_url = [("x-original-url", "ftp://x"), ("x-original-method", "GET")];
             assert_eq!(

@@ -203,7 +203,7 @@ fn sign_in_first(
     json: bool,
     body: Body,
 ) -> HttpResponse {
-    // Built from text (`super::location`): it reads back.
+    // Built from text (`super::sign_in_url`, ASCII): it reads back.
     let start = location.to_str().unwrap_or_default();
     let mut response = match (body, json) {
         (Body::Empty, _) => HttpResponse::new(status),
