@@ -10,6 +10,7 @@ reported (met / not met), never asserted.
     bench_report.py half-max OUT       half of our median maximum, in req/s
     bench_report.py latency-line FILE LBL  one line of latency percentiles
     bench_report.py shared-line PREFIX A B  one line of a shared-core round
+    bench_report.py pairs              issue 15's pairs, one NUMERATOR:DENOMINATOR a line
     bench_report.py report OUT         the table, results.md, the verdict
 """
 
@@ -537,6 +538,10 @@ def main(argv):
         else:
             print(f"  {argv[3] + ' | ' + argv[4]:<37} {fmt_rps(x['a'])} | {fmt_rps(x['b'])} "
                   f"per CPU-second, ratio {x['ratio']:.3f}, core 0: {x['core0']:.0f}%")
+        return 0
+    if len(argv) == 2 and argv[1] == "pairs":
+        for _, a, b, _ in ISSUE_15:
+            print(f"{a}:{b}")
         return 0
     if len(argv) == 3 and argv[1] == "report":
         return report(argv[2])

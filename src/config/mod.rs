@@ -30,7 +30,7 @@ mod raw;
 mod raw_debug;
 mod store;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;
 

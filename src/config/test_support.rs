@@ -35,7 +35,7 @@ pub(super) fn with(changes: &[(&str, Option<&str>)]) -> Vec<(String, String)> {
     vars
 }
 
-pub(super) fn load(changes: &[(&str, Option<&str>)]) -> Config {
+pub(crate) fn load(changes: &[(&str, Option<&str>)]) -> Config {
     match Config::from_vars(with(changes)) {
         Ok((config, _)) => config,
         Err(e) => panic!("{e}"),

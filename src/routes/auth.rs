@@ -125,7 +125,15 @@ async fn check(
     if let Some((tokens, token)) = api_clients::bearer_token(req, state) {
         let verdict = tokens.check(token, route).await.map_err(refused)?;
         // A token's 403 links to the configured service URL's sign-out.
-        return answer(req, state, mode, verdict, original, SignOut::Service).await;
+        return answer(
+            req,
+            state,
+            mode,
+            verdict,
+            original.as_ref(),
+            SignOut::Service,
+        )
+        .await;
     }
     let host = original.as_ref().and_then(|o| o.url.as_ref()?.host_str());
     let now = now();
@@ -138,7 +146,15 @@ async fn check(
         .check(&mut cookies, host, route, now)
         .await
         .map_err(refused)?;
-    answer(req, state, mode, verdict, original, SignOut::OfSite).await
+    answer(
+        req,
+        state,
+        mode,
+        verdict,
+        original.as_ref(),
+        SignOut::OfSite,
+    )
+    .await
 }
 
 /// The lists of a route without a query: none.
@@ -189,14 +205,14 @@ enum SignOut {
     OfSite,
 }
 
-/// The HTTP answer to a verdict. `original`: the original request if read,
-/// read here when a stranger's answer needs it.
+/// The HTTP answer to a verdict. `original`: the original request if the
+/// check read it (a stranger's answer reads it otherwise).
 async fn answer(
     req: &HttpRequest,
     state: &AppState,
     mode: Mode,
     verdict: Verdict,
-    original: &mut Option<OriginalRequest>,
+    original: Option<&OriginalRequest>,
     sign_out: SignOut,
 ) -> Result<Allowed, Denied> {
     match verdict {
@@ -209,7 +225,7 @@ async fn answer(
             Box::pin(api_clients::with_signed_identity(
                 allowed,
                 state,
-                original.as_ref(),
+                original,
                 &identified,
             ))
             .await
@@ -218,7 +234,7 @@ async fn answer(
         Verdict::Forbidden { who, reason } => {
             let site_host = match sign_out {
                 SignOut::Service => None,
-                SignOut::OfSite => original.as_ref().and_then(|o| o.url.as_ref()?.host_str()),
+                SignOut::OfSite => original.and_then(|o| o.url.as_ref()?.host_str()),
             };
             Err(Denied::Forbidden {
                 sign_out: (state.denial_urls_of(state.site_of_host(site_host)).sign_out).clone(),
@@ -268,35 +284,25 @@ fn stranger(
     req: &HttpRequest,
     state: &AppState,
     mode: Mode,
-    original: &mut Option<OriginalRequest>,
+    original: Option<&OriginalRequest>,
 ) -> Denied {
-    let answer = |original: &OriginalRequest| unauthenticated(req, state, mode, original);
-    if let Some(read) = original.as_ref() {
-        return answer(read);
+    if let Some(read) = original {
+        return unauthenticated(req, state, mode, read);
     }
-    let read_and_answer = |_: &str| match read_original(req, state, mode) {
-        Ok(read) => match answer(&read) {
-            Denied::Unauthenticated { location, .. } => Ok(location),
-            other => Err(other),
-        },
-        Err(refused) => Err(refused),
+    let fresh = || match read_original(req, state, mode) {
+        Ok(read) => unauthenticated(req, state, mode, &read),
+        Err(refused) => refused,
     };
     if mode == Mode::Nginx {
         if let Some(key) = nginx_stranger_key(req, state) {
-            return match memo::per_thread(&NGINX_STRANGERS, &key, read_and_answer) {
-                Ok(location) => Denied::Unauthenticated {
-                    location,
-                    status: StatusCode::UNAUTHORIZED,
-                    json: false,
-                },
-                Err(denied) => denied,
-            };
+            let kept = memo::per_thread(&NGINX_STRANGERS, &key, |_| match fresh() {
+                Denied::Unauthenticated { location, .. } => Ok(location),
+                other => Err(other),
+            });
+            return kept.map_or_else(|denied| denied, nginx_sign_in);
         }
     }
-    match read_original(req, state, mode) {
-        Ok(read) => answer(original.insert(read)),
-        Err(refused) => refused,
-    }
+    fresh()
 }
 
 /// nginx strangers' `Location`s this thread keeps, at most (each for an
@@ -333,6 +339,15 @@ fn nginx_stranger_key<'r>(req: &'r HttpRequest, state: &'r AppState) -> Option<[
     Some([&state.instance, "\n", method, "\n", url])
 }
 
+/// nginx's answer to a stranger: always a 401 to sign in at `location`.
+fn nginx_sign_in(location: HeaderValue) -> Denied {
+    Denied::Unauthenticated {
+        location,
+        status: StatusCode::UNAUTHORIZED,
+        json: false,
+    }
+}
+
 fn unauthenticated(
     req: &HttpRequest,
     state: &AppState,
@@ -353,11 +368,7 @@ fn unauthenticated(
         return Denied::Error(AppError::Internal("the sign-in URL is not a header value"));
     };
     match mode {
-        Mode::Nginx => Denied::Unauthenticated {
-            location,
-            status: StatusCode::UNAUTHORIZED,
-            json: false,
-        },
+        Mode::Nginx => nginx_sign_in(location),
         Mode::Forward if is_api_request(req) => Denied::Unauthenticated {
             location,
             status: StatusCode::UNAUTHORIZED,
@@ -500,24 +511,10 @@ mod tests {
     /// A service's state with its own configuration: `service_url`,
     /// redirects allowed to `.example.com`, trusting loopback only.
     fn state(service_url: &str) -> web::Data<AppState> {
-        let vars = [
-            ("IDP_PROVIDER", "okta"),
-            ("IDP_PROVIDER_URL", "https://dev-123.okta.com"),
-            ("IDP_CLIENT_ID", "0oa1client"),
-            ("IDP_CLIENT_SECRET", "client-secret"),
-            ("IDP_SERVICE_ACCOUNT", "00ssws-token"),
-            ("AUTHENTICATE_SERVICE_URL", service_url),
-            (
-                "COOKIE_SECRET",
-                "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-            ),
-            ("ALLOWED_REDIRECT_DOMAINS", ".example.com"),
-        ];
-        let (config, _) = crate::config::Config::from_vars(
-            vars.map(|(name, value)| (name.to_owned(), value.to_owned())),
-        )
-        .unwrap();
-        let config = Arc::new(config);
+        let config = Arc::new(crate::config::test_support::load(&[
+            ("AUTHENTICATE_SERVICE_URL", Some(service_url)),
+            ("ALLOWED_REDIRECT_DOMAINS", Some(".example.com")),
+        ]));
         let oidc = Arc::new(crate::oidc::Oidc::new(&config, reqwest::Client::new()));
         let store = Arc::new(crate::session::MemoryStore::new());
         web::Data::new(AppState::new(config, store, oidc, None))
